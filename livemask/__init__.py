@@ -1,0 +1,3 @@
+"""livemask: real-time face-mask detection with explanations."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,5 @@
+import sys
+
+from livemask.cli import main
+
+sys.exit(main())

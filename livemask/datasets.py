@@ -1,0 +1,139 @@
+"""Readers for the two data layouts livemask trains and evaluates on.
+
+* Scene sets (PASCAL VOC): ``images/*.jpg`` + ``annotations/*.xml`` with face boxes
+  named ``with_mask``, ``without_mask`` or ``mask_weared_incorrect``.
+* Class folders: ``with_mask/`` and ``without_mask/``, optionally with a
+  ``manifest.csv`` (``file, group, split, status`` columns).
+"""
+
+from __future__ import annotations
+
+import csv
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from livemask.errors import InputImageError
+from livemask.images import IMAGE_SUFFIXES
+
+FOLDER_CLASSES = ("with_mask", "without_mask")
+
+
+@dataclass(frozen=True)
+class SceneImage:
+    path: Path
+    boxes: np.ndarray  # (N, 4) float32 x1, y1, x2, y2
+    names: tuple[str, ...]  # annotation class per box
+
+
+@dataclass(frozen=True)
+class FaceImage:
+    path: Path
+    label: str  # with_mask | without_mask
+    group: str
+    split: str
+
+
+def is_scene_set(root: Path) -> bool:
+    return (root / "images").is_dir() and (root / "annotations").is_dir()
+
+
+def is_class_folders(root: Path) -> bool:
+    return all((root / c).is_dir() for c in FOLDER_CLASSES)
+
+
+def read_list(path: Path) -> set[str]:
+    """Stems named in a list file, one file name or stem a line."""
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError as err:
+        raise InputImageError(f"{path}: cannot read list file ({err.strerror})") from None
+    return {Path(line.strip()).stem for line in lines if line.strip()}
+
+
+def _parse_voc(xml_path: Path) -> tuple[str, np.ndarray, tuple[str, ...]]:
+    try:
+        root = ET.parse(xml_path).getroot()
+    except ET.ParseError as err:
+        raise InputImageError(f"{xml_path}: not a VOC annotation ({err})") from None
+    boxes, names = [], []
+    for obj in root.iter("object"):
+        bb = obj.find("bndbox")
+        if bb is None:
+            continue
+        boxes.append([float(bb.findtext(k, "0")) for k in ("xmin", "ymin", "xmax", "ymax")])
+        names.append((obj.findtext("name") or "").strip())
+    filename = root.findtext("filename") or (xml_path.stem + ".jpg")
+    return filename, np.asarray(boxes, np.float32).reshape(-1, 4), tuple(names)
+
+
+def load_scenes(root: Path, only: set[str] | None = None) -> list[SceneImage]:
+    """Scene images with their annotated faces, sorted by file name."""
+    out = []
+    for xml_path in sorted((root / "annotations").glob("*.xml")):
+        if only is not None and xml_path.stem not in only:
+            continue
+        filename, boxes, names = _parse_voc(xml_path)
+        image = root / "images" / filename
+        if not image.is_file():
+            image = root / "images" / (xml_path.stem + ".jpg")
+        out.append(SceneImage(image, boxes, names))
+    return out
+
+
+def load_face_folders(root: Path, only: set[str] | None = None, split: str | None = None) -> list[FaceImage]:
+    """Images of the class folders; with a manifest, its group and split (duplicates dropped)."""
+    manifest = root / "manifest.csv"
+    rows: dict[str, dict[str, str]] = {}
+    if manifest.is_file():
+        with manifest.open(newline="") as fh:
+            for row in csv.DictReader(fh):
+                if row.get("file") and row.get("status", "ok") == "ok":
+                    rows[row["file"]] = row
+    elif split is not None:
+        raise InputImageError(f"{root}: --split needs a manifest.csv in the folder")
+    out = []
+    for label in FOLDER_CLASSES:
+        for path in sorted((root / label).iterdir()):
+            if path.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            rel = f"{label}/{path.name}"
+            if rows and rel not in rows:
+                continue
+            row = rows.get(rel, {})
+            item = FaceImage(path, label, row.get("group") or path.stem, row.get("split", ""))
+            if split is not None and item.split != split:
+                continue
+            if only is not None and path.stem not in only:
+                continue
+            out.append(item)
+    return out
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU matrix (len(a), len(b)) of x1, y1, x2, y2 boxes."""
+    a, b = a.reshape(-1, 4).astype(np.float64), b.reshape(-1, 4).astype(np.float64)
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.clip(rb - lt, 0, None).prod(axis=2)
+    area_a = (a[:, 2:] - a[:, :2]).clip(0).prod(axis=1)
+    area_b = (b[:, 2:] - b[:, :2]).clip(0).prod(axis=1)
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+
+
+def match_boxes(truth: np.ndarray, pred: np.ndarray, pred_scores: np.ndarray, iou: float) -> np.ndarray:
+    """Greedy matching by score: for each truth box the index of its prediction, or -1."""
+    matched = np.full(len(truth), -1, np.int64)
+    if not len(truth) or not len(pred):
+        return matched
+    ious = box_iou(truth, pred)
+    taken = np.zeros(len(pred), bool)
+    for j in np.argsort(-pred_scores):
+        cand = np.where((matched < 0) & (ious[:, j] >= iou))[0]
+        if len(cand) and not taken[j]:
+            i = cand[np.argmax(ious[cand, j])]
+            matched[i] = j
+            taken[j] = True
+    return matched

@@ -1,0 +1,68 @@
+"""Drawing results on frames: one ``annotate(scene, ...)`` for faces, one for the status overlay."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from livemask.types import Detections, Predictions
+
+# BGR colour per class name; any other class is drawn in amber
+CLASS_COLOURS = {"mask": (60, 200, 60), "no_mask": (40, 40, 230)}
+OTHER_COLOUR = (0, 190, 255)
+FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+
+def class_colour(name: str) -> tuple[int, int, int]:
+    return CLASS_COLOURS.get(name, OTHER_COLOUR)
+
+
+def put_label(image: np.ndarray, text: str, org: tuple[int, int], colour, scale: float = 0.5) -> None:
+    """Text on a filled box whose bottom-left corner is ``org`` (kept inside the image)."""
+    (tw, th), base = cv2.getTextSize(text, FONT, scale, 1)
+    x = int(np.clip(org[0], 0, max(image.shape[1] - tw - 4, 0)))
+    y = int(np.clip(org[1], th + base + 4, image.shape[0]))
+    cv2.rectangle(image, (x, y - th - base - 4), (x + tw + 4, y), colour, cv2.FILLED)
+    cv2.putText(image, text, (x + 2, y - base - 1), FONT, scale, (255, 255, 255), 1, cv2.LINE_AA)
+
+
+class FaceAnnotator:
+    """Boxes coloured by class, with label, probability and track id."""
+
+    def __init__(self, thickness: int = 2, text_scale: float = 0.5):
+        self.thickness = thickness
+        self.text_scale = text_scale
+
+    def annotate(self, scene: np.ndarray, detections: Detections, predictions: Predictions,
+                 track_ids: np.ndarray | None = None) -> np.ndarray:
+        """Draw on ``scene`` in place and return it."""
+        scale = self.text_scale * max(1.0, scene.shape[1] / 960)
+        for i, (box, label, prob) in enumerate(zip(detections.boxes, predictions.labels, predictions.confidences)):
+            colour = class_colour(label)
+            x1, y1, x2, y2 = (int(round(v)) for v in box)
+            cv2.rectangle(scene, (x1, y1), (x2, y2), colour, self.thickness, cv2.LINE_AA)
+            text = f"{label} {prob:.0%}"
+            if track_ids is not None:
+                text = f"#{int(track_ids[i])} {text}"
+            put_label(scene, text, (x1, y1 - 2 if y1 > 20 else y2 + 20), colour, scale)
+        return scene
+
+
+def draw_status(scene: np.ndarray, lines: list[str]) -> np.ndarray:
+    """Status lines (FPS, latency, counts) in the top-left corner, on a dark band."""
+    scale = 0.5 * max(1.0, scene.shape[1] / 960)
+    (_, th), base = cv2.getTextSize("Ag", FONT, scale, 1)
+    step = th + base + 4
+    width = max((cv2.getTextSize(t, FONT, scale, 1)[0][0] for t in lines), default=0) + 10
+    band = scene[: step * len(lines) + 6, :width]
+    band[:] = (band * 0.4).astype(scene.dtype)
+    for k, text in enumerate(lines):
+        cv2.putText(scene, text, (5, step * (k + 1)), FONT, scale, (255, 255, 255), 1, cv2.LINE_AA)
+    return scene
+
+
+def count_labels(predictions: Predictions) -> dict[str, int]:
+    counts = {name: 0 for name in predictions.class_names}
+    for label in predictions.labels:
+        counts[label] += 1
+    return counts

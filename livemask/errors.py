@@ -1,0 +1,37 @@
+"""Error types that reach the user as one line and a non-zero exit status."""
+
+from __future__ import annotations
+
+
+class LivemaskError(Exception):
+    """Base class: the CLI prints ``str(error)`` on one line and exits with ``exit_code``."""
+
+    exit_code = 1
+
+
+class ConfigError(LivemaskError):
+    """A config file or CLI value is wrong (unknown key, bad type, bad value)."""
+
+    exit_code = 2
+
+
+class ModelFileError(LivemaskError):
+    """A model file (classifier or detector) is missing or cannot be loaded."""
+
+    exit_code = 2
+
+
+class InputImageError(LivemaskError):
+    """An image cannot be read or has a layout the pipeline cannot use."""
+
+    exit_code = 1
+
+
+class SourceError(LivemaskError):
+    """A video source cannot be opened or fails while reading."""
+
+    exit_code = 2
+
+
+class ShapeError(LivemaskError, ValueError):
+    """An array does not have the expected shape or dtype."""

@@ -1,0 +1,101 @@
+"""``livemask explain``: Grad-CAM / occlusion panels for every face in still images.
+
+For each image it writes ``OUT/<stem>_explain.png`` (one row per face) and, when faces
+are found, the maps as ``OUT/<stem>_<method>.npy`` (N, S, S) float32 in [0, 1], in the
+order of the faces. With ``--json`` it prints one JSON object per image.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from livemask.errors import InputImageError, LivemaskError
+from livemask.images import list_images, read_image
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("paths", nargs="+", type=Path, metavar="IMAGE", help="image files or folders")
+    parser.add_argument("--method", choices=("gradcam", "occlusion", "all"), default="gradcam",
+                        help="explanation method (default: gradcam)")
+    parser.add_argument("--target", default=None, metavar="CLASS",
+                        help="explain this class for every face (default: each face's predicted class)")
+    parser.add_argument("--out", type=Path, default=Path("out"), help="folder for panels and maps (default: out)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object per image")
+
+
+def _round(v: float, k: int = 4) -> float:
+    return round(float(v), k)
+
+
+def image_record(path: Path, panel: Path, detections, results, map_files: dict[str, Path]) -> dict:
+    faces = []
+    for i in range(len(detections)):
+        probs = results[0].probabilities[i] if results else np.zeros(0)
+        k = int(probs.argmax())
+        entries = []
+        for res in results:
+            entry = {"method": res.method, "target": res.class_names[int(res.targets[i])],
+                     "target_probability": _round(res.probabilities[i, res.targets[i]]),
+                     "ms": _round(res.ms_per_face, 2), "map": str(map_files[res.method]), "map_index": i}
+            if res.faithfulness is not None:
+                f = res.faithfulness
+                entry["faithfulness"] = {"deletion_auc": _round(f.deletion_auc[i]),
+                                         "random_deletion_auc": _round(f.random_auc[i]),
+                                         "ratio": _round(f.ratio[i])}
+                entry["faithfulness_ms"] = _round(res.faithfulness_ms_per_face, 2)
+            entries.append(entry)
+        faces.append({"box": [_round(v, 1) for v in detections.boxes[i]], "label": results[0].class_names[k],
+                      "probability": _round(probs[k]), "explanations": entries})
+    return {"path": str(path), "panel": str(panel), "faces": faces}
+
+
+def command(args, config) -> int:
+    from livemask.config import build
+    from livemask.explain import ExplainSuite
+
+    ExplainSuite.methods_for(args.method)
+    paths = list_images(args.paths)
+    if not paths:
+        raise InputImageError("no images found in " + ", ".join(map(str, args.paths)))
+    detector = build(config, "detector")
+    classifier = build(config, "classifier")
+    suite = build(config, "explain", classifier=classifier)
+    if args.target is not None and args.target not in classifier.class_names:
+        raise LivemaskError(f"--target {args.target!r}: the model's classes are {', '.join(classifier.class_names)}")
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise LivemaskError(f"--out {args.out}: cannot create folder ({err.strerror})") from None
+    suite.warmup()  # compile once, so the reported times are per face, not per trace
+    failures = 0
+    for path in paths:
+        try:
+            image = read_image(path)
+            detections = detector.detect(image)
+            crops = classifier.crops(image, detections)
+            results = suite.explain(crops, args.method, targets=args.target)
+        except LivemaskError as err:
+            print(f"livemask: error: {err}", file=sys.stderr, flush=True)
+            failures += 1
+            continue
+        panel_path = args.out / f"{path.stem}_explain.png"
+        panel = suite.render(crops, results, f"{path.name} - {args.method}")
+        if not cv2.imwrite(str(panel_path), panel):
+            raise LivemaskError(f"cannot write {panel_path}")
+        map_files = {}
+        for res in results:
+            map_files[res.method] = args.out / f"{path.stem}_{res.method}.npy"
+            if len(res):
+                np.save(map_files[res.method], res.maps)
+        if args.json:
+            print(json.dumps(image_record(path, panel_path, detections, results, map_files)), flush=True)
+        log.info("%s: %d face(s) -> %s", path, len(detections), panel_path)
+    return 1 if failures else 0

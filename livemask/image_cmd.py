@@ -1,0 +1,60 @@
+"""``livemask image``: detect and classify faces in still images, write annotated copies."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import cv2
+
+from livemask.draw import FaceAnnotator
+from livemask.errors import InputImageError, LivemaskError
+from livemask.images import list_images, read_image
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("paths", nargs="+", type=Path, help="image files or folders")
+    parser.add_argument("--out", type=Path, default=Path("out"), help="folder for annotated images (default: out)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object per image")
+
+
+def face_records(detections, predictions) -> list[dict]:
+    return [
+        {"box": [round(float(v), 1) for v in box], "score": round(float(score), 4), "label": label,
+         "probability": round(float(prob), 4)}
+        for box, score, label, prob in zip(detections.boxes, detections.scores, predictions.labels,
+                                           predictions.confidences)
+    ]
+
+
+def command(args, config) -> int:
+    from livemask.config import build
+
+    paths = list_images(args.paths)
+    if not paths:
+        raise InputImageError("no images found in " + ", ".join(map(str, args.paths)))
+    detector = build(config, "detector")
+    classifier = build(config, "classifier")
+    annotator = FaceAnnotator()
+    args.out.mkdir(parents=True, exist_ok=True)
+    failures = 0
+    for path in paths:
+        try:
+            image = read_image(path)
+            detections = detector.detect(image)
+            predictions = classifier.classify(image, detections)
+        except LivemaskError as err:
+            print(f"livemask: error: {err}", file=sys.stderr, flush=True)
+            failures += 1
+            continue
+        out = args.out / (path.stem + ".png")
+        cv2.imwrite(str(out), annotator.annotate(image.copy(), detections, predictions))
+        faces = face_records(detections, predictions)
+        if args.json:
+            print(json.dumps({"path": str(path), "faces": faces}), flush=True)
+        log.info("%s: %d face(s) -> %s", path, len(faces), out)
+    return 1 if failures else 0

@@ -1,0 +1,84 @@
+"""Keras layers that carry the classifier's contract inside the model file.
+
+``Preprocess`` is the model's first layer: it records the colour order the model
+wants (``RGB``), the crop margin it was trained with, and turns 0-255 pixels into the
+network's range (``x * scale + offset``). ``ClassProbabilities`` is its last layer: a
+softmax that records the class names in output order. Code reads both back from the
+loaded model; no class index, colour conversion or scaling is written anywhere else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+
+from livemask.errors import ModelFileError
+
+
+@keras.saving.register_keras_serializable(package="livemask")
+class Preprocess(keras.layers.Layer):
+    def __init__(self, channel_order: str = "RGB", scale: float = 1 / 127.5, offset: float = -1.0,
+                 crop_margin: float = 0.2, **kwargs):
+        super().__init__(**kwargs)
+        if channel_order not in ("RGB", "BGR"):
+            raise ValueError(f"channel_order must be RGB or BGR, got {channel_order!r}")
+        self.channel_order = channel_order
+        self.scale = float(scale)
+        self.offset = float(offset)
+        self.crop_margin = float(crop_margin)
+
+    def call(self, x):
+        return x * self.scale + self.offset
+
+    def get_config(self):
+        return {**super().get_config(), "channel_order": self.channel_order, "scale": self.scale,
+                "offset": self.offset, "crop_margin": self.crop_margin}
+
+
+@keras.saving.register_keras_serializable(package="livemask")
+class ClassProbabilities(keras.layers.Layer):
+    def __init__(self, class_names=("mask", "no_mask"), **kwargs):
+        super().__init__(**kwargs)
+        self.class_names = tuple(class_names)
+
+    def call(self, logits):
+        return keras.ops.softmax(logits, axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "class_names": list(self.class_names)}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a caller needs to feed the model: read from the model, never assumed."""
+
+    input_size: int
+    channel_order: str
+    scale: float
+    offset: float
+    crop_margin: float
+    class_names: tuple[str, ...]
+
+    def pixel_for(self, model_value: float) -> float:
+        """The 0-255 input value that the model's preprocessing maps to ``model_value``."""
+        return (model_value - self.offset) / self.scale
+
+    def class_index(self, name: str) -> int:
+        if name not in self.class_names:
+            raise ValueError(f"unknown class {name!r}; the model's classes are {list(self.class_names)}")
+        return self.class_names.index(name)
+
+
+def read_spec(model: keras.Model) -> ModelSpec:
+    pre = [layer for layer in model.layers if isinstance(layer, Preprocess)]
+    head = [layer for layer in model.layers if isinstance(layer, ClassProbabilities)]
+    if len(pre) != 1 or len(head) != 1:
+        raise ModelFileError(
+            f"model '{model.name}' lacks livemask's Preprocess/ClassProbabilities layers; train it with 'livemask train'"
+        )
+    shape = model.input_shape
+    if len(shape) != 4 or shape[1] != shape[2] or shape[3] != 3:
+        raise ModelFileError(f"model '{model.name}': expected input (None, S, S, 3), got {shape}")
+    p = pre[0]
+    return ModelSpec(int(shape[1]), p.channel_order, p.scale, p.offset, p.crop_margin, head[0].class_names)

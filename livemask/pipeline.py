@@ -1,0 +1,329 @@
+"""The inference loop: frame -> detections -> crops -> one batched classifier call -> tracked result.
+
+:class:`FrameProcessor` is the per-frame work, with no threads. :class:`Pipeline` runs it
+as overlapping stages, each in its own thread with a bounded queue to the next::
+
+    capture thread -> [frames] -> detect thread -> [detections] -> classify thread -> [results] -> consumer
+
+so that decoding frame n+2, detecting faces in frame n+1 and classifying frame n happen
+at the same time; throughput is set by the slowest stage, not their sum. OpenCV's DNN
+and TensorFlow release the GIL while they compute. Every stage ends by passing a
+sentinel on, on the normal and on the error path; an error in any stage reaches the
+consumer's :meth:`Pipeline.get` as a LivemaskError.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from livemask.errors import ConfigError, LivemaskError
+from livemask.stream import BufferPolicy, Capture
+from livemask.tracker import Tracker
+from livemask.types import Detections, Frame, FrameResult
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PipelineOptions:
+    """The ``pipeline`` section of config.yaml (see there for the meaning of each key)."""
+
+    detector_long_side: int = 320
+    detect_every: int = 1
+    stage_queue: int = 2
+    max_display_age_ms: float = 100.0
+
+    def __post_init__(self) -> None:
+        if self.detect_every < 1:
+            raise ConfigError(f"pipeline.detect_every must be >= 1, got {self.detect_every}")
+        if self.stage_queue < 1:
+            raise ConfigError(f"pipeline.stage_queue must be >= 1, got {self.stage_queue}")
+        if self.detector_long_side < 0 or self.detector_long_side % 32:
+            raise ConfigError(
+                f"pipeline.detector_long_side must be 0 (use the detector section) or a multiple of 32, "
+                f"got {self.detector_long_side}"
+            )
+
+
+def build_detector(config: dict, options: PipelineOptions):
+    """The configured detector; for CenterFace, at the video input size of ``pipeline.detector_long_side``."""
+    from livemask.config import build
+
+    section = config.get("detector", {})
+    if options.detector_long_side and section.get("name", "centerface") == "centerface":
+        return build(config, "detector", input_long_side=options.detector_long_side)
+    return build(config, "detector")
+
+
+class FrameProcessor:
+    """Per-frame work: detect (or carry boxes on skipped frames), crop, classify in one call, track.
+
+    With ``detect_every`` k > 1 the detector runs on every k-th frame and the frames in
+    between reuse the last boxes (classified again on their own pixels); results say so
+    in :attr:`detected`.
+    """
+
+    def __init__(self, detector, classifier, tracker: Tracker | None = None, detect_every: int = 1):
+        self.detector = detector
+        self.classifier = classifier
+        self.tracker = tracker or Tracker(enabled=False)
+        self.detect_every = int(detect_every)
+        self._last = Detections.empty()
+        self._count = 0
+
+    def detect(self, frame: Frame) -> Detections | None:
+        """Detections for the frame, or None when this frame reuses the previous boxes."""
+        run = self._count % self.detect_every == 0
+        self._count += 1
+        return self.detector.detect(frame.image) if run else None
+
+    def finish(self, frame: Frame, detections: Detections | None, detect_ms: float = 0.0) -> FrameResult:
+        """Classify all faces of the frame in one batched call, then track and vote.
+
+        ``detections`` None means the detector skipped this frame: the tracker carries the
+        last boxes along their motion (or, with tracking off, they are reused as they were).
+        ``inference_ms`` of the result is ``detect_ms`` plus the time spent here.
+        """
+        started = time.perf_counter()
+        tracking = self.tracker.enabled
+        if detections is None and tracking:
+            h, w = frame.image.shape[:2]
+            detections, track_ids = self.tracker.carry((w, h))
+            predictions = self.tracker.vote(track_ids, self.classifier.classify(frame.image, detections))
+        else:
+            if detections is None:
+                detections = self._last
+            self._last = detections
+            track_ids, predictions = self.tracker.update(detections, self.classifier.classify(frame.image, detections))
+        return FrameResult(frame, detections, predictions, track_ids,
+                           detect_ms + (time.perf_counter() - started) * 1000.0)
+
+    def process(self, frame: Frame) -> FrameResult:
+        started = time.perf_counter()
+        detections = self.detect(frame)
+        return self.finish(frame, detections, (time.perf_counter() - started) * 1000.0)
+
+
+class _End:
+    def __init__(self, error: BaseException | None = None):
+        self.error = error
+
+
+class Percentiles:
+    """Bounded store of recent values (milliseconds) with percentiles and the all-time maximum."""
+
+    def __init__(self, keep: int = 8192):
+        self.values: deque[float] = deque(maxlen=keep)
+        self.count = 0
+        self.maximum = 0.0
+
+    def add(self, value: float) -> None:
+        self.values.append(value)
+        self.count += 1
+        self.maximum = max(self.maximum, value)
+
+    def percentile(self, q: float) -> float | None:
+        return float(np.percentile(np.fromiter(self.values, float), q)) if self.values else None
+
+    def summary(self) -> dict:
+        p50, p95 = self.percentile(50), self.percentile(95)
+        return {"p50": None if p50 is None else round(p50, 1), "p95": None if p95 is None else round(p95, 1),
+                "max": round(self.maximum, 1)}
+
+
+class Pipeline:
+    """Capture, detection and classification as three overlapping threads.
+
+    ``live``: inter-stage queues hold one item and drop the older one when full (counted
+    in :attr:`dropped`), as the capture queue does, so what comes out is recent.
+    Otherwise they hold ``stage_queue`` items, every stage blocks for room and no frame is lost.
+    """
+
+    def __init__(self, capture: Capture, processor: FrameProcessor, stage_queue: int = 2):
+        self.capture = capture
+        self.processor = processor
+        self.live = capture.live
+        self.stop_event = capture.stop_event
+        self.policy = BufferPolicy.DROP_OLDEST if self.live else BufferPolicy.BLOCK
+        size = 1 if self.live else max(int(stage_queue), 1)
+        self._detected: queue.Queue = queue.Queue(maxsize=size)
+        self._results: queue.Queue = queue.Queue(maxsize=size)
+        self._threads: list[threading.Thread] = []
+        self._ended = False
+        self.dropped = 0  # frames dropped between stages (live only); capture drops are in capture.stats
+        self.processed = 0
+        self.result_latency = Percentiles()  # capture -> result ready, ms
+        self.inference = Percentiles()  # detection + classification time of a frame, ms
+
+    def start(self) -> Pipeline:
+        self.capture.start()
+        for name, target in (("detect", self._detect_loop), ("classify", self._classify_loop)):
+            t = threading.Thread(target=target, name=f"pipeline-{name}", daemon=True)
+            t.start()
+            self._threads.append(t)
+        return self
+
+    # -- stages ---------------------------------------------------------------------------
+    def _put(self, q: queue.Queue, item) -> None:
+        if self.policy is BufferPolicy.DROP_OLDEST and not isinstance(item, _End):
+            while True:
+                try:
+                    q.put_nowait(item)
+                    return
+                except queue.Full:
+                    try:
+                        q.get_nowait()
+                        self.dropped += 1
+                    except queue.Empty:
+                        pass
+        while True:
+            try:
+                q.put(item, timeout=0.05)
+                return
+            except queue.Full:
+                if self.stop_event.is_set():
+                    if not isinstance(item, _End):
+                        return
+                    try:  # the sentinel must get through: make room
+                        q.get_nowait()
+                    except queue.Empty:
+                        pass
+
+    def _detect_loop(self) -> None:
+        end = _End()
+        try:
+            while not self.stop_event.is_set():
+                try:
+                    frame = self.capture.get(timeout=0.05)
+                except queue.Empty:
+                    continue
+                if frame is None:
+                    break
+                started = time.perf_counter()
+                detections = self.processor.detect(frame)
+                self._put(self._detected, (frame, detections, (time.perf_counter() - started) * 1000.0))
+        except BaseException as err:  # every error must reach the consumer
+            end = _End(err)
+        finally:
+            self._put(self._detected, end)
+
+    def _classify_loop(self) -> None:
+        end = _End()
+        try:
+            while True:
+                try:
+                    item = self._detected.get(timeout=0.05)
+                except queue.Empty:
+                    if self.stop_event.is_set():
+                        break
+                    continue
+                if isinstance(item, _End):
+                    end = item
+                    break
+                frame, detections, detect_ms = item
+                result = self.processor.finish(frame, detections, detect_ms)
+                self.inference.add(result.inference_ms)
+                self.result_latency.add((time.monotonic() - frame.timestamp) * 1000.0)
+                self._put(self._results, result)
+        except BaseException as err:
+            end = _End(err)
+        finally:
+            self._put(self._results, end)
+
+    # -- consumer -------------------------------------------------------------------------
+    def get(self, timeout: float = 0.1) -> FrameResult | None:
+        """The next result; None at the end; raises queue.Empty on timeout, LivemaskError on failure."""
+        if self._ended:
+            return None
+        return self._take(self._results.get(timeout=timeout))
+
+    def get_nowait(self) -> FrameResult | None:
+        if self._ended:
+            return None
+        return self._take(self._results.get_nowait())
+
+    def _take(self, item) -> FrameResult | None:
+        if isinstance(item, _End):
+            self._ended = True
+            err = item.error
+            if err is None:
+                return None
+            if isinstance(err, LivemaskError):
+                raise err
+            raise LivemaskError(f"inference failed: {type(err).__name__}: {err}") from err
+        self.processed += 1
+        return item
+
+    def get_latest(self, timeout: float = 0.0) -> tuple[FrameResult | None, int]:
+        """The newest waiting result and how many older ones it replaced (for a live display).
+
+        Raises queue.Empty when nothing is waiting; returns (None, n) at the end.
+        """
+        result = self.get(timeout=timeout) if timeout else self.get_nowait()
+        skipped = 0
+        while result is not None:
+            try:
+                newer = self.get_nowait()
+            except queue.Empty:
+                break
+            if newer is None:
+                break
+            result, skipped = newer, skipped + 1
+        return result, skipped
+
+    def __iter__(self):
+        while True:
+            try:
+                result = self.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if result is None:
+                return
+            yield result
+
+    @property
+    def ended(self) -> bool:
+        return self._ended
+
+    def stop(self, timeout: float = 1.0) -> None:
+        """Stop every stage, drain the queues, join; returns within about ``timeout``."""
+        self.stop_event.set()
+        deadline = time.monotonic() + timeout
+        self.capture.stop(timeout=max(deadline - time.monotonic() - 0.1, 0.1))
+        for t in self._threads:
+            while t.is_alive() and time.monotonic() < deadline:
+                self._drain()
+                t.join(timeout=0.02)
+        self._drain()
+        busy = [t.name for t in self._threads if t.is_alive()]
+        if busy:
+            log.warning("stage threads still finishing a frame: %s", ", ".join(busy))
+
+    def _drain(self) -> None:
+        for q in (self._detected, self._results):
+            while True:
+                try:
+                    q.get_nowait()
+                except queue.Empty:
+                    break
+
+    def stats(self) -> dict:
+        cs = self.capture.stats
+        return {
+            "frames_read": cs.frames,
+            "frames_processed": self.processed,
+            "dropped": cs.dropped + self.dropped,
+            "dropped_capture": cs.dropped,
+            "dropped_stages": self.dropped,
+            "reconnects": cs.reconnects,
+            "gap_s": round(cs.gap_s, 2),
+            "inference_ms": self.inference.summary(),
+            "capture_to_result_ms": self.result_latency.summary(),
+        }

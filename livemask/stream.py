@@ -1,0 +1,525 @@
+"""Video sources and the capture thread that reads them.
+
+A :class:`Source` opens and reads one kind of input (camera index, video file,
+RTSP/HTTP(S) URL, image folder) and returns BGR uint8 images. :class:`Capture` runs a
+source in its own thread and hands typed :class:`~livemask.types.Frame` objects to the
+consumer through a bounded queue:
+
+* live sources (camera, URL, a file paced with ``realtime``) use :attr:`BufferPolicy.DROP_OLDEST`:
+  when the consumer falls behind the oldest waiting frame is thrown away and counted, so
+  what the consumer gets is always recent;
+* files and folders use :attr:`BufferPolicy.BLOCK`: the reader waits for room, nothing is lost.
+
+The thread ends with a sentinel on the queue on every path (end of input, stop request,
+error); an error is re-raised in the consumer as :class:`~livemask.errors.SourceError`.
+:meth:`Capture.stop` returns within a second whatever the thread is doing, and the
+source is released in the thread's ``finally``.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import os
+import queue
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from livemask.errors import SourceError
+from livemask.images import IMAGE_SUFFIXES, as_bgr8, read_image
+from livemask.types import Frame
+
+log = logging.getLogger(__name__)
+
+URL_PATTERN = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+
+
+def quiet_video_backend(verbose: bool = False) -> None:
+    """Keep OpenCV's and FFmpeg's own console messages out of the user's one-line errors.
+
+    Must run before the first capture is opened (FFmpeg reads its level once).
+    """
+    if not verbose:
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+
+
+class BufferPolicy(enum.Enum):
+    """What the capture thread does when the queue to the consumer is full."""
+
+    DROP_OLDEST = "drop_oldest"  # live: discard the oldest waiting frame, count it, keep the new one
+    BLOCK = "block"  # files: wait for room, never lose a frame
+
+
+class Source:
+    """One input. Subclasses implement :meth:`_open`, :meth:`_read` and :meth:`_close`.
+
+    ``read()`` returns the next image or ``None`` at the end; it raises SourceError when
+    the input fails. ``live`` sources produce frames whether or not anybody reads them.
+    """
+
+    live = False
+
+    def __init__(self, name: str):
+        self.name = name
+        self.fps: float = 0.0
+        self.size: tuple[int, int] | None = None  # (width, height) once known
+        self.frame_count: int | None = None  # number of frames when the container says
+        self.reconnects = 0  # successful re-opens after a lost connection
+        self.gap_s = 0.0  # seconds without frames while reconnecting
+        self._opened = False
+
+    def open(self) -> None:
+        self._open()
+        self._opened = True
+
+    def read(self) -> np.ndarray | None:
+        return self._read()
+
+    def position_ms(self) -> float | None:
+        return None
+
+    def close(self) -> None:
+        if self._opened:
+            self._opened = False
+            self._close()
+
+    def _open(self) -> None:
+        raise NotImplementedError
+
+    def _read(self) -> np.ndarray | None:
+        raise NotImplementedError
+
+    def _close(self) -> None:
+        pass
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"
+
+
+class _CaptureSource(Source):
+    """Common code for sources read with ``cv2.VideoCapture``."""
+
+    def __init__(self, name: str):
+        super().__init__(name)
+        self.cap: cv2.VideoCapture | None = None
+
+    def _describe(self, cap: cv2.VideoCapture) -> None:
+        fps = cap.get(cv2.CAP_PROP_FPS)
+        self.fps = float(fps) if fps and 0 < fps < 1000 else 0.0
+        w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        self.size = (w, h) if w > 0 and h > 0 else None
+
+    def _close(self) -> None:
+        if self.cap is not None:
+            self.cap.release()
+            self.cap = None
+
+
+class CameraSource(_CaptureSource):
+    """A webcam by index (0 is the first camera)."""
+
+    live = True
+
+    def __init__(self, index: int):
+        super().__init__(f"camera {index}")
+        self.index = int(index)
+
+    def _open(self) -> None:
+        cap = cv2.VideoCapture(self.index)
+        if not cap.isOpened():
+            cap.release()
+            raise SourceError(f"cannot open camera {self.index} (no such camera, or it is in use)")
+        self.cap = cap
+        self._describe(cap)
+
+    def _read(self) -> np.ndarray | None:
+        ok, image = self.cap.read()
+        if not ok or image is None:
+            raise SourceError(f"camera {self.index} stopped delivering frames")
+        return image
+
+
+class FileSource(_CaptureSource):
+    """A video file. A file that ends before its own frame count is reported as truncated."""
+
+    def __init__(self, path: str | Path):
+        super().__init__(str(path))
+        self.path = Path(path)
+        self.frames_read = 0
+
+    def _open(self) -> None:
+        if not self.path.is_file():
+            raise SourceError(f"{self.path}: no such video file")
+        cap = cv2.VideoCapture(str(self.path))
+        if not cap.isOpened():
+            cap.release()
+            raise SourceError(f"{self.path}: cannot open as a video (not a video, or truncated/corrupt)")
+        self.cap = cap
+        self._describe(cap)
+        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        self.frame_count = count if count > 0 else None
+
+    def _read(self) -> np.ndarray | None:
+        ok, image = self.cap.read()
+        if ok and image is not None:
+            self.frames_read += 1
+            return image
+        # Containers may round their frame count; a shortfall of more than a frame or two is damage.
+        if self.frame_count and self.frames_read < self.frame_count - 2:
+            raise SourceError(
+                f"{self.path}: video ends at frame {self.frames_read} of {self.frame_count} "
+                "(truncated or corrupt file)"
+            )
+        return None
+
+    def position_ms(self) -> float | None:
+        return (self.frames_read - 1) * 1000.0 / self.fps if self.fps else None
+
+
+class UrlSource(_CaptureSource):
+    """An RTSP/HTTP(S) stream that reconnects with capped exponential backoff.
+
+    After a lost connection it tries ``reconnect_tries`` times, waiting
+    ``reconnect_delay_s`` and doubling the wait up to ``reconnect_max_delay_s``; every
+    try is logged. The time without frames is added to :attr:`gap_s`.
+    """
+
+    live = True
+
+    def __init__(self, url: str, reconnect_tries: int = 5, reconnect_delay_s: float = 0.5,
+                 reconnect_max_delay_s: float = 5.0, timeout_s: float = 5.0,
+                 stop_event: threading.Event | None = None):
+        super().__init__(_redact(url))
+        self.url = url
+        self.reconnect_tries = int(reconnect_tries)
+        self.reconnect_delay_s = float(reconnect_delay_s)
+        self.reconnect_max_delay_s = float(reconnect_max_delay_s)
+        self.timeout_ms = int(float(timeout_s) * 1000)
+        self.stop_event = stop_event or threading.Event()
+
+    def _connect(self) -> bool:
+        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, self.timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, self.timeout_ms]
+        cap = cv2.VideoCapture(self.url, cv2.CAP_FFMPEG, params)
+        if not cap.isOpened():
+            cap.release()
+            return False
+        self._close()
+        self.cap = cap
+        self._describe(cap)
+        return True
+
+    def _open(self) -> None:
+        if not self._connect() and not self._reconnect("cannot connect"):
+            raise SourceError(f"{self.name}: cannot open stream after {self.reconnect_tries + 1} tries")
+
+    def _reconnect(self, why: str) -> bool:
+        """Try to get the stream back; False when all tries failed or stop was requested."""
+        self._close()
+        lost_at = time.monotonic()
+        delay = self.reconnect_delay_s
+        for attempt in range(1, self.reconnect_tries + 1):
+            log.warning("%s: %s; reconnecting in %.1f s (try %d of %d)", self.name, why, delay, attempt,
+                        self.reconnect_tries)
+            if self.stop_event.wait(delay):
+                return False
+            if self._connect():
+                self.gap_s += time.monotonic() - lost_at
+                log.info("%s: reconnected after %.1f s", self.name, time.monotonic() - lost_at)
+                return True
+            why = "still unreachable"
+            delay = min(delay * 2.0, self.reconnect_max_delay_s)
+        return False
+
+    def _read(self) -> np.ndarray | None:
+        while True:
+            if self.cap is not None:
+                ok, image = self.cap.read()
+                if ok and image is not None:
+                    return image
+            if self.stop_event.is_set():
+                return None
+            if not self._reconnect("stream lost"):
+                if self.stop_event.is_set():
+                    return None
+                raise SourceError(f"{self.name}: stream lost and not back after {self.reconnect_tries} tries")
+            self.reconnects += 1
+
+
+class FolderSource(Source):
+    """The images of a folder in name order; an unreadable image is an error naming it."""
+
+    def __init__(self, folder: str | Path, fps: float = 0.0):
+        super().__init__(str(folder))
+        self.folder = Path(folder)
+        self.fps = float(fps)
+        self.paths: list[Path] = []
+        self.index = 0
+
+    def _open(self) -> None:
+        self.paths = sorted(p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not self.paths:
+            raise SourceError(f"{self.folder}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
+        self.frame_count = len(self.paths)
+        first = read_image(self.paths[0])
+        self.size = (first.shape[1], first.shape[0])
+
+    def _read(self) -> np.ndarray | None:
+        if self.index >= len(self.paths):
+            return None
+        path = self.paths[self.index]
+        self.index += 1
+        try:
+            return read_image(path)
+        except Exception as err:
+            raise SourceError(f"{path}: cannot read image ({err})") from None
+
+    def position_ms(self) -> float | None:
+        return (self.index - 1) * 1000.0 / self.fps if self.fps else None
+
+
+def _redact(url: str) -> str:
+    """The URL without a password, for logs and messages."""
+    return re.sub(r"//([^:/@]+):[^@/]*@", r"//\1:***@", url)
+
+
+def parse_source(text: str | int) -> tuple[str, str | int]:
+    """Classify ``--source``: ("camera", index) | ("url", url) | ("folder", path) | ("file", path)."""
+    text = str(text).strip()
+    if re.fullmatch(r"\d+", text):
+        return "camera", int(text)
+    if URL_PATTERN.match(text):
+        return "url", text
+    if Path(text).is_dir():
+        return "folder", text
+    return "file", text
+
+
+@dataclass
+class SourceOptions:
+    """The ``source`` section of config.yaml (see there for the meaning of each key)."""
+
+    source: str = "0"
+    queue_size: int = 4
+    live_queue_size: int = 1
+    realtime: bool = False
+    reconnect_tries: int = 5
+    reconnect_delay_s: float = 0.5
+    reconnect_max_delay_s: float = 5.0
+    timeout_s: float = 5.0
+    folder_fps: float = 10.0
+
+    def __post_init__(self) -> None:
+        self.source = str(self.source)
+        from livemask.errors import ConfigError
+
+        if self.queue_size < 1 or self.live_queue_size < 1:
+            raise ConfigError(f"source.queue_size and live_queue_size must be at least 1, got {self.queue_size} "
+                              f"and {self.live_queue_size}")
+        if self.reconnect_tries < 0 or self.reconnect_delay_s < 0 or self.timeout_s <= 0:
+            raise ConfigError("source.reconnect_tries, reconnect_delay_s must be >= 0 and timeout_s > 0")
+
+    def make_capture(self, stop_event: threading.Event | None = None, max_frames: int | None = None,
+                     source: Source | None = None) -> Capture:
+        """The source in a :class:`Capture` with the queue size for its kind (live or not)."""
+        source = source or self.make_source(stop_event)
+        live = source.live or self.realtime
+        return Capture(source, self.live_queue_size if live else self.queue_size, realtime=self.realtime,
+                       max_frames=max_frames, stop_event=stop_event)
+
+    def make_source(self, stop_event: threading.Event | None = None) -> Source:
+        kind, value = parse_source(self.source)
+        if kind == "camera":
+            return CameraSource(value)
+        if kind == "url":
+            return UrlSource(value, self.reconnect_tries, self.reconnect_delay_s, self.reconnect_max_delay_s,
+                             self.timeout_s, stop_event)
+        if kind == "folder":
+            return FolderSource(value, self.folder_fps)
+        return FileSource(value)
+
+
+@dataclass
+class CaptureStats:
+    """Counters of one capture run, read by the pipeline for the summary."""
+
+    frames: int = 0  # frames read from the source
+    dropped: int = 0  # frames thrown away because the consumer was behind
+    reconnects: int = 0
+    gap_s: float = 0.0
+    error: str | None = None
+    drop_ids: list[int] = field(default_factory=list, repr=False)
+
+
+class _End:
+    """Sentinel at the end of the queue; carries the error that ended the thread, if any."""
+
+    def __init__(self, error: BaseException | None = None):
+        self.error = error
+
+
+class Capture:
+    """Reads a :class:`Source` in a thread into a bounded queue of :class:`Frame`.
+
+    ``policy`` defaults to DROP_OLDEST for live sources and BLOCK for files and folders;
+    ``realtime`` paces a file or folder at its own fps and makes it behave like a camera
+    (DROP_OLDEST). ``max_frames`` stops reading after that many frames.
+    """
+
+    def __init__(self, source: Source, queue_size: int = 4, policy: BufferPolicy | None = None,
+                 realtime: bool = False, max_frames: int | None = None, stop_event: threading.Event | None = None):
+        self.source = source
+        self.realtime = bool(realtime) and not source.live
+        self.live = source.live or self.realtime
+        self.policy = policy or (BufferPolicy.DROP_OLDEST if self.live else BufferPolicy.BLOCK)
+        self.queue: queue.Queue = queue.Queue(maxsize=max(int(queue_size), 1))
+        self.max_frames = max_frames
+        self.stop_event = stop_event or threading.Event()
+        if isinstance(source, UrlSource):
+            source.stop_event = self.stop_event
+        self.stats = CaptureStats()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()  # guards drop-oldest against the consumer's get
+        self._ended = False
+
+    # -- producer side ------------------------------------------------------------------
+    def open(self) -> Capture:
+        """Open the source in the calling thread, so that "cannot open" errors surface at once."""
+        self.source.open()
+        return self
+
+    def start(self) -> Capture:
+        if not self.source._opened:
+            self.open()
+        self._thread = threading.Thread(target=self._run, name=f"capture[{self.source.name}]", daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        end = _End()
+        try:
+            fps = self.source.fps or 30.0
+            started = time.monotonic()
+            frame_id = 0
+            while not self.stop_event.is_set():
+                if self.max_frames is not None and frame_id >= self.max_frames:
+                    break
+                if self.realtime:
+                    due = started + frame_id / fps
+                    if self.stop_event.wait(max(due - time.monotonic(), 0.0)):
+                        break
+                image = self.source.read()
+                if image is None:
+                    break
+                frame = Frame(frame_id, time.monotonic(), as_bgr8(image, self.source.name), self.source.name,
+                              self.source.position_ms())
+                frame_id += 1
+                self.stats.frames = frame_id
+                self._put(frame)
+        except BaseException as err:  # every error must reach the consumer
+            end = _End(err if isinstance(err, SourceError) else SourceError(f"{self.source.name}: {err}"))
+            self.stats.error = str(end.error)
+        finally:
+            self.stats.reconnects = self.source.reconnects
+            self.stats.gap_s = self.source.gap_s
+            try:
+                self.source.close()
+            except Exception as err:
+                log.warning("%s: error while closing: %s", self.source.name, err)
+            self._put_end(end)
+
+    def _put(self, frame: Frame) -> None:
+        if self.policy is BufferPolicy.DROP_OLDEST:
+            with self._lock:
+                while True:
+                    try:
+                        self.queue.put_nowait(frame)
+                        return
+                    except queue.Full:
+                        try:
+                            old = self.queue.get_nowait()
+                        except queue.Empty:
+                            continue
+                        self.stats.dropped += 1
+                        if len(self.stats.drop_ids) < 10000:
+                            self.stats.drop_ids.append(old.frame_id)
+        else:
+            while not self.stop_event.is_set():
+                try:
+                    self.queue.put(frame, timeout=0.05)
+                    return
+                except queue.Full:
+                    continue
+
+    def _put_end(self, end: _End) -> None:
+        """The sentinel always gets in: make room by dropping frames when stopping or full."""
+        while True:
+            try:
+                self.queue.put(end, timeout=0.05)
+                return
+            except queue.Full:
+                if self.stop_event.is_set() or self.policy is BufferPolicy.DROP_OLDEST:
+                    try:
+                        self.queue.get_nowait()
+                    except queue.Empty:
+                        pass
+
+    # -- consumer side ------------------------------------------------------------------
+    def get(self, timeout: float = 0.1) -> Frame | None:
+        """Next frame; ``None`` at the end; raises queue.Empty on timeout and SourceError on failure."""
+        if self._ended:
+            return None
+        item = self.queue.get(timeout=timeout)
+        if isinstance(item, _End):
+            self._ended = True
+            if item.error is not None:
+                raise item.error
+            return None
+        return item
+
+    def __iter__(self):
+        while True:
+            try:
+                frame = self.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if frame is None:
+                return
+            yield frame
+
+    def stop(self, timeout: float = 0.9) -> None:
+        """Ask the thread to end, drain the queue, join; returns within ``timeout`` (+ a little)."""
+        self.stop_event.set()
+        deadline = time.monotonic() + timeout
+        while self._thread is not None and self._thread.is_alive() and time.monotonic() < deadline:
+            self._drain()
+            self._thread.join(timeout=0.02)
+        self._drain()
+        if self._thread is not None and self._thread.is_alive():
+            log.warning("%s: capture thread still busy in a read; it will release the source when that returns",
+                        self.source.name)
+        elif self._thread is None:
+            self.source.close()
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                self.queue.get_nowait()
+            except queue.Empty:
+                return
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def __enter__(self) -> Capture:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

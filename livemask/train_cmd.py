@@ -1,0 +1,36 @@
+"""``livemask train``: train the mask classifier from a data folder laid out like ../shared/data."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from livemask.errors import InputImageError
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--data", type=Path, required=True, help="folder with faces/ (and scenes/)")
+    parser.add_argument("--out", type=Path, default=Path("models/mask_classifier.keras"), help="model file to write")
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--size", type=int, default=64, help="classifier input side in pixels")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cache", type=Path, default=Path(".cache/train-crops.npz"),
+                        help="crop cache (built once with the configured detector); delete it to rebuild")
+
+
+def command(args, config) -> int:
+    from livemask.config import build
+    from livemask.train import train
+
+    if not (args.data / "faces").is_dir():
+        raise InputImageError(f"{args.data}: expected a faces/ folder (with_mask/, without_mask/, manifest.csv)")
+    if args.out.suffix != ".keras":
+        raise InputImageError(f"{args.out}: the model file must end in .keras")
+    detector = build(config, "detector")
+    report = train(args.data, args.out, detector, size=args.size, epochs=args.epochs, seed=args.seed,
+                   cache=args.cache)
+    print(json.dumps(report, indent=2))
+    return 0

@@ -1,0 +1,176 @@
+"""The live OpenCV window: showing results, the key map, snapshots and the explanation hook.
+
+Keys: ``q`` quit; ``Esc`` closes the explanation window if it is open, else quits;
+``space`` pause/resume; ``s`` save a snapshot PNG (and the explanation panel, if open);
+``g`` Grad-CAM, ``o`` occlusion, ``e`` both, for the faces of the frame on screen.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from livemask.errors import LivemaskError
+from livemask.types import FrameResult
+
+log = logging.getLogger(__name__)
+
+ESC = 27
+KEYMAP = {
+    ord("q"): "quit",
+    ESC: "escape",
+    ord(" "): "pause",
+    ord("s"): "snapshot",
+    ord("g"): "gradcam",
+    ord("o"): "occlusion",
+    ord("e"): "all",
+}
+EXPLAIN_ACTIONS = ("gradcam", "occlusion", "all")
+
+
+def check_display() -> None:
+    """Refuse early, with one line, when no window can be opened (Qt would abort the process)."""
+    if os.environ.get("QT_QPA_PLATFORM", "").startswith(("offscreen", "minimal")):
+        return
+    if os.environ.get("WAYLAND_DISPLAY"):
+        return
+    display = os.environ.get("DISPLAY", "")
+    if not display:
+        raise LivemaskError("no display to open a window on (DISPLAY is not set); use --headless")
+    local = re.fullmatch(r"(?:unix)?:(\d+)(?:\.\d+)?", display)
+    if local and not Path(f"/tmp/.X11-unix/X{local.group(1)}").exists():
+        raise LivemaskError(f"no X server at DISPLAY={display}; use --headless")
+
+
+class LiveWindow:
+    """One OpenCV window; :meth:`handle_key` turns key presses into actions."""
+
+    def __init__(self, name: str, classifier, config: dict, snapshot_dir: str | Path):
+        self.name = name
+        self.classifier = classifier
+        self.config = config
+        self.snapshot_dir = Path(snapshot_dir)
+        self.paused = False
+        self.session = None  # ExplainSession, created on the first explanation key
+        self._explain_missing: str | None = None
+        self._message: tuple[str, float] | None = None  # (text, expiry)
+        self.shown: np.ndarray | None = None  # last annotated image on screen
+        self.result: FrameResult | None = None  # the result it shows
+
+    def open(self) -> None:
+        check_display()
+        try:
+            cv2.namedWindow(self.name, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)  # no Qt toolbar
+        except cv2.error as err:
+            raise LivemaskError(f"cannot open a window ({str(err).strip().splitlines()[-1]}); use --headless") from None
+
+    def show(self, image: np.ndarray, result: FrameResult) -> None:
+        self.shown, self.result = image, result
+        cv2.imshow(self.name, image)
+
+    def wait_key(self, ms: int) -> int:
+        key = cv2.waitKey(max(int(ms), 1))
+        return -1 if key == -1 else key & 0xFF
+
+    def closed_by_user(self) -> bool:
+        """True when the window was closed with its title-bar button."""
+        try:
+            return cv2.getWindowProperty(self.name, cv2.WND_PROP_VISIBLE) < 1
+        except cv2.error:
+            return True
+
+    def say(self, text: str, seconds: float = 3.0) -> None:
+        log.info("%s", text)
+        self._message = (text, time.monotonic() + seconds)
+
+    def overlay_lines(self) -> list[str]:
+        lines = []
+        if self.paused:
+            lines.append("PAUSED (space to resume)")
+        if self.session is not None and getattr(self.session, "status", None):
+            lines.append(str(self.session.status))
+        if self._message and time.monotonic() < self._message[1]:
+            lines.append(self._message[0])
+        return lines
+
+    # -- keys -----------------------------------------------------------------------------
+    def handle_key(self, key: int) -> str | None:
+        """Do what ``key`` asks; returns "quit" when the loop should end, "pause" on toggling."""
+        action = KEYMAP.get(key)
+        if action is None:
+            return None
+        if action == "quit":
+            return "quit"
+        if action == "escape":
+            if self.session is not None and self.session.is_open:
+                self.session.close()
+                return None
+            return "quit"
+        if action == "pause":
+            self.paused = not self.paused
+            self.say("paused" if self.paused else "resumed", 1.0)
+            return "pause"
+        if action == "snapshot":
+            self.snapshot()
+            return None
+        self.explain(action)
+        return None
+
+    def snapshot(self) -> Path | None:
+        if self.shown is None:
+            self.say("nothing to save yet")
+            return None
+        self.snapshot_dir.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        frame_id = self.result.frame.frame_id if self.result is not None else 0
+        path = self.snapshot_dir / f"livemask-{stamp}-f{frame_id:06d}.png"
+        if not cv2.imwrite(str(path), self.shown):
+            self.say(f"could not write {path}")
+            return None
+        saved = [str(path)]
+        if self.session is not None and self.session.is_open:
+            panel = self.session.save(self.snapshot_dir)
+            if panel is not None:
+                saved.append(str(panel))
+        self.say("saved " + ", ".join(saved))
+        return path
+
+    def explain(self, method: str) -> None:
+        if self.result is None:
+            self.say("no frame to explain yet")
+            return
+        if self.session is None:
+            if self._explain_missing is not None:
+                self.say(self._explain_missing)
+                return
+            try:
+                from livemask.explain_live import ExplainSession
+            except ImportError as err:
+                self._explain_missing = f"explanations unavailable ({err})"
+                self.say(self._explain_missing)
+                return
+            self.session = ExplainSession(self.classifier, self.config)
+        self.say(self.session.request(self.result, method))
+
+    def update(self) -> None:
+        """Once per loop: let the explanation session refresh its window."""
+        if self.session is not None:
+            self.session.update()
+
+    def close(self) -> None:
+        if self.session is not None:
+            try:
+                self.session.shutdown()
+            except Exception as err:  # closing must not hide the run's result
+                log.warning("explanation session did not shut down cleanly: %s", err)
+        try:
+            cv2.destroyAllWindows()
+            cv2.waitKey(1)
+        except cv2.error:
+            pass

@@ -1,0 +1,169 @@
+"""Helpers for the video tests: test clips built from skimage's astronaut, a real MJPEG server,
+reading videos back, and running the CLI in a subprocess."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+MODEL = Path(os.environ.get("LIVEMASK_TEST_MODEL", ROOT / "models" / "mask_classifier.keras"))
+
+CODE_BITS = 10
+CODE_CELL = 16
+
+
+def astronaut_bgr() -> np.ndarray:
+    import skimage.data
+
+    return cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
+
+
+def draw_code(image: np.ndarray, value: int) -> None:
+    """Write ``value`` as CODE_BITS black/white cells along the bottom-right edge."""
+    h, w = image.shape[:2]
+    for bit in range(CODE_BITS):
+        x = w - (bit + 1) * CODE_CELL
+        on = (value >> bit) & 1
+        image[h - CODE_CELL:h, x:x + CODE_CELL] = 255 if on else 0
+
+
+def read_code(image: np.ndarray) -> int:
+    h, w = image.shape[:2]
+    value = 0
+    for bit in range(CODE_BITS):
+        x = w - (bit + 1) * CODE_CELL
+        cell = image[h - CODE_CELL + 4:h - 4, x + 4:x + CODE_CELL - 4]
+        value |= int(cell.mean() > 127) << bit
+    return value
+
+
+def clip_frame(base: np.ndarray, i: int, size=(320, 240)) -> np.ndarray:
+    """Frame ``i``: a window sliding slowly over the astronaut (the face stays in view), code drawn in."""
+    w, h = size
+    scaled = cv2.resize(base, (int(base.shape[1] * 0.9), int(base.shape[0] * 0.9)))
+    max_x = scaled.shape[1] - w
+    x = int(max_x * (0.5 + 0.5 * np.sin(i / 25.0))) if max_x > 0 else 0
+    y = 0
+    frame = np.zeros((h, w, 3), np.uint8)
+    patch = scaled[y:y + h, x:x + w]
+    frame[: patch.shape[0], : patch.shape[1]] = patch
+    draw_code(frame, i)
+    return frame
+
+
+def write_clip(path: Path, frames: int, fps: float = 30.0, size=(320, 240)) -> Path:
+    suffix = path.suffix.lower()
+    fourcc = cv2.VideoWriter_fourcc(*("MJPG" if suffix == ".avi" else "mp4v"))
+    writer = cv2.VideoWriter(str(path), fourcc, fps, size)
+    assert writer.isOpened(), f"cannot write {path}"
+    base = astronaut_bgr()
+    for i in range(frames):
+        writer.write(clip_frame(base, i, size))
+    writer.release()
+    return path
+
+
+def read_video(path: Path) -> list[np.ndarray]:
+    cap = cv2.VideoCapture(str(path))
+    assert cap.isOpened(), f"{path} is not a playable video"
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    cap.release()
+    return frames
+
+
+def video_info(path: Path) -> tuple[int, int, float]:
+    cap = cv2.VideoCapture(str(path))
+    assert cap.isOpened(), f"{path} is not a playable video"
+    info = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), cap.get(cv2.CAP_PROP_FPS)
+    cap.release()
+    return info
+
+
+def read_events(path: Path) -> tuple[list[dict], dict | None]:
+    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    summary = lines[-1]["summary"] if lines and "summary" in lines[-1] else None
+    return [x for x in lines if "summary" not in x], summary
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "livemask", "run", "--set", f"classifier.model_path={MODEL}", *args]
+
+
+def run_cli(*args: str, timeout: float = 240, env: dict | None = None, cwd: Path | None = None):
+    return subprocess.run(cli(*args), capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd)
+
+
+class MjpegServer:
+    """A real MJPEG-over-HTTP server on 127.0.0.1 (multipart/x-mixed-replace), stoppable and restartable
+    on the same port. Frames are the astronaut clip at ``fps``."""
+
+    def __init__(self, fps: float = 30.0, size=(320, 240)):
+        self.fps = fps
+        self.size = size
+        self.port = 0
+        self.server: http.server.ThreadingHTTPServer | None = None
+        self.stopping = threading.Event()
+        self.sent = 0
+        self.base = astronaut_bgr()
+
+    def _handler(self):
+        owner = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                self.send_response(200)
+                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+                self.send_header("Cache-Control", "no-cache")
+                self.end_headers()
+                while not owner.stopping.is_set():
+                    _ok, buf = cv2.imencode(".jpg", clip_frame(owner.base, owner.sent, owner.size))
+                    part = (b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(buf)
+                            + buf.tobytes() + b"\r\n")
+                    try:
+                        self.wfile.write(part)
+                        self.wfile.flush()
+                    except OSError:
+                        return
+                    owner.sent += 1
+                    time.sleep(1.0 / owner.fps)
+
+        return Handler
+
+    def start(self) -> MjpegServer:
+        self.stopping.clear()
+        server_cls = type("Server", (http.server.ThreadingHTTPServer,), {"daemon_threads": True,
+                                                                         "allow_reuse_address": True})
+        self.server = server_cls(("127.0.0.1", self.port), self._handler())
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        """End every open stream and stop listening (connections are refused until start())."""
+        self.stopping.set()
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/stream.mjpg"

@@ -1,0 +1,98 @@
+"""Face detectors on real images: default CenterFace, optional res10 / YuNet files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from face_detector import CenterFaceDetector, Res10Detector, YuNetDetector
+from livemask.errors import InputImageError, ModelFileError
+from livemask.types import Detections
+
+# the astronaut's face in skimage.data.astronaut() (512x512), by eye
+ASTRONAUT_FACE = np.array([175, 55, 275, 185], np.float32)
+
+
+def iou(a, b):
+    lt, rb = np.maximum(a[:2], b[:2]), np.minimum(a[2:], b[2:])
+    inter = np.prod(np.clip(rb - lt, 0, None))
+    return inter / (np.prod(a[2:] - a[:2]) + np.prod(b[2:] - b[:2]) - inter)
+
+
+def test_finds_the_astronaut(detector, astronaut_bgr):
+    det = detector.detect(astronaut_bgr)
+    assert len(det) == 1
+    assert iou(det.boxes[0], ASTRONAUT_FACE) > 0.6
+    assert det.scores[0] > 0.7
+    # landmarks: eyes above nose above mouth, all inside the box
+    marks = det.landmarks[0]
+    x1, y1, x2, y2 = det.boxes[0]
+    assert ((marks[:, 0] > x1) & (marks[:, 0] < x2) & (marks[:, 1] > y1) & (marks[:, 1] < y2)).all()
+    assert marks[0, 1] < marks[2, 1] < marks[3, 1]
+
+
+def test_blank_frame_gives_empty_result_of_same_shape(detector):
+    det = detector.detect(np.zeros((480, 640, 3), np.uint8))
+    full = detector.detect(np.full((480, 640, 3), 255, np.uint8))
+    for d in (det, full):
+        assert len(d) == 0
+        assert d.boxes.shape == (0, 4) and d.scores.shape == (0,) and d.landmarks.shape == (0, 5, 2)
+        assert d.boxes.dtype == np.float32
+
+
+def test_grayscale_bgra_and_16_bit_inputs(detector, astronaut_bgr):
+    import cv2
+
+    gray = cv2.cvtColor(astronaut_bgr, cv2.COLOR_BGR2GRAY)
+    bgra = cv2.cvtColor(astronaut_bgr, cv2.COLOR_BGR2BGRA)
+    deep = astronaut_bgr.astype(np.uint16) * 257
+    for image in (gray, gray[:, :, None], bgra, deep):
+        det = detector.detect(image)
+        assert len(det) == 1, image.shape
+        assert iou(det.boxes[0], ASTRONAUT_FACE) > 0.6
+
+
+@pytest.mark.parametrize(
+    "image, message",
+    [
+        (np.zeros((10, 10, 2), np.uint8), "expected (H, W), (H, W, 3) or (H, W, 4) image, got shape (10, 10, 2)"),
+        (np.zeros((0, 10, 3), np.uint8), "empty image"),
+        (np.zeros((10, 10, 3), np.int32), "expected dtype uint8, uint16 or float, got int32"),
+        ("not an array", "expected a numpy image, got str"),
+    ],
+)
+def test_bad_inputs_are_refused_clearly(detector, image, message):
+    with pytest.raises(InputImageError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        detector.detect(image)
+
+
+def test_boxes_are_in_frame_coordinates_at_any_input_size(astronaut_bgr):
+    small = CenterFaceDetector(input_long_side=320)
+    det = small.detect(astronaut_bgr)
+    assert len(det) == 1 and iou(det.boxes[0], ASTRONAUT_FACE) > 0.55
+    big = np.zeros((1024, 1024, 3), np.uint8)
+    big[200:712, 300:812] = astronaut_bgr
+    det = small.detect(big)
+    assert len(det) == 1 and iou(det.boxes[0], ASTRONAUT_FACE + [300, 200, 300, 200]) > 0.55
+
+
+def test_detections_validate_shapes():
+    with pytest.raises(ValueError, match=r"Detections.scores: expected shape \(2\), got \(3,\)"):
+        Detections(np.zeros((2, 4), np.float32), np.zeros(3, np.float32))
+    with pytest.raises(ValueError, match=r"Detections.boxes: expected shape \(N, 4\), got \(2, 5\)"):
+        Detections(np.zeros((2, 5), np.float32), np.zeros(2, np.float32))
+
+
+def test_missing_optional_model_files_name_file_and_key(tmp_path):
+    missing = tmp_path / "nope.onnx"
+    with pytest.raises(ModelFileError, match=rf"model file not found: {missing} \(set by config key 'detector.model_path'\)"):
+        YuNetDetector(str(missing))
+    with pytest.raises(ModelFileError, match="detector.model_path"):
+        Res10Detector(None, None)
+
+
+def test_optional_detectors_find_the_astronaut(shared_models, astronaut_bgr):
+    res10 = Res10Detector(str(shared_models / "res10_ssd_uint8.pb"), str(shared_models / "res10_ssd_uint8.pbtxt"))
+    yunet = YuNetDetector(str(shared_models / "yunet.onnx"))
+    for det in (res10.detect(astronaut_bgr), yunet.detect(astronaut_bgr)):
+        assert len(det) == 1 and iou(det.boxes[0], ASTRONAUT_FACE) > 0.5

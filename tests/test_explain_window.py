@@ -1,0 +1,193 @@
+"""The live freeze-and-explain window under a private Xvfb server.
+
+* the ExplainSession protocol (computing / queued / refused, panel window, save, errors
+  forwarded, clean shutdown), driven in a child process on the Xvfb display;
+* ``livemask run`` on a real clip: xdotool presses g, the window "livemask - explain"
+  appears within 3 s, its screenshot is not uniform, q ends the process with status 0.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+MODEL = ROOT / "models" / "mask_classifier.keras"  # as the classifier fixture in conftest.py
+
+pytestmark = pytest.mark.display
+
+EXPLAIN_WINDOW = "livemask - explain"
+
+SESSION_SCRIPT = r"""
+import json, subprocess, sys, time
+from pathlib import Path
+import cv2, numpy as np, skimage.data
+from face_detector import CenterFaceDetector
+from livemask.classifier import MaskClassifier
+from livemask.config import apply_overrides, load_config
+from livemask.errors import LivemaskError
+from livemask.explain_live import WINDOW, ExplainSession
+from livemask.types import Detections, Frame, FrameResult
+
+model, out_dir = sys.argv[1], Path(sys.argv[2])
+config = apply_overrides(load_config(), {"classifier.model_path": model})
+classifier = MaskClassifier(model)
+image = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
+detections = CenterFaceDetector().detect(image)
+result = FrameResult(Frame(7, time.monotonic(), image, "test"), detections, classifier.classify(image, detections))
+report = {"faces": len(detections)}
+session = ExplainSession(classifier, config)
+
+def pump(until, timeout=60.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        session.update()
+        cv2.waitKey(20)
+        if until():
+            return True
+    return False
+
+report["first"] = session.request(result, "all")
+report["second"] = session.request(result, "gradcam")
+report["third"] = session.request(result, "occlusion")
+report["busy_status"] = session.status
+report["opened"] = pump(lambda: session.is_open)
+report["queued_done"] = pump(lambda: not session.busy and "gradcam" in (session.status or ""))
+search = subprocess.run(["xdotool", "search", "--name", WINDOW], capture_output=True, text=True)
+report["window"] = search.stdout.split()
+saved = session.save(out_dir)
+report["saved"] = str(saved) if saved else None
+session.close()
+report["open_after_close"] = session.is_open
+report["save_when_closed"] = session.save(out_dir)
+none = Detections.empty()
+empty = FrameResult(Frame(8, time.monotonic(), image, "test"), none, classifier.classify(image, none))
+report["no_faces"] = session.request(empty, "gradcam")
+outside = Detections(np.array([[5000, 5000, 5100, 5100]], np.float32), np.array([0.9], np.float32))
+bad = FrameResult(Frame(9, time.monotonic(), image, "test"), outside, result.predictions)
+session.request(bad, "gradcam")
+try:
+    pump(lambda: False, timeout=20)
+    report["forwarded"] = None
+except LivemaskError as err:
+    report["forwarded"] = f"{type(err).__name__}: {err}"
+session.shutdown()
+report["worker_alive"] = session._thread is not None
+print(json.dumps(report))
+"""
+
+
+def test_explain_session_protocol(xvfb, tmp_path):
+    proc = subprocess.run([sys.executable, "-c", SESSION_SCRIPT, str(MODEL), str(tmp_path)], env=xvfb,
+                          capture_output=True, text=True, timeout=180, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["faces"] == 1
+    assert "computing" in report["first"]
+    assert "queued" in report["second"]
+    assert "refused" in report["third"]  # never silently lost
+    assert report["busy_status"] == report["third"]
+    assert report["opened"] and report["queued_done"]
+    assert len(report["window"]) >= 1
+    saved = Path(report["saved"])
+    assert saved.is_file() and saved.suffix == ".png"
+    import cv2
+
+    panel = cv2.imread(str(saved))
+    assert panel is not None and panel.std() > 10
+    assert report["open_after_close"] is False and report["save_when_closed"] is None
+    assert "no faces" in report["no_faces"]
+    forwarded = report["forwarded"] or ""
+    assert forwarded.startswith("InputImageError") and "outside" in forwarded
+    assert report["worker_alive"] is False
+
+
+def _xdotool(env, *args, check=True) -> str:
+    proc = subprocess.run(["xdotool", *args], env=env, capture_output=True, text=True, timeout=10)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"xdotool {' '.join(args)} failed: {proc.stderr}")
+    return proc.stdout.strip()
+
+
+def _wait_window(env, name: str, timeout: float) -> str | None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        found = _xdotool(env, "search", "--name", name, check=False).split()
+        if found:
+            return found[0]
+        time.sleep(0.05)
+    return None
+
+
+def _twice(source: Path, out: Path) -> Path:
+    """The real clip played twice, written as MJPG (no codec needed beyond OpenCV's own)."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(source))
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+    cap.release()
+    assert frames, f"cannot read {source}"
+    h, w = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
+    for frame in frames + frames:
+        writer.write(frame)
+    writer.release()
+    return out
+
+
+@pytest.mark.data
+def test_g_in_the_live_window_opens_the_explain_window(xvfb, data_dir, tmp_path):
+    source = data_dir / "videos" / "masked_woman_laptop.mp4"
+    if not source.is_file():
+        pytest.skip(f"clip not found: {source}")
+    clip = _twice(source, tmp_path / "clip.avi")  # ~20 s paced: the run must still be live when q comes
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "livemask", "run", "--source", str(clip), "--realtime",
+         "--set", f"classifier.model_path={MODEL}"],
+        env=xvfb, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        live = None
+        end = time.monotonic() + 90
+        while live is None and time.monotonic() < end and proc.poll() is None:
+            ids = _xdotool(xvfb, "search", "--name", "^livemask", check=False).split()
+            names = {i: _xdotool(xvfb, "getwindowname", i, check=False) for i in ids}
+            live = next((i for i, n in names.items() if n and n != EXPLAIN_WINDOW), None)
+            time.sleep(0.2)
+        assert live is not None, f"live window never appeared (exit {proc.poll()})"
+        time.sleep(2.0)  # a few frames with detections
+        _xdotool(xvfb, "windowactivate", "--sync", live, check=False)
+        _xdotool(xvfb, "key", "--window", live, "g")
+        pressed = time.monotonic()
+        explain = _wait_window(xvfb, EXPLAIN_WINDOW, 3.0)
+        assert explain is not None, f"'{EXPLAIN_WINDOW}' did not appear within 3 s of pressing g"
+        assert time.monotonic() - pressed <= 3.0
+        shot = tmp_path / "explain.png"
+        time.sleep(0.3)  # let the window paint
+        subprocess.run(["import", "-window", explain, str(shot)], env=xvfb, check=True, timeout=20)
+        import cv2
+
+        image = cv2.imread(str(shot))
+        assert image is not None and image.shape[0] > 50
+        assert image.reshape(-1, 3).std(axis=0).max() > 10, "explain window screenshot is uniform"
+        assert len(np.unique(image.reshape(-1, 3), axis=0)) > 50
+        assert proc.poll() is None, "the run ended before q was pressed"
+        _xdotool(xvfb, "key", "--window", live, "q")
+        code = proc.wait(timeout=30)
+        assert code == 0, proc.stderr.read()[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+

@@ -1,0 +1,114 @@
+"""Window mode under a real (private) Xvfb server, driven with xdotool."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+
+import cv2
+import pytest
+from livehelpers import cli, write_clip
+
+pytestmark = pytest.mark.display
+
+
+@pytest.fixture(scope="module")
+def long_clip(tmp_path_factory):
+    return write_clip(tmp_path_factory.mktemp("clips") / "long.mp4", 1800)  # a minute at --realtime
+
+
+@pytest.fixture(scope="module")
+def xdotool(xvfb):
+    if shutil.which("xdotool") is None:
+        pytest.fail("xdotool is not installed (apt-get install xdotool); .ci/run installs it")
+    return xvfb
+
+
+def find_window(env, proc, name: str = "livemask", timeout: float = 120) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"livemask exited early ({proc.returncode}): {proc.communicate()[1]}")
+        found = subprocess.run(["xdotool", "search", "--name", f"^{name}$"], env=env, capture_output=True, text=True)
+        ids = found.stdout.split()
+        if ids:
+            return ids[0]
+        time.sleep(0.2)
+    raise AssertionError(f"no window named {name!r} within {timeout} s")
+
+
+def key(env, window: str, *keys: str) -> None:
+    subprocess.run(["xdotool", "key", "--window", window, *keys], env=env, check=True, capture_output=True)
+
+
+def start(env, tmp_path, clip, *extra):
+    return subprocess.Popen(cli("--source", str(clip), "--realtime", "--set", f"run.snapshot_dir={tmp_path / 'snaps'}",
+                                *extra), env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def lines(path) -> int:
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def test_window_opens_snapshot_and_q_quits_within_2s(xdotool, tmp_path, long_clip):
+    proc = start(xdotool, tmp_path, long_clip)
+    try:
+        window = find_window(xdotool, proc)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:  # the window takes the frame's size once frames are shown
+            geometry = subprocess.run(["xdotool", "getwindowgeometry", window], env=xdotool, capture_output=True,
+                                      text=True).stdout
+            if "320x240" in geometry:
+                break
+            time.sleep(0.2)
+        assert "320x240" in geometry, geometry
+        key(xdotool, window, "s")
+        deadline = time.monotonic() + 10
+        while not list((tmp_path / "snaps").glob("*.png")) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        snaps = list((tmp_path / "snaps").glob("*.png"))
+        assert len(snaps) == 1
+        snap = cv2.imread(str(snaps[0]))
+        assert snap.shape == (240, 320, 3)
+        key(xdotool, window, "q")
+        started = time.monotonic()
+        proc.wait(timeout=2)
+        assert time.monotonic() - started < 2.0
+    finally:
+        proc.kill()
+        _, stderr = proc.communicate()
+    assert proc.returncode == 0, stderr
+    assert "Traceback" not in stderr
+
+
+def test_space_pauses_explain_key_is_safe_and_escape_quits(xdotool, tmp_path, long_clip):
+    events = tmp_path / "e.jsonl"
+    proc = start(xdotool, tmp_path, long_clip, "--events", str(events))
+    try:
+        window = find_window(xdotool, proc)
+        time.sleep(1.5)
+        key(xdotool, window, "space")
+        time.sleep(1.5)  # anything in flight is written and flushed by now... or held while paused
+        paused_at = lines(events)
+        time.sleep(1.5)
+        assert lines(events) == paused_at  # nothing new while paused
+        key(xdotool, window, "space")
+        deadline = time.monotonic() + 5
+        while lines(events) <= paused_at and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert lines(events) > paused_at  # resumed
+        key(xdotool, window, "g")  # Grad-CAM of the frame on screen, computed off the display thread
+        find_window(xdotool, proc, "livemask - explain", timeout=60)
+        assert proc.poll() is None
+        key(xdotool, window, "Escape")  # closes the explanation window ...
+        time.sleep(1.0)
+        assert proc.poll() is None, "Esc with an explanation window open must not quit"
+        key(xdotool, window, "Escape")  # ... and quits when none is open
+        proc.wait(timeout=10)
+    finally:
+        proc.kill()
+        _, stderr = proc.communicate()
+    assert proc.returncode == 0, stderr
+    assert "Traceback" not in stderr
