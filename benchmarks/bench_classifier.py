@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, median_ms, table  # noqa: E402
+from common import machine, median_ms, table
 
-from livemask.quiet import import_tensorflow_quietly  # noqa: E402
+from livemask.quiet import import_tensorflow_quietly
 
 
 def main() -> None:

@@ -48,7 +48,8 @@ class FaceDetector(ABC):
         boxes = det.boxes.copy()
         boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w)
         boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h)
-        keep = (det.scores >= self.score_threshold) & ((boxes[:, 2:] - boxes[:, :2]).min(axis=1) >= max(self.min_face, 1))
+        sides = (boxes[:, 2:] - boxes[:, :2]).min(axis=1)
+        keep = (det.scores >= self.score_threshold) & (sides >= max(self.min_face, 1))
         return Detections(boxes[keep], det.scores[keep], det.landmarks[keep])
 
     @abstractmethod

@@ -19,6 +19,7 @@ from livemask.types import Detections
 
 STRIDE = 4
 OUTPUTS = ("537", "538", "539", "540")  # heat map, scale, offset, landmarks
+COARSE_MIN_FRACTION = 0.25  # coarse-pass faces must be at least this fraction of the frame's longer side
 
 
 def bundled_model_path() -> Path:
@@ -39,6 +40,8 @@ class CenterFaceDetector(FaceDetector):
     ``input_long_side``: the frame is resized so that its longer side is this many pixels
     (rounded up to a multiple of 32) before detection; larger finds smaller faces, slower.
     ``upscale``: allow resizing small frames up (True) or only down (False).
+    ``coarse_long_side``: when non-zero, a second pass at this smaller size finds faces
+    too large for the main pass (a face filling a photo); both passes are merged by NMS.
     """
 
     name = "centerface"
@@ -51,6 +54,7 @@ class CenterFaceDetector(FaceDetector):
         score_threshold: float = 0.5,
         nms_iou: float = 0.3,
         min_face: int = 0,
+        coarse_long_side: int = 0,
     ):
         super().__init__(score_threshold, min_face)
         path = require_file(model_path, "detector.model_path") if model_path else bundled_model_path()
@@ -60,16 +64,31 @@ class CenterFaceDetector(FaceDetector):
         self.input_long_side = int(input_long_side)
         self.upscale = bool(upscale)
         self.nms_iou = float(nms_iou)
+        self.coarse_long_side = int(coarse_long_side)
 
-    def input_size(self, h: int, w: int) -> tuple[int, int]:
-        scale = self.input_long_side / max(h, w)
+    def input_size(self, h: int, w: int, long_side: int | None = None) -> tuple[int, int]:
+        scale = (long_side or self.input_long_side) / max(h, w)
         if not self.upscale:
             scale = min(scale, 1.0)
         return _round32(w * scale), _round32(h * scale)
 
     def _detect(self, bgr: np.ndarray) -> Detections:
+        main = self._detect_at(bgr, self.input_long_side)
+        if not self.coarse_long_side or self.coarse_long_side >= self.input_long_side:
+            return main
+        coarse = self._detect_at(bgr, self.coarse_long_side)
+        # the coarse pass is there for faces too large for the main pass; keep only those
+        large = (coarse.boxes[:, 2:] - coarse.boxes[:, :2]).min(axis=1) >= COARSE_MIN_FRACTION * max(bgr.shape[:2])
+        coarse = coarse[np.nonzero(large)[0]]
+        boxes = np.concatenate([main.boxes, coarse.boxes])
+        scores = np.concatenate([main.scores, coarse.scores])
+        marks = np.concatenate([main.landmarks, coarse.landmarks])
+        keep = nms(boxes, scores, self.nms_iou)
+        return Detections(boxes[keep], scores[keep], marks[keep])
+
+    def _detect_at(self, bgr: np.ndarray, long_side: int) -> Detections:
         h, w = bgr.shape[:2]
-        in_w, in_h = self.input_size(h, w)
+        in_w, in_h = self.input_size(h, w, long_side)
         blob = cv2.dnn.blobFromImage(bgr, 1.0, (in_w, in_h), (0, 0, 0), swapRB=True, crop=False)
         self.net.setInput(blob)
         heat, scale, offset, lms = self.net.forward(list(OUTPUTS))

@@ -38,7 +38,8 @@ def load_keras_model(model_path: str, key: str = "classifier.model_path"):
     try:
         return keras.saving.load_model(p, compile=False, safe_mode=True)
     except Exception as err:  # Keras raises many types for a bad file
-        raise ModelFileError(f"{p}: cannot load model ({type(err).__name__}: {str(err).splitlines()[0][:200]})") from None
+        first_line = (str(err).splitlines() or [""])[0][:200]
+        raise ModelFileError(f"{p}: cannot load model ({type(err).__name__}: {first_line})") from None
 
 
 class MaskClassifier:

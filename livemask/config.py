@@ -86,7 +86,9 @@ def _validate_section(name: str, values: Any, origin: str) -> dict[str, Any]:
             out[key] = value
             continue
         default = params[key].default
-        out[key] = _check_type(f"{origin}: {name}.{key}", value, None if default is inspect.Parameter.empty else default)
+        if default is inspect.Parameter.empty:
+            default = None
+        out[key] = _check_type(f"{origin}: {name}.{key}", value, default)
     return out
 
 
@@ -114,14 +116,18 @@ def load_config(path: str | Path | None = None) -> dict[str, dict[str, Any]]:
 def apply_overrides(config: dict[str, dict[str, Any]], overrides: dict[str, Any], origin: str = "command line") -> dict:
     """Return a copy of ``config`` with ``{"section.key": value}`` overrides (None values skipped)."""
     out = copy.deepcopy(config)
-    for dotted, value in overrides.items():
+    # a new "name" picks another class: the old section's keys belong to the old class
+    ordered = sorted(overrides.items(), key=lambda item: not item[0].endswith(".name"))
+    for dotted, value in ordered:
         if value is None:
             continue
         section, _, key = dotted.partition(".")
         if section not in out or not key:
             raise ConfigError(f"{origin}: unknown setting '{dotted}'")
-        merged = dict(out[section], **{key: value})
-        out[section] = _validate_section(section, merged, origin)
+        base = out[section]
+        if key == "name" and section in _CHOICES and value != base.get("name"):
+            base = {}
+        out[section] = _validate_section(section, dict(base, **{key: value}), origin)
     return out
 
 

@@ -21,8 +21,8 @@ def square_box(box: np.ndarray, margin: float = DEFAULT_MARGIN) -> np.ndarray:
     x1, y1, x2, y2 = (float(v) for v in box)
     side = max(x2 - x1, y2 - y1) * (1.0 + margin)
     cx, cy = (x1 + x2) / 2.0, (y1 + y2) / 2.0
-    left, top = int(round(cx - side / 2)), int(round(cy - side / 2))
-    s = max(int(round(side)), 1)
+    left, top = round(cx - side / 2), round(cy - side / 2)
+    s = max(round(side), 1)
     return np.array([left, top, left + s, top + s], np.int64)
 
 
@@ -36,7 +36,8 @@ def crop_face(image: np.ndarray, box: np.ndarray, size: int, margin: float = DEF
     sx1, sy1, sx2, sy2 = square_box(box, margin)
     ix1, iy1, ix2, iy2 = max(sx1, 0), max(sy1, 0), min(sx2, w), min(sy2, h)
     if ix2 <= ix1 or iy2 <= iy1:
-        raise InputImageError(f"empty crop: box {[round(v, 1) for v in (x1, y1, x2, y2)]} lies outside the {w}x{h} frame")
+        shown = [round(v, 1) for v in (x1, y1, x2, y2)]
+        raise InputImageError(f"empty crop: box {shown} lies outside the {w}x{h} frame")
     patch = image[iy1:iy2, ix1:ix2]
     if (ix1, iy1, ix2, iy2) != (sx1, sy1, sx2, sy2):
         patch = cv2.copyMakeBorder(

@@ -39,7 +39,7 @@ class FaceAnnotator:
         scale = self.text_scale * max(1.0, scene.shape[1] / 960)
         for i, (box, label, prob) in enumerate(zip(detections.boxes, predictions.labels, predictions.confidences)):
             colour = class_colour(label)
-            x1, y1, x2, y2 = (int(round(v)) for v in box)
+            x1, y1, x2, y2 = (round(float(v)) for v in box)
             cv2.rectangle(scene, (x1, y1), (x2, y2), colour, self.thickness, cv2.LINE_AA)
             text = f"{label} {prob:.0%}"
             if track_ids is not None:

@@ -75,7 +75,8 @@ def read_spec(model: keras.Model) -> ModelSpec:
     head = [layer for layer in model.layers if isinstance(layer, ClassProbabilities)]
     if len(pre) != 1 or len(head) != 1:
         raise ModelFileError(
-            f"model '{model.name}' lacks livemask's Preprocess/ClassProbabilities layers; train it with 'livemask train'"
+            f"model '{model.name}' lacks livemask's Preprocess/ClassProbabilities layers; "
+            "train it with 'livemask train'"
         )
     shape = model.input_shape
     if len(shape) != 4 or shape[1] != shape[2] or shape[3] != 3:

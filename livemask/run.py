@@ -73,14 +73,13 @@ class Renderer:
             now = time.monotonic()
             self._times.append(now)
             self.latency_ms = (now - result.frame.timestamp) * 1000.0
-        image = self.annotator.annotate(result.frame.image.copy(), result.detections, result.predictions,
-                                        result.track_ids)
-        if self.overlay:
+        image = result.frame.image.copy()
+        if self.overlay:  # first, so that face labels near the top stay readable over it
             counts = count_labels(result.predictions)
             lines = [f"{self.fps():5.1f} fps  latency {self.latency_ms:4.0f} ms  infer {result.inference_ms:4.0f} ms",
                      "  ".join(f"{name}: {n}" for name, n in counts.items()), *extra]
             draw_status(image, lines)
-        return image
+        return self.annotator.annotate(image, result.detections, result.predictions, result.track_ids)
 
 
 class Outputs:

@@ -47,7 +47,7 @@ class CropSet:
 
 def build_crops(data: Path, detector, size: int, margin: float = DEFAULT_MARGIN) -> CropSet:
     """Cut every usable face of ``data`` (faces/ and scenes/ below it)."""
-    wide_size = int(round(size * WIDE))
+    wide_size = round(size * WIDE)
     wide_margin = (1 + margin) * WIDE - 1
     wide, base, labels, part, sizes = [], [], [], [], []
     skipped = 0
@@ -243,5 +243,5 @@ def summarise(truth: np.ndarray, pred: np.ndarray) -> dict:
     k = len(CLASS_NAMES)
     confusion = np.zeros((k, k), np.int64)
     np.add.at(confusion, (truth, pred), 1)
-    return {"n": int(len(truth)), "accuracy": round(float((truth == pred).mean()), 4) if len(truth) else None,
+    return {"n": len(truth), "accuracy": round(float((truth == pred).mean()), 4) if len(truth) else None,
             "confusion (rows truth, cols predicted)": confusion.tolist()}

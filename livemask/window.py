@@ -159,9 +159,16 @@ class LiveWindow:
         self.say(self.session.request(self.result, method))
 
     def update(self) -> None:
-        """Once per loop: let the explanation session refresh its window."""
+        """Once per loop: let the explanation session refresh its window.
+
+        A failed explanation is shown and logged; the live view goes on.
+        """
         if self.session is not None:
-            self.session.update()
+            try:
+                self.session.update()
+            except LivemaskError as err:
+                log.error("explanation failed: %s", err)
+                self.say(f"explanation failed: {err}", 6.0)
 
     def close(self) -> None:
         if self.session is not None:

@@ -14,7 +14,7 @@ from livemask.errors import InputImageError, ModelFileError
 from livemask.modelspec import read_spec
 from livemask.types import Detections
 
-from .conftest import MODEL
+from conftest import MODEL
 
 
 def test_model_file_is_small_and_loads_in_safe_mode():
@@ -76,7 +76,8 @@ def test_empty_crop_is_a_clear_error(classifier, astronaut_bgr):
 
 
 def test_model_file_errors_are_one_line(tmp_path):
-    with pytest.raises(ModelFileError, match=r"model file not found: .*nothing.keras \(set by config key 'classifier.model_path'\)"):
+    expected = r"model file not found: .*nothing.keras \(set by config key 'classifier.model_path'\)"
+    with pytest.raises(ModelFileError, match=expected):
         MaskClassifier(str(tmp_path / "nothing.keras"))
     bad = tmp_path / "bad.keras"
     bad.write_bytes(b"not a zip")

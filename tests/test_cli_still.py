@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from .conftest import ROOT
+from conftest import ROOT
 
 
 def livemask(*args, cwd=None, timeout=240):
@@ -67,7 +67,7 @@ def test_image_bad_files_are_named_and_the_rest_still_run(tmp_path, astronaut_bg
         (["--set", "detector.name=yunet", "image", "x.jpg"], 2,
          "livemask: error: model file not found: . (set by config key 'detector.model_path')"),
         (["eval", "/no/such/folder"], 1, "livemask: error: /no/such/folder: no such folder"),
-        (["image", "--frobnicate"], 2, "livemask image: error: unrecognized arguments: --frobnicate"),
+        (["image", "x.jpg", "--frobnicate"], 2, "livemask: error: unrecognized arguments: --frobnicate"),
     ],
 )
 def test_errors_are_one_line_with_status(args, code, message):
@@ -86,7 +86,8 @@ def test_bad_config_file_is_named(tmp_path):
     cfg.write_text("classifier:\n  modelpath: x.keras\n")
     out = livemask("image", "--config", cfg, "x.jpg")
     assert out.returncode == 2
-    assert out.stderr.strip() == f"livemask: error: {cfg}: unknown key 'classifier.modelpath' (allowed: batch_sizes, model_path)"
+    expected = f"livemask: error: {cfg}: unknown key 'classifier.modelpath' (allowed: batch_sizes, model_path)"
+    assert out.stderr.strip() == expected
 
 
 def test_eval_class_folders(tmp_path, astronaut_bgr):

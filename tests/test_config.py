@@ -24,14 +24,16 @@ def test_shipped_config_loads_and_builds_the_detector():
 
 def test_unknown_key_names_key_and_file(tmp_path):
     path = write(tmp_path, "detector:\n  name: centerface\n  score_treshold: 0.3\n")
-    with pytest.raises(ConfigError, match=rf"{path}: unknown key 'detector.score_treshold' \(allowed: .*score_threshold"):
+    expected = rf"{path}: unknown key 'detector.score_treshold' \(allowed: .*score_threshold"
+    with pytest.raises(ConfigError, match=expected):
         load_config(path)
 
 
 def test_unknown_section_and_detector_name(tmp_path):
     with pytest.raises(ConfigError, match="unknown section 'detektor'"):
         load_config(write(tmp_path, "detektor: {}\n"))
-    with pytest.raises(ConfigError, match=r"detector.name: unknown value 'haar' \(choose from centerface, res10, yunet\)"):
+    expected = r"detector.name: unknown value 'haar' \(choose from centerface, res10, yunet\)"
+    with pytest.raises(ConfigError, match=expected):
         load_config(write(tmp_path, "detector:\n  name: haar\n"))
 
 
@@ -67,5 +69,7 @@ def test_overrides_win_and_are_validated():
         apply_overrides(config, {"detector.bogus": 1})
     with pytest.raises(ConfigError, match="unknown setting 'nosection.key'"):
         apply_overrides(config, {"nosection.key": 1})
+    switched = apply_overrides(config, {"detector.name": "yunet", "detector.upscale": 2.0})
+    assert switched["detector"] == {"name": "yunet", "upscale": 2.0}
     with pytest.raises(ConfigError, match="expected section.key=value"):
         parse_set(["detector.score_threshold"])

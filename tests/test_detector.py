@@ -85,7 +85,8 @@ def test_detections_validate_shapes():
 
 def test_missing_optional_model_files_name_file_and_key(tmp_path):
     missing = tmp_path / "nope.onnx"
-    with pytest.raises(ModelFileError, match=rf"model file not found: {missing} \(set by config key 'detector.model_path'\)"):
+    expected = rf"model file not found: {missing} \(set by config key 'detector.model_path'\)"
+    with pytest.raises(ModelFileError, match=expected):
         YuNetDetector(str(missing))
     with pytest.raises(ModelFileError, match="detector.model_path"):
         Res10Detector(None, None)

@@ -70,6 +70,8 @@ def test_every_frame_in_order_with_labels_and_steady_track(clip, detector, class
     assert all(r.inference_ms > 0 for r in results)
     stats = pipeline.stats()
     assert stats["frames_read"] == stats["frames_processed"] == 45 and stats["dropped"] == 0
+    # one compiled classifier function whatever the number of faces (batches are padded)
+    assert classifier._call.experimental_get_tracing_count() == 1
 
 
 def test_results_match_single_threaded_processing(clip, detector, classifier):
