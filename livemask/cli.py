@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 from livemask import __version__
@@ -73,5 +74,18 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def entry() -> None:
+    """Console-script entry: run, then leave without TensorFlow's slow interpreter teardown.
+
+    Every output is closed by the time ``main`` returns; TensorFlow's teardown takes one to
+    two seconds on 2 cores, which would make the live window's q/Esc feel sluggish.
+    """
+    code = main()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

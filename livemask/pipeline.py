@@ -58,7 +58,8 @@ def build_detector(config: dict, options: PipelineOptions):
 
     section = config.get("detector", {})
     if options.detector_long_side and section.get("name", "centerface") == "centerface":
-        return build(config, "detector", input_long_side=options.detector_long_side)
+        # at video size a face filling the frame is still in the main pass's range: no coarse pass
+        return build(config, "detector", input_long_side=options.detector_long_side, coarse_long_side=0)
     return build(config, "detector")
 
 

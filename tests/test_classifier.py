@@ -7,14 +7,13 @@ import zipfile
 import cv2
 import numpy as np
 import pytest
+from conftest import MODEL
 
 from livemask.classifier import MaskClassifier
 from livemask.crop import crop_face
 from livemask.errors import InputImageError, ModelFileError
 from livemask.modelspec import read_spec
 from livemask.types import Detections
-
-from conftest import MODEL
 
 
 def test_model_file_is_small_and_loads_in_safe_mode():

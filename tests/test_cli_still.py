@@ -9,7 +9,6 @@ import sys
 import cv2
 import numpy as np
 import pytest
-
 from conftest import ROOT
 
 

@@ -128,16 +128,10 @@ def _wait_window(env, name: str, timeout: float) -> str | None:
 def _twice(source: Path, out: Path) -> Path:
     """The real clip played twice, written as MJPG (no codec needed beyond OpenCV's own)."""
     import cv2
+    from livehelpers import read_video, video_info
 
-    cap = cv2.VideoCapture(str(source))
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
-    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
-    cap.release()
+    frames = read_video(source)
+    fps = video_info(source)[2] or 25.0
     assert frames, f"cannot read {source}"
     h, w = frames[0].shape[:2]
     writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
