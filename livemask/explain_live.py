@@ -68,6 +68,7 @@ class ExplainSession:
         self._panel: np.ndarray | None = None
         self._shown: _Done | None = None
         self._open = False
+        self._mapped = False
         self._status: str | None = None
         self._ensure_worker()
 
@@ -122,6 +123,7 @@ class ExplainSession:
             self._panel = item.panel
             cv2.imshow(WINDOW, item.panel)
             self._open = True
+            self._mapped = False  # the window manager shows the new window a moment later
             self._say(f"explain {item.job.method}: {len(item.job.detections)} face(s) in {item.seconds:.2f} s "
                       "(s saves, Esc closes)")
         if self._open and self._window_closed_by_user():
@@ -174,10 +176,15 @@ class ExplainSession:
         return text
 
     def _window_closed_by_user(self) -> bool:
+        """True once a window that was on screen is no longer visible (closed with its X button)."""
         try:
-            return cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1
+            visible = cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) >= 1
         except cv2.error:
-            return True
+            return self._mapped
+        if visible:
+            self._mapped = True
+            return False
+        return self._mapped
 
     def _ensure_worker(self) -> None:
         if self._thread is None:

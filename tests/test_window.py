@@ -38,8 +38,17 @@ def find_window(env, proc, name: str = "livemask", timeout: float = 120) -> str:
     raise AssertionError(f"no window named {name!r} within {timeout} s")
 
 
-def key(env, window: str, *keys: str) -> None:
-    subprocess.run(["xdotool", "key", "--window", window, *keys], env=env, check=True, capture_output=True)
+def key(env, window: str, *keys: str, name: str = "livemask") -> None:
+    """Send keys to ``window``; Qt may replace a window's X id (e.g. when it resizes to the first
+    frame), so on failure the window is looked up again by its exact name and tried once more."""
+    sent = subprocess.run(["xdotool", "key", "--window", window, *keys], env=env, capture_output=True, text=True)
+    if sent.returncode == 0:
+        return
+    found = subprocess.run(["xdotool", "search", "--name", f"^{name}$"], env=env, capture_output=True, text=True)
+    for other in found.stdout.split():
+        if subprocess.run(["xdotool", "key", "--window", other, *keys], env=env, capture_output=True).returncode == 0:
+            return
+    raise AssertionError(f"xdotool key {' '.join(keys)} failed: {sent.stderr}")
 
 
 def start(env, tmp_path, clip, *extra):
