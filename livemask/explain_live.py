@@ -25,6 +25,7 @@ import numpy as np
 from livemask.errors import LivemaskError
 from livemask.explain import ExplainSuite, Explanations
 from livemask.types import Detections, FrameResult
+from livemask.winwatch import ClosedWatch
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ class ExplainSession:
         self._panel: np.ndarray | None = None
         self._shown: _Done | None = None
         self._open = False
-        self._mapped = False
+        self._watch = ClosedWatch(WINDOW)
         self._status: str | None = None
         self._ensure_worker()
 
@@ -122,8 +123,9 @@ class ExplainSession:
             self._shown = item
             self._panel = item.panel
             cv2.imshow(WINDOW, item.panel)
+            if not self._open:
+                self._watch.reset()
             self._open = True
-            self._mapped = False  # the window manager shows the new window a moment later
             self._say(f"explain {item.job.method}: {len(item.job.detections)} face(s) in {item.seconds:.2f} s "
                       "(s saves, Esc closes)")
         if self._open and self._window_closed_by_user():
@@ -176,15 +178,7 @@ class ExplainSession:
         return text
 
     def _window_closed_by_user(self) -> bool:
-        """True once a window that was on screen is no longer visible (closed with its X button)."""
-        try:
-            visible = cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) >= 1
-        except cv2.error:
-            return self._mapped
-        if visible:
-            self._mapped = True
-            return False
-        return self._mapped
+        return self._watch.closed()
 
     def _ensure_worker(self) -> None:
         if self._thread is None:

@@ -204,6 +204,7 @@ def consume(pipeline, outputs: Outputs, renderer: Renderer, stop_event: threadin
             if window.paused and window.result is not None:  # keep the overlay (PAUSED, explain status) current
                 window.show(renderer.render(window.result, window.overlay_lines(), tick=False), window.result)
             if window.closed_by_user():
+                log.info("window closed")
                 break
             window.update()
     return {"stale_not_shown": stale, "superseded": superseded, "capture_to_display_ms": shown_latency.summary()}

@@ -18,6 +18,7 @@ import numpy as np
 
 from livemask.errors import LivemaskError
 from livemask.types import FrameResult
+from livemask.winwatch import ClosedWatch
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ class LiveWindow:
         self.snapshot_dir = Path(snapshot_dir)
         self.paused = False
         self.session = None  # ExplainSession, created on the first explanation key
+        self._watch = ClosedWatch(name, after_s=1.0)
         self._explain_missing: str | None = None
         self._message: tuple[str, float] | None = None  # (text, expiry)
         self.shown: np.ndarray | None = None  # last annotated image on screen
@@ -80,10 +82,7 @@ class LiveWindow:
 
     def closed_by_user(self) -> bool:
         """True when the window was closed with its title-bar button."""
-        try:
-            return cv2.getWindowProperty(self.name, cv2.WND_PROP_VISIBLE) < 1
-        except cv2.error:
-            return True
+        return self._watch.closed()
 
     def say(self, text: str, seconds: float = 3.0) -> None:
         log.info("%s", text)
