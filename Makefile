@@ -27,7 +27,7 @@ system-deps:
 	fi
 
 $(DEMO): | setup
-	$(BIN)/python -m livemask.demo $(DEMO)
+	$(BIN)/python -m livemask.apps.demo $(DEMO)
 
 # the main job: headless run over a clip (a demo clip made from scikit-image's photos unless SOURCE=...)
 run: setup $(if $(filter $(DEMO),$(SOURCE)),$(DEMO))

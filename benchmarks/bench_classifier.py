@@ -15,7 +15,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, median_ms, table
 
-from livemask.quiet import import_tensorflow_quietly
+from livemask.core.quiet import import_tensorflow_quietly
 
 
 def main() -> None:
@@ -28,7 +28,7 @@ def main() -> None:
     import skimage.data
 
     from face_detector import CenterFaceDetector
-    from livemask.classifier import MaskClassifier
+    from livemask.models.classifier import MaskClassifier
 
     clf = MaskClassifier(args.model)
     clf.warmup()

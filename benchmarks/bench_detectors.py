@@ -45,10 +45,10 @@ from common import machine, median_ms, table  # noqa: E402
 
 from face_detector import CenterFaceDetector, Res10Detector, YuNetDetector  # noqa: E402
 from face_detector.base import FaceDetector, nms  # noqa: E402
-from livemask.datasets import load_face_folders, load_scenes, read_list  # noqa: E402
-from livemask.evaluate import MATCH_IOU, MIN_FACE_RECALL, SceneTally  # noqa: E402
-from livemask.images import read_image  # noqa: E402
-from livemask.types import Detections  # noqa: E402
+from livemask.core.images import read_image  # noqa: E402
+from livemask.core.types import Detections  # noqa: E402
+from livemask.data.datasets import load_face_folders, load_scenes, read_list  # noqa: E402
+from livemask.data.evaluate import MATCH_IOU, MIN_FACE_RECALL, SceneTally  # noqa: E402
 
 log = logging.getLogger("bench_detectors")
 
@@ -405,7 +405,7 @@ def main() -> int:
         args.scenes_sample = args.scenes_sample or 40
         args.runs = min(args.runs, 30)
 
-    from livemask.quiet import import_tensorflow_quietly
+    from livemask.core.quiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()  # for BlazeFace / MTCNN; also named in the machine line
     notes: list[str] = []

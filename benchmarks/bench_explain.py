@@ -74,8 +74,8 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.WARNING)
 
     from face_detector import CenterFaceDetector
-    from livemask.classifier import MaskClassifier
-    from livemask.explain import GradCAM, Occlusion
+    from livemask.explain.methods import GradCAM, Occlusion
+    from livemask.models.classifier import MaskClassifier
 
     classifier = MaskClassifier(args.model)
     detector = CenterFaceDetector()

@@ -31,8 +31,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, table
 
-from livemask.quiet import import_tensorflow_quietly
-from livemask.stream import FileSource
+from livemask.core.quiet import import_tensorflow_quietly
+from livemask.engine.stream import FileSource
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
@@ -182,9 +182,9 @@ def run_livemask(models: Models, clip: Path, out_dir: Path, long_side: int, dete
                  realtime: bool = False, threaded: bool = True, max_frames: int | None = None,
                  source=None, write_video: bool = True, window=None) -> dict:
     """One ``livemask run --headless --output --events`` equivalent; fps from first result to last write."""
-    from livemask.pipeline import FrameProcessor, Pipeline
-    from livemask.run import Outputs, Renderer, consume
-    from livemask.stream import FileSource, SourceOptions
+    from livemask.apps.run import Outputs, Renderer, consume
+    from livemask.engine.pipeline import FrameProcessor, Pipeline
+    from livemask.engine.stream import FileSource, SourceOptions
 
     source = source or FileSource(clip)
     processor = FrameProcessor(models.detector(long_side), models.classifier, models.tracker(), detect_every)
@@ -224,9 +224,9 @@ def carry_quality(models: Models, clip: Path, side: int, every: int) -> dict:
     """How well boxes carried between detector runs match a detection on that very frame."""
     import numpy as np
 
-    from livemask.pipeline import FrameProcessor
-    from livemask.stream import Capture, FileSource
-    from livemask.tracker import greedy_match, iou_matrix
+    from livemask.engine.pipeline import FrameProcessor
+    from livemask.engine.stream import Capture, FileSource
+    from livemask.engine.tracker import greedy_match, iou_matrix
 
     carried = FrameProcessor(models.detector(side), models.classifier, models.tracker(), every)
     full = FrameProcessor(models.detector(side), models.classifier, models.tracker(), 1)
@@ -309,7 +309,7 @@ def main() -> int:
 
     import_tensorflow_quietly()
     from livemask.config import apply_overrides, load_config
-    from livemask.stream import quiet_video_backend
+    from livemask.engine.stream import quiet_video_backend
 
     quiet_video_backend()
     if not CLIP_SOURCE.is_file():

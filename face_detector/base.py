@@ -8,9 +8,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from livemask.errors import ModelFileError
-from livemask.images import as_bgr8
-from livemask.types import Detections
+from livemask.core.errors import ModelFileError
+from livemask.core.images import as_bgr8
+from livemask.core.types import Detections
 
 
 def require_file(path: str | Path, key: str) -> Path:

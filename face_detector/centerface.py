@@ -14,8 +14,8 @@ import cv2
 import numpy as np
 
 from face_detector.base import FaceDetector, nms, require_file
-from livemask.errors import ModelFileError
-from livemask.types import Detections
+from livemask.core.errors import ModelFileError
+from livemask.core.types import Detections
 
 STRIDE = 4
 OUTPUTS = ("537", "538", "539", "540")  # heat map, scale, offset, landmarks

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 
 from face_detector.base import FaceDetector, nms, require_file
-from livemask.types import Detections
+from livemask.core.types import Detections
 
 
 class Res10Detector(FaceDetector):

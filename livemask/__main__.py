@@ -1,3 +1,3 @@
-from livemask.cli import entry
+from livemask.apps.cli import entry
 
 entry()

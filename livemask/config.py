@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from livemask.errors import ConfigError
+from livemask.core.errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "config.yaml"
@@ -159,4 +159,4 @@ def build(config: dict[str, dict[str, Any]], section: str, **extra: Any) -> Any:
 
 def _ensure_registered() -> None:
     """Import the modules that own the sections (they call :func:`register`)."""
-    import livemask.sections  # noqa: F401
+    import livemask.apps.sections  # noqa: F401

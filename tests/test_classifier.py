@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from conftest import MODEL
 
-from livemask.classifier import MaskClassifier
-from livemask.crop import crop_face
-from livemask.errors import InputImageError, ModelFileError
-from livemask.modelspec import read_spec
-from livemask.types import Detections
+from livemask.core.errors import InputImageError, ModelFileError
+from livemask.core.types import Detections
+from livemask.models.classifier import MaskClassifier
+from livemask.models.crop import crop_face
+from livemask.models.modelspec import read_spec
 
 
 def test_model_file_is_small_and_loads_in_safe_mode():
@@ -102,8 +102,8 @@ def test_model_without_livemask_contract_is_refused(tmp_path):
 
 def test_right_on_real_val_faces(classifier, detector, data_dir):
     """Val-split faces (never trained on): at least 95% of a fixed sample right, per class."""
-    from livemask.datasets import load_face_folders
-    from livemask.images import read_image
+    from livemask.core.images import read_image
+    from livemask.data.datasets import load_face_folders
 
     items = load_face_folders(data_dir / "faces", split="val")
     for label, expected in (("with_mask", "mask"), ("without_mask", "no_mask")):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from livemask.config import DEFAULT_CONFIG, apply_overrides, build, load_config, parse_set
-from livemask.errors import ConfigError
+from livemask.core.errors import ConfigError
 
 
 def write(tmp_path, text):

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from face_detector import CenterFaceDetector, Res10Detector, YuNetDetector
-from livemask.errors import InputImageError, ModelFileError
-from livemask.types import Detections
+from livemask.core.errors import InputImageError, ModelFileError
+from livemask.core.types import Detections
 
 # the astronaut's face in skimage.data.astronaut() (512x512), by eye
 ASTRONAUT_FACE = np.array([175, 55, 275, 185], np.float32)

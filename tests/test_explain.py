@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from livemask.explain import (
+from livemask.explain.methods import (
     ExplainSuite,
     Explanations,
     GradCAM,
@@ -37,8 +37,8 @@ def occlusion(classifier):
 
 
 def _val_crops(data_dir, detector, classifier, label: str, limit: int | None = None) -> np.ndarray:
-    from livemask.datasets import load_face_folders
-    from livemask.images import read_image
+    from livemask.core.images import read_image
+    from livemask.data.datasets import load_face_folders
 
     items = [f for f in load_face_folders(data_dir / "faces", split="val") if f.label == label]
     crops = []
@@ -91,7 +91,7 @@ def test_targets_are_resolved_by_name_through_the_models_class_order(classifier)
     assert list(resolve_targets(names[1], probs, names)) == [names.index(names[1])] * 2
     assert list(resolve_targets([names[1], names[0]], probs, names)) == [1, 0]
     assert list(resolve_targets(lambda p, n: [n[-1]] * len(p), probs, names)) == [1, 1]
-    from livemask.errors import ConfigError
+    from livemask.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="not a class of the model"):
         resolve_targets("helmet", probs, names)
@@ -191,7 +191,7 @@ def test_model_randomisation_changes_the_gradcam_map(classifier, mixed_crops, tm
     import keras
     from scipy.stats import spearmanr
 
-    from livemask.classifier import MaskClassifier
+    from livemask.models.classifier import MaskClassifier
 
     keras.utils.set_random_seed(123)
     random_model = keras.models.clone_model(classifier.model)  # same architecture, fresh initial weights
@@ -228,7 +228,7 @@ def test_gradcam_layer_is_found_automatically_or_named(classifier):
     assert find_conv_layer(classifier.model).name == "block2_relu1"
     assert GradCAM(classifier, layer="block1_relu1").explain_prepared(
         np.full((1, 64, 64, 3), 100, np.float32), faithfulness=False).raw.shape == (1, 16, 16)
-    from livemask.errors import ConfigError
+    from livemask.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="no layer 'nope'"):
         GradCAM(classifier, layer="nope")

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from livemask.cli import main
+from livemask.apps.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "models" / "mask_classifier.keras"  # as the classifier fixture in conftest.py

@@ -29,11 +29,11 @@ import json, subprocess, sys, time
 from pathlib import Path
 import cv2, numpy as np, skimage.data
 from face_detector import CenterFaceDetector
-from livemask.classifier import MaskClassifier
+from livemask.models.classifier import MaskClassifier
 from livemask.config import apply_overrides, load_config
-from livemask.errors import LivemaskError
-from livemask.explain_live import WINDOW, ExplainSession
-from livemask.types import Detections, Frame, FrameResult
+from livemask.core.errors import LivemaskError
+from livemask.explain.live import WINDOW, ExplainSession
+from livemask.core.types import Detections, Frame, FrameResult
 
 model, out_dir = sys.argv[1], Path(sys.argv[2])
 config = apply_overrides(load_config(), {"classifier.model_path": model})

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from livehelpers import MODEL, read_code, write_clip
 
-from livemask.errors import ConfigError, LivemaskError
-from livemask.pipeline import FrameProcessor, Pipeline, PipelineOptions
-from livemask.stream import Capture, FileSource, Source
-from livemask.tracker import Tracker
-from livemask.types import FrameResult
+from livemask.core.errors import ConfigError, LivemaskError
+from livemask.core.types import FrameResult
+from livemask.engine.pipeline import FrameProcessor, Pipeline, PipelineOptions
+from livemask.engine.stream import Capture, FileSource, Source
+from livemask.engine.tracker import Tracker
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def detector():
 
 @pytest.fixture(scope="module")
 def classifier():
-    from livemask.classifier import MaskClassifier
+    from livemask.models.classifier import MaskClassifier
 
     c = MaskClassifier(str(MODEL))
     c.warmup()

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 from livehelpers import MjpegServer, read_code, write_clip
 
-from livemask.errors import SourceError
-from livemask.stream import (
+from livemask.core.errors import SourceError
+from livemask.core.types import Frame
+from livemask.engine.stream import (
     BufferPolicy,
     CameraSource,
     Capture,
@@ -25,7 +26,6 @@ from livemask.stream import (
     UrlSource,
     parse_source,
 )
-from livemask.types import Frame
 
 
 @pytest.fixture(scope="module")
@@ -308,7 +308,7 @@ def test_url_never_reachable_gives_up_after_the_configured_tries():
 
 
 def test_source_options_validate():
-    from livemask.errors import ConfigError
+    from livemask.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="queue_size"):
         SourceOptions(queue_size=0)

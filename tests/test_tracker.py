@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from livemask.errors import ConfigError
-from livemask.tracker import Tracker, greedy_match, iou_matrix
-from livemask.types import Detections, Predictions
+from livemask.core.errors import ConfigError
+from livemask.core.types import Detections, Predictions
+from livemask.engine.tracker import Tracker, greedy_match, iou_matrix
 
 NAMES = ("mask", "no_mask")
 

@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
-from livemask.errors import LivemaskError
-from livemask.types import Detections, Frame, FrameResult, Predictions
-from livemask.window import ESC, LiveWindow, check_display
+from livemask.core.errors import LivemaskError
+from livemask.core.types import Detections, Frame, FrameResult, Predictions
+from livemask.sinks.window import ESC, LiveWindow, check_display
 
 
 class FakeSession:
@@ -80,7 +80,7 @@ def test_explanation_keys_request_the_frame_on_screen(window):
 
 
 def test_missing_explanation_module_is_a_visible_message(window, monkeypatch):
-    monkeypatch.setitem(sys.modules, "livemask.explain_live", None)  # import fails
+    monkeypatch.setitem(sys.modules, "livemask.explain.live", None)  # import fails
     assert window.handle_key(ord("g")) is None
     assert any("explanations unavailable" in line for line in window.overlay_lines())
     assert window.session is None

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from livemask.config import PROJECT_ROOT
-from livemask.crop import crop_faces
-from livemask.errors import ModelFileError
-from livemask.types import Detections, Predictions, check_array
+from livemask.core.errors import ModelFileError
+from livemask.core.types import Detections, Predictions, check_array
+from livemask.models.crop import crop_faces
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ def load_keras_model(model_path: str, key: str = "classifier.model_path"):
         raise ModelFileError(f"{p}: expected a .keras or .h5 file (config key '{key}')")
     import keras
 
-    import livemask.modelspec  # noqa: F401  (registers the custom layers)
+    import livemask.models.modelspec  # noqa: F401  (registers the custom layers)
 
     try:
         return keras.saving.load_model(p, compile=False, safe_mode=True)
@@ -52,7 +52,7 @@ class MaskClassifier:
     def __init__(self, model_path: str = DEFAULT_MODEL, batch_sizes: list = (1, 2, 4, 8, 16, 32)):
         import tensorflow as tf
 
-        from livemask.modelspec import read_spec
+        from livemask.models.modelspec import read_spec
 
         self.model = load_keras_model(model_path)
         self.spec = read_spec(self.model)

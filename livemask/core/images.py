@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from livemask.errors import InputImageError
+from livemask.core.errors import InputImageError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 

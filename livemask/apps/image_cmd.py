@@ -9,9 +9,9 @@ from pathlib import Path
 
 import cv2
 
-from livemask.draw import FaceAnnotator
-from livemask.errors import InputImageError, LivemaskError
-from livemask.images import list_images, read_image
+from livemask.core.errors import InputImageError, LivemaskError
+from livemask.core.images import list_images, read_image
+from livemask.sinks.draw import FaceAnnotator
 
 log = logging.getLogger(__name__)
 

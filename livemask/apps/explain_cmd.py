@@ -15,8 +15,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from livemask.errors import InputImageError, LivemaskError
-from livemask.images import list_images, read_image
+from livemask.core.errors import InputImageError, LivemaskError
+from livemask.core.images import list_images, read_image
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def image_record(path: Path, panel: Path, detections, results, map_files: dict[s
 
 def command(args, config) -> int:
     from livemask.config import build
-    from livemask.explain import ExplainSuite
+    from livemask.explain.methods import ExplainSuite
 
     ExplainSuite.methods_for(args.method)
     paths = list_images(args.paths)

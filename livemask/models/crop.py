@@ -10,8 +10,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from livemask.errors import InputImageError
-from livemask.types import check_array
+from livemask.core.errors import InputImageError
+from livemask.core.types import check_array
 
 DEFAULT_MARGIN = 0.2
 

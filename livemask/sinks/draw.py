@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from livemask.types import Detections, Predictions
+from livemask.core.types import Detections, Predictions
 
 # BGR colour per class name; any other class is drawn in amber
 CLASS_COLOURS = {"mask": (60, 200, 60), "no_mask": (40, 40, 230)}

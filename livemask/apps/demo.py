@@ -1,4 +1,4 @@
-"""Make a short demo clip offline from scikit-image's photos: ``python -m livemask.demo out.mp4``.
+"""Make a short demo clip offline from scikit-image's photos: ``python -m livemask.apps.demo out.mp4``.
 
 The astronaut photo (a real, unmasked face) drifts across a 640x480 frame, so a fresh
 machine without a camera or data still has something for ``livemask run`` to show.

@@ -13,17 +13,17 @@ import os
 import sys
 
 from livemask import __version__
-from livemask.errors import LivemaskError
+from livemask.core.errors import LivemaskError
 
 log = logging.getLogger("livemask")
 
 # command -> module that defines add_arguments(parser) and command(args, config) -> int
 COMMANDS = {
-    "run": ("livemask.run", "detect and classify faces live from a camera, file, URL or image folder"),
-    "image": ("livemask.image_cmd", "annotate still images"),
-    "eval": ("livemask.evaluate", "measure detection and classification on a labelled folder"),
-    "explain": ("livemask.explain_cmd", "Grad-CAM / occlusion maps for every face in images"),
-    "train": ("livemask.train_cmd", "train the mask classifier on a data folder"),
+    "run": ("livemask.apps.run", "detect and classify faces live from a camera, file, URL or image folder"),
+    "image": ("livemask.apps.image_cmd", "annotate still images"),
+    "eval": ("livemask.data.evaluate", "measure detection and classification on a labelled folder"),
+    "explain": ("livemask.apps.explain_cmd", "Grad-CAM / occlusion maps for every face in images"),
+    "train": ("livemask.apps.train_cmd", "train the mask classifier on a data folder"),
 }
 
 
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     from livemask.config import apply_overrides, load_config, parse_set
-    from livemask.quiet import import_tensorflow_quietly
+    from livemask.core.quiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()
     try:

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from livemask.errors import ConfigError, LivemaskError
-from livemask.stream import BufferPolicy, Capture
-from livemask.tracker import Tracker
-from livemask.types import Detections, Frame, FrameResult
+from livemask.core.errors import ConfigError, LivemaskError
+from livemask.core.types import Detections, Frame, FrameResult
+from livemask.engine.stream import BufferPolicy, Capture
+from livemask.engine.tracker import Tracker
 
 log = logging.getLogger(__name__)
 

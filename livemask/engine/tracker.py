@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from livemask.errors import ConfigError
-from livemask.types import Detections, Predictions
+from livemask.core.errors import ConfigError
+from livemask.core.types import Detections, Predictions
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:

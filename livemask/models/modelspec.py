@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import keras
 
-from livemask.errors import ModelFileError
+from livemask.core.errors import ModelFileError
 
 
 @keras.saving.register_keras_serializable(package="livemask")
@@ -38,15 +38,25 @@ class Preprocess(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="livemask")
 class ClassProbabilities(keras.layers.Layer):
-    def __init__(self, class_names=("mask", "no_mask"), **kwargs):
+    """Softmax over ``logits / temperature``; records the class names in output order.
+
+    ``temperature`` is fitted after training on faces that were not trained on (see
+    ``livemask.data.calibrate``), so a probability of 0.9 is right about nine times in ten.
+    Models saved before calibration existed load with temperature 1.
+    """
+
+    def __init__(self, class_names=("mask", "no_mask"), temperature: float = 1.0, **kwargs):
         super().__init__(**kwargs)
         self.class_names = tuple(class_names)
+        if not (isinstance(temperature, (int, float)) and 0.05 <= float(temperature) <= 100):
+            raise ValueError(f"temperature must be a number in [0.05, 100], got {temperature!r}")
+        self.temperature = float(temperature)
 
     def call(self, logits):
-        return keras.ops.softmax(logits, axis=-1)
+        return keras.ops.softmax(logits / self.temperature, axis=-1)
 
     def get_config(self):
-        return {**super().get_config(), "class_names": list(self.class_names)}
+        return {**super().get_config(), "class_names": list(self.class_names), "temperature": self.temperature}
 
 
 @dataclass(frozen=True)
@@ -59,6 +69,7 @@ class ModelSpec:
     offset: float
     crop_margin: float
     class_names: tuple[str, ...]
+    temperature: float = 1.0
 
     def pixel_for(self, model_value: float) -> float:
         """The 0-255 input value that the model's preprocessing maps to ``model_value``."""
@@ -82,4 +93,9 @@ def read_spec(model: keras.Model) -> ModelSpec:
     if len(shape) != 4 or shape[1] != shape[2] or shape[3] != 3:
         raise ModelFileError(f"model '{model.name}': expected input (None, S, S, 3), got {shape}")
     p = pre[0]
-    return ModelSpec(int(shape[1]), p.channel_order, p.scale, p.offset, p.crop_margin, head[0].class_names)
+    out_shape = model.output_shape
+    if len(out_shape) != 2 or out_shape[1] != len(head[0].class_names):
+        names = list(head[0].class_names)
+        raise ModelFileError(f"model '{model.name}': {out_shape[-1]} outputs but {len(names)} class names {names}")
+    return ModelSpec(int(shape[1]), p.channel_order, p.scale, p.offset, p.crop_margin, head[0].class_names,
+                     head[0].temperature)

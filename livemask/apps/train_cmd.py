@@ -6,7 +6,7 @@ import json
 import logging
 from pathlib import Path
 
-from livemask.errors import InputImageError
+from livemask.core.errors import InputImageError
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ def add_arguments(parser) -> None:
 
 def command(args, config) -> int:
     from livemask.config import build
-    from livemask.train import train
+    from livemask.data.train import train
 
     if not (args.data / "faces").is_dir():
         raise InputImageError(f"{args.data}: expected a faces/ folder (with_mask/, without_mask/, manifest.csv)")

@@ -20,7 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from livemask.datasets import (
+from livemask.core.errors import InputImageError
+from livemask.core.images import read_image
+from livemask.data.datasets import (
     box_iou,
     is_class_folders,
     is_scene_set,
@@ -29,8 +31,6 @@ from livemask.datasets import (
     match_boxes,
     read_list,
 )
-from livemask.errors import InputImageError
-from livemask.images import read_image
 
 log = logging.getLogger(__name__)
 

@@ -22,10 +22,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from livemask.errors import LivemaskError
-from livemask.explain import ExplainSuite, Explanations
-from livemask.types import Detections, FrameResult
-from livemask.winwatch import ClosedWatch
+from livemask.core.errors import LivemaskError
+from livemask.core.types import Detections, FrameResult
+from livemask.explain.methods import ExplainSuite, Explanations
+from livemask.sinks.winwatch import ClosedWatch
 
 log = logging.getLogger(__name__)
 

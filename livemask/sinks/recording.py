@@ -15,8 +15,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from livemask.errors import LivemaskError
-from livemask.types import FrameResult
+from livemask.core.errors import LivemaskError
+from livemask.core.types import FrameResult
 
 log = logging.getLogger(__name__)
 

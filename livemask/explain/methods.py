@@ -39,8 +39,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from livemask.errors import ConfigError, LivemaskError
-from livemask.types import check_array
+from livemask.core.errors import ConfigError, LivemaskError
+from livemask.core.types import check_array
 
 log = logging.getLogger(__name__)
 
@@ -341,7 +341,7 @@ class GradCAM(Explainer):
         import keras
         import tensorflow as tf
 
-        from livemask.modelspec import ClassProbabilities
+        from livemask.models.modelspec import ClassProbabilities
 
         self.layer = find_conv_layer(self.model, layer)
         head = next(la for la in self.model.layers if isinstance(la, ClassProbabilities))
@@ -539,7 +539,7 @@ class PanelRenderer:
         width = pad + n_tiles * (t + pad) + 60
         height = self.header + t + self.caption
         out = np.full((height, width, 3), 30, np.uint8)
-        from livemask.draw import class_colour
+        from livemask.sinks.draw import class_colour
 
         cv2.rectangle(out, (0, 0), (width, self.header - 4), class_colour(face.label), cv2.FILLED)
         _text(out, f"face {index + 1}: {face.label} {face.probability:.0%}", (pad, self.header - 9), 0.5,

@@ -1,13 +1,13 @@
 """Which class each config.yaml section configures."""
 
 from face_detector import DETECTORS
-from livemask.classifier import MaskClassifier
+from livemask.apps.run import RunOptions
 from livemask.config import register
-from livemask.explain import ExplainSuite
-from livemask.pipeline import PipelineOptions
-from livemask.run import RunOptions
-from livemask.stream import SourceOptions
-from livemask.tracker import Tracker
+from livemask.engine.pipeline import PipelineOptions
+from livemask.engine.stream import SourceOptions
+from livemask.engine.tracker import Tracker
+from livemask.explain.methods import ExplainSuite
+from livemask.models.classifier import MaskClassifier
 
 register("detector", DETECTORS)
 register("classifier", MaskClassifier)

@@ -1,6 +1,6 @@
 """``livemask run``: live or recorded video through the pipeline, into a window or into files.
 
-Window mode shows annotated frames in an OpenCV window (keys in :mod:`livemask.window`).
+Window mode shows annotated frames in an OpenCV window (keys in :mod:`livemask.sinks.window`).
 Headless mode writes an annotated video (the source's size and fps, one output frame
 per input frame from a file) and/or a JSON-lines event log, with a progress bar for
 files. SIGINT and SIGTERM end the run cleanly: both outputs are closed and complete.
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from livemask.errors import LivemaskError
-from livemask.types import FrameResult
+from livemask.core.errors import LivemaskError
+from livemask.core.types import FrameResult
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class Renderer:
     """Draws faces and the status overlay (FPS, latency, counts) on a copy of the frame."""
 
     def __init__(self, overlay: bool = True):
-        from livemask.draw import FaceAnnotator
+        from livemask.sinks.draw import FaceAnnotator
 
         self.annotator = FaceAnnotator()
         self.overlay = overlay
@@ -67,7 +67,7 @@ class Renderer:
 
     def render(self, result: FrameResult, extra: list[str] = (), tick: bool = True) -> np.ndarray:
         """Annotated copy of the frame; ``tick`` False redraws a frame without counting it for FPS."""
-        from livemask.draw import count_labels, draw_status
+        from livemask.sinks.draw import count_labels, draw_status
 
         if tick:
             now = time.monotonic()
@@ -86,7 +86,7 @@ class Outputs:
     """The optional annotated video and event log, plus the counts for the summary."""
 
     def __init__(self, video_path: str | None, events_path: str | None, fps: float):
-        from livemask.recording import EventLog
+        from livemask.sinks.recording import EventLog
 
         self.video_path, self.fps = video_path, fps
         self.recorder = None
@@ -95,7 +95,7 @@ class Outputs:
         self.faces: dict[str, int] = {}
 
     def write(self, result: FrameResult, image: np.ndarray | None) -> None:
-        from livemask.recording import VideoRecorder
+        from livemask.sinks.recording import VideoRecorder
 
         if self.video_path and image is not None:
             if self.recorder is None:
@@ -161,7 +161,7 @@ def consume(pipeline, outputs: Outputs, renderer: Renderer, stop_event: threadin
     In a window on a live source only the newest result is shown, and a result older than
     ``max_display_age_ms`` is not shown (counted as ``stale``); every result is still written.
     """
-    from livemask.pipeline import Percentiles
+    from livemask.engine.pipeline import Percentiles
 
     shown_latency = Percentiles()
     stale = superseded = 0
@@ -217,7 +217,7 @@ def build_pipeline(config: dict, source_options, pipeline_options, stop_event: t
     Returns (pipeline, classifier, tracker); the pipeline is not started yet.
     """
     from livemask.config import build
-    from livemask.pipeline import FrameProcessor, Pipeline, build_detector
+    from livemask.engine.pipeline import FrameProcessor, Pipeline, build_detector
 
     capture = source_options.make_capture(stop_event, max_frames, source)
     source = capture.source
@@ -238,7 +238,7 @@ def build_pipeline(config: dict, source_options, pipeline_options, stop_event: t
 
 def command(args, config) -> int:
     from livemask.config import apply_overrides, build
-    from livemask.stream import quiet_video_backend
+    from livemask.engine.stream import quiet_video_backend
 
     config = apply_overrides(config, {
         "source.source": args.source, "source.realtime": args.realtime, "run.headless": args.headless,
@@ -251,7 +251,7 @@ def command(args, config) -> int:
         raise LivemaskError(f"--max-frames must be at least 1, got {args.max_frames}")
     window = None
     if not options.headless:
-        from livemask.window import check_display
+        from livemask.sinks.window import check_display
 
         check_display()
     elif not (options.output or options.events):
@@ -265,7 +265,7 @@ def command(args, config) -> int:
         capture, source = pipeline.capture, pipeline.capture.source
         outputs = Outputs(options.output, options.events, source.fps or 30.0)
         if not options.headless:
-            from livemask.window import LiveWindow
+            from livemask.sinks.window import LiveWindow
 
             window = LiveWindow(options.window_name, classifier, config, options.snapshot_dir)
         total = args.max_frames if source.frame_count is None else min(source.frame_count, args.max_frames or 1 << 62)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from livemask.errors import ShapeError
+from livemask.core.errors import ShapeError
 
 
 def check_array(name: str, array: np.ndarray, shape: tuple[int | None, ...], dtype=None) -> None:
@@ -75,6 +75,16 @@ class Detections:
         """Shorter side of each box in pixels."""
         wh = self.boxes[:, 2:] - self.boxes[:, :2]
         return wh.min(axis=1) if len(self) else np.zeros((0,), np.float32)
+
+    @property
+    def areas(self) -> np.ndarray:
+        """Area of each box in square pixels."""
+        wh = (self.boxes[:, 2:] - self.boxes[:, :2]).clip(0)
+        return wh.prod(axis=1) if len(self) else np.zeros((0,), np.float32)
+
+    def largest(self) -> int:
+        """Index of the largest box: a photo's subject (a bystander may score higher). -1 when empty."""
+        return int(np.argmax(self.areas)) if len(self) else -1
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,8 @@
 
 * Scene sets (PASCAL VOC): ``images/*.jpg`` + ``annotations/*.xml`` with face boxes
   named ``with_mask``, ``without_mask`` or ``mask_weared_incorrect``.
-* Class folders: ``with_mask/`` and ``without_mask/``, optionally with a
-  ``manifest.csv`` (``file, group, split, status`` columns).
+* Class folders: any of ``with_mask/``, ``without_mask/`` and ``mask_weared_incorrect/``
+  (one alone is valid), optionally with a ``manifest.csv`` (``file, group, split, status``).
 """
 
 from __future__ import annotations
@@ -15,10 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from livemask.errors import InputImageError
-from livemask.images import IMAGE_SUFFIXES
+from livemask.core.errors import InputImageError
+from livemask.core.images import IMAGE_SUFFIXES
 
-FOLDER_CLASSES = ("with_mask", "without_mask")
+FOLDER_CLASSES = ("with_mask", "without_mask", "mask_weared_incorrect")
+# data label (folder or VOC name) -> the model's class name
+CLASS_OF_LABEL = {"with_mask": "mask", "without_mask": "no_mask", "mask_weared_incorrect": "mask_incorrect"}
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,7 @@ class SceneImage:
 @dataclass(frozen=True)
 class FaceImage:
     path: Path
-    label: str  # with_mask | without_mask
+    label: str  # with_mask | without_mask | mask_weared_incorrect
     group: str
     split: str
 
@@ -41,7 +43,8 @@ def is_scene_set(root: Path) -> bool:
 
 
 def is_class_folders(root: Path) -> bool:
-    return all((root / c).is_dir() for c in FOLDER_CLASSES)
+    """True when at least one of the class folders is there."""
+    return any((root / c).is_dir() for c in FOLDER_CLASSES)
 
 
 def read_list(path: Path) -> set[str]:
@@ -96,6 +99,8 @@ def load_face_folders(root: Path, only: set[str] | None = None, split: str | Non
         raise InputImageError(f"{root}: --split needs a manifest.csv in the folder")
     out = []
     for label in FOLDER_CLASSES:
+        if not (root / label).is_dir():
+            continue
         for path in sorted((root / label).iterdir()):
             if path.suffix.lower() not in IMAGE_SUFFIXES:
                 continue

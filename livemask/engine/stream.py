@@ -2,7 +2,7 @@
 
 A :class:`Source` opens and reads one kind of input (camera index, video file,
 RTSP/HTTP(S) URL, image folder) and returns BGR uint8 images. :class:`Capture` runs a
-source in its own thread and hands typed :class:`~livemask.types.Frame` objects to the
+source in its own thread and hands typed :class:`~livemask.core.types.Frame` objects to the
 consumer through a bounded queue:
 
 * live sources (camera, URL, a file paced with ``realtime``) use :attr:`BufferPolicy.DROP_OLDEST`:
@@ -31,9 +31,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from livemask.errors import SourceError
-from livemask.images import IMAGE_SUFFIXES, as_bgr8, read_image
-from livemask.types import Frame
+from livemask.core.errors import SourceError
+from livemask.core.images import IMAGE_SUFFIXES, as_bgr8, read_image
+from livemask.core.types import Frame
 
 log = logging.getLogger(__name__)
 
@@ -317,7 +317,7 @@ class SourceOptions:
 
     def __post_init__(self) -> None:
         self.source = str(self.source)
-        from livemask.errors import ConfigError
+        from livemask.core.errors import ConfigError
 
         if self.queue_size < 1 or self.live_queue_size < 1:
             raise ConfigError(f"source.queue_size and live_queue_size must be at least 1, got {self.queue_size} "

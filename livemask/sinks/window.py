@@ -16,9 +16,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from livemask.errors import LivemaskError
-from livemask.types import FrameResult
-from livemask.winwatch import ClosedWatch
+from livemask.core.errors import LivemaskError
+from livemask.core.types import FrameResult
+from livemask.sinks.winwatch import ClosedWatch
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +149,7 @@ class LiveWindow:
                 self.say(self._explain_missing)
                 return
             try:
-                from livemask.explain_live import ExplainSession
+                from livemask.explain.live import ExplainSession
             except ImportError as err:
                 self._explain_missing = f"explanations unavailable ({err})"
                 self.say(self._explain_missing)

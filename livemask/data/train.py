@@ -1,0 +1,349 @@
+"""``livemask train``: build face crops with the inference detector and crop rule, then train.
+
+Face photos: the detector runs on every image and its best face is cut with the same
+crop function inference uses. Scene images: faces are cut from their annotation boxes
+with the same margin rule. Splits follow the manifest's ``group`` (faces) and a fixed
+hash of the image name (scenes), never single files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from livemask.core.errors import ConfigError, InputImageError
+from livemask.core.images import read_image
+from livemask.data.datasets import is_class_folders, load_face_folders, load_scenes, read_list
+from livemask.models.crop import DEFAULT_MARGIN, crop_face
+
+log = logging.getLogger(__name__)
+
+CLASS_NAMES = ("mask", "no_mask", "mask_incorrect")
+# annotation / folder name -> class index
+LABELS = {"with_mask": 0, "without_mask": 1, "mask_weared_incorrect": 2}
+WIDE = 1.5  # stored crops are this much wider than the model's crop, room for scale/shift jitter
+SCENE_HOLDOUT_PERCENT = 20
+CALIB_PERCENT = 10  # faces-train groups kept out of training to fit the temperature
+SMALL_FACE_PX = (12, 32)  # scene faces in this size range get SMALL_FACE_WEIGHT in the loss
+SMALL_FACE_WEIGHT = 2.0
+TRAIN_PARTS = ("faces-train", "scenes-train", "extra-train")
+
+
+def _hash_percent(text: str) -> int:
+    return int(hashlib.sha1(text.encode()).hexdigest(), 16) % 100
+
+
+def scene_is_holdout(stem: str) -> bool:
+    """A fixed, reproducible 20% of scenes/ images held out from classifier training."""
+    return _hash_percent(stem) < SCENE_HOLDOUT_PERCENT
+
+
+def group_is_calibration(group: str) -> bool:
+    """A fixed 10% of faces-train groups used only to fit the temperature."""
+    return _hash_percent("calib:" + group) < CALIB_PERCENT
+
+
+@dataclass
+class CropSet:
+    wide: np.ndarray  # (N, W, W, 3) uint8 BGR, WIDE x the model's crop
+    base: np.ndarray  # (N, S, S, 3) uint8 BGR, exactly the inference crop
+    labels: np.ndarray  # (N,) int64 class index
+    part: np.ndarray  # (N,) str: faces-train/-calib/-val, scenes-train/-holdout, extra-train/-val
+    size: np.ndarray  # (N,) float32 face size (shorter box side) in source pixels
+    source: np.ndarray  # (N,) str: the faces/ source (manifest prefix) or the scene set
+
+
+def build_crops(data: Path, detector, size: int, margin: float = DEFAULT_MARGIN) -> CropSet:
+    """Cut every usable face of ``data`` (faces/, scenes/ and scenes_extra/ below it)."""
+    wide_size = round(size * WIDE)
+    wide_margin = (1 + margin) * WIDE - 1
+    rows: list[tuple] = []
+    skipped = 0
+    faces_root = data / "faces"
+    if not is_class_folders(faces_root):
+        raise ConfigError(f"{faces_root}: expected with_mask/, without_mask/ or mask_weared_incorrect/ folders")
+    items = load_face_folders(faces_root)
+    t0 = time.monotonic()
+    for k, item in enumerate(items):
+        try:
+            image = read_image(item.path)
+        except InputImageError as err:
+            log.warning("%s", err)
+            continue
+        det = detector.detect(image)
+        if not len(det):
+            skipped += 1
+            continue
+        # the photo's subject: the largest face (a bystander can score higher)
+        box = det.boxes[det.largest()]
+        if item.split == "val":
+            part = "faces-val"
+        else:
+            part = "faces-calib" if group_is_calibration(item.group) else "faces-train"
+        rows.append((crop_face(image, box, wide_size, wide_margin), crop_face(image, box, size, margin),
+                     LABELS[item.label], part, float((box[2:] - box[:2]).min()), item.path.stem.split("_")[0]))
+        if k % 1000 == 0:
+            log.info("faces: %d/%d (%.0f s)", k, len(items), time.monotonic() - t0)
+    log.info("faces: %d cropped, %d without a detected face (left out)", len(rows), skipped)
+    for name, prefix in (("scenes", "scenes"), ("scenes_extra", "extra")):
+        root = data / name
+        if not root.is_dir():
+            continue
+        val = read_list(root / "val.txt") if (root / "val.txt").is_file() else set()
+        for scene in load_scenes(root):
+            image = read_image(scene.path)
+            if prefix == "scenes":
+                part = "scenes-holdout" if scene_is_holdout(scene.path.stem) else "scenes-train"
+            else:
+                part = "extra-val" if scene.path.stem in val else "extra-train"
+            for box, label in zip(scene.boxes, scene.names):
+                if label not in LABELS or (box[2:] - box[:2]).min() < 4:
+                    continue
+                rows.append((crop_face(image, box, wide_size, wide_margin), crop_face(image, box, size, margin),
+                             LABELS[label], part, float((box[2:] - box[:2]).min()), name))
+    wide, base, labels, part, sizes, source = zip(*rows)
+    return CropSet(np.stack(wide), np.stack(base), np.asarray(labels, np.int64), np.asarray(part),
+                   np.asarray(sizes, np.float32), np.asarray(source))
+
+
+def crop_signature(detector, size: int) -> str:
+    """Short hash of what the crops depend on: detector settings, crop size, margin and splits."""
+    settings = {k: v for k, v in sorted(vars(detector).items()) if isinstance(v, (int, float, str, bool))}
+    text = (f"v3{type(detector).__name__}{settings}{size}{DEFAULT_MARGIN}{WIDE}{SCENE_HOLDOUT_PERCENT}"
+            f"{CALIB_PERCENT}{sorted(LABELS.items())}")
+    return hashlib.sha1(text.encode()).hexdigest()[:10]
+
+
+def build_model(size: int = 64, margin: float = DEFAULT_MARGIN, seed: int = 0):
+    """A small separable-convolution CNN; the last conv block is the Grad-CAM layer."""
+    import keras
+    from keras import layers
+
+    from livemask.models.modelspec import ClassProbabilities, Preprocess
+
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((size, size, 3), name="face_rgb")
+    x = Preprocess(channel_order="RGB", scale=1 / 127.5, offset=-1.0, crop_margin=margin, name="preprocess")(inputs)
+    x = layers.Conv2D(32, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(x)
+    x = layers.BatchNormalization(name="stem_bn")(x)
+    x = layers.ReLU(name="stem_relu")(x)
+    for i, filters in enumerate((64, 128, 192)):
+        for j in range(2):
+            x = layers.SeparableConv2D(filters, 3, padding="same", use_bias=False, name=f"block{i}_conv{j}")(x)
+            x = layers.BatchNormalization(name=f"block{i}_bn{j}")(x)
+            x = layers.ReLU(name=f"block{i}_relu{j}")(x)
+        if i < 2:
+            x = layers.MaxPooling2D(name=f"block{i}_pool")(x)
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    x = layers.Dropout(0.3, name="dropout")(x)
+    x = layers.Dense(len(CLASS_NAMES), name="logits")(x)
+    outputs = ClassProbabilities(class_names=CLASS_NAMES, name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="livemask_mask_classifier")
+
+
+def _augment_fn(size: int):
+    """tf.data map function: wide BGR crop -> jittered model-ready RGB float crop.
+
+    Besides geometry and photometric jitter, it simulates what real photos get wrong:
+    unusual mask colours and black masks (hue, saturation and darkness of the lower face,
+    masked classes only), pixelated faces (mosaic), turned heads (perspective warps that
+    squeeze one side), and faces cut by the frame edge (a black band, as ``crop_face`` pads).
+    """
+    import tensorflow as tf
+
+    inner = 1.0 / WIDE
+    fsize = float(size)
+    rows = tf.reshape(tf.linspace(0.0, 1.0, size), [size, 1, 1])
+    lower = tf.clip_by_value((rows - 0.45) / 0.15, 0.0, 1.0)  # 0 above 45% of the height, 1 below 60%
+
+    def chance(p):
+        return tf.random.uniform([]) < p
+
+    def recolour_lower(img):
+        x = img / 255.0
+        x = tf.image.adjust_hue(x, tf.random.uniform([], -0.5, 0.5))
+        x = tf.image.adjust_saturation(x, tf.random.uniform([], 0.3, 2.0))
+        x = tf.cond(chance(0.3), lambda: x * tf.random.uniform([], 0.15, 0.6), lambda: x)  # dark/black masks
+        return lower * x * 255.0 + (1 - lower) * img
+
+    def mosaic(img):
+        k = tf.random.uniform([], 6, 18, dtype=tf.int32)
+        small = tf.image.resize(img, [k, k], method="area")
+        return tf.image.resize(small, [size, size], method="nearest")
+
+    def edge_cut(img):
+        cut = tf.cast(tf.random.uniform([], 0.08, 0.35) * fsize, tf.int32)
+        keep = tf.sequence_mask(size - cut, size, dtype=tf.float32)  # 1 for kept columns
+        keep = tf.cond(chance(0.5), lambda: keep, lambda: tf.reverse(keep, [0]))
+        vertical = chance(0.5)
+        m = tf.cond(vertical, lambda: tf.reshape(keep, [size, 1, 1]), lambda: tf.reshape(keep, [1, size, 1]))
+        return img * m
+
+    def augment(wide, label, weight):
+        img = tf.reverse(tf.cast(wide, tf.float32), axis=[-1])  # BGR -> RGB, as MaskClassifier.prepare
+        # scale and shift jitter: a box around the centre crop
+        scale = inner * tf.random.uniform([], 0.85, 1.2)
+        cy = 0.5 + tf.random.uniform([], -0.08, 0.08) * inner
+        cx = 0.5 + tf.random.uniform([], -0.08, 0.08) * inner
+        box = tf.stack([cy - scale / 2, cx - scale / 2, cy + scale / 2, cx + scale / 2])
+        img = tf.image.crop_and_resize(img[None], box[None], [0], [size, size])[0]
+        # rotation, plus a perspective term and a horizontal squeeze (a head turned a little)
+        angle = tf.random.uniform([], -0.2, 0.2)
+        c, s = tf.cos(angle), tf.sin(angle)
+        h = fsize / 2
+        squeeze = tf.cond(chance(0.4), lambda: tf.random.uniform([], 1.0, 1.25), lambda: 1.0)
+        p0 = tf.cond(chance(0.4), lambda: tf.random.uniform([], -0.004, 0.004), lambda: 0.0)
+        transform = [c * squeeze, -s, h - c * squeeze * h + s * h, s, c, h - s * h - c * h, p0, 0.0]
+        img = tf.raw_ops.ImageProjectiveTransformV3(
+            images=img[None], transforms=[transform], output_shape=[size, size], fill_value=0.0,
+            interpolation="BILINEAR", fill_mode="REFLECT")[0]
+        img = tf.image.random_flip_left_right(img)
+        img = tf.cond((label != 1) & chance(0.35), lambda: recolour_lower(img), lambda: img)
+        img = tf.image.adjust_hue(img / 255.0, tf.random.uniform([], -0.04, 0.04)) * 255.0
+        # resolution loss (small, distant faces), or a mosaic (pixelated faces)
+        low = tf.random.uniform([], 12, size + 1, dtype=tf.int32)
+        img = tf.cond(chance(0.35),
+                      lambda: tf.image.resize(tf.image.resize(img, [low, low], antialias=True), [size, size]),
+                      lambda: img)
+        img = tf.cond(chance(0.08), lambda: mosaic(img), lambda: img)
+        img = tf.image.random_brightness(img, 40.0)
+        img = tf.image.random_contrast(img, 0.7, 1.3)
+        img = tf.clip_by_value(img, 0.0, 255.0)
+        img = tf.cond(chance(0.12), lambda: edge_cut(img), lambda: img)
+        img = tf.cond(chance(0.3),
+                      lambda: tf.cast(tf.image.random_jpeg_quality(tf.cast(img, tf.uint8), 30, 95), tf.float32),
+                      lambda: img)
+        img = tf.cond(chance(0.1), lambda: tf.repeat(tf.image.rgb_to_grayscale(img), 3, -1), lambda: img)
+        img.set_shape([size, size, 3])
+        return img, tf.one_hot(label, len(CLASS_NAMES)), weight
+
+    return augment
+
+
+def load_or_build_crops(data: Path, detector, size: int, cache: Path | None) -> CropSet:
+    if cache is not None:
+        cache = cache.with_name(f"{cache.stem}-{crop_signature(detector, size)}{cache.suffix}")
+        if cache.is_file():
+            z = np.load(cache)
+            log.info("loaded %d cached crops from %s", len(z["labels"]), cache)
+            return CropSet(z["wide"], z["base"], z["labels"], z["part"], z["size"], z["source"])
+    crops = build_crops(data, detector, size)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(cache.stem + ".partial.npz")
+        np.savez(tmp, wide=crops.wide, base=crops.base, labels=crops.labels, part=crops.part, size=crops.size,
+                 source=crops.source)
+        tmp.replace(cache)
+    return crops
+
+
+def train(data: Path, out: Path, detector, size: int = 64, epochs: int = 30, batch: int = 64, seed: int = 0,
+          cache: Path | None = None) -> dict:
+    """Build crops (cached), train, fit the temperature, save the model and return the report."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    t_start = time.monotonic()
+    crops = load_or_build_crops(data, detector, size, cache)
+    crop_s = time.monotonic() - t_start
+    is_train = np.isin(crops.part, TRAIN_PARTS)
+    is_val = crops.part == "faces-val"
+    counts = np.bincount(crops.labels[is_train], minlength=len(CLASS_NAMES))
+    class_weight = counts.sum() / (len(counts) * np.maximum(counts, 1))
+    small = ~np.char.startswith(crops.part.astype(str), "faces") & (crops.size >= SMALL_FACE_PX[0]) & (
+        crops.size <= SMALL_FACE_PX[1])
+    weights = (class_weight[crops.labels] * np.where(small, SMALL_FACE_WEIGHT, 1.0)).astype(np.float32)
+    log.info("train crops %d (per class %s), class weights %s, small scene faces %d", is_train.sum(),
+             counts.tolist(), np.round(class_weight, 3).tolist(), int((small & is_train).sum()))
+
+    ds = tf.data.Dataset.from_tensor_slices((crops.wide[is_train], crops.labels[is_train], weights[is_train]))
+    ds = ds.shuffle(int(is_train.sum()), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.map(_augment_fn(size), num_parallel_calls=2).batch(batch).prefetch(2)
+    val_x = np.ascontiguousarray(crops.base[is_val][..., ::-1], dtype=np.float32)
+    val_y = np.eye(len(CLASS_NAMES), dtype=np.float32)[crops.labels[is_val]]
+    val = tf.data.Dataset.from_tensor_slices((val_x, val_y)).batch(256)
+
+    model = build_model(size, seed=seed)
+    steps = int(np.ceil(is_train.sum() / batch)) * epochs
+    schedule = keras.optimizers.schedules.CosineDecay(0.0, steps, warmup_target=3e-3, warmup_steps=steps // 20)
+    model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=1e-4),
+                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.05), metrics=["accuracy"])
+    t0 = time.monotonic()
+    model.fit(ds, epochs=epochs, validation_data=val, verbose=2)
+    train_s = time.monotonic() - t0
+
+    from livemask.data.calibrate import expected_calibration_error, fit_temperature, logits_of
+
+    calib = crops.part == "faces-calib"
+    logits = logits_of(model, np.ascontiguousarray(crops.base[..., ::-1], dtype=np.float32))
+    temperature = fit_temperature(logits[calib], crops.labels[calib])
+    model.get_layer("probabilities").temperature = temperature
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.stem + ".partial" + out.suffix)
+    model.save(tmp)
+    tmp.replace(out)
+    total_s = time.monotonic() - t_start
+    log.info("saved %s (%.1f MB), temperature %.3f, after %.0f s (training %.0f s)", out,
+             out.stat().st_size / 1e6, temperature, total_s, train_s)
+    report = crop_report(out, crops)
+    report["calibration"] = {
+        "temperature": round(temperature, 4),
+        "fitted_on": f"faces-calib: {int(calib.sum())} faces of {CALIB_PERCENT}% of faces-train groups, not trained on",
+        "ece_faces_val_before": round(expected_calibration_error(logits[is_val], crops.labels[is_val], 1.0), 4),
+        "ece_faces_val_after": round(
+            expected_calibration_error(logits[is_val], crops.labels[is_val], temperature), 4),
+    }
+    report["seconds"] = {"crops": round(crop_s, 1), "training": round(train_s, 1), "total": round(total_s, 1)}
+    report["train_crops"] = {"total": int(is_train.sum()), "per_class": dict(zip(CLASS_NAMES, counts.tolist())),
+                             "small_scene_faces_weighted": int((small & is_train).sum())}
+    report_path = out.with_suffix(".report.json")
+    report_path.write_text(json.dumps(report, indent=2) + "\n")
+    log.info("wrote %s", report_path)
+    return report
+
+
+def crop_report(model_path: Path, crops: CropSet) -> dict:
+    """Accuracy and confusion per evaluation part and per source, and by face size on held-out scenes."""
+    from livemask.models.classifier import MaskClassifier
+
+    clf = MaskClassifier(str(model_path))
+    pred = clf.predict_crops(crops.base).class_ids
+    report: dict = {"class_names": list(CLASS_NAMES)}
+    for part in ("faces-val", "scenes-holdout", "extra-val"):
+        sel = crops.part == part
+        if part != "faces-val":
+            sel &= crops.size >= 16
+        report[part] = summarise(crops.labels[sel], pred[sel])
+    val = crops.part == "faces-val"
+    report["faces-val-by-source"] = {
+        str(src): summarise(crops.labels[val & (crops.source == src)], pred[val & (crops.source == src)])
+        for src in sorted(set(crops.source[val].tolist()))
+    }
+    bins = [(4, 16), (16, 24), (24, 32), (32, 48), (48, 10_000)]
+    held = np.isin(crops.part, ["scenes-holdout", "extra-val"])
+    report["scene-holdout-and-extra-val-by-size"] = {
+        f"{lo}-{hi if hi < 10_000 else 'up'} px": summarise(crops.labels[m], pred[m])
+        for lo, hi in bins
+        for m in [held & (crops.size >= lo) & (crops.size < hi)]
+    }
+    return report
+
+
+def summarise(truth: np.ndarray, pred: np.ndarray) -> dict:
+    k = len(CLASS_NAMES)
+    confusion = np.zeros((k, k), np.int64)
+    np.add.at(confusion, (truth, pred), 1)
+    recall = {CLASS_NAMES[i]: round(float(confusion[i, i] / confusion[i].sum()), 4)
+              for i in range(k) if confusion[i].sum()}
+    precision = {CLASS_NAMES[i]: round(float(confusion[i, i] / confusion[:, i].sum()), 4)
+                 for i in range(k) if confusion[:, i].sum()}
+    return {"n": len(truth), "accuracy": round(float((truth == pred).mean()), 4) if len(truth) else None,
+            "recall": recall, "precision": precision,
+            "confusion (rows truth, cols predicted)": confusion.tolist()}
