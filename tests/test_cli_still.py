@@ -22,7 +22,7 @@ def test_version():
     assert out.returncode == 0 and out.stdout.startswith("livemask 0.")
 
 
-def test_image_json_and_annotated_output(tmp_path, astronaut_bgr):
+def test_image_json_and_annotated_output(tmp_path, astronaut_bgr, classifier):
     good = tmp_path / "in" / "astronaut.jpg"
     good.parent.mkdir()
     cv2.imwrite(str(good), astronaut_bgr)

@@ -11,6 +11,7 @@ import cv2
 
 from livemask.core.errors import InputImageError, LivemaskError
 from livemask.core.images import list_images, read_image
+from livemask.core.records import face_records
 from livemask.sinks.draw import FaceAnnotator
 
 log = logging.getLogger(__name__)
@@ -20,15 +21,6 @@ def add_arguments(parser) -> None:
     parser.add_argument("paths", nargs="+", type=Path, help="image files or folders")
     parser.add_argument("--out", type=Path, default=Path("out"), help="folder for annotated images (default: out)")
     parser.add_argument("--json", action="store_true", help="print one JSON object per image")
-
-
-def face_records(detections, predictions) -> list[dict]:
-    return [
-        {"box": [round(float(v), 1) for v in box], "score": round(float(score), 4), "label": label,
-         "probability": round(float(prob), 4)}
-        for box, score, label, prob in zip(detections.boxes, detections.scores, predictions.labels,
-                                           predictions.confidences)
-    ]
 
 
 def command(args, config) -> int:
