@@ -33,7 +33,9 @@ def test_image_json_and_annotated_output(tmp_path, astronaut_bgr, classifier):
     records = {json.loads(line)["path"]: json.loads(line) for line in out.stdout.splitlines()}
     faces = records[str(good)]["faces"]
     assert len(faces) == 1 and faces[0]["label"] == "no_mask" and faces[0]["probability"] > 0.8
-    assert set(faces[0]) == {"box", "score", "label", "probability"}
+    assert set(faces[0]) == {"box", "score", "label", "probability", "probabilities"}
+    assert set(faces[0]["probabilities"]) == set(classifier.class_names)
+    assert abs(sum(faces[0]["probabilities"].values()) - 1) < 1e-3
     assert records[str(blank)]["faces"] == []
     annotated = cv2.imread(str(tmp_path / "out" / "astronaut.png"))
     assert annotated.shape == astronaut_bgr.shape and not np.array_equal(annotated, astronaut_bgr)
