@@ -325,10 +325,10 @@ def score_rows(cand: Candidate, passes: Passes, scenes) -> list[dict]:
     for t in cand.thresholds:
         row: dict = {"detector": cand.detector, "setting": cand.setting, "threshold": cand.threshold_label(t)}
         if scenes:
-            tally = SceneTally()
+            tally = SceneTally(("mask", "no_mask"))
             for scene, (boxes, scores) in zip(scenes, passes.scenes, strict=True):
                 keep = scores >= t
-                tally.add_image(scene.boxes, scene.names, boxes[keep], scores[keep], [""] * int(keep.sum()))
+                tally.add_image(scene.boxes, scene.names, boxes[keep], scores[keep], np.zeros((int(keep.sum()), 2)))
             summary = tally.summary()
             row["recall"] = {k: summary["recall"].get(k) for k in SCENE_CLASSES}
             total = sum(tally.faces.values())

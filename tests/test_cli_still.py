@@ -101,9 +101,28 @@ def test_eval_class_folders(tmp_path, astronaut_bgr):
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     assert result["images"] == 3 and result["detected"] == pytest.approx(2 / 3, abs=1e-3)
-    assert result["accuracy"]["without_mask"] == 1.0 and "with_mask" not in result["accuracy"]
+    assert result["class_accuracy"] == {"without_mask": 1.0} and result["accuracy"] == 1.0
+    assert result["confusion"]["rows"] == ["without_mask"]
+    no_mask = result["confusion"]["columns"].index("no_mask")
+    assert result["confusion"]["matrix"][0][no_mask] == 2 and sum(result["confusion"]["matrix"][0]) == 2
+    assert 0 <= result["ece"] <= 1
     out = livemask("eval", tmp_path, "--split", "val")
     assert out.returncode == 1 and "--split needs a manifest.csv" in out.stderr
+
+
+def test_eval_one_class_folder_scores_the_largest_face(tmp_path, astronaut_bgr):
+    """One class folder alone is a valid set; a photo is scored by its subject, the largest face."""
+    (tmp_path / "without_mask").mkdir()
+    small = cv2.resize(astronaut_bgr, (128, 128))
+    scene = np.full((700, 900, 3), 90, np.uint8)
+    scene[40:552, 40:552] = astronaut_bgr  # the subject
+    scene[560:688, 700:828] = small  # a small bystander
+    cv2.imwrite(str(tmp_path / "without_mask" / "two.jpg"), scene)
+    out = livemask("eval", tmp_path, "--json")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["images"] == 1 and result["detected"] == 1.0
+    assert result["class_accuracy"] == {"without_mask": 1.0}
 
 
 def test_eval_scene_subset(data_dir, tmp_path):

@@ -3,11 +3,15 @@
 Scene sets (VOC): a face counts if its shorter side is at least ``MIN_FACE_RECALL``
 pixels; a detection matches a face at IoU >= ``MATCH_IOU`` (greedy, by score); a
 detection that matches no annotated face (of any size) counts against precision.
-Accuracy is mask vs no-mask on matched faces of at least ``MIN_FACE_ACCURACY`` pixels
-(``mask_weared_incorrect`` faces count for detection, not for accuracy).
+Accuracy, ``class_accuracy`` (per annotation label) and the confusion matrix are over
+matched faces of at least ``MIN_FACE_ACCURACY`` pixels whose label the model can say
+(``mask_weared_incorrect`` needs a model with a ``mask_incorrect`` class).
 
-Class folders: per image the highest-scoring face is classified; accuracy is over the
-images where a face was found, ``detected`` the fraction found.
+Class folders (any of ``with_mask/``, ``without_mask/``, ``mask_weared_incorrect/``): per
+image the photo's subject, its largest detected face, is classified (a bystander can
+score higher); accuracy is over the images where a face was found, ``detected`` the
+fraction found. ``ece`` is the expected calibration error of the predicted class
+(15 equal-width bins).
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ import numpy as np
 
 from livemask.core.errors import InputImageError
 from livemask.core.images import read_image
+from livemask.data.calibrate import ece_of_probabilities
 from livemask.data.datasets import (
+    CLASS_OF_LABEL,
     box_iou,
     is_class_folders,
     is_scene_set,
@@ -37,21 +43,57 @@ log = logging.getLogger(__name__)
 MATCH_IOU = 0.4
 MIN_FACE_RECALL = 12
 MIN_FACE_ACCURACY = 16
-# annotation / folder name -> the classifier class it should get
-EXPECTED_CLASS = {"with_mask": "mask", "without_mask": "no_mask"}
+
+
+class Confusion:
+    """Rows: data labels (folder / annotation names); columns: the model's classes."""
+
+    def __init__(self, class_names: tuple[str, ...]):
+        self.class_names = tuple(class_names)
+        self.rows: dict[str, np.ndarray] = {}
+        self.probs: list[np.ndarray] = []
+        self.truth: list[int] = []
+
+    def gradable(self, label: str) -> bool:
+        return CLASS_OF_LABEL.get(label) in self.class_names
+
+    def add(self, label: str, probabilities: np.ndarray) -> None:
+        row = self.rows.setdefault(label, np.zeros(len(self.class_names), np.int64))
+        row[int(np.argmax(probabilities))] += 1
+        if self.gradable(label):
+            self.probs.append(np.asarray(probabilities, np.float64))
+            self.truth.append(self.class_names.index(CLASS_OF_LABEL[label]))
+
+    def summary(self) -> dict:
+        correct = {k: int(r[self.class_names.index(CLASS_OF_LABEL[k])]) for k, r in self.rows.items()
+                   if self.gradable(k)}
+        total = {k: int(self.rows[k].sum()) for k in correct}
+        n = sum(total.values())
+        labels = sorted(self.rows, key=lambda k: list(CLASS_OF_LABEL).index(k) if k in CLASS_OF_LABEL else 99)
+        return {
+            "accuracy": round(sum(correct.values()) / n, 4) if n else None,
+            "class_accuracy": {k: round(correct[k] / total[k], 4) for k in labels if total.get(k)},
+            "confusion": {"rows": labels, "columns": list(self.class_names),
+                          "matrix": [self.rows[k].tolist() for k in labels]},
+            "ece": round(ece_of_probabilities(np.stack(self.probs), np.asarray(self.truth)), 4) if n else None,
+            "classified_faces": n,
+        }
 
 
 @dataclass
 class SceneTally:
+    class_names: tuple[str, ...]
     faces: dict[str, int] = field(default_factory=dict)
     found: dict[str, int] = field(default_factory=dict)
     detections: int = 0
     detections_on_faces: int = 0
-    correct: int = 0
-    classified: int = 0
+    confusion: Confusion = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.confusion = Confusion(self.class_names)
 
     def add_image(self, truth: np.ndarray, names: tuple[str, ...], boxes: np.ndarray, scores: np.ndarray,
-                  labels: list[str]) -> None:
+                  probabilities: np.ndarray) -> None:
         matched = match_boxes(truth, boxes, scores, MATCH_IOU)
         sizes = (truth[:, 2:] - truth[:, :2]).min(axis=1) if len(truth) else np.zeros(0)
         for i, name in enumerate(names):
@@ -59,9 +101,8 @@ class SceneTally:
                 continue
             self.faces[name] = self.faces.get(name, 0) + 1
             self.found[name] = self.found.get(name, 0) + int(matched[i] >= 0)
-            if matched[i] >= 0 and sizes[i] >= MIN_FACE_ACCURACY and name in EXPECTED_CLASS:
-                self.classified += 1
-                self.correct += int(labels[matched[i]] == EXPECTED_CLASS[name])
+            if matched[i] >= 0 and sizes[i] >= MIN_FACE_ACCURACY and name in CLASS_OF_LABEL:
+                self.confusion.add(name, probabilities[matched[i]])
         self.detections += len(boxes)
         if len(boxes) and len(truth):
             self.detections_on_faces += int((box_iou(boxes, truth).max(axis=1) >= MATCH_IOU).sum())
@@ -71,8 +112,7 @@ class SceneTally:
             "faces": sum(self.faces.values()),
             "recall": {k: round(self.found[k] / self.faces[k], 4) for k in sorted(self.faces)},
             "precision": round(self.detections_on_faces / self.detections, 4) if self.detections else None,
-            "accuracy": round(self.correct / self.classified, 4) if self.classified else None,
-            "classified_faces": self.classified,
+            **self.confusion.summary(),
         }
 
 
@@ -80,7 +120,7 @@ def evaluate_scenes(root: Path, detector, classifier, only: set[str] | None = No
     scenes = load_scenes(root, only)
     if not scenes:
         raise InputImageError(f"{root}: no annotated images" + (" match the list" if only is not None else ""))
-    tally = SceneTally()
+    tally = SceneTally(classifier.class_names)
     seconds = 0.0
     for scene in scenes:
         image = read_image(scene.path)
@@ -88,7 +128,7 @@ def evaluate_scenes(root: Path, detector, classifier, only: set[str] | None = No
         det = detector.detect(image)
         pred = classifier.classify(image, det)
         seconds += time.perf_counter() - t0
-        tally.add_image(scene.boxes, scene.names, det.boxes, det.scores, pred.labels)
+        tally.add_image(scene.boxes, scene.names, det.boxes, det.scores, pred.probabilities)
     return {"images": len(scenes), **tally.summary(), "ms_per_image": round(1000 * seconds / len(scenes), 2)}
 
 
@@ -97,30 +137,27 @@ def evaluate_folders(root: Path, detector, classifier, only: set[str] | None = N
     items = load_face_folders(root, only, split)
     if not items:
         raise InputImageError(f"{root}: no images" + (" match the list/split" if only or split else ""))
-    found = {k: 0 for k in EXPECTED_CLASS}
-    total = {k: 0 for k in EXPECTED_CLASS}
-    correct = {k: 0 for k in EXPECTED_CLASS}
+    found: dict[str, int] = {}
+    total: dict[str, int] = {}
+    confusion = Confusion(classifier.class_names)
     seconds = 0.0
     for item in items:
         image = read_image(item.path)
         t0 = time.perf_counter()
         det = detector.detect(image)
         if len(det):
-            det = det[int(np.argmax(det.scores))]
-            label = classifier.classify(image, det).labels[0]
+            det = det[det.largest()]
+            probabilities = classifier.classify(image, det).probabilities[0]
         seconds += time.perf_counter() - t0
-        total[item.label] += 1
+        total[item.label] = total.get(item.label, 0) + 1
+        found[item.label] = found.get(item.label, 0) + int(len(det) > 0)
         if len(det):
-            found[item.label] += 1
-            correct[item.label] += int(label == EXPECTED_CLASS[item.label])
-    n_found = sum(found.values())
-    accuracy = {k: round(correct[k] / found[k], 4) for k in found if found[k]}
-    accuracy["all"] = round(sum(correct.values()) / n_found, 4) if n_found else None
+            confusion.add(item.label, probabilities)
     return {
         "images": len(items),
-        "detected": round(n_found / len(items), 4),
-        "detected_by_class": {k: round(found[k] / total[k], 4) for k in total if total[k]},
-        "accuracy": accuracy,
+        "detected": round(sum(found.values()) / len(items), 4),
+        "detected_by_class": {k: round(found[k] / total[k], 4) for k in total},
+        **confusion.summary(),
         "ms_per_image": round(1000 * seconds / len(items), 2),
     }
 
@@ -148,7 +185,8 @@ def command(args, config) -> int:
     elif is_class_folders(root):
         result = evaluate_folders(root, detector, classifier, only, args.split)
     else:
-        raise InputImageError(f"{root}: expected images/ + annotations/ or with_mask/ + without_mask/ folders")
+        raise InputImageError(f"{root}: expected images/ + annotations/, or with_mask/, without_mask/ or "
+                              "mask_weared_incorrect/ folders")
     if args.json:
         print(json.dumps(result))
     else:
