@@ -120,7 +120,8 @@ def crop_signature(detector, size: int) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:10]
 
 
-def build_model(size: int = 64, margin: float = DEFAULT_MARGIN, seed: int = 0):
+def build_model(size: int = 64, margin: float = DEFAULT_MARGIN, seed: int = 0,
+                class_names: tuple[str, ...] = CLASS_NAMES):
     """A small separable-convolution CNN; the last conv block is the Grad-CAM layer."""
     import keras
     from keras import layers
@@ -142,8 +143,8 @@ def build_model(size: int = 64, margin: float = DEFAULT_MARGIN, seed: int = 0):
             x = layers.MaxPooling2D(name=f"block{i}_pool")(x)
     x = layers.GlobalAveragePooling2D(name="pool")(x)
     x = layers.Dropout(0.3, name="dropout")(x)
-    x = layers.Dense(len(CLASS_NAMES), name="logits")(x)
-    outputs = ClassProbabilities(class_names=CLASS_NAMES, name="probabilities")(x)
+    x = layers.Dense(len(class_names), name="logits")(x)
+    outputs = ClassProbabilities(class_names=class_names, name="probabilities")(x)
     return keras.Model(inputs, outputs, name="livemask_mask_classifier")
 
 

@@ -7,9 +7,9 @@ import numpy as np
 
 from livemask.core.types import Detections, Predictions
 
-# BGR colour per class name; any other class is drawn in amber
-CLASS_COLOURS = {"mask": (60, 200, 60), "no_mask": (40, 40, 230)}
-OTHER_COLOUR = (0, 190, 255)
+# BGR colour per class name: green, red, amber; any other class is drawn in grey
+CLASS_COLOURS = {"mask": (60, 200, 60), "no_mask": (40, 40, 230), "mask_incorrect": (0, 170, 255)}
+OTHER_COLOUR = (160, 160, 160)
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
