@@ -1,0 +1,193 @@
+// livemask page: Photo (upload + explain), Live (MJPEG + events), Webcam (getUserMedia over a WebSocket).
+// Plain JavaScript, no dependencies, works offline.
+"use strict";
+
+const TOKEN = new URLSearchParams(location.search).get("token");
+const WORDS = { mask: "Mask", no_mask: "No mask", mask_incorrect: "Mask below nose" };
+const COLOURS = { mask: "#3cc83c", no_mask: "#e62828" };
+const METHOD_TITLES = { gradcam: "Grad-CAM", occlusion: "Occlusion" };
+
+function words(label) { return WORDS[label] || label.replace(/_/g, " "); }
+function colour(label) { return COLOURS[label] || "#ffbe00"; }
+function pct(p) { return Math.round(p * 100) + "%"; }
+function withToken(url) {
+  if (!TOKEN) return url;
+  return url + (url.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(TOKEN);
+}
+function headers() { return TOKEN ? { Authorization: "Bearer " + TOKEN } : {}; }
+function setStatus(text, error) {
+  const el = document.getElementById("status");
+  el.textContent = text;
+  el.classList.toggle("error", !!error);
+}
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === "class") node.className = v; else if (k === "text") node.textContent = v; else node.setAttribute(k, v);
+  }
+  for (const c of children) node.append(c);
+  return node;
+}
+
+async function postImage(path, file) {
+  const form = new FormData();
+  form.append("file", file, file.name || "image");
+  const res = await fetch(path, { method: "POST", body: form, headers: headers() });
+  let body = null;
+  try { body = await res.json(); } catch (e) { body = { error: res.statusText }; }
+  if (!res.ok) throw new Error(`${res.status}: ${body.error || res.statusText}`);
+  return body;
+}
+
+// ---------------------------------------------------------------- tabs
+function showMode(mode) {
+  for (const t of document.querySelectorAll(".tab")) t.classList.toggle("active", t.dataset.mode === mode);
+  for (const s of document.querySelectorAll(".mode")) s.hidden = s.id !== "mode-" + mode;
+  document.body.dataset.mode = mode;
+  if (mode === "live") Live.start();
+}
+for (const t of document.querySelectorAll(".tab")) t.addEventListener("click", () => showMode(t.dataset.mode));
+
+// ---------------------------------------------------------------- photo mode
+function drawFaces(ctx, faces, scale) {
+  const lw = Math.max(2, Math.round(2 * scale));
+  ctx.lineWidth = lw;
+  ctx.font = `${Math.round(14 * scale)}px sans-serif`;
+  faces.forEach((f, i) => {
+    const [x1, y1, x2, y2] = f.box;
+    ctx.strokeStyle = colour(f.label);
+    ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
+    const text = `${i + 1}: ${words(f.label)} ${pct(f.probability)}`;
+    const w = ctx.measureText(text).width + 6 * scale, h = 18 * scale;
+    const ty = y1 - h >= 0 ? y1 - h : y2;
+    ctx.fillStyle = colour(f.label);
+    ctx.fillRect(x1, ty, w, h);
+    ctx.fillStyle = "#fff";
+    ctx.fillText(text, x1 + 3 * scale, ty + h - 5 * scale);
+  });
+}
+
+function faceItem(f, i) {
+  const li = el("li", { class: "face", "data-index": String(i), "data-label": f.label });
+  li.style.borderLeftColor = colour(f.label);
+  li.append(el("strong", { text: `${i + 1}: ${words(f.label)}` }), " ",
+            el("span", { class: "prob", text: `${pct(f.probability)}` }));
+  li.title = Object.entries(f.probabilities).map(([k, p]) => `${words(k)} ${pct(p)}`).join(", ");
+  return li;
+}
+
+function renderExplained(container, data, faceIndexBase) {
+  for (const [k, f] of data.faces.entries()) {
+    const index = f.index !== undefined ? f.index : k;
+    container.querySelector(`.explain-row[data-index="${index}"]`)?.remove();
+    const row = el("div", { class: "explain-row", "data-index": String(index) });
+    row.append(el("figure", {}, el("img", { src: "data:image/png;base64," + f.crop_png, alt: "face crop" }),
+      el("figcaption", { text: `face ${index + 1}: ${words(f.label)} ${pct(f.probability)}` })));
+    for (const e of f.explanations) {
+      const cap = `${METHOD_TITLES[e.method] || e.method} [${words(e.target)} ${pct(e.target_probability)}] ${Math.round(e.ms)} ms`;
+      const faith = e.faithfulness
+        ? `faithfulness: deletion AUC ${e.faithfulness.deletion_auc.toFixed(2)} vs random ${e.faithfulness.random_deletion_auc.toFixed(2)} (ratio ${e.faithfulness.ratio.toFixed(2)}, lower is better)`
+        : "";
+      row.append(el("figure", {}, el("img", { class: "heatmap", "data-method": e.method, src: "data:image/png;base64," + e.overlay_png, alt: e.method + " heat map" }),
+        el("figcaption", { text: cap }), el("figcaption", { class: "faith", text: faith })));
+    }
+    row.append(el("div", { class: "legend" }, el("span", { text: "low" }),
+      el("img", { src: "data:image/png;base64," + data.legend_png, alt: "colour legend" }), el("span", { text: "high" })));
+    container.append(row);
+  }
+}
+
+function download(blob, name) {
+  const a = el("a", { href: URL.createObjectURL(blob), download: name });
+  document.body.append(a);
+  a.click();
+  setTimeout(() => { URL.revokeObjectURL(a.href); a.remove(); }, 1000);
+}
+
+async function analyseFile(file) {
+  const card = document.getElementById("card-template").content.firstElementChild.cloneNode(true);
+  card.querySelector(".card-title").textContent = file.name || "image";
+  document.getElementById("results").prepend(card);
+  const msg = card.querySelector(".message");
+  const canvas = card.querySelector("canvas.photo");
+  const stem = (file.name || "image").replace(/\.[^.]*$/, "");
+  let result = null;
+  let explained = [];
+  try {
+    const [data, img] = await Promise.all([postImage(withToken("/v1/image"), file), createImageBitmap(file)]);
+    result = data;
+    canvas.width = data.width; canvas.height = data.height;
+    const ctx = canvas.getContext("2d");
+    ctx.drawImage(img, 0, 0, data.width, data.height);
+    const scale = Math.max(1, data.width / 800);
+    drawFaces(ctx, data.faces, scale);
+    const list = card.querySelector(".faces");
+    data.faces.forEach((f, i) => list.append(faceItem(f, i)));
+    msg.textContent = data.faces.length ? `${data.faces.length} face(s), ${Math.round(data.ms)} ms` : "no faces found";
+    card.dataset.state = "labelled";
+  } catch (err) {
+    msg.textContent = err.message; msg.classList.add("error");
+    card.dataset.state = "error";
+    return;
+  }
+  const explainOut = card.querySelector(".explained");
+  async function explain(index) {
+    msg.textContent = index === null ? "explaining all faces..." : `explaining face ${index + 1}...`;
+    msg.classList.remove("error");
+    card.dataset.state = "explaining";
+    try {
+      const q = index === null ? "/v1/explain?method=all" : `/v1/explain?method=all&face=${index}`;
+      const data = await postImage(withToken(q), file);
+      renderExplained(explainOut, data);
+      explained = explained.concat(data.faces.map((f, k) => ({ index: f.index !== undefined ? f.index : k, explanations: f.explanations.map(({ overlay_png, ...rest }) => rest) })));
+      msg.textContent = `explained ${data.faces.length} face(s) in ${Math.round(data.ms)} ms`;
+      card.dataset.state = "explained";
+    } catch (err) {
+      msg.textContent = err.message; msg.classList.add("error");
+      card.dataset.state = "error";
+    }
+  }
+  card.querySelector(".explain-all").addEventListener("click", () => explain(null));
+  card.querySelector(".faces").addEventListener("click", (ev) => {
+    const li = ev.target.closest(".face");
+    if (li) explain(Number(li.dataset.index));
+  });
+  canvas.addEventListener("click", (ev) => {
+    const r = canvas.getBoundingClientRect();
+    const x = (ev.clientX - r.left) * canvas.width / r.width, y = (ev.clientY - r.top) * canvas.height / r.height;
+    const i = result.faces.findIndex(f => x >= f.box[0] && x <= f.box[2] && y >= f.box[1] && y <= f.box[3]);
+    if (i >= 0) explain(i);
+  });
+  card.querySelector(".download-image").addEventListener("click", () =>
+    canvas.toBlob(b => download(b, stem + "_annotated.png"), "image/png"));
+  card.querySelector(".download-json").addEventListener("click", () => {
+    const out = { file: file.name, width: result.width, height: result.height, faces: result.faces, explanations: explained };
+    download(new Blob([JSON.stringify(out, null, 2)], { type: "application/json" }), stem + ".json");
+  });
+}
+
+function handleFiles(files) {
+  for (const f of files) analyseFile(f);
+}
+const drop = document.getElementById("drop");
+document.getElementById("files").addEventListener("change", (ev) => { handleFiles(ev.target.files); ev.target.value = ""; });
+drop.addEventListener("dragover", (ev) => { ev.preventDefault(); drop.classList.add("over"); });
+drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+drop.addEventListener("drop", (ev) => { ev.preventDefault(); drop.classList.remove("over"); handleFiles(ev.dataTransfer.files); });
+
+// ---------------------------------------------------------------- live and webcam (filled in by live.js part)
+const Live = { start() {} };
+
+// ---------------------------------------------------------------- start
+(async function init() {
+  try {
+    const res = await fetch(withToken("/v1/summary"), { headers: headers() });
+    if (!res.ok) throw new Error(`${res.status}: ${(await res.json()).error}`);
+    const s = await res.json();
+    document.getElementById("tab-live").hidden = !s.live;
+    setStatus(`model classes: ${s.class_names.map(words).join(", ")}`);
+    document.body.dataset.ready = "1";
+  } catch (err) {
+    setStatus(err.message, true);
+  }
+})();
