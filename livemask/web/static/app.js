@@ -114,7 +114,10 @@ async function analyseFile(file) {
   let result = null;
   let explained = [];
   try {
-    const [data, img] = await Promise.all([postImage(withToken("/v1/image"), file), createImageBitmap(file)]);
+    const bitmap = createImageBitmap(file).catch(() => null);  // decoded while the server works
+    const data = await postImage(withToken("/v1/image"), file);  // the server's verdict on the bytes comes first
+    const img = await bitmap;
+    if (!img) throw new Error("the browser cannot show this image");
     result = data;
     canvas.width = data.width; canvas.height = data.height;
     const ctx = canvas.getContext("2d");
