@@ -12,6 +12,8 @@ import ipaddress
 import logging
 import os
 import socket
+import threading
+import time
 from pathlib import Path
 
 from livemask.core.errors import ConfigError, LivemaskError
@@ -81,12 +83,22 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def command(args, config) -> int:
-    from livemask.config import build
+    from livemask.config import apply_overrides, build
 
     token = resolve_token(args.host, args.token_file)
     if args.max_upload_mb <= 0:
         raise ConfigError(f"--max-upload-mb must be positive, got {args.max_upload_mb}")
+    capture = None
+    if args.source is not None:  # open the source first: a missing file or camera fails before the models load
+        from livemask.engine.stream import quiet_video_backend
+
+        quiet_video_backend(getattr(args, "verbose", False))
+        # a file plays at its own frame rate, like a camera (frames are dropped, counted, when behind)
+        config = apply_overrides(config, {"source.source": args.source, "source.realtime": True}, "command line")
+        capture = build(config, "source").make_capture()
+        capture.open()
     sock = bind(args.host, args.port)
+    live = None
     try:
         import uvicorn
 
@@ -98,28 +110,82 @@ def command(args, config) -> int:
         classifier.warmup()
         suite = build(config, "explain", classifier=classifier)
         suite.warmup()
-        hub = live = None
-        if args.source is not None:
-            hub, live = start_live(config, args.source)
-        max_bytes = int(args.max_upload_mb * 1024 * 1024)
         runner = InferenceRunner(detector, classifier, args.serialise)
         runner.warmup()
-        app = create_app(detector, classifier, suite, token=token, max_upload_bytes=max_bytes, hub=hub, runner=runner)
+        from livemask.engine.pipeline import build_detector
+
+        video_detector = build_detector(config, build(config, "pipeline"))  # webcam frames: the video input size
+        hub = None
+        if capture is not None:
+            from livemask.web.live import FrameHub
+
+            hub = FrameHub()
+            live = LiveLoop(config, capture, classifier, runner, hub, video_detector)
+        max_bytes = int(args.max_upload_mb * 1024 * 1024)
+        app = create_app(detector, classifier, suite, token=token, max_upload_bytes=max_bytes, hub=hub, runner=runner,
+                         video_detector=video_detector)
         host, port = sock.getsockname()[:2]
         shown = f"[{host}]" if ":" in host else host
         print(f"livemask: serving on http://{shown}:{port}/" + ("  (token required)" if token else ""), flush=True)
         server = uvicorn.Server(uvicorn.Config(app, log_level="warning", ws_max_size=max_bytes,
                                                timeout_graceful_shutdown=2))
-        try:
-            server.run(sockets=[sock])
-        finally:
-            if live is not None:
-                live.stop()
+        if live is not None:
+            live.start()
+        server.run(sockets=[sock])
     finally:
+        if live is not None:
+            live.stop()
+        elif capture is not None:
+            capture.stop()
         sock.close()
+    if live is not None and live.error is not None:
+        log.warning("live source ended with an error: %s", live.error)
     return 0
 
 
-def start_live(config, source: str):
-    """Returns (hub, loop); see :class:`LiveLoop` (temporary until the engine lands)."""
-    raise LivemaskError("--source: the live page is not available yet")
+class LiveLoop:
+    """TEMPORARY (until the Engine of issue 9 lands; the lead swaps this for the Engine with the
+    hub as one of its sinks): capture -> detect / classify / track -> ``hub``, in one thread.
+
+    Every model call goes through the server's inference runner, so the live source and the
+    API requests take turns on the model. A file source is paced at its frame rate; frames
+    that arrive while inference is busy are dropped by the capture (and counted).
+    """
+
+    def __init__(self, config, capture, classifier, runner, hub, detector):
+        from livemask.config import build
+        from livemask.engine.pipeline import FrameProcessor
+
+        options = build(config, "pipeline")
+        self.capture, self.runner, self.hub = capture, runner, hub
+        self.processor = FrameProcessor(detector, classifier, build(config, "tracker"), options.detect_every)
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="live-loop", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        source = self.capture.source
+        started, frames = time.monotonic(), 0
+        self.hub.open({"source": source.name, "fps": source.fps, "size": list(source.size or ()),
+                       "frame_count": source.frame_count})
+        try:
+            self.capture.start()
+            for frame in self.capture:
+                self.hub.write(self.runner.call(self.processor.process, frame))
+                frames += 1
+        except Exception as err:  # the page shows it; the server keeps answering photo requests
+            self.error = err
+            log.debug("live loop failed", exc_info=True)
+        finally:
+            elapsed = time.monotonic() - started
+            stats = self.capture.stats
+            self.hub.close({"source": source.name, "ended": "error" if self.error else "end of source",
+                            "error": None if self.error is None else str(self.error), "frames_read": stats.frames,
+                            "frames_processed": frames, "dropped": stats.dropped,
+                            "fps": round(frames / elapsed, 2) if elapsed > 0 else None})
+
+    def stop(self) -> None:
+        self.capture.stop()
+        self._thread.join(timeout=5)

@@ -54,10 +54,12 @@ class Stats:
 
 def create_app(detector, classifier, explain_suite=None, *, token: str | None = None,
                max_upload_bytes: int = DEFAULT_MAX_UPLOAD, max_pixels: int = DEFAULT_MAX_PIXELS,
-               serialise: str = "worker", hub=None, runner: InferenceRunner | None = None) -> FastAPI:
+               serialise: str = "worker", hub=None, runner: InferenceRunner | None = None,
+               video_detector=None) -> FastAPI:
     """The app. ``explain_suite``: an ``ExplainSuite`` (None: ``/v1/explain`` answers 503);
     ``token``: required on every request but the static assets (None: open, loopback only);
-    ``hub``: a :class:`~livemask.web.live.FrameHub` for the live page and browser webcam."""
+    ``hub``: a :class:`~livemask.web.live.FrameHub` for the live page; ``video_detector``: the
+    detector for browser-webcam frames (default: ``detector``; a video-size one is faster)."""
     runner = runner or InferenceRunner(detector, classifier, serialise)
     explainer = None
     if explain_suite is not None:
@@ -170,8 +172,9 @@ def create_app(detector, classifier, explain_suite=None, *, token: str | None = 
                 "inference": {"mode": runner.mode, "calls": runner.calls, "busy_s": round(runner.busy_s, 2)},
                 "live": hub.summary() if hub is not None else None}
 
-    if hub is not None:
-        from livemask.web.live import add_live_routes
+    from livemask.web.live import add_live_routes, add_webcam_route
 
-        add_live_routes(app, hub, runner, classifier)
+    add_webcam_route(app, runner, max_pixels, video_detector)
+    if hub is not None:
+        add_live_routes(app, hub, runner, classifier, explainer)
     return app

@@ -62,9 +62,10 @@ class InferenceRunner:
 
         return await run_in_threadpool(self._locked, fn, *args)
 
-    def analyse(self, image: np.ndarray) -> tuple[Detections, Predictions]:
-        """Detect and classify (call through :meth:`run` or :meth:`call`)."""
-        detections = self.detector.detect(image)
+    def analyse(self, image: np.ndarray, detector=None) -> tuple[Detections, Predictions]:
+        """Detect (with ``detector``, default the photo detector) and classify; call through
+        :meth:`run` or :meth:`call`."""
+        detections = (detector or self.detector).detect(image)
         return detections, self.classifier.classify(image, detections)
 
     def warmup(self, size: tuple[int, int] = (640, 480)) -> None:

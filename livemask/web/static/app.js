@@ -178,8 +178,174 @@ drop.addEventListener("dragover", (ev) => { ev.preventDefault(); drop.classList.
 drop.addEventListener("dragleave", () => drop.classList.remove("over"));
 drop.addEventListener("drop", (ev) => { ev.preventDefault(); drop.classList.remove("over"); handleFiles(ev.dataTransfer.files); });
 
-// ---------------------------------------------------------------- live and webcam (filled in by live.js part)
-const Live = { start() {} };
+// ---------------------------------------------------------------- live mode
+function wsUrl(path) {
+  return withToken((location.protocol === "https:" ? "wss://" : "ws://") + location.host + path);
+}
+function pct95(values) {
+  if (!values.length) return null;
+  const s = [...values].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(0.95 * s.length))];
+}
+
+// window.liveStats: what the tests and benchmarks read (frames shown, latency per frame in ms)
+window.liveStats = { frames: 0, latencies: [], countStates: [], ended: false, skipped: 0 };
+
+const Live = {
+  started: false,
+  times: [],
+  start() {
+    if (this.started) return;
+    this.started = true;
+    const img = document.getElementById("live-img");
+    const stats = window.liveStats;
+    let meta = null, busy = false, nextBlob = null, nextMeta = null;
+    const show = async (blob, m) => {
+      busy = true;
+      const url = URL.createObjectURL(blob);
+      const probe = new Image();
+      probe.src = url;
+      try { await probe.decode(); } catch (e) { busy = false; URL.revokeObjectURL(url); return; }
+      const old = img.src;
+      img.src = url;
+      if (old.startsWith("blob:")) URL.revokeObjectURL(old);
+      const now = Date.now();
+      stats.frames += 1;
+      stats.latencies.push(now - m.captured_ms);
+      if (stats.latencies.length > 5000) stats.latencies.shift();
+      this.times.push(now);
+      while (this.times.length && now - this.times[0] > 2000) this.times.shift();
+      img.dataset.frames = String(stats.frames);
+      img.dataset.frameId = String(m.frame_id);
+      document.getElementById("live-fps").textContent = this.times.length > 1
+        ? (1000 * (this.times.length - 1) / (now - this.times[0])).toFixed(1) + " (server " + m.fps.toFixed(1) + ")" : "-";
+      document.getElementById("live-latency").textContent =
+        `${Math.round(now - m.captured_ms)} ms (p95 ${Math.round(pct95(stats.latencies.slice(-100)))} ms)`;
+      this.showCounts(m.counts);
+      busy = false;
+      if (nextBlob) { const b = nextBlob, mm = nextMeta; nextBlob = null; show(b, mm); }
+    };
+    const ws = new WebSocket(wsUrl("/v1/live"));
+    ws.binaryType = "blob";
+    ws.onmessage = (ev) => {
+      if (typeof ev.data === "string") {
+        meta = JSON.parse(ev.data);
+        if (meta.end) { stats.ended = true; setStatus("live source ended: " + (meta.summary.summary?.ended || "")); }
+        else stats.skipped = meta.skipped;
+        return;
+      }
+      if (!meta || meta.end) return;
+      if (busy) { nextBlob = ev.data; nextMeta = meta; } else show(ev.data, meta);  // newest first, drop stale
+    };
+    ws.onerror = () => setStatus("live stream: connection failed", true);
+    const events = new EventSource(withToken("/v1/events"));
+    const list = document.getElementById("live-events");
+    let lastText = "";
+    events.onmessage = (ev) => {
+      const line = JSON.parse(ev.data);
+      const text = line.faces.length
+        ? line.faces.map(f => `${f.track_id !== undefined ? "#" + f.track_id + " " : ""}${words(f.label)} ${pct(f.probability)}`).join(", ")
+        : "no faces";
+      if (text === lastText) return;  // the list shows changes, not every frame
+      lastText = text;
+      list.prepend(el("li", { text: `frame ${line.frame_id}: ${text}` }));
+      while (list.children.length > 50) list.lastChild.remove();
+    };
+    events.addEventListener("end", () => events.close());
+    document.getElementById("live-explain").addEventListener("click", async () => {
+      const out = document.getElementById("live-explained");
+      out.dataset.state = "explaining";
+      try {
+        const res = await fetch(withToken("/v1/live/explain?method=all"), { method: "POST", headers: headers() });
+        const data = await res.json();
+        if (!res.ok) throw new Error(`${res.status}: ${data.error}`);
+        out.replaceChildren(el("p", { text: `frame ${data.frame_id}: ${data.faces.length} face(s)` }));
+        renderExplained(out, data);
+        out.dataset.state = "explained";
+      } catch (err) { setStatus(err.message, true); out.dataset.state = "error"; }
+    });
+  },
+  showCounts(counts) {
+    const key = JSON.stringify(counts);
+    const states = window.liveStats.countStates;
+    if (states[states.length - 1] !== key) states.push(key);
+    const ul = document.getElementById("live-counts");
+    ul.replaceChildren(...Object.entries(counts).map(([k, n]) =>
+      el("li", { "data-label": k, text: `${words(k)}: ${n}` })));
+  },
+};
+
+// ---------------------------------------------------------------- browser webcam
+// window.camStats: results received, round trips (ms), frames the server dropped as stale
+window.camStats = { results: 0, rtts: [], dropped: 0, sent: 0, labels: [] };
+
+const Cam = {
+  stream: null, ws: null, timer: null, inFlight: new Map(), times: [],
+  async start() {
+    const video = document.getElementById("cam-video");
+    try {
+      this.stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
+    } catch (err) { setStatus("camera: " + err.message, true); return; }
+    video.srcObject = this.stream;
+    await video.play();
+    document.getElementById("cam-start").disabled = true;
+    document.getElementById("cam-stop").disabled = false;
+    const grab = document.createElement("canvas");
+    this.ws = new WebSocket(wsUrl("/v1/webcam"));
+    this.ws.onmessage = (ev) => this.onResult(JSON.parse(ev.data));
+    this.ws.onclose = () => this.stop();
+    this.ws.onopen = () => {
+      let sent = 0;
+      // send when fewer than 2 frames are on their way: latency stays bounded, the server drops stale ones
+      this.timer = setInterval(() => {
+        if (this.inFlight.size >= 2 || !video.videoWidth || this.ws.readyState !== 1) return;
+        const scale = Math.min(1, 640 / video.videoWidth);
+        grab.width = Math.round(video.videoWidth * scale); grab.height = Math.round(video.videoHeight * scale);
+        grab.getContext("2d").drawImage(video, 0, 0, grab.width, grab.height);
+        sent += 1;
+        const n = sent;
+        this.inFlight.set(n, performance.now());
+        grab.toBlob((b) => { if (this.ws && this.ws.readyState === 1) this.ws.send(b); }, "image/jpeg", 0.75);
+        window.camStats.sent = sent;
+        setTimeout(() => this.inFlight.delete(n), 3000);  // a frame the server dropped never answers
+      }, 20);
+    };
+  },
+  onResult(r) {
+    if (r.error) { setStatus("webcam: " + r.error, true); return; }
+    const t0 = this.inFlight.get(r.frame);
+    // frames are answered in order; every older one still waiting was dropped by the server
+    for (const k of [...this.inFlight.keys()]) if (k <= r.frame) this.inFlight.delete(k);
+    const now = performance.now();
+    const s = window.camStats;
+    s.results += 1; s.dropped = r.dropped;
+    if (t0 !== undefined) { s.rtts.push(now - t0); if (s.rtts.length > 2000) s.rtts.shift(); }
+    this.times.push(now);
+    while (this.times.length && now - this.times[0] > 2000) this.times.shift();
+    const rate = this.times.length > 1 ? 1000 * (this.times.length - 1) / (now - this.times[0]) : 0;
+    document.getElementById("cam-rate").textContent = rate.toFixed(1);
+    document.getElementById("cam-rtt").textContent = t0 !== undefined ? `${Math.round(now - t0)} ms` : "-";
+    document.getElementById("cam-dropped").textContent = String(r.dropped);
+    const overlay = document.getElementById("cam-overlay");
+    overlay.width = r.width; overlay.height = r.height;
+    const ctx = overlay.getContext("2d");
+    ctx.clearRect(0, 0, r.width, r.height);
+    drawFaces(ctx, r.faces, Math.max(1, r.width / 800));
+    s.labels = r.faces.map(f => f.label);
+    const ul = document.getElementById("cam-faces");
+    ul.replaceChildren(...r.faces.map((f, i) => faceItem(f, i)));
+    overlay.dataset.results = String(s.results);
+  },
+  stop() {
+    clearInterval(this.timer); this.timer = null;
+    if (this.ws) { const ws = this.ws; this.ws = null; ws.onclose = null; ws.close(); }
+    if (this.stream) { for (const t of this.stream.getTracks()) t.stop(); this.stream = null; }
+    document.getElementById("cam-start").disabled = false;
+    document.getElementById("cam-stop").disabled = true;
+  },
+};
+document.getElementById("cam-start").addEventListener("click", () => Cam.start());
+document.getElementById("cam-stop").addEventListener("click", () => Cam.stop());
 
 // ---------------------------------------------------------------- start
 (async function init() {
@@ -188,6 +354,8 @@ const Live = { start() {} };
     if (!res.ok) throw new Error(`${res.status}: ${(await res.json()).error}`);
     const s = await res.json();
     document.getElementById("tab-live").hidden = !s.live;
+    const wanted = new URLSearchParams(location.search).get("mode");
+    if (wanted && document.querySelector(`.tab[data-mode="${wanted}"]:not([hidden])`)) showMode(wanted);
     setStatus(`model classes: ${s.class_names.map(words).join(", ")}`);
     document.body.dataset.ready = "1";
   } catch (err) {
