@@ -4,6 +4,7 @@ Chromium's fake camera, and the FrameHub / WebSocket protocol underneath."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -60,8 +61,9 @@ def browser(playwright):
 def test_live_page_over_a_clip_shows_frames_and_changing_counts(browser, astronaut_bgr, tmp_path):
     clip = tmp_path / "clip.mp4"
     make_clip(clip, astronaut_bgr)
+    env = {k: v for k, v in os.environ.items() if k != "LIVEMASK_TOKEN"}  # loopback: no token
     proc = subprocess.Popen([sys.executable, "-m", "livemask", "serve", "--port", "0", "--source", str(clip)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
     try:
         line = proc.stdout.readline()
         m = re.search(r"serving on http://127\.0\.0\.1:(\d+)/", line)

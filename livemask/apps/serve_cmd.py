@@ -78,6 +78,7 @@ def bind(host: str, port: int) -> socket.socket:
     except OSError as err:
         sock.close()
         raise LivemaskError(f"cannot listen on {host}:{port} ({err.strerror or err})") from None
+    sock.listen(2048)  # connections wait in the backlog until uvicorn serves them
     sock.set_inheritable(True)
     return sock
 
