@@ -2,22 +2,23 @@
 PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := xvfb xdotool imagemagick fonts-dejavu-core ffmpeg
+APT_PACKAGES := xvfb xdotool imagemagick fonts-dejavu-core ffmpeg chromium
 DEMO := out/demo.mp4
 SOURCE ?= $(DEMO)
 
 .PHONY: setup system-deps run test lint bench clean
 
-$(BIN)/.installed: requirements.txt requirements-test.txt pyproject.toml
+$(BIN)/.installed: requirements.txt requirements-test.txt requirements-serve.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.txt -r requirements-test.txt
+	$(BIN)/python -m pip install --quiet -r requirements.txt -r requirements-serve.txt -r requirements-test.txt
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@
 
 setup: $(BIN)/.installed
 
-# X server, window tools, fonts for Qt and ffmpeg for the window and video tests (Debian, as root)
+# X server, window tools, fonts for Qt, ffmpeg for the window and video tests, chromium for the page tests
+# (Debian, as root)
 system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -43,6 +44,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_classifier.py
 	$(BIN)/python benchmarks/bench_pipeline.py
 	$(BIN)/python benchmarks/bench_explain.py
+	$(BIN)/python benchmarks/bench_serve.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

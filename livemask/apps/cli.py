@@ -1,4 +1,4 @@
-"""The ``livemask`` command: run, image, eval, explain, train.
+"""The ``livemask`` command: run, image, eval, explain, train, serve.
 
 Every expected failure is a :class:`LivemaskError`; it is printed as one line and the
 process exits with the error's status, never with a traceback.
@@ -24,6 +24,7 @@ COMMANDS = {
     "eval": ("livemask.data.evaluate", "measure detection and classification on a labelled folder"),
     "explain": ("livemask.apps.explain_cmd", "Grad-CAM / occlusion maps for every face in images"),
     "train": ("livemask.apps.train_cmd", "train the mask classifier on a data folder"),
+    "serve": ("livemask.apps.serve_cmd", "browser page and HTTP API (photos, explanations, live stream, webcam)"),
 }
 
 

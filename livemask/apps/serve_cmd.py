@@ -1,0 +1,192 @@
+"""``livemask serve``: the browser page and HTTP API (one process, FastAPI + uvicorn).
+
+The composition root of the web package: it reads the config, builds the detector,
+classifier and explain suite once, and hands them to :func:`livemask.web.app.create_app`.
+Binding any address but loopback needs a token (``LIVEMASK_TOKEN`` or ``--token-file``);
+without one the command refuses to start (exit 2), before any model is loaded.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+from livemask.core.errors import ConfigError, LivemaskError
+
+log = logging.getLogger(__name__)
+
+TOKEN_ENV = "LIVEMASK_TOKEN"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default: 127.0.0.1; any other address needs a token)")
+    parser.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0 = any free port)")
+    parser.add_argument("--source", help="live source for the Live page: camera index, video file, rtsp/http(s) URL "
+                                         "or image folder (default: no live source)")
+    parser.add_argument("--token-file", type=Path, metavar="FILE",
+                        help=f"file holding the access token (default: the {TOKEN_ENV} environment variable)")
+    parser.add_argument("--max-upload-mb", type=float, default=10.0, help="upload limit in MB (default: 10)")
+    parser.add_argument("--serialise", choices=("worker", "lock"), default="worker",
+                        help="how model calls are serialised: one worker thread (default) or one lock")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def resolve_token(host: str, token_file: Path | None, environ=os.environ) -> str | None:
+    """The token from ``--token-file`` or the environment; refuse a non-loopback host without one."""
+    token = None
+    if token_file is not None:
+        try:
+            token = token_file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as err:
+            why = getattr(err, "strerror", None) or err
+            raise ConfigError(f"--token-file {token_file}: cannot read ({why})") from None
+        if not token:
+            raise ConfigError(f"--token-file {token_file}: the file is empty")
+    elif environ.get(TOKEN_ENV, "").strip():
+        token = environ[TOKEN_ENV].strip()
+    if token is None and not is_loopback(host):
+        raise ConfigError(f"serve --host {host}: a non-loopback address needs a token "
+                          f"(set {TOKEN_ENV} or --token-file)")
+    if token is not None and len(token) < 16:
+        raise ConfigError(f"the access token must be at least 16 characters (got {len(token)})")
+    return token
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket, opened before the models load so that a busy port fails fast."""
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"--port must be 0..65535, got {port}")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as err:
+        sock.close()
+        raise LivemaskError(f"cannot listen on {host}:{port} ({err.strerror or err})") from None
+    sock.listen(2048)  # connections wait in the backlog until uvicorn serves them
+    sock.set_inheritable(True)
+    return sock
+
+
+def command(args, config) -> int:
+    from livemask.config import apply_overrides, build
+
+    token = resolve_token(args.host, args.token_file)
+    if args.max_upload_mb <= 0:
+        raise ConfigError(f"--max-upload-mb must be positive, got {args.max_upload_mb}")
+    capture = None
+    if args.source is not None:  # open the source first: a missing file or camera fails before the models load
+        from livemask.engine.stream import quiet_video_backend
+
+        quiet_video_backend(getattr(args, "verbose", False))
+        # a file plays at its own frame rate, like a camera (frames are dropped, counted, when behind)
+        config = apply_overrides(config, {"source.source": args.source, "source.realtime": True}, "command line")
+        capture = build(config, "source").make_capture()
+        capture.open()
+    sock = bind(args.host, args.port)
+    live = None
+    try:
+        import uvicorn
+
+        from livemask.web.app import create_app
+        from livemask.web.inference import InferenceRunner
+
+        detector = build(config, "detector")
+        classifier = build(config, "classifier")
+        classifier.warmup()
+        suite = build(config, "explain", classifier=classifier)
+        suite.warmup()
+        runner = InferenceRunner(detector, classifier, args.serialise)
+        runner.warmup()
+        from livemask.engine.pipeline import build_detector
+
+        video_detector = build_detector(config, build(config, "pipeline"))  # webcam frames: the video input size
+        hub = None
+        if capture is not None:
+            from livemask.web.live import FrameHub
+
+            hub = FrameHub()
+            live = LiveLoop(config, capture, classifier, runner, hub, video_detector)
+        max_bytes = int(args.max_upload_mb * 1024 * 1024)
+        app = create_app(detector, classifier, suite, token=token, max_upload_bytes=max_bytes, hub=hub, runner=runner,
+                         video_detector=video_detector)
+        host, port = sock.getsockname()[:2]
+        shown = f"[{host}]" if ":" in host else host
+        print(f"livemask: serving on http://{shown}:{port}/" + ("  (token required)" if token else ""), flush=True)
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", ws_max_size=max_bytes,
+                                               timeout_graceful_shutdown=2))
+        if live is not None:
+            live.start()
+        server.run(sockets=[sock])
+    finally:
+        if live is not None:
+            live.stop()
+        elif capture is not None:
+            capture.stop()
+        sock.close()
+    if live is not None and live.error is not None:
+        log.warning("live source ended with an error: %s", live.error)
+    return 0
+
+
+class LiveLoop:
+    """TEMPORARY (until the Engine of issue 9 lands; the lead swaps this for the Engine with the
+    hub as one of its sinks): capture -> detect / classify / track -> ``hub``, in one thread.
+
+    Every model call goes through the server's inference runner, so the live source and the
+    API requests take turns on the model. A file source is paced at its frame rate; frames
+    that arrive while inference is busy are dropped by the capture (and counted).
+    """
+
+    def __init__(self, config, capture, classifier, runner, hub, detector):
+        from livemask.config import build
+        from livemask.engine.pipeline import FrameProcessor
+
+        options = build(config, "pipeline")
+        self.capture, self.runner, self.hub = capture, runner, hub
+        self.processor = FrameProcessor(detector, classifier, build(config, "tracker"), options.detect_every)
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="live-loop", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        source = self.capture.source
+        started, frames = time.monotonic(), 0
+        self.hub.open({"source": source.name, "fps": source.fps, "size": list(source.size or ()),
+                       "frame_count": source.frame_count})
+        try:
+            self.capture.start()
+            for frame in self.capture:
+                self.hub.write(self.runner.call(self.processor.process, frame))
+                frames += 1
+        except Exception as err:  # the page shows it; the server keeps answering photo requests
+            self.error = err
+            log.debug("live loop failed", exc_info=True)
+        finally:
+            elapsed = time.monotonic() - started
+            stats = self.capture.stats
+            self.hub.close({"source": source.name, "ended": "error" if self.error else "end of source",
+                            "error": None if self.error is None else str(self.error), "frames_read": stats.frames,
+                            "frames_processed": frames, "dropped": stats.dropped,
+                            "fps": round(frames / elapsed, 2) if elapsed > 0 else None})
+
+    def stop(self) -> None:
+        self.capture.stop()
+        self._thread.join(timeout=5)

@@ -1,0 +1,303 @@
+"""Live mode and browser webcam: the :class:`FrameHub` and the routes that serve it.
+
+:class:`FrameHub` is a sink with the engine's interface, ``open(info)`` /
+``write(result)`` / ``close(summary)``, called from the inference thread. ``write`` keeps
+only the newest frame (annotated and JPEG-encoded once, whatever the number of viewers)
+and appends one event-log line; it never waits for a viewer, so a slow browser cannot
+stall the loop. Viewers read the newest frame when they are ready for one and skip the
+rest (counted per viewer).
+
+Routes (added by :func:`add_live_routes` when the server has a live source):
+
+* ``GET /v1/stream.mjpg``: multipart MJPEG of the annotated frames (for ``<img>``, VLC, ...).
+* ``GET /v1/events``: Server-Sent Events, one event-log line per frame, then ``end``.
+* ``WS /v1/live``: per frame a JSON text message (frame id, capture time, faces, counts,
+  fps) followed by the JPEG as a binary message; the page measures latency from it.
+* ``POST /v1/live/explain``: Grad-CAM / occlusion for the faces of the newest frame.
+
+``WS /v1/webcam`` (added by :func:`add_webcam_route`, always): the browser sends JPEG
+frames as binary messages; the server keeps only the newest unprocessed one (older ones
+are dropped and counted) and answers each processed frame with its face records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from fastapi import HTTPException, Query, WebSocket, WebSocketDisconnect
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from livemask.core.records import face_records
+from livemask.core.types import FrameResult
+from livemask.web.imagecheck import UploadImageError, decode_upload
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.005  # viewers look for a newer frame this often
+
+
+@dataclass(frozen=True)
+class LiveFrame:
+    """The newest frame as viewers get it."""
+
+    seq: int  # 1, 2, ... in the order written
+    jpeg: bytes
+    result: FrameResult
+    captured_ms: float  # capture time, Unix milliseconds
+    written_ms: float  # when the hub got it, Unix milliseconds
+    faces: list
+    counts: dict
+
+
+def count_in_view(result: FrameResult) -> dict[str, int]:
+    """People in view per class: distinct tracks (boxes when the result is not tracked)."""
+    counts = {name: 0 for name in result.predictions.class_names}
+    labels = result.predictions.labels
+    if result.track_ids is None:
+        for label in labels:
+            counts[label] += 1
+        return counts
+    seen: dict[int, str] = {}
+    for tid, label in zip(result.track_ids, labels, strict=True):
+        seen[int(tid)] = label
+    for label in seen.values():
+        counts[label] += 1
+    return counts
+
+
+class FrameHub:
+    """Newest annotated frame, recent event lines and counts of a live source (thread-safe)."""
+
+    def __init__(self, jpeg_quality: int = 80, events_kept: int = 500, overlay: bool = True):
+        from livemask.sinks.draw import FaceAnnotator
+
+        self.jpeg_quality = int(jpeg_quality)
+        self.overlay = overlay
+        self.annotator = FaceAnnotator()
+        self._lock = threading.Lock()
+        self._latest: LiveFrame | None = None
+        self._events: deque[tuple[int, str]] = deque(maxlen=int(events_kept))
+        self._times: deque[float] = deque(maxlen=30)
+        self._wall_offset = time.time() - time.monotonic()
+        self._tracks: set[int] = set()
+        self.info: dict = {}
+        self.summary_at_close: dict | None = None
+        self.frames = 0
+        self.opened = False
+        self.closed = False
+
+    # -- sink side (the inference thread) -------------------------------------------------
+    def open(self, info: dict) -> None:
+        with self._lock:
+            self.info = dict(info)
+            self.opened = True
+
+    def fps(self) -> float:
+        t = self._times
+        return (len(t) - 1) / max(t[-1] - t[0], 1e-6) if len(t) >= 2 else 0.0
+
+    def _annotate(self, result: FrameResult, counts: dict) -> np.ndarray:
+        from livemask.sinks.draw import draw_status
+
+        image = result.frame.image.copy()
+        if self.overlay:
+            lines = [f"{self.fps():5.1f} fps  infer {result.inference_ms:4.0f} ms",
+                     "  ".join(f"{name}: {n}" for name, n in counts.items())]
+            draw_status(image, lines)
+        return self.annotator.annotate(image, result.detections, result.predictions, result.track_ids)
+
+    def write(self, result: FrameResult, image: np.ndarray | None = None) -> None:
+        """Take one result; ``image``: an already annotated frame (else the hub draws one)."""
+        now = time.monotonic()
+        self._times.append(now)
+        counts = count_in_view(result)
+        if image is None:
+            image = self._annotate(result, counts)
+        ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
+        if not ok:
+            log.warning("frame %d: JPEG encoding failed", result.frame.frame_id)
+            return
+        faces = face_records(result.detections, result.predictions, result.track_ids)
+        captured = (result.frame.timestamp + self._wall_offset) * 1000.0
+        line = {"frame_id": result.frame.frame_id, "timestamp": round(captured / 1000.0, 3)}
+        if result.frame.position_ms is not None:
+            line["position_s"] = round(result.frame.position_ms / 1000.0, 3)
+        line["faces"] = faces
+        text = json.dumps(line, separators=(",", ":"))
+        with self._lock:
+            self.frames += 1
+            if result.track_ids is not None:
+                self._tracks.update(int(t) for t in result.track_ids)
+            self._latest = LiveFrame(self.frames, buf.tobytes(), result, captured, (now + self._wall_offset) * 1000.0,
+                                     faces, counts)
+            self._events.append((self.frames, text))
+
+    def close(self, summary: dict) -> None:
+        with self._lock:
+            self.summary_at_close = dict(summary)
+            self.closed = True
+
+    # -- viewer side (the event loop) ----------------------------------------------------
+    def latest(self) -> LiveFrame | None:
+        return self._latest
+
+    def events_after(self, seq: int) -> list[tuple[int, str]]:
+        with self._lock:
+            return [(s, t) for s, t in self._events if s > seq]
+
+    def summary(self) -> dict:
+        latest = self._latest
+        return {"source": self.info.get("source"), "opened": self.opened, "ended": self.closed,
+                "frames": self.frames, "fps": round(self.fps(), 2),
+                "in_view": latest.counts if latest is not None else {},
+                "tracks_seen": len(self._tracks), "info": self.info, "summary": self.summary_at_close}
+
+    def shutdown(self) -> None:
+        """The server is stopping: viewers end their streams."""
+        self.closed = True
+
+
+def add_live_routes(app, hub: FrameHub, runner, classifier, explainer) -> None:
+    async def newer(last: int) -> LiveFrame | None:
+        """The newest frame after ``last``; None once the source has ended and all was sent."""
+        while True:
+            f = hub.latest()
+            if f is not None and f.seq != last:
+                return f
+            if hub.closed:
+                return None
+            await asyncio.sleep(POLL_S)
+
+    @app.get("/v1/stream.mjpg", summary="the annotated live stream as multipart MJPEG")
+    async def stream():
+        async def frames():
+            last = -1
+            while (f := await newer(last)) is not None:
+                last = f.seq
+                yield (b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: " + str(len(f.jpeg)).encode()
+                       + b"\r\n\r\n" + f.jpeg + b"\r\n")
+
+        return StreamingResponse(frames(), media_type="multipart/x-mixed-replace; boundary=frame",
+                                 headers={"Cache-Control": "no-store"})
+
+    @app.get("/v1/events", summary="Server-Sent Events: one event-log line per frame, then 'end'")
+    async def events():
+        async def lines():
+            seq, idle = 0, 0.0
+            while True:
+                batch = hub.events_after(seq)
+                for s, text in batch:
+                    seq = s
+                    yield f"id: {s}\ndata: {text}\n\n"
+                if not batch:
+                    if hub.closed:
+                        yield f"event: end\ndata: {json.dumps(hub.summary())}\n\n"
+                        return
+                    idle += 0.05
+                    if idle >= 15:
+                        idle = 0.0
+                        yield ": keep-alive\n\n"
+                    await asyncio.sleep(0.05)
+
+        return StreamingResponse(lines(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+
+    @app.websocket("/v1/live")
+    async def live(ws: WebSocket):
+        await ws.accept()
+        last, skipped = -1, 0
+        try:
+            while (f := await newer(last)) is not None:
+                if last > 0:
+                    skipped += f.seq - last - 1
+                last = f.seq
+                await ws.send_text(json.dumps({
+                    "seq": f.seq, "frame_id": f.result.frame.frame_id, "captured_ms": f.captured_ms,
+                    "sent_ms": time.time() * 1000.0, "faces": f.faces, "counts": f.counts, "fps": round(hub.fps(), 2),
+                    "skipped": skipped, "inference_ms": round(f.result.inference_ms, 1)}))
+                await ws.send_bytes(f.jpeg)
+            await ws.send_text(json.dumps({"end": True, "summary": hub.summary()}))
+            await ws.close()
+        except WebSocketDisconnect:
+            pass
+
+    @app.post("/v1/live/explain", summary="Grad-CAM / occlusion maps for the faces of the newest live frame")
+    async def live_explain(method: str = Query("all", pattern="^(gradcam|occlusion|all)$"),
+                           target: str | None = None):
+        if explainer is None:
+            raise HTTPException(503, "explanations are not available in this server")
+        f = hub.latest()
+        if f is None:
+            raise HTTPException(409, "no live frame yet")
+        explainer.check_target(target, tuple(classifier.class_names))
+        result = f.result
+
+        def work():
+            crops = classifier.crops(result.frame.image, result.detections)
+            return explainer.explain(crops, method, target)
+
+        explained = await runner.run(work)
+        faces = [dict(rec, explanations=e["explanations"], crop_png=e["crop_png"])
+                 for rec, e in zip(f.faces, explained, strict=True)]
+        return {"frame_id": result.frame.frame_id, "faces": faces, "legend_png": explainer.legend_png()}
+
+
+def add_webcam_route(app, runner, max_pixels: int, detector=None) -> None:
+    @app.websocket("/v1/webcam")
+    async def webcam(ws: WebSocket):
+        await ws.accept()
+        state = {"pending": None, "received": 0, "dropped": 0, "done": False}
+        wake = asyncio.Event()
+
+        async def reader():
+            try:
+                while True:
+                    msg = await ws.receive()
+                    if msg["type"] == "websocket.disconnect":
+                        break
+                    data = msg.get("bytes")
+                    if data is None:
+                        continue
+                    state["received"] += 1
+                    if state["pending"] is not None:
+                        state["dropped"] += 1  # a newer frame came before the older one was processed
+                    state["pending"] = (state["received"], data)
+                    wake.set()
+            finally:
+                state["done"] = True
+                wake.set()
+
+        task = asyncio.create_task(reader())
+        try:
+            while True:
+                await wake.wait()
+                wake.clear()
+                if state["done"]:
+                    break
+                if state["pending"] is None:
+                    continue
+                number, data = state["pending"]
+                state["pending"] = None
+                started = time.perf_counter()
+                try:
+                    image = await run_in_threadpool(decode_upload, data, max_pixels)
+                except UploadImageError as err:
+                    await ws.send_text(json.dumps({"frame": number, "error": str(err)}))
+                    continue
+                detections, predictions = await runner.run(runner.analyse, image, detector)
+                await ws.send_text(json.dumps({
+                    "frame": number, "width": image.shape[1], "height": image.shape[0],
+                    "faces": face_records(detections, predictions), "received": state["received"],
+                    "dropped": state["dropped"], "ms": round((time.perf_counter() - started) * 1000.0, 1)}))
+        except (WebSocketDisconnect, RuntimeError):  # the client left while we were answering
+            pass
+        finally:
+            task.cancel()

@@ -1,0 +1,364 @@
+// livemask page: Photo (upload + explain), Live (MJPEG + events), Webcam (getUserMedia over a WebSocket).
+// Plain JavaScript, no dependencies, works offline.
+"use strict";
+
+const TOKEN = new URLSearchParams(location.search).get("token");
+const WORDS = { mask: "Mask", no_mask: "No mask", mask_incorrect: "Mask below nose" };
+const COLOURS = { mask: "#3cc83c", no_mask: "#e62828" };
+const METHOD_TITLES = { gradcam: "Grad-CAM", occlusion: "Occlusion" };
+
+function words(label) { return WORDS[label] || label.replace(/_/g, " "); }
+function colour(label) { return COLOURS[label] || "#ffbe00"; }
+function pct(p) { return Math.round(p * 100) + "%"; }
+function withToken(url) {
+  if (!TOKEN) return url;
+  return url + (url.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(TOKEN);
+}
+function headers() { return TOKEN ? { Authorization: "Bearer " + TOKEN } : {}; }
+function setStatus(text, error) {
+  const el = document.getElementById("status");
+  el.textContent = text;
+  el.classList.toggle("error", !!error);
+}
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === "class") node.className = v; else if (k === "text") node.textContent = v; else node.setAttribute(k, v);
+  }
+  for (const c of children) node.append(c);
+  return node;
+}
+
+async function postImage(path, file) {
+  const form = new FormData();
+  form.append("file", file, file.name || "image");
+  const res = await fetch(path, { method: "POST", body: form, headers: headers() });
+  let body = null;
+  try { body = await res.json(); } catch (e) { body = { error: res.statusText }; }
+  if (!res.ok) throw new Error(`${res.status}: ${body.error || res.statusText}`);
+  return body;
+}
+
+// ---------------------------------------------------------------- tabs
+function showMode(mode) {
+  for (const t of document.querySelectorAll(".tab")) t.classList.toggle("active", t.dataset.mode === mode);
+  for (const s of document.querySelectorAll(".mode")) s.hidden = s.id !== "mode-" + mode;
+  document.body.dataset.mode = mode;
+  if (mode === "live") Live.start();
+}
+for (const t of document.querySelectorAll(".tab")) t.addEventListener("click", () => showMode(t.dataset.mode));
+
+// ---------------------------------------------------------------- photo mode
+function drawFaces(ctx, faces, scale) {
+  const lw = Math.max(2, Math.round(2 * scale));
+  ctx.lineWidth = lw;
+  ctx.font = `${Math.round(14 * scale)}px sans-serif`;
+  faces.forEach((f, i) => {
+    const [x1, y1, x2, y2] = f.box;
+    ctx.strokeStyle = colour(f.label);
+    ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
+    const text = `${i + 1}: ${words(f.label)} ${pct(f.probability)}`;
+    const w = ctx.measureText(text).width + 6 * scale, h = 18 * scale;
+    const ty = y1 - h >= 0 ? y1 - h : y2;
+    ctx.fillStyle = colour(f.label);
+    ctx.fillRect(x1, ty, w, h);
+    ctx.fillStyle = "#fff";
+    ctx.fillText(text, x1 + 3 * scale, ty + h - 5 * scale);
+  });
+}
+
+function faceItem(f, i) {
+  const li = el("li", { class: "face", "data-index": String(i), "data-label": f.label });
+  li.style.borderLeftColor = colour(f.label);
+  li.append(el("strong", { text: `${i + 1}: ${words(f.label)}` }), " ",
+            el("span", { class: "prob", text: `${pct(f.probability)}` }));
+  li.title = Object.entries(f.probabilities).map(([k, p]) => `${words(k)} ${pct(p)}`).join(", ");
+  return li;
+}
+
+function renderExplained(container, data, faceIndexBase) {
+  for (const [k, f] of data.faces.entries()) {
+    const index = f.index !== undefined ? f.index : k;
+    container.querySelector(`.explain-row[data-index="${index}"]`)?.remove();
+    const row = el("div", { class: "explain-row", "data-index": String(index) });
+    row.append(el("figure", {}, el("img", { src: "data:image/png;base64," + f.crop_png, alt: "face crop" }),
+      el("figcaption", { text: `face ${index + 1}: ${words(f.label)} ${pct(f.probability)}` })));
+    for (const e of f.explanations) {
+      const cap = `${METHOD_TITLES[e.method] || e.method} [${words(e.target)} ${pct(e.target_probability)}] ${Math.round(e.ms)} ms`;
+      const faith = e.faithfulness
+        ? `faithfulness: deletion AUC ${e.faithfulness.deletion_auc.toFixed(2)} vs random ${e.faithfulness.random_deletion_auc.toFixed(2)} (ratio ${e.faithfulness.ratio.toFixed(2)}, lower is better)`
+        : "";
+      row.append(el("figure", {}, el("img", { class: "heatmap", "data-method": e.method, src: "data:image/png;base64," + e.overlay_png, alt: e.method + " heat map" }),
+        el("figcaption", { text: cap }), el("figcaption", { class: "faith", text: faith })));
+    }
+    row.append(el("div", { class: "legend" }, el("span", { text: "low" }),
+      el("img", { src: "data:image/png;base64," + data.legend_png, alt: "colour legend" }), el("span", { text: "high" })));
+    container.append(row);
+  }
+}
+
+function download(blob, name) {
+  const a = el("a", { href: URL.createObjectURL(blob), download: name });
+  document.body.append(a);
+  a.click();
+  setTimeout(() => { URL.revokeObjectURL(a.href); a.remove(); }, 1000);
+}
+
+async function analyseFile(file) {
+  const card = document.getElementById("card-template").content.firstElementChild.cloneNode(true);
+  card.querySelector(".card-title").textContent = file.name || "image";
+  document.getElementById("results").prepend(card);
+  const msg = card.querySelector(".message");
+  const canvas = card.querySelector("canvas.photo");
+  const stem = (file.name || "image").replace(/\.[^.]*$/, "");
+  let result = null;
+  let explained = [];
+  try {
+    const bitmap = createImageBitmap(file).catch(() => null);  // decoded while the server works
+    const data = await postImage(withToken("/v1/image"), file);  // the server's verdict on the bytes comes first
+    const img = await bitmap;
+    if (!img) throw new Error("the browser cannot show this image");
+    result = data;
+    canvas.width = data.width; canvas.height = data.height;
+    const ctx = canvas.getContext("2d");
+    ctx.drawImage(img, 0, 0, data.width, data.height);
+    const scale = Math.max(1, data.width / 800);
+    drawFaces(ctx, data.faces, scale);
+    const list = card.querySelector(".faces");
+    data.faces.forEach((f, i) => list.append(faceItem(f, i)));
+    msg.textContent = data.faces.length ? `${data.faces.length} face(s), ${Math.round(data.ms)} ms` : "no faces found";
+    card.dataset.state = "labelled";
+  } catch (err) {
+    msg.textContent = err.message; msg.classList.add("error");
+    card.dataset.state = "error";
+    return;
+  }
+  const explainOut = card.querySelector(".explained");
+  async function explain(index) {
+    msg.textContent = index === null ? "explaining all faces..." : `explaining face ${index + 1}...`;
+    msg.classList.remove("error");
+    card.dataset.state = "explaining";
+    try {
+      const q = index === null ? "/v1/explain?method=all" : `/v1/explain?method=all&face=${index}`;
+      const data = await postImage(withToken(q), file);
+      renderExplained(explainOut, data);
+      explained = explained.concat(data.faces.map((f, k) => ({ index: f.index !== undefined ? f.index : k, explanations: f.explanations.map(({ overlay_png, ...rest }) => rest) })));
+      msg.textContent = `explained ${data.faces.length} face(s) in ${Math.round(data.ms)} ms`;
+      card.dataset.state = "explained";
+    } catch (err) {
+      msg.textContent = err.message; msg.classList.add("error");
+      card.dataset.state = "error";
+    }
+  }
+  card.querySelector(".explain-all").addEventListener("click", () => explain(null));
+  card.querySelector(".faces").addEventListener("click", (ev) => {
+    const li = ev.target.closest(".face");
+    if (li) explain(Number(li.dataset.index));
+  });
+  canvas.addEventListener("click", (ev) => {
+    const r = canvas.getBoundingClientRect();
+    const x = (ev.clientX - r.left) * canvas.width / r.width, y = (ev.clientY - r.top) * canvas.height / r.height;
+    const i = result.faces.findIndex(f => x >= f.box[0] && x <= f.box[2] && y >= f.box[1] && y <= f.box[3]);
+    if (i >= 0) explain(i);
+  });
+  card.querySelector(".download-image").addEventListener("click", () =>
+    canvas.toBlob(b => download(b, stem + "_annotated.png"), "image/png"));
+  card.querySelector(".download-json").addEventListener("click", () => {
+    const out = { file: file.name, width: result.width, height: result.height, faces: result.faces, explanations: explained };
+    download(new Blob([JSON.stringify(out, null, 2)], { type: "application/json" }), stem + ".json");
+  });
+}
+
+function handleFiles(files) {
+  for (const f of files) analyseFile(f);
+}
+const drop = document.getElementById("drop");
+document.getElementById("files").addEventListener("change", (ev) => { handleFiles(ev.target.files); ev.target.value = ""; });
+drop.addEventListener("dragover", (ev) => { ev.preventDefault(); drop.classList.add("over"); });
+drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+drop.addEventListener("drop", (ev) => { ev.preventDefault(); drop.classList.remove("over"); handleFiles(ev.dataTransfer.files); });
+
+// ---------------------------------------------------------------- live mode
+function wsUrl(path) {
+  return withToken((location.protocol === "https:" ? "wss://" : "ws://") + location.host + path);
+}
+function pct95(values) {
+  if (!values.length) return null;
+  const s = [...values].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(0.95 * s.length))];
+}
+
+// window.liveStats: what the tests and benchmarks read (frames shown, latency per frame in ms)
+window.liveStats = { frames: 0, latencies: [], countStates: [], ended: false, skipped: 0 };
+
+const Live = {
+  started: false,
+  times: [],
+  start() {
+    if (this.started) return;
+    this.started = true;
+    const img = document.getElementById("live-img");
+    const stats = window.liveStats;
+    let meta = null, busy = false, nextBlob = null, nextMeta = null;
+    const show = async (blob, m) => {
+      busy = true;
+      const url = URL.createObjectURL(blob);
+      const probe = new Image();
+      probe.src = url;
+      try { await probe.decode(); } catch (e) { busy = false; URL.revokeObjectURL(url); return; }
+      const old = img.src;
+      img.src = url;
+      if (old.startsWith("blob:")) URL.revokeObjectURL(old);
+      const now = Date.now();
+      stats.frames += 1;
+      stats.latencies.push(now - m.captured_ms);
+      if (stats.latencies.length > 5000) stats.latencies.shift();
+      this.times.push(now);
+      while (this.times.length && now - this.times[0] > 2000) this.times.shift();
+      img.dataset.frames = String(stats.frames);
+      img.dataset.frameId = String(m.frame_id);
+      document.getElementById("live-fps").textContent = this.times.length > 1
+        ? (1000 * (this.times.length - 1) / (now - this.times[0])).toFixed(1) + " (server " + m.fps.toFixed(1) + ")" : "-";
+      document.getElementById("live-latency").textContent =
+        `${Math.round(now - m.captured_ms)} ms (p95 ${Math.round(pct95(stats.latencies.slice(-100)))} ms)`;
+      this.showCounts(m.counts);
+      busy = false;
+      if (nextBlob) { const b = nextBlob, mm = nextMeta; nextBlob = null; show(b, mm); }
+    };
+    const ws = new WebSocket(wsUrl("/v1/live"));
+    ws.binaryType = "blob";
+    ws.onmessage = (ev) => {
+      if (typeof ev.data === "string") {
+        meta = JSON.parse(ev.data);
+        if (meta.end) { stats.ended = true; setStatus("live source ended: " + (meta.summary.summary?.ended || "")); }
+        else stats.skipped = meta.skipped;
+        return;
+      }
+      if (!meta || meta.end) return;
+      if (busy) { nextBlob = ev.data; nextMeta = meta; } else show(ev.data, meta);  // newest first, drop stale
+    };
+    ws.onerror = () => setStatus("live stream: connection failed", true);
+    const events = new EventSource(withToken("/v1/events"));
+    const list = document.getElementById("live-events");
+    let lastText = "";
+    events.onmessage = (ev) => {
+      const line = JSON.parse(ev.data);
+      const text = line.faces.length
+        ? line.faces.map(f => `${f.track_id !== undefined ? "#" + f.track_id + " " : ""}${words(f.label)} ${pct(f.probability)}`).join(", ")
+        : "no faces";
+      if (text === lastText) return;  // the list shows changes, not every frame
+      lastText = text;
+      list.prepend(el("li", { text: `frame ${line.frame_id}: ${text}` }));
+      while (list.children.length > 50) list.lastChild.remove();
+    };
+    events.addEventListener("end", () => events.close());
+    document.getElementById("live-explain").addEventListener("click", async () => {
+      const out = document.getElementById("live-explained");
+      out.dataset.state = "explaining";
+      try {
+        const res = await fetch(withToken("/v1/live/explain?method=all"), { method: "POST", headers: headers() });
+        const data = await res.json();
+        if (!res.ok) throw new Error(`${res.status}: ${data.error}`);
+        out.replaceChildren(el("p", { text: `frame ${data.frame_id}: ${data.faces.length} face(s)` }));
+        renderExplained(out, data);
+        out.dataset.state = "explained";
+      } catch (err) { setStatus(err.message, true); out.dataset.state = "error"; }
+    });
+  },
+  showCounts(counts) {
+    const key = JSON.stringify(counts);
+    const states = window.liveStats.countStates;
+    if (states[states.length - 1] !== key) states.push(key);
+    const ul = document.getElementById("live-counts");
+    ul.replaceChildren(...Object.entries(counts).map(([k, n]) =>
+      el("li", { "data-label": k, text: `${words(k)}: ${n}` })));
+  },
+};
+
+// ---------------------------------------------------------------- browser webcam
+// window.camStats: results received, round trips (ms), frames the server dropped as stale
+window.camStats = { results: 0, rtts: [], dropped: 0, sent: 0, labels: [] };
+
+const Cam = {
+  stream: null, ws: null, timer: null, inFlight: new Map(), times: [],
+  async start() {
+    const video = document.getElementById("cam-video");
+    try {
+      this.stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
+    } catch (err) { setStatus("camera: " + err.message, true); return; }
+    video.srcObject = this.stream;
+    await video.play();
+    document.getElementById("cam-start").disabled = true;
+    document.getElementById("cam-stop").disabled = false;
+    const grab = document.createElement("canvas");
+    this.ws = new WebSocket(wsUrl("/v1/webcam"));
+    this.ws.onmessage = (ev) => this.onResult(JSON.parse(ev.data));
+    this.ws.onclose = () => this.stop();
+    this.ws.onopen = () => {
+      let sent = 0;
+      // send when fewer than 2 frames are on their way: latency stays bounded, the server drops stale ones
+      this.timer = setInterval(() => {
+        if (this.inFlight.size >= 2 || !video.videoWidth || this.ws.readyState !== 1) return;
+        const scale = Math.min(1, 640 / video.videoWidth);
+        grab.width = Math.round(video.videoWidth * scale); grab.height = Math.round(video.videoHeight * scale);
+        grab.getContext("2d").drawImage(video, 0, 0, grab.width, grab.height);
+        sent += 1;
+        const n = sent;
+        this.inFlight.set(n, performance.now());
+        grab.toBlob((b) => { if (this.ws && this.ws.readyState === 1) this.ws.send(b); }, "image/jpeg", 0.75);
+        window.camStats.sent = sent;
+        setTimeout(() => this.inFlight.delete(n), 3000);  // a frame the server dropped never answers
+      }, 20);
+    };
+  },
+  onResult(r) {
+    if (r.error) { setStatus("webcam: " + r.error, true); return; }
+    const t0 = this.inFlight.get(r.frame);
+    // frames are answered in order; every older one still waiting was dropped by the server
+    for (const k of [...this.inFlight.keys()]) if (k <= r.frame) this.inFlight.delete(k);
+    const now = performance.now();
+    const s = window.camStats;
+    s.results += 1; s.dropped = r.dropped;
+    if (t0 !== undefined) { s.rtts.push(now - t0); if (s.rtts.length > 2000) s.rtts.shift(); }
+    this.times.push(now);
+    while (this.times.length && now - this.times[0] > 2000) this.times.shift();
+    const rate = this.times.length > 1 ? 1000 * (this.times.length - 1) / (now - this.times[0]) : 0;
+    document.getElementById("cam-rate").textContent = rate.toFixed(1);
+    document.getElementById("cam-rtt").textContent = t0 !== undefined ? `${Math.round(now - t0)} ms` : "-";
+    document.getElementById("cam-dropped").textContent = String(r.dropped);
+    const overlay = document.getElementById("cam-overlay");
+    overlay.width = r.width; overlay.height = r.height;
+    const ctx = overlay.getContext("2d");
+    ctx.clearRect(0, 0, r.width, r.height);
+    drawFaces(ctx, r.faces, Math.max(1, r.width / 800));
+    s.labels = r.faces.map(f => f.label);
+    const ul = document.getElementById("cam-faces");
+    ul.replaceChildren(...r.faces.map((f, i) => faceItem(f, i)));
+    overlay.dataset.results = String(s.results);
+  },
+  stop() {
+    clearInterval(this.timer); this.timer = null;
+    if (this.ws) { const ws = this.ws; this.ws = null; ws.onclose = null; ws.close(); }
+    if (this.stream) { for (const t of this.stream.getTracks()) t.stop(); this.stream = null; }
+    document.getElementById("cam-start").disabled = false;
+    document.getElementById("cam-stop").disabled = true;
+  },
+};
+document.getElementById("cam-start").addEventListener("click", () => Cam.start());
+document.getElementById("cam-stop").addEventListener("click", () => Cam.stop());
+
+// ---------------------------------------------------------------- start
+(async function init() {
+  try {
+    const res = await fetch(withToken("/v1/summary"), { headers: headers() });
+    if (!res.ok) throw new Error(`${res.status}: ${(await res.json()).error}`);
+    const s = await res.json();
+    document.getElementById("tab-live").hidden = !s.live;
+    const wanted = new URLSearchParams(location.search).get("mode");
+    if (wanted && document.querySelector(`.tab[data-mode="${wanted}"]:not([hidden])`)) showMode(wanted);
+    setStatus(`model classes: ${s.class_names.map(words).join(", ")}`);
+    document.body.dataset.ready = "1";
+  } catch (err) {
+    setStatus(err.message, true);
+  }
+})();

@@ -1,0 +1,234 @@
+"""Live page over a real clip (the real ``livemask serve --source``), the browser webcam with
+Chromium's fake camera, and the FrameHub / WebSocket protocol underneath."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+import cv2
+import httpx
+import numpy as np
+import pytest
+from servehelpers import ROOT, ServerThread, chromium_or_skip, encode, page_state
+
+pytest.importorskip("playwright")
+pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
+
+from livemask.core.types import Detections, Frame, FrameResult, Predictions
+from livemask.web.live import FrameHub, count_in_view
+
+FPS = 25
+
+
+def scene_with_face(astronaut_bgr) -> np.ndarray:
+    frame = np.full((480, 640, 3), 90, np.uint8)
+    frame[:, 64:576] = cv2.resize(astronaut_bgr, (512, 480))
+    return frame
+
+
+def make_clip(path, astronaut_bgr, seconds: int = 16) -> None:
+    """640x480 at 25 fps: 3 s with the astronaut, 1 s of an empty grey scene, repeated."""
+    face, empty = scene_with_face(astronaut_bgr), np.full((480, 640, 3), 90, np.uint8)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (640, 480))
+    for i in range(seconds * FPS):
+        writer.write(empty if (i // FPS) % 4 == 3 else face)
+    writer.release()
+
+
+@pytest.fixture(scope="module")
+def playwright():
+    from playwright.sync_api import sync_playwright
+
+    chromium_or_skip()
+    with sync_playwright() as p:  # one per thread: both browsers below come from it
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(playwright):
+    b = playwright.chromium.launch(executable_path=chromium_or_skip(), headless=True)
+    yield b
+    b.close()
+
+
+def test_live_page_over_a_clip_shows_frames_and_changing_counts(browser, astronaut_bgr, tmp_path):
+    clip = tmp_path / "clip.mp4"
+    make_clip(clip, astronaut_bgr)
+    env = {k: v for k, v in os.environ.items() if k != "LIVEMASK_TOKEN"}  # loopback: no token
+    proc = subprocess.Popen([sys.executable, "-m", "livemask", "serve", "--port", "0", "--source", str(clip)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
+    try:
+        line = proc.stdout.readline()
+        m = re.search(r"serving on http://127\.0\.0\.1:(\d+)/", line)
+        assert m, (line, proc.poll())
+        url = f"http://127.0.0.1:{m.group(1)}"
+        # the MJPEG stream: real JPEG frames of the source's size
+        with httpx.stream("GET", url + "/v1/stream.mjpg", timeout=30) as r:
+            assert r.headers["content-type"].startswith("multipart/x-mixed-replace")
+            buf = b""
+            for chunk in r.iter_bytes():
+                buf += chunk
+                if buf.count(b"--frame") >= 3:
+                    break
+        part = buf.split(b"--frame")[1]
+        jpeg = part[part.index(b"\r\n\r\n") + 4:].rstrip(b"\r\n")
+        assert cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR).shape == (480, 640, 3)
+
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        errors = []
+        page.on("pageerror", lambda err: errors.append(str(err)))
+        page.goto(url + "/?mode=live")
+        with page_state(page, "live-stream"):
+            page.wait_for_selector("body[data-ready='1']", timeout=20_000)
+            assert page.locator("#tab-live").is_visible()
+            page.wait_for_function("window.liveStats.frames >= 20", timeout=30_000)
+            page.wait_for_function("window.liveStats.countStates.length >= 3", timeout=30_000)
+            states = [json.loads(s) for s in page.evaluate("window.liveStats.countStates")]
+            assert {"mask": 0, "no_mask": 1} in [{k: s.get(k, 0) for k in ("mask", "no_mask")} for s in states]
+            assert any(sum(s.values()) == 0 for s in states)  # the empty scene: nobody in view
+            frame_ids = page.evaluate("Number(document.getElementById('live-img').dataset.frameId)")
+            assert frame_ids > 0
+            assert page.locator("#live-events li").count() >= 2
+            assert "No mask" in page.inner_text("#live-events")
+        with page_state(page, "live-explained"):
+            page.wait_for_function("document.querySelector('#live-counts [data-label=no_mask]')?.textContent"
+                                   ".endsWith(': 1')", timeout=30_000)
+            page.click("#live-explain")
+            page.wait_for_selector("#live-explained[data-state='explained']", timeout=60_000)
+            assert "face(s)" in page.inner_text("#live-explained")
+        summary = httpx.get(url + "/v1/summary").json()["live"]
+        assert summary["frames"] >= 20 and summary["tracks_seen"] >= 1
+        context.close()
+        assert not errors, errors
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
+
+
+def make_y4m(path, astronaut_bgr, tmp_path) -> None:
+    """A fake-camera file for Chromium: the astronaut scene, made with ffmpeg from a test clip."""
+    frames = tmp_path / "cam.avi"
+    writer = cv2.VideoWriter(str(frames), cv2.VideoWriter_fourcc(*"MJPG"), FPS, (640, 480))
+    scene = scene_with_face(astronaut_bgr)
+    for i in range(FPS):
+        writer.write(np.roll(scene, i * 2, axis=1))  # a little motion
+    writer.release()
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(frames), "-pix_fmt", "yuv420p", str(path)],
+                   check=True, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def webcam_server(detector, classifier):
+    from face_detector import CenterFaceDetector
+    from livemask.web.app import create_app
+
+    video_detector = CenterFaceDetector(input_long_side=320, score_threshold=0.4)  # as `serve` builds it
+    with ServerThread(create_app(detector, classifier, None, video_detector=video_detector)) as srv:
+        yield srv
+
+
+def test_browser_webcam_with_fake_camera_shows_labelled_boxes(playwright, webcam_server, astronaut_bgr, tmp_path):
+    if subprocess.run(["which", "ffmpeg"], capture_output=True).returncode:
+        pytest.skip("ffmpeg not installed")
+    y4m = tmp_path / "cam.y4m"
+    make_y4m(y4m, astronaut_bgr, tmp_path)
+    args = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+            f"--use-file-for-fake-video-capture={y4m}"]
+    b = playwright.chromium.launch(executable_path=chromium_or_skip(), headless=True, args=args)
+    try:
+        page = b.new_context(viewport={"width": 1280, "height": 900}).new_page()
+        errors = []
+        page.on("pageerror", lambda err: errors.append(str(err)))
+        page.goto(webcam_server.url + "/?mode=webcam")
+        page.wait_for_selector("body[data-ready='1']", timeout=20_000)
+        with page_state(page, "webcam-labelled"):
+            page.click("#cam-start")
+            page.wait_for_function("window.camStats.results >= 8", timeout=60_000)
+            page.wait_for_function("window.camStats.labels.includes('no_mask')", timeout=30_000)
+            assert "No mask" in page.inner_text("#cam-faces")
+            # the boxes are drawn on the overlay canvas over the video
+            painted = page.evaluate("""() => { const c = document.getElementById('cam-overlay');
+                const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++; return n; }""")
+            assert painted > 500
+            stats = page.evaluate("window.camStats")
+            assert stats["sent"] >= stats["results"] and len(stats["rtts"]) >= 1
+        page.click("#cam-stop")
+        assert not errors, errors
+    finally:
+        b.close()
+
+
+# ------------------------------------------------------------------- hub and protocol
+def _result(frame_id: int, image: np.ndarray, boxes, labels, track_ids=None) -> FrameResult:
+    names = ("mask", "no_mask")
+    probs = np.array([[0.9, 0.1] if lb == "mask" else [0.2, 0.8] for lb in labels], np.float32).reshape(-1, 2)
+    det = Detections(np.array(boxes, np.float32).reshape(-1, 4), np.full((len(labels),), 0.9, np.float32))
+    ids = None if track_ids is None else np.array(track_ids, np.int64)
+    return FrameResult(Frame(frame_id, time.monotonic(), image, "test"), det, Predictions(probs, names), ids)
+
+
+def test_frame_hub_keeps_the_newest_frame_events_and_tracks():
+    hub = FrameHub()
+    image = np.full((120, 160, 3), 60, np.uint8)
+    hub.open({"source": "test"})
+    assert hub.latest() is None
+    hub.write(_result(0, image, [[10, 10, 50, 60]], ["mask"], [1]))
+    hub.write(_result(1, image, [[10, 10, 50, 60], [80, 10, 120, 60]], ["mask", "no_mask"], [1, 2]))
+    latest = hub.latest()
+    assert latest.seq == 2 and latest.counts == {"mask": 1, "no_mask": 1}
+    decoded = cv2.imdecode(np.frombuffer(latest.jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert decoded.shape == (120, 160, 3) and np.abs(decoded.astype(int) - 60).max() > 100  # boxes drawn
+    assert image.max() == 60  # the frame itself is not drawn on
+    lines = hub.events_after(1)
+    assert [s for s, _ in lines] == [2]
+    assert [f["track_id"] for f in json.loads(lines[0][1])["faces"]] == [1, 2]
+    hub.close({"ended": "end of source"})
+    s = hub.summary()
+    assert s["frames"] == 2 and s["tracks_seen"] == 2 and s["ended"] and s["summary"]["ended"] == "end of source"
+
+
+def test_counts_are_tracks_not_boxes():
+    image = np.zeros((50, 50, 3), np.uint8)
+    r = _result(0, image, [[0, 0, 10, 10], [1, 1, 11, 11]], ["no_mask", "no_mask"], [7, 7])
+    assert count_in_view(r) == {"mask": 0, "no_mask": 1}
+    r = _result(0, image, [[0, 0, 10, 10], [1, 1, 11, 11]], ["no_mask", "no_mask"])
+    assert count_in_view(r) == {"mask": 0, "no_mask": 2}
+
+
+def test_webcam_websocket_answers_and_counts_stale_frames(detector, classifier, astronaut_bgr):
+    from livemask.web.app import create_app
+
+    scene = encode(scene_with_face(astronaut_bgr))
+    with TestClient(create_app(detector, classifier, None)) as client, client.websocket_connect("/v1/webcam") as ws:
+        for _ in range(6):  # faster than the model: the server keeps only the newest
+            ws.send_bytes(scene)
+        answers = [json.loads(ws.receive_text())]
+        while answers[-1]["frame"] < 6:
+            answers.append(json.loads(ws.receive_text()))
+        last = answers[-1]
+        assert last["received"] == 6 and last["dropped"] == 6 - len(answers)
+        assert [f["label"] for f in last["faces"]] == ["no_mask"]
+        ws.send_bytes(b"not a jpeg")
+        assert "not an image" in json.loads(ws.receive_text())["error"]
+
+
+def test_websockets_need_the_token_too(detector, classifier):
+    from livemask.web.app import create_app
+
+    token = "ws-token-0123456789abcdef"
+    with TestClient(create_app(detector, classifier, None, token=token)) as client:
+        with pytest.raises(WebSocketDisconnect) as err, client.websocket_connect("/v1/webcam") as ws:
+            ws.receive_text()
+        assert err.value.code == 1008
+        with client.websocket_connect(f"/v1/webcam?token={token}") as ws:
+            ws.send_bytes(b"nope")
+            assert "error" in json.loads(ws.receive_text())
