@@ -39,7 +39,8 @@ def test_unknown_section_and_detector_name(tmp_path):
 
 
 def test_wrong_types_are_named(tmp_path):
-    with pytest.raises(ConfigError, match=r"detector.input_long_side: expected an integer in \[32, 4096\], got str 'big'"):
+    expected = r"detector.input_long_side: expected an integer in \[32, 4096\], got str 'big'"
+    with pytest.raises(ConfigError, match=expected):
         load_config(write(tmp_path, "detector:\n  input_long_side: big\n"))
     with pytest.raises(ConfigError, match="detector.upscale: expected bool, got int 1"):
         load_config(write(tmp_path, "detector:\n  upscale: 1\n"))
@@ -97,7 +98,8 @@ def test_overrides_win_and_are_validated():
     ("source:\n  queue_size: 0\n", r"source.queue_size: expected an integer in \[1, 1000\], got 0"),
     ("source:\n  timeout_s: 0\n", r"source.timeout_s: expected a number in \(0, 3600\], got 0"),
     ("source:\n  reconnect_delay_s: -1\n", r"source.reconnect_delay_s: .*got -1"),
-    ("pipeline:\n  detector_long_side: 300\n", r"pipeline.detector_long_side: .*a multiple of 32 \(or 0 = off\), got 300"),
+    ("pipeline:\n  detector_long_side: 300\n",
+     r"pipeline.detector_long_side: .*a multiple of 32 \(or 0 = off\), got 300"),
     ("pipeline:\n  detect_every: 0\n", r"pipeline.detect_every: expected an integer in \[1, 1000\], got 0"),
     ("pipeline:\n  max_display_age_ms: .inf\n", r"pipeline.max_display_age_ms: .*got inf"),
     ("tracker:\n  iou_threshold: 0\n", r"tracker.iou_threshold: expected a number in \(0, 1\], got 0"),

@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
+from livemask.apps.compose import explain_session_factory
 from livemask.core.errors import LivemaskError
 from livemask.core.types import Detections, Frame, FrameResult, Predictions
-from livemask.apps.compose import explain_session_factory
 from livemask.sinks.window import ESC, LiveWindow, check_display
 
 

@@ -6,7 +6,8 @@ A :class:`Channel` is a bounded queue with
   only when the stop event is set), ``DROP_OLDEST`` throws the oldest waiting item away,
   ``DROP_NEWEST`` throws the new one away; every drop is counted in :attr:`Channel.dropped`;
 * an end marker, put by :meth:`close` on the normal and on the error path (it carries the
-  error); it always gets in, making room by discarding waiting items when it must;
+  error); it always gets in: with a drop policy (or when stopping) it takes the place
+  of the oldest waiting item (counted as a drop unless stopping);
 * :meth:`get` with a timeout (``queue.Empty`` when nothing came), which returns ``None``
   at the end and re-raises the producer's error;
 * :meth:`drain` for shutdown.
@@ -17,7 +18,6 @@ from __future__ import annotations
 import enum
 import queue
 import threading
-import time
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -89,11 +89,14 @@ class Channel(Generic[T]):
                 self._queue.put(end, timeout=0.05)
                 return
             except queue.Full:
-                if self.stop_event.is_set() or self.policy is not BufferPolicy.BLOCK:
+                stopping = self.stop_event.is_set()
+                if stopping or self.policy is not BufferPolicy.BLOCK:
                     try:  # make room: the end must get through
                         self._queue.get_nowait()
                     except queue.Empty:
-                        pass
+                        continue
+                    if not stopping:  # a drop policy: the item made room for the end, count it
+                        self.dropped += 1
 
     # -- consumer ---------------------------------------------------------------------------
     def get(self, timeout: float | None = 0.1) -> T | None:
@@ -137,9 +140,3 @@ class Channel(Generic[T]):
             if item is None:
                 return
             yield item
-
-    def wait_until_empty(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while not self._queue.empty() and time.monotonic() < deadline:
-            time.sleep(0.005)
-        return self._queue.empty()
