@@ -48,6 +48,17 @@ def test_headless_file_writes_every_frame_in_order(clip, tmp_path):
     assert summary["sinks"]["video"] == summary["sinks"]["events"] == {"written": 60, "dropped": 0, "error": None}
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (a device that is always full)")
+def test_an_output_that_fails_ends_the_run_with_one_line_and_the_others_finished(clip, tmp_path):
+    out = tmp_path / "o.mp4"
+    proc = run_cli("--source", str(clip), "--headless", "--output", str(out), "--events", "/dev/full")
+    assert proc.returncode == 1
+    line = one_line_error(proc, "output 'events' failed: OSError: ")
+    assert "No space left on device" in line
+    frames = read_video(out)  # the video was finished and closed: playable, in order
+    assert len(frames) >= 1 and [read_code(f) for f in frames] == list(range(len(frames)))
+
+
 def test_max_frames_and_an_image_folder(clip, tmp_path):
     import cv2
 
