@@ -57,7 +57,7 @@ class LiveWindow:
 
     ``explain``: a function that makes the explanation session on the first g / o / e key
     (an ImportError there is shown as "explanations unavailable"); None: no explanations.
-    ``renderer``: draws a result (:class:`~livemask.sinks.draw.Renderer`).
+    ``renderer``: draws a result (:class:`~livemask.sinks.render.Renderer`).
     In a live run a result older than ``max_display_age_ms`` is not shown (counted as stale).
     """
 
