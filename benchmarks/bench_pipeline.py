@@ -154,79 +154,81 @@ def run_peer(clip: Path, frames: int) -> dict:
 # --- livemask --------------------------------------------------------------------------------
 
 class Models:
-    def __init__(self, config: dict):
-        from livemask.config import build
+    """The configured models, built by the composition root as ``livemask run`` builds them."""
+
+    def __init__(self, config):
+        from livemask.apps import compose
 
         self.config = config
-        self.classifier = build(config, "classifier")
+        self.classifier = compose.classifier(config)
         self.classifier.warmup()
         self._detectors: dict[int, object] = {}
 
     def detector(self, long_side: int):
-        from face_detector import CenterFaceDetector
+        from livemask.apps import compose
 
         if long_side not in self._detectors:
-            det = self.config["detector"]
-            self._detectors[long_side] = CenterFaceDetector(
-                input_long_side=long_side, score_threshold=det.get("score_threshold", 0.5),
-                nms_iou=det.get("nms_iou", 0.3))
+            self._detectors[long_side] = compose.detector(self.config, long_side)
         return self._detectors[long_side]
 
     def tracker(self):
-        from livemask.config import build
+        from livemask.apps import compose
 
-        return build(self.config, "tracker")
+        return compose.build(self.config, "tracker")
 
 
 def run_livemask(models: Models, clip: Path, out_dir: Path, long_side: int, detect_every: int = 1,
                  realtime: bool = False, threaded: bool = True, max_frames: int | None = None,
                  source=None, write_video: bool = True, window=None) -> dict:
-    """One ``livemask run --headless --output --events`` equivalent; fps from first result to last write."""
-    from livemask.apps.run import Outputs, Renderer, consume
-    from livemask.engine.pipeline import FrameProcessor, Pipeline
+    """One ``livemask run --headless --output --events`` equivalent (the engine and the run's sinks);
+    fps from the start of the run to the last write."""
+    from livemask.apps.compose import RunOptions, run_sinks
+    from livemask.engine.engine import Engine
+    from livemask.engine.pipeline import FrameProcessor
     from livemask.engine.stream import FileSource, SourceOptions
 
     source = source or FileSource(clip)
     processor = FrameProcessor(models.detector(long_side), models.classifier, models.tracker(), detect_every)
     stop = threading.Event()
-    options = SourceOptions(realtime=realtime)
-    capture = options.make_capture(stop, max_frames, source)
+    capture = SourceOptions(realtime=realtime).make_capture(stop, max_frames, source)
     capture.open()
-    outputs = Outputs(str(out_dir / "bench.mp4") if write_video else None, str(out_dir / "bench.jsonl"),
-                      source.fps or 30.0)
-    renderer = Renderer()
-    display: dict = {}
-    rss = {}
+    options = RunOptions(headless=True, progress=False, output=str(out_dir / "bench.mp4") if write_video else None,
+                         events=str(out_dir / "bench.jsonl"))
+    sinks = [s for s in run_sinks(options, capture.live) if s.name != "summary"]
     started, cpu_started = time.perf_counter(), time.process_time()
     if threaded:
-        pipeline = Pipeline(capture, processor, 2).start()
-        try:
-            display = consume(pipeline, outputs, renderer, stop, window)
-        finally:
-            pipeline.stop()
-        stats = pipeline.stats()
-    else:
+        summary = Engine(capture, processor, sinks, display=window).run()
+        frames, stats = summary["frames_written"], summary
+        display = {k: summary[k] for k in ("stale_not_shown", "superseded", "capture_to_display_ms")}
+    else:  # the same work in one thread: read, process, write each sink in turn
+        from livemask.engine.sink import RunInfo
+
+        info = RunInfo(source.name, source.fps or 30.0, source.size, None, False, models.classifier.class_names)
+        for sink in sinks:
+            sink.open(info)
         capture.start()
+        frames = 0
         for frame in capture:
             result = processor.process(frame)
-            outputs.write(result, renderer.render(result))
+            for sink in sinks:
+                sink.write(result)
+            frames += 1
         capture.stop()
-        stats = {"dropped": capture.stats.dropped}
+        for sink in sinks:
+            sink.close({"benchmark": True})
+        stats, display = {"dropped": capture.stats.dropped}, {}
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
-    rss["end"] = rss_mb()
-    outputs.close({"benchmark": True})
-    return {"fps": outputs.frames / elapsed, "frames": outputs.frames, "dropped": stats.get("dropped", 0),
-            "cpu_ms": cpu * 1000 / max(outputs.frames, 1),
-            "display": display, "stats": stats, "rss_end": rss["end"]}
+    return {"fps": frames / elapsed, "frames": frames, "dropped": stats.get("dropped", 0),
+            "cpu_ms": cpu * 1000 / max(frames, 1), "display": display, "stats": stats, "rss_end": rss_mb()}
 
 
 def carry_quality(models: Models, clip: Path, side: int, every: int) -> dict:
     """How well boxes carried between detector runs match a detection on that very frame."""
     import numpy as np
 
+    from livemask.core.geometry import greedy_match, iou_matrix
     from livemask.engine.pipeline import FrameProcessor
     from livemask.engine.stream import Capture, FileSource
-    from livemask.engine.tracker import greedy_match, iou_matrix
 
     carried = FrameProcessor(models.detector(side), models.classifier, models.tracker(), every)
     full = FrameProcessor(models.detector(side), models.classifier, models.tracker(), 1)
@@ -249,32 +251,37 @@ def carry_quality(models: Models, clip: Path, side: int, every: int) -> dict:
 
 
 class NullWindow:
-    """The window's side of the display loop without a screen: shows nothing, never has a key."""
+    """The window's display policy without a screen: draws, drops stale results, never has a key."""
 
+    name = "window"
+    threaded = False
     paused = False
-    result = None
 
     def __init__(self):
+        from livemask.sinks.window import LiveWindow
+
+        self.window = LiveWindow("bench", "snapshots")
         self.shown = 0
+        self.window.show = self._show
 
-    def overlay_lines(self) -> list[str]:
-        return []
-
-    def show(self, image, result) -> None:
+    def _show(self, image, result) -> None:
         self.shown += 1
 
-    def wait_key(self, ms: int) -> int:
-        time.sleep(ms / 1000.0)
-        return -1
+    def open(self, info) -> None:
+        self.window.live = info.live
 
-    def handle_key(self, key: int) -> None:
-        return None
+    def write(self, result) -> None:
+        self.window.write(result)
 
-    def closed_by_user(self) -> bool:
-        return False
+    def poll(self, wait_ms: int) -> bool:
+        time.sleep(wait_ms / 1000.0)
+        return True
 
-    def update(self) -> None:
+    def close(self, summary) -> None:
         pass
+
+    def stats(self) -> dict:
+        return self.window.stats()
 
 
 class LoopingFileSource(FileSource):
@@ -308,7 +315,7 @@ def main() -> int:
     args = parser.parse_args()
 
     import_tensorflow_quietly()
-    from livemask.config import apply_overrides, load_config
+    from livemask.apps.compose import apply_overrides, load_config
     from livemask.engine.stream import quiet_video_backend
 
     quiet_video_backend()

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path
+from typing import Annotated
 
 import cv2
 import numpy as np
 
 from livemask.core.errors import ModelFileError
 from livemask.core.images import as_bgr8
+from livemask.core.params import Range
 from livemask.core.types import Detections
+
+# declared ranges of the settings every detector shares (read by livemask.config)
+Score = Annotated[float, Range(0, 1)]
+NmsIou = Annotated[float, Range(0, 1, lo_open=True)]
+MinFace = Annotated[int, Range(0, 4096)]
 
 
 def require_file(path: str | Path, key: str) -> Path:
@@ -35,7 +42,7 @@ class FaceDetector(ABC):
 
     name = "detector"
 
-    def __init__(self, score_threshold: float = 0.5, min_face: int = 0):
+    def __init__(self, score_threshold: Score = 0.5, min_face: MinFace = 0):
         self.score_threshold = float(score_threshold)
         self.min_face = int(min_face)
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from typing import Annotated
 
 import cv2
 import numpy as np
 
-from face_detector.base import FaceDetector, nms, require_file
+from face_detector.base import FaceDetector, MinFace, NmsIou, Score, nms, require_file
 from livemask.core.errors import ModelFileError
+from livemask.core.params import Range
 from livemask.core.types import Detections
 
 STRIDE = 4
@@ -49,12 +51,12 @@ class CenterFaceDetector(FaceDetector):
     def __init__(
         self,
         model_path: str | None = None,
-        input_long_side: int = 640,
+        input_long_side: Annotated[int, Range(32, 4096)] = 640,
         upscale: bool = True,
-        score_threshold: float = 0.5,
-        nms_iou: float = 0.3,
-        min_face: int = 0,
-        coarse_long_side: int = 0,
+        score_threshold: Score = 0.5,
+        nms_iou: NmsIou = 0.3,
+        min_face: MinFace = 0,
+        coarse_long_side: Annotated[int, Range(32, 4096, or_zero=True)] = 0,
     ):
         super().__init__(score_threshold, min_face)
         path = require_file(model_path, "detector.model_path") if model_path else bundled_model_path()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import cv2
 import numpy as np
 
-from face_detector.base import FaceDetector, nms, require_file
+from face_detector.base import FaceDetector, MinFace, NmsIou, Score, nms, require_file
+from livemask.core.params import Range
 from livemask.core.types import Detections
 
 
@@ -16,10 +19,10 @@ class Res10Detector(FaceDetector):
         self,
         model_path: str | None = None,
         config_path: str | None = None,
-        input_size: int = 300,
-        score_threshold: float = 0.5,
-        nms_iou: float = 0.3,
-        min_face: int = 0,
+        input_size: Annotated[int, Range(32, 4096)] = 300,
+        score_threshold: Score = 0.5,
+        nms_iou: NmsIou = 0.3,
+        min_face: MinFace = 0,
     ):
         super().__init__(score_threshold, min_face)
         pb = require_file(model_path or "", "detector.model_path")

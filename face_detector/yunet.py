@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import cv2
 import numpy as np
 
-from face_detector.base import FaceDetector, require_file
+from face_detector.base import FaceDetector, MinFace, NmsIou, Score, require_file
+from livemask.core.params import Range
 from livemask.core.types import Detections
 
 
@@ -17,10 +20,10 @@ class YuNetDetector(FaceDetector):
     def __init__(
         self,
         model_path: str | None = None,
-        upscale: float = 1.0,
-        score_threshold: float = 0.7,
-        nms_iou: float = 0.3,
-        min_face: int = 0,
+        upscale: Annotated[float, Range(0, 8, lo_open=True)] = 1.0,
+        score_threshold: Score = 0.7,
+        nms_iou: NmsIou = 0.3,
+        min_face: MinFace = 0,
     ):
         super().__init__(score_threshold, min_face)
         path = require_file(model_path or "", "detector.model_path")

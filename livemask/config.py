@@ -1,15 +1,19 @@
 """``config.yaml``: one section per component, each key a constructor argument.
 
 Sections are checked against the signature of the class they configure, so a key
-that the class does not take is an error naming the key, the section and the file,
-and a value of the wrong type is an error naming the expected type. CLI flags
-override config values through :func:`apply_overrides`.
+that the class does not take is an error naming the key, the section and the file.
+Values are checked against the types and ranges the class declares
+(:mod:`livemask.core.params`), not guessed from defaults, so the error names section and
+key from one place. CLI flags override config values through :func:`apply_overrides`.
+
+Which class a section configures is not known here: the composition root
+(:mod:`livemask.apps.compose`) hands in a :class:`Schema`, so this module imports
+nothing above ``livemask.core``.
 """
 
 from __future__ import annotations
 
 import copy
-import inspect
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,84 +21,82 @@ from typing import Any
 import yaml
 
 from livemask.core.errors import ConfigError
+from livemask.core.params import check_arguments, declared_parameters
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "config.yaml"
 
-# section -> callable whose keyword arguments the section holds; filled by register()
-_SECTIONS: dict[str, Callable[..., Any]] = {}
-# section -> {"key": callable} for sections that pick a class by a "name" key
-_CHOICES: dict[str, dict[str, Callable[..., Any]]] = {}
+
+class Schema:
+    """Which callable each section configures; filled by the composition root (``livemask.apps.compose``).
+
+    This module imports nothing above ``livemask.core``: the classes are handed in, not looked up.
+    """
+
+    def __init__(self) -> None:
+        self.sections: dict[str, Callable[..., Any]] = {}  # section -> callable taking its keys
+        self.choices: dict[str, dict[str, Callable[..., Any]]] = {}  # section -> {"name": callable}
+        self.declared: dict[str, dict[str, Any]] = {}  # section -> {key: type hint} the code does not declare
+
+    def register(self, section: str, target: Callable[..., Any] | dict[str, Callable[..., Any]],
+                 declared: dict[str, Any] | None = None) -> Schema:
+        """``section`` configures ``target`` (or, for a dict, the class its ``name`` key picks).
+
+        ``declared``: type hints (``Annotated[float, Range(...)]``) for arguments whose code does not
+        declare them; they win over the signature's hints.
+        """
+        if isinstance(target, dict):
+            self.choices[section] = dict(target)
+        else:
+            self.sections[section] = target
+        self.declared[section] = dict(declared or {})
+        return self
+
+    @property
+    def names(self) -> set[str]:
+        return set(self.sections) | set(self.choices)
+
+    def target(self, section: str, values: dict[str, Any]) -> Callable[..., Any]:
+        if section in self.choices:
+            choices = self.choices[section]
+            return choices[values.get("name", next(iter(choices)))]
+        return self.sections[section]
 
 
-def register(section: str, target: Callable[..., Any] | dict[str, Callable[..., Any]]) -> None:
-    """Declare that ``section`` configures ``target`` (or, for a dict, the class its ``name`` picks)."""
-    if isinstance(target, dict):
-        _CHOICES[section] = target
-    else:
-        _SECTIONS[section] = target
+class Config(dict):
+    """A validated config: ``{section: {key: value}}``, carrying the :class:`Schema` it was checked against."""
+
+    def __init__(self, sections: dict[str, dict[str, Any]], schema: Schema):
+        super().__init__(sections)
+        self.schema = schema
 
 
-def _parameters(target: Callable[..., Any]) -> dict[str, inspect.Parameter]:
-    params = inspect.signature(target).parameters
-    return {k: p for k, p in params.items() if k != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-
-
-def _check_type(where: str, value: Any, default: Any) -> Any:
-    if default is None or value is None:
-        return value
-    if isinstance(default, bool):
-        ok = isinstance(value, bool)
-    elif isinstance(default, int):
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif isinstance(default, float):
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        value = float(value) if ok else value
-    elif isinstance(default, (list, tuple)):
-        ok = isinstance(value, (list, tuple))
-        value = type(default)(value) if ok else value
-    else:
-        ok = isinstance(value, type(default))
-    if not ok:
-        raise ConfigError(f"{where}: expected {type(default).__name__}, got {type(value).__name__} {value!r}")
-    return value
-
-
-def _validate_section(name: str, values: Any, origin: str) -> dict[str, Any]:
+def _validate_section(schema: Schema, name: str, values: Any, origin: str) -> dict[str, Any]:
     if values is None:
         values = {}
     if not isinstance(values, dict):
         raise ConfigError(f"{origin}: section '{name}' must be a mapping, got {type(values).__name__}")
-    if name in _CHOICES:
-        choices = _CHOICES[name]
+    if name in schema.choices:
+        choices = schema.choices[name]
         kind = values.get("name", next(iter(choices)))
         if kind not in choices:
             raise ConfigError(f"{origin}: {name}.name: unknown value {kind!r} (choose from {', '.join(choices)})")
-        target = choices[kind]
-        allowed = {"name"} | set(_parameters(target))
-    else:
-        target = _SECTIONS[name]
-        allowed = set(_parameters(target))
-    params = _parameters(target)
-    out = {}
-    for key, value in values.items():
+    target = schema.target(name, values)
+    params = declared_parameters(target, schema.declared.get(name))
+    allowed = set(params) | ({"name"} if name in schema.choices else set())
+    for key in values:
         if key not in allowed:
             raise ConfigError(
                 f"{origin}: unknown key '{name}.{key}' (allowed: {', '.join(sorted(allowed))})"
             )
-        if key == "name":
-            out[key] = value
-            continue
-        default = params[key].default
-        if default is inspect.Parameter.empty:
-            default = None
-        out[key] = _check_type(f"{origin}: {name}.{key}", value, default)
+    rest = {k: v for k, v in values.items() if k != "name"}
+    out = {"name": values["name"]} if "name" in values else {}
+    out.update(check_arguments(target, rest, f"{origin}: {name}", schema.declared.get(name)))
     return out
 
 
-def load_config(path: str | Path | None = None) -> dict[str, dict[str, Any]]:
-    """Read and validate a config file; missing sections are empty (constructor defaults)."""
-    _ensure_registered()
+def load_config(path: str | Path | None, schema: Schema) -> Config:
+    """Read and validate a config file against ``schema``; missing sections are empty (constructor defaults)."""
     path = Path(path) if path else DEFAULT_CONFIG
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
@@ -106,16 +108,17 @@ def load_config(path: str | Path | None = None) -> dict[str, dict[str, Any]]:
         raise ConfigError(f"{path}: not valid YAML{where}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of sections, got {type(raw).__name__}")
-    known = set(_SECTIONS) | set(_CHOICES)
+    known = schema.names
     for section in raw:
         if section not in known:
             raise ConfigError(f"{path}: unknown section '{section}' (allowed: {', '.join(sorted(known))})")
-    return {s: _validate_section(s, raw.get(s), str(path)) for s in sorted(known)}
+    return Config({s: _validate_section(schema, s, raw.get(s), str(path)) for s in sorted(known)}, schema)
 
 
-def apply_overrides(config: dict[str, dict[str, Any]], overrides: dict[str, Any], origin: str = "command line") -> dict:
+def apply_overrides(config: Config, overrides: dict[str, Any], origin: str = "command line") -> Config:
     """Return a copy of ``config`` with ``{"section.key": value}`` overrides (None values skipped)."""
-    out = copy.deepcopy(config)
+    schema = config.schema
+    out = Config(copy.deepcopy(dict(config)), schema)
     # a new "name" picks another class: the old section's keys belong to the old class
     ordered = sorted(overrides.items(), key=lambda item: not item[0].endswith(".name"))
     for dotted, value in ordered:
@@ -125,9 +128,9 @@ def apply_overrides(config: dict[str, dict[str, Any]], overrides: dict[str, Any]
         if section not in out or not key:
             raise ConfigError(f"{origin}: unknown setting '{dotted}'")
         base = out[section]
-        if key == "name" and section in _CHOICES and value != base.get("name"):
+        if key == "name" and section in schema.choices and value != base.get("name"):
             base = {}
-        out[section] = _validate_section(section, dict(base, **{key: value}), origin)
+        out[section] = _validate_section(schema, section, dict(base, **{key: value}), origin)
     return out
 
 
@@ -145,18 +148,11 @@ def parse_set(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def build(config: dict[str, dict[str, Any]], section: str, **extra: Any) -> Any:
-    """Construct the object a section configures."""
+def build(config: Config, section: str, **extra: Any) -> Any:
+    """Construct the object a section configures; ``extra`` arguments are checked like config keys."""
+    schema = config.schema
     values = dict(config.get(section, {}))
-    values.update(extra)
-    if section in _CHOICES:
-        choices = _CHOICES[section]
-        target = choices[values.pop("name", next(iter(choices)))]
-    else:
-        target = _SECTIONS[section]
+    values.pop("name", None)
+    target = schema.target(section, config.get(section, {}))
+    values.update(check_arguments(target, extra, section, schema.declared.get(section)))
     return target(**values)
-
-
-def _ensure_registered() -> None:
-    """Import the modules that own the sections (they call :func:`register`)."""
-    import livemask.apps.sections  # noqa: F401

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from livemask.config import DEFAULT_CONFIG, apply_overrides, build, load_config, parse_set
+from livemask.apps.compose import apply_overrides, build, load_config
+from livemask.config import DEFAULT_CONFIG, parse_set
 from livemask.core.errors import ConfigError
 
 
@@ -38,7 +39,8 @@ def test_unknown_section_and_detector_name(tmp_path):
 
 
 def test_wrong_types_are_named(tmp_path):
-    with pytest.raises(ConfigError, match="detector.input_long_side: expected int, got str 'big'"):
+    expected = r"detector.input_long_side: expected an integer in \[32, 4096\], got str 'big'"
+    with pytest.raises(ConfigError, match=expected):
         load_config(write(tmp_path, "detector:\n  input_long_side: big\n"))
     with pytest.raises(ConfigError, match="detector.upscale: expected bool, got int 1"):
         load_config(write(tmp_path, "detector:\n  upscale: 1\n"))
@@ -73,3 +75,63 @@ def test_overrides_win_and_are_validated():
     assert switched["detector"] == {"name": "yunet", "upscale": 2.0}
     with pytest.raises(ConfigError, match="expected section.key=value"):
         parse_set(["detector.score_threshold"])
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    # detector: ranges declared on the detector classes
+    ("detector:\n  score_threshold: 5\n", r"detector.score_threshold: expected a number in \[0, 1\], got 5$"),
+    ("detector:\n  score_threshold: .nan\n", r"detector.score_threshold: expected a number in \[0, 1\], got nan"),
+    ("detector:\n  nms_iou: 0\n", r"detector.nms_iou: expected a number in \(0, 1\], got 0"),
+    ("detector:\n  input_long_side: 8\n", r"detector.input_long_side: expected an integer in \[32, 4096\], got 8"),
+    ("detector:\n  input_long_side: 100000\n", r"detector.input_long_side: .*got 100000"),
+    ("detector:\n  coarse_long_side: 16\n", r"detector.coarse_long_side: .*\(or 0 = off\), got 16"),
+    ("detector:\n  min_face: -1\n", r"detector.min_face: expected an integer in \[0, 4096\], got -1"),
+    ("detector:\n  name: yunet\n  upscale: .inf\n", r"detector.upscale: expected a number in \(0, 8\], got inf"),
+    ("detector:\n  name: res10\n  input_size: 0\n", r"detector.input_size: expected an integer in \[32, 4096\]"),
+    # values whose default is None are type-checked too
+    ("detector:\n  model_path: 3\n", r"detector.model_path: expected str or null, got int 3"),
+    ("explain:\n  layer: [a]\n", r"explain.layer: expected str or null, got list"),
+    ("run:\n  output: 1.5\n", r"run.output: expected str or null, got float 1.5"),
+    # every other section
+    ("classifier:\n  batch_sizes: [1, 0]\n", r"classifier.batch_sizes\[1\]: expected an integer in \[1, 4096\], got 0"),
+    ("classifier:\n  batch_sizes: 8\n", r"classifier.batch_sizes: expected a list of integers"),
+    ("source:\n  queue_size: 0\n", r"source.queue_size: expected an integer in \[1, 1000\], got 0"),
+    ("source:\n  timeout_s: 0\n", r"source.timeout_s: expected a number in \(0, 3600\], got 0"),
+    ("source:\n  reconnect_delay_s: -1\n", r"source.reconnect_delay_s: .*got -1"),
+    ("pipeline:\n  detector_long_side: 300\n",
+     r"pipeline.detector_long_side: .*a multiple of 32 \(or 0 = off\), got 300"),
+    ("pipeline:\n  detect_every: 0\n", r"pipeline.detect_every: expected an integer in \[1, 1000\], got 0"),
+    ("pipeline:\n  max_display_age_ms: .inf\n", r"pipeline.max_display_age_ms: .*got inf"),
+    ("tracker:\n  iou_threshold: 0\n", r"tracker.iou_threshold: expected a number in \(0, 1\], got 0"),
+    ("tracker:\n  vote_frames: 0\n", r"tracker.vote_frames: .*got 0"),
+    ("run:\n  progress: 2\n", r"run.progress: expected bool, got int 2"),
+    ("explain:\n  patch_fraction: 1.5\n", r"explain.patch_fraction: expected a number in \(0, 1\], got 1.5"),
+    ("explain:\n  tile: 10\n", r"explain.tile: expected an integer in \[48, 4096\], got 10"),
+    ("explain:\n  alpha: -0.1\n", r"explain.alpha: expected a number in \[0, 1\], got -0.1"),
+])
+def test_bad_values_name_section_and_key(tmp_path, text, message):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError, match=rf"^{path}: {message}"):
+        load_config(path)
+
+
+def test_bad_values_exit_2_with_one_line(tmp_path):
+    from livemask.apps.cli import main
+
+    path = write(tmp_path, "detector:\n  score_threshold: 5\n")
+    assert main(["image", "--config", str(path), str(tmp_path)]) == 2
+    assert main(["image", "--set", "tracker.max_age=-3", str(tmp_path)]) == 2
+
+
+def test_overrides_and_build_arguments_are_range_checked():
+    config = load_config()
+    with pytest.raises(ConfigError, match=r"^--set: detector.nms_iou: expected a number in \(0, 1\], got 2"):
+        apply_overrides(config, {"detector.nms_iou": 2}, "--set")
+    with pytest.raises(ConfigError, match=r"^detector.input_long_side: expected an integer in \[32, 4096\], got 1"):
+        build(config, "detector", input_long_side=1)
+
+
+def test_integers_are_accepted_as_numbers_and_converted():
+    config = apply_overrides(load_config(), {"detector.score_threshold": 1, "source.timeout_s": 3})
+    assert config["detector"]["score_threshold"] == 1.0 and isinstance(config["detector"]["score_threshold"], float)
+    assert config["source"]["timeout_s"] == 3.0

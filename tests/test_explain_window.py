@@ -30,7 +30,7 @@ from pathlib import Path
 import cv2, numpy as np, skimage.data
 from face_detector import CenterFaceDetector
 from livemask.models.classifier import MaskClassifier
-from livemask.config import apply_overrides, load_config
+from livemask.apps.compose import apply_overrides, load_config
 from livemask.core.errors import LivemaskError
 from livemask.explain.live import WINDOW, ExplainSession
 from livemask.core.types import Detections, Frame, FrameResult

@@ -36,12 +36,27 @@ def test_headless_file_writes_every_frame_in_order(clip, tmp_path):
     assert [x["frame_id"] for x in lines] == list(range(60))
     assert all(len(x["faces"]) == 1 for x in lines)
     face = lines[10]["faces"][0]
-    assert set(face) == {"box", "label", "probability", "track_id"} and len(face["box"]) == 4
-    assert face["label"] in ("mask", "no_mask") and 0.5 <= face["probability"] <= 1.0
+    # the one face record (livemask.core.records), with the track id
+    assert set(face) == {"box", "score", "label", "probability", "probabilities", "track_id"} and len(face["box"]) == 4
+    assert face["label"] in face["probabilities"] and face["probability"] == max(face["probabilities"].values())
+    assert 0.4 <= face["score"] <= 1.0 and 0.5 <= face["probability"] <= 1.0
+    assert face["track_id"] == 1
     assert lines[25]["position_s"] == pytest.approx(1.0, abs=1e-3)
     assert summary["frames_read"] == summary["frames_written"] == 60 and summary["dropped"] == 0
     assert summary["ended"] == "end of source" and summary["error"] is None
     assert sum(summary["faces"].values()) == 60 and summary["tracks"] == 1
+    assert summary["sinks"]["video"] == summary["sinks"]["events"] == {"written": 60, "dropped": 0, "error": None}
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (a device that is always full)")
+def test_an_output_that_fails_ends_the_run_with_one_line_and_the_others_finished(clip, tmp_path):
+    out = tmp_path / "o.mp4"
+    proc = run_cli("--source", str(clip), "--headless", "--output", str(out), "--events", "/dev/full")
+    assert proc.returncode == 1
+    line = one_line_error(proc, "output 'events' failed: OSError: ")
+    assert "No space left on device" in line
+    frames = read_video(out)  # the video was finished and closed: playable, in order
+    assert len(frames) >= 1 and [read_code(f) for f in frames] == list(range(len(frames)))
 
 
 def test_max_frames_and_an_image_folder(clip, tmp_path):

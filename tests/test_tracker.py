@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from livemask.core.errors import ConfigError
+from livemask.core.geometry import greedy_match, iou_matrix
 from livemask.core.types import Detections, Predictions
-from livemask.engine.tracker import Tracker, greedy_match, iou_matrix
+from livemask.engine.tracker import Tracker
 
 NAMES = ("mask", "no_mask")
 

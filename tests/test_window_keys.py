@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
+from livemask.apps.compose import explain_session_factory
 from livemask.core.errors import LivemaskError
 from livemask.core.types import Detections, Frame, FrameResult, Predictions
 from livemask.sinks.window import ESC, LiveWindow, check_display
@@ -52,7 +53,8 @@ def result(frame_id: int = 7) -> FrameResult:
 
 @pytest.fixture
 def window(tmp_path):
-    w = LiveWindow("livemask-test", classifier=None, config={}, snapshot_dir=tmp_path / "snaps")
+    # the run's own factory: it imports livemask.explain.live only when the first explanation key comes
+    w = LiveWindow("livemask-test", tmp_path / "snaps", explain=explain_session_factory(None, None))
     w.shown, w.result = np.full((48, 64, 3), 90, np.uint8), result()
     return w
 

@@ -21,7 +21,7 @@ log = logging.getLogger("livemask")
 COMMANDS = {
     "run": ("livemask.apps.run", "detect and classify faces live from a camera, file, URL or image folder"),
     "image": ("livemask.apps.image_cmd", "annotate still images"),
-    "eval": ("livemask.data.evaluate", "measure detection and classification on a labelled folder"),
+    "eval": ("livemask.apps.eval_cmd", "measure detection and classification on a labelled folder"),
     "explain": ("livemask.apps.explain_cmd", "Grad-CAM / occlusion maps for every face in images"),
     "train": ("livemask.apps.train_cmd", "train the mask classifier on a data folder"),
     "serve": ("livemask.apps.serve_cmd", "browser page and HTTP API (photos, explanations, live stream, webcam)"),
@@ -60,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    from livemask.config import apply_overrides, load_config, parse_set
+    from livemask.apps.compose import apply_overrides, load_config
+    from livemask.config import parse_set
     from livemask.core.quiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()

@@ -58,7 +58,7 @@ def image_record(path: Path, panel: Path, detections, results, map_files: dict[s
 
 
 def command(args, config) -> int:
-    from livemask.config import build
+    from livemask.apps.compose import build
     from livemask.explain.methods import ExplainSuite
 
     ExplainSuite.methods_for(args.method)

@@ -24,13 +24,13 @@ def add_arguments(parser) -> None:
 
 
 def command(args, config) -> int:
-    from livemask.config import build
+    from livemask.apps import compose
 
     paths = list_images(args.paths)
     if not paths:
         raise InputImageError("no images found in " + ", ".join(map(str, args.paths)))
-    detector = build(config, "detector")
-    classifier = build(config, "classifier")
+    detector = compose.detector(config)
+    classifier = compose.classifier(config)
     annotator = FaceAnnotator()
     args.out.mkdir(parents=True, exist_ok=True)
     failures = 0

@@ -22,14 +22,14 @@ def add_arguments(parser) -> None:
 
 
 def command(args, config) -> int:
-    from livemask.config import build
+    from livemask.apps import compose
     from livemask.data.train import train
 
     if not (args.data / "faces").is_dir():
         raise InputImageError(f"{args.data}: expected a faces/ folder (with_mask/, without_mask/, manifest.csv)")
     if args.out.suffix != ".keras":
         raise InputImageError(f"{args.out}: the model file must end in .keras")
-    detector = build(config, "detector")
+    detector = compose.detector(config)
     report = train(args.data, args.out, detector, size=args.size, epochs=args.epochs, seed=args.seed,
                    cache=args.cache)
     print(json.dumps(report, indent=2))

@@ -35,3 +35,9 @@ class SourceError(LivemaskError):
 
 class ShapeError(LivemaskError, ValueError):
     """An array does not have the expected shape or dtype."""
+
+
+class OutputError(LivemaskError):
+    """An output of a run (video, event log, window, any sink) failed; the others were finished."""
+
+    exit_code = 1

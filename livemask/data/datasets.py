@@ -115,30 +115,3 @@ def load_face_folders(root: Path, only: set[str] | None = None, split: str | Non
                 continue
             out.append(item)
     return out
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU matrix (len(a), len(b)) of x1, y1, x2, y2 boxes."""
-    a, b = a.reshape(-1, 4).astype(np.float64), b.reshape(-1, 4).astype(np.float64)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(rb - lt, 0, None).prod(axis=2)
-    area_a = (a[:, 2:] - a[:, :2]).clip(0).prod(axis=1)
-    area_b = (b[:, 2:] - b[:, :2]).clip(0).prod(axis=1)
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
-
-
-def match_boxes(truth: np.ndarray, pred: np.ndarray, pred_scores: np.ndarray, iou: float) -> np.ndarray:
-    """Greedy matching by score: for each truth box the index of its prediction, or -1."""
-    matched = np.full(len(truth), -1, np.int64)
-    if not len(truth) or not len(pred):
-        return matched
-    ious = box_iou(truth, pred)
-    taken = np.zeros(len(pred), bool)
-    for j in np.argsort(-pred_scores):
-        cand = np.where((matched < 0) & (ious[:, j] >= iou))[0]
-        if len(cand) and not taken[j]:
-            i = cand[np.argmax(ious[cand, j])]
-            matched[i] = j
-            taken[j] = True
-    return matched

@@ -1,4 +1,4 @@
-"""``livemask eval``: detection recall/precision and mask accuracy on a labelled folder.
+"""Detection recall/precision and mask accuracy on a labelled folder (the work of ``livemask eval``).
 
 Scene sets (VOC): a face counts if its shorter side is at least ``MIN_FACE_RECALL``
 pixels; a detection matches a face at IoU >= ``MATCH_IOU`` (greedy, by score); a
@@ -16,7 +16,6 @@ fraction found. ``ece`` is the expected calibration error of the predicted class
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -25,18 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from livemask.core.errors import InputImageError
+from livemask.core.geometry import iou_matrix, match_by_score
 from livemask.core.images import read_image
 from livemask.data.calibrate import ece_of_probabilities
-from livemask.data.datasets import (
-    CLASS_OF_LABEL,
-    box_iou,
-    is_class_folders,
-    is_scene_set,
-    load_face_folders,
-    load_scenes,
-    match_boxes,
-    read_list,
-)
+from livemask.data.datasets import CLASS_OF_LABEL, load_face_folders, load_scenes
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +85,7 @@ class SceneTally:
 
     def add_image(self, truth: np.ndarray, names: tuple[str, ...], boxes: np.ndarray, scores: np.ndarray,
                   probabilities: np.ndarray) -> None:
-        matched = match_boxes(truth, boxes, scores, MATCH_IOU)
+        matched = match_by_score(truth, boxes, scores, MATCH_IOU)
         sizes = (truth[:, 2:] - truth[:, :2]).min(axis=1) if len(truth) else np.zeros(0)
         for i, name in enumerate(names):
             if sizes[i] < MIN_FACE_RECALL:
@@ -105,7 +96,7 @@ class SceneTally:
                 self.confusion.add(name, probabilities[matched[i]])
         self.detections += len(boxes)
         if len(boxes) and len(truth):
-            self.detections_on_faces += int((box_iou(boxes, truth).max(axis=1) >= MATCH_IOU).sum())
+            self.detections_on_faces += int((iou_matrix(boxes, truth).max(axis=1) >= MATCH_IOU).sum())
 
     def summary(self) -> dict:
         return {
@@ -160,36 +151,3 @@ def evaluate_folders(root: Path, detector, classifier, only: set[str] | None = N
         **confusion.summary(),
         "ms_per_image": round(1000 * seconds / len(items), 2),
     }
-
-
-def add_arguments(parser) -> None:
-    parser.add_argument("dir", type=Path, help="VOC scene set (images/ + annotations/) or class folders")
-    parser.add_argument("--list", type=Path, help="only the images named in this file (name or stem a line)")
-    parser.add_argument("--split", help="class folders with manifest.csv: only this split (e.g. val)")
-    parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
-
-
-def command(args, config) -> int:
-    from livemask.config import build
-
-    root: Path = args.dir
-    if not root.is_dir():
-        raise InputImageError(f"{root}: no such folder")
-    only = read_list(args.list) if args.list else None
-    detector = build(config, "detector")
-    classifier = build(config, "classifier")
-    if is_scene_set(root):
-        if args.split:
-            raise InputImageError("--split applies to class folders with a manifest.csv, not to scene sets")
-        result = evaluate_scenes(root, detector, classifier, only)
-    elif is_class_folders(root):
-        result = evaluate_folders(root, detector, classifier, only, args.split)
-    else:
-        raise InputImageError(f"{root}: expected images/ + annotations/, or with_mask/, without_mask/ or "
-                              "mask_weared_incorrect/ folders")
-    if args.json:
-        print(json.dumps(result))
-    else:
-        for key, value in result.items():
-            log.info("%s: %s", key, value)
-    return 0

@@ -1,14 +1,15 @@
 """The inference loop: frame -> detections -> crops -> one batched classifier call -> tracked result.
 
 :class:`FrameProcessor` is the per-frame work, with no threads. :class:`Pipeline` runs it
-as overlapping stages, each in its own thread with a bounded queue to the next::
+as overlapping stages, each in its own thread with a bounded
+:class:`~livemask.engine.channel.Channel` to the next::
 
     capture thread -> [frames] -> detect thread -> [detections] -> classify thread -> [results] -> consumer
 
 so that decoding frame n+2, detecting faces in frame n+1 and classifying frame n happen
 at the same time; throughput is set by the slowest stage, not their sum. OpenCV's DNN
-and TensorFlow release the GIL while they compute. Every stage ends by passing a
-sentinel on, on the normal and on the error path; an error in any stage reaches the
+and TensorFlow release the GIL while they compute. Every stage ends by closing its
+channel (the end marker), on the normal and on the error path; an error in any stage reaches the
 consumer's :meth:`Pipeline.get` as a LivemaskError.
 """
 
@@ -20,12 +21,15 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
+from typing import Annotated
 
 import numpy as np
 
-from livemask.core.errors import ConfigError, LivemaskError
+from livemask.core.errors import LivemaskError
+from livemask.core.params import Range, check_fields
 from livemask.core.types import Detections, Frame, FrameResult
-from livemask.engine.stream import BufferPolicy, Capture
+from livemask.engine.channel import BufferPolicy, Channel
+from livemask.engine.stream import Capture
 from livemask.engine.tracker import Tracker
 
 log = logging.getLogger(__name__)
@@ -35,32 +39,13 @@ log = logging.getLogger(__name__)
 class PipelineOptions:
     """The ``pipeline`` section of config.yaml (see there for the meaning of each key)."""
 
-    detector_long_side: int = 320
-    detect_every: int = 1
-    stage_queue: int = 2
-    max_display_age_ms: float = 100.0
+    detector_long_side: Annotated[int, Range(32, 4096, multiple_of=32, or_zero=True)] = 320
+    detect_every: Annotated[int, Range(1, 1000)] = 1
+    stage_queue: Annotated[int, Range(1, 1000)] = 2
+    max_display_age_ms: Annotated[float, Range(0, 60_000, lo_open=True)] = 100.0
 
     def __post_init__(self) -> None:
-        if self.detect_every < 1:
-            raise ConfigError(f"pipeline.detect_every must be >= 1, got {self.detect_every}")
-        if self.stage_queue < 1:
-            raise ConfigError(f"pipeline.stage_queue must be >= 1, got {self.stage_queue}")
-        if self.detector_long_side < 0 or self.detector_long_side % 32:
-            raise ConfigError(
-                f"pipeline.detector_long_side must be 0 (use the detector section) or a multiple of 32, "
-                f"got {self.detector_long_side}"
-            )
-
-
-def build_detector(config: dict, options: PipelineOptions):
-    """The configured detector; for CenterFace, at the video input size of ``pipeline.detector_long_side``."""
-    from livemask.config import build
-
-    section = config.get("detector", {})
-    if options.detector_long_side and section.get("name", "centerface") == "centerface":
-        # at video size a face filling the frame is still in the main pass's range: no coarse pass
-        return build(config, "detector", input_long_side=options.detector_long_side, coarse_long_side=0)
-    return build(config, "detector")
+        check_fields(self)
 
 
 class FrameProcessor:
@@ -112,11 +97,6 @@ class FrameProcessor:
         return self.finish(frame, detections, (time.perf_counter() - started) * 1000.0)
 
 
-class _End:
-    def __init__(self, error: BaseException | None = None):
-        self.error = error
-
-
 class Percentiles:
     """Bounded store of recent values (milliseconds) with percentiles and the all-time maximum."""
 
@@ -142,8 +122,8 @@ class Percentiles:
 class Pipeline:
     """Capture, detection and classification as three overlapping threads.
 
-    ``live``: inter-stage queues hold one item and drop the older one when full (counted
-    in :attr:`dropped`), as the capture queue does, so what comes out is recent.
+    ``live``: inter-stage channels hold one item and drop the older one when full (counted
+    in :attr:`dropped`), as the capture channel does, so what comes out is recent.
     Otherwise they hold ``stage_queue`` items, every stage blocks for room and no frame is lost.
     """
 
@@ -154,14 +134,17 @@ class Pipeline:
         self.stop_event = capture.stop_event
         self.policy = BufferPolicy.DROP_OLDEST if self.live else BufferPolicy.BLOCK
         size = 1 if self.live else max(int(stage_queue), 1)
-        self._detected: queue.Queue = queue.Queue(maxsize=size)
-        self._results: queue.Queue = queue.Queue(maxsize=size)
+        self._detected: Channel = Channel(size, self.policy, self.stop_event, "detected")
+        self._results: Channel[FrameResult] = Channel(size, self.policy, self.stop_event, "results")
         self._threads: list[threading.Thread] = []
-        self._ended = False
-        self.dropped = 0  # frames dropped between stages (live only); capture drops are in capture.stats
         self.processed = 0
         self.result_latency = Percentiles()  # capture -> result ready, ms
         self.inference = Percentiles()  # detection + classification time of a frame, ms
+
+    @property
+    def dropped(self) -> int:
+        """Frames dropped between stages (live only); capture drops are in capture.stats."""
+        return self._detected.dropped + self._results.dropped
 
     def start(self) -> Pipeline:
         self.capture.start()
@@ -172,33 +155,8 @@ class Pipeline:
         return self
 
     # -- stages ---------------------------------------------------------------------------
-    def _put(self, q: queue.Queue, item) -> None:
-        if self.policy is BufferPolicy.DROP_OLDEST and not isinstance(item, _End):
-            while True:
-                try:
-                    q.put_nowait(item)
-                    return
-                except queue.Full:
-                    try:
-                        q.get_nowait()
-                        self.dropped += 1
-                    except queue.Empty:
-                        pass
-        while True:
-            try:
-                q.put(item, timeout=0.05)
-                return
-            except queue.Full:
-                if self.stop_event.is_set():
-                    if not isinstance(item, _End):
-                        return
-                    try:  # the sentinel must get through: make room
-                        q.get_nowait()
-                    except queue.Empty:
-                        pass
-
     def _detect_loop(self) -> None:
-        end = _End()
+        error = None
         try:
             while not self.stop_event.is_set():
                 try:
@@ -209,14 +167,14 @@ class Pipeline:
                     break
                 started = time.perf_counter()
                 detections = self.processor.detect(frame)
-                self._put(self._detected, (frame, detections, (time.perf_counter() - started) * 1000.0))
+                self._detected.put((frame, detections, (time.perf_counter() - started) * 1000.0))
         except BaseException as err:  # every error must reach the consumer
-            end = _End(err)
+            error = err
         finally:
-            self._put(self._detected, end)
+            self._detected.close(error)
 
     def _classify_loop(self) -> None:
-        end = _End()
+        error = None
         try:
             while True:
                 try:
@@ -225,59 +183,33 @@ class Pipeline:
                     if self.stop_event.is_set():
                         break
                     continue
-                if isinstance(item, _End):
-                    end = item
+                if item is None:
                     break
                 frame, detections, detect_ms = item
                 result = self.processor.finish(frame, detections, detect_ms)
                 self.inference.add(result.inference_ms)
                 self.result_latency.add((time.monotonic() - frame.timestamp) * 1000.0)
-                self._put(self._results, result)
-        except BaseException as err:
-            end = _End(err)
+                self._results.put(result)
+        except BaseException as err:  # the detect stage's error too: it arrives through get()
+            error = err
         finally:
-            self._put(self._results, end)
+            self._results.close(error)
 
     # -- consumer -------------------------------------------------------------------------
     def get(self, timeout: float = 0.1) -> FrameResult | None:
         """The next result; None at the end; raises queue.Empty on timeout, LivemaskError on failure."""
-        if self._ended:
-            return None
-        return self._take(self._results.get(timeout=timeout))
+        try:
+            result = self._results.get(timeout=timeout)
+        except (queue.Empty, LivemaskError):
+            raise
+        except Exception as err:
+            raise LivemaskError(f"inference failed: {type(err).__name__}: {err}") from err
+        if result is not None:
+            self.processed += 1
+        return result
 
     def get_nowait(self) -> FrameResult | None:
-        if self._ended:
-            return None
-        return self._take(self._results.get_nowait())
-
-    def _take(self, item) -> FrameResult | None:
-        if isinstance(item, _End):
-            self._ended = True
-            err = item.error
-            if err is None:
-                return None
-            if isinstance(err, LivemaskError):
-                raise err
-            raise LivemaskError(f"inference failed: {type(err).__name__}: {err}") from err
-        self.processed += 1
-        return item
-
-    def get_latest(self, timeout: float = 0.0) -> tuple[FrameResult | None, int]:
-        """The newest waiting result and how many older ones it replaced (for a live display).
-
-        Raises queue.Empty when nothing is waiting; returns (None, n) at the end.
-        """
-        result = self.get(timeout=timeout) if timeout else self.get_nowait()
-        skipped = 0
-        while result is not None:
-            try:
-                newer = self.get_nowait()
-            except queue.Empty:
-                break
-            if newer is None:
-                break
-            result, skipped = newer, skipped + 1
-        return result, skipped
+        return self.get(timeout=0)
 
     def __iter__(self):
         while True:
@@ -291,10 +223,10 @@ class Pipeline:
 
     @property
     def ended(self) -> bool:
-        return self._ended
+        return self._results.ended
 
     def stop(self, timeout: float = 1.0) -> None:
-        """Stop every stage, drain the queues, join; returns within about ``timeout``."""
+        """Stop every stage, drain the channels, join; returns within about ``timeout``."""
         self.stop_event.set()
         deadline = time.monotonic() + timeout
         self.capture.stop(timeout=max(deadline - time.monotonic() - 0.1, 0.1))
@@ -308,12 +240,8 @@ class Pipeline:
             log.warning("stage threads still finishing a frame: %s", ", ".join(busy))
 
     def _drain(self) -> None:
-        for q in (self._detected, self._results):
-            while True:
-                try:
-                    q.get_nowait()
-                except queue.Empty:
-                    break
+        self._detected.drain()
+        self._results.drain()
 
     def stats(self) -> dict:
         cs = self.capture.stats

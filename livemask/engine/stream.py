@@ -10,7 +10,7 @@ consumer through a bounded queue:
   what the consumer gets is always recent;
 * files and folders use :attr:`BufferPolicy.BLOCK`: the reader waits for room, nothing is lost.
 
-The thread ends with a sentinel on the queue on every path (end of input, stop request,
+The thread ends with the channel's end marker on every path (end of input, stop request,
 error); an error is re-raised in the consumer as :class:`~livemask.errors.SourceError`.
 :meth:`Capture.stop` returns within a second whatever the thread is doing, and the
 source is released in the thread's ``finally``.
@@ -18,22 +18,23 @@ source is released in the thread's ``finally``.
 
 from __future__ import annotations
 
-import enum
 import logging
 import os
-import queue
 import re
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import cv2
 import numpy as np
 
 from livemask.core.errors import SourceError
 from livemask.core.images import IMAGE_SUFFIXES, as_bgr8, read_image
+from livemask.core.params import Range, check_fields
 from livemask.core.types import Frame
+from livemask.engine.channel import BufferPolicy, Channel
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +49,6 @@ def quiet_video_backend(verbose: bool = False) -> None:
     if not verbose:
         os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
-
-
-class BufferPolicy(enum.Enum):
-    """What the capture thread does when the queue to the consumer is full."""
-
-    DROP_OLDEST = "drop_oldest"  # live: discard the oldest waiting frame, count it, keep the new one
-    BLOCK = "block"  # files: wait for room, never lose a frame
 
 
 class Source:
@@ -305,25 +299,19 @@ def parse_source(text: str | int) -> tuple[str, str | int]:
 class SourceOptions:
     """The ``source`` section of config.yaml (see there for the meaning of each key)."""
 
-    source: str = "0"
-    queue_size: int = 4
-    live_queue_size: int = 1
+    source: str | int = "0"
+    queue_size: Annotated[int, Range(1, 1000)] = 4
+    live_queue_size: Annotated[int, Range(1, 1000)] = 1
     realtime: bool = False
-    reconnect_tries: int = 5
-    reconnect_delay_s: float = 0.5
-    reconnect_max_delay_s: float = 5.0
-    timeout_s: float = 5.0
-    folder_fps: float = 10.0
+    reconnect_tries: Annotated[int, Range(0, 10_000)] = 5
+    reconnect_delay_s: Annotated[float, Range(0, 3600)] = 0.5
+    reconnect_max_delay_s: Annotated[float, Range(0, 3600)] = 5.0
+    timeout_s: Annotated[float, Range(0, 3600, lo_open=True)] = 5.0
+    folder_fps: Annotated[float, Range(0, 1000)] = 10.0
 
     def __post_init__(self) -> None:
+        check_fields(self)
         self.source = str(self.source)
-        from livemask.core.errors import ConfigError
-
-        if self.queue_size < 1 or self.live_queue_size < 1:
-            raise ConfigError(f"source.queue_size and live_queue_size must be at least 1, got {self.queue_size} "
-                              f"and {self.live_queue_size}")
-        if self.reconnect_tries < 0 or self.reconnect_delay_s < 0 or self.timeout_s <= 0:
-            raise ConfigError("source.reconnect_tries, reconnect_delay_s must be >= 0 and timeout_s > 0")
 
     def make_capture(self, stop_event: threading.Event | None = None, max_frames: int | None = None,
                      source: Source | None = None) -> Capture:
@@ -354,39 +342,30 @@ class CaptureStats:
     reconnects: int = 0
     gap_s: float = 0.0
     error: str | None = None
-    drop_ids: list[int] = field(default_factory=list, repr=False)
-
-
-class _End:
-    """Sentinel at the end of the queue; carries the error that ended the thread, if any."""
-
-    def __init__(self, error: BaseException | None = None):
-        self.error = error
 
 
 class Capture:
     """Reads a :class:`Source` in a thread into a bounded queue of :class:`Frame`.
 
-    ``policy`` defaults to DROP_OLDEST for live sources and BLOCK for files and folders;
+    The queue is a :class:`~livemask.engine.channel.Channel`: DROP_OLDEST for live sources,
+    BLOCK for files and folders;
     ``realtime`` paces a file or folder at its own fps and makes it behave like a camera
     (DROP_OLDEST). ``max_frames`` stops reading after that many frames.
     """
 
-    def __init__(self, source: Source, queue_size: int = 4, policy: BufferPolicy | None = None,
-                 realtime: bool = False, max_frames: int | None = None, stop_event: threading.Event | None = None):
+    def __init__(self, source: Source, queue_size: int = 4, realtime: bool = False, max_frames: int | None = None,
+                 stop_event: threading.Event | None = None):
         self.source = source
         self.realtime = bool(realtime) and not source.live
         self.live = source.live or self.realtime
-        self.policy = policy or (BufferPolicy.DROP_OLDEST if self.live else BufferPolicy.BLOCK)
-        self.queue: queue.Queue = queue.Queue(maxsize=max(int(queue_size), 1))
+        self.policy = BufferPolicy.DROP_OLDEST if self.live else BufferPolicy.BLOCK
         self.max_frames = max_frames
         self.stop_event = stop_event or threading.Event()
+        self.queue: Channel[Frame] = Channel(queue_size, self.policy, self.stop_event, "capture")
         if isinstance(source, UrlSource):
             source.stop_event = self.stop_event
         self.stats = CaptureStats()
         self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()  # guards drop-oldest against the consumer's get
-        self._ended = False
 
     # -- producer side ------------------------------------------------------------------
     def open(self) -> Capture:
@@ -402,7 +381,7 @@ class Capture:
         return self
 
     def _run(self) -> None:
-        end = _End()
+        error: SourceError | None = None
         try:
             fps = self.source.fps or 30.0
             started = time.monotonic()
@@ -421,10 +400,11 @@ class Capture:
                               self.source.position_ms())
                 frame_id += 1
                 self.stats.frames = frame_id
-                self._put(frame)
+                self.queue.put(frame)
+                self.stats.dropped = self.queue.dropped
         except BaseException as err:  # every error must reach the consumer
-            end = _End(err if isinstance(err, SourceError) else SourceError(f"{self.source.name}: {err}"))
-            self.stats.error = str(end.error)
+            error = err if isinstance(err, SourceError) else SourceError(f"{self.source.name}: {err}")
+            self.stats.error = str(error)
         finally:
             self.stats.reconnects = self.source.reconnects
             self.stats.gap_s = self.source.gap_s
@@ -432,87 +412,30 @@ class Capture:
                 self.source.close()
             except Exception as err:
                 log.warning("%s: error while closing: %s", self.source.name, err)
-            self._put_end(end)
-
-    def _put(self, frame: Frame) -> None:
-        if self.policy is BufferPolicy.DROP_OLDEST:
-            with self._lock:
-                while True:
-                    try:
-                        self.queue.put_nowait(frame)
-                        return
-                    except queue.Full:
-                        try:
-                            old = self.queue.get_nowait()
-                        except queue.Empty:
-                            continue
-                        self.stats.dropped += 1
-                        if len(self.stats.drop_ids) < 10000:
-                            self.stats.drop_ids.append(old.frame_id)
-        else:
-            while not self.stop_event.is_set():
-                try:
-                    self.queue.put(frame, timeout=0.05)
-                    return
-                except queue.Full:
-                    continue
-
-    def _put_end(self, end: _End) -> None:
-        """The sentinel always gets in: make room by dropping frames when stopping or full."""
-        while True:
-            try:
-                self.queue.put(end, timeout=0.05)
-                return
-            except queue.Full:
-                if self.stop_event.is_set() or self.policy is BufferPolicy.DROP_OLDEST:
-                    try:
-                        self.queue.get_nowait()
-                    except queue.Empty:
-                        pass
+            self.stats.dropped = self.queue.dropped
+            self.queue.close(error)
 
     # -- consumer side ------------------------------------------------------------------
     def get(self, timeout: float = 0.1) -> Frame | None:
         """Next frame; ``None`` at the end; raises queue.Empty on timeout and SourceError on failure."""
-        if self._ended:
-            return None
-        item = self.queue.get(timeout=timeout)
-        if isinstance(item, _End):
-            self._ended = True
-            if item.error is not None:
-                raise item.error
-            return None
-        return item
+        return self.queue.get(timeout=timeout)
 
     def __iter__(self):
-        while True:
-            try:
-                frame = self.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            if frame is None:
-                return
-            yield frame
+        return iter(self.queue)
 
     def stop(self, timeout: float = 0.9) -> None:
         """Ask the thread to end, drain the queue, join; returns within ``timeout`` (+ a little)."""
         self.stop_event.set()
         deadline = time.monotonic() + timeout
         while self._thread is not None and self._thread.is_alive() and time.monotonic() < deadline:
-            self._drain()
+            self.queue.drain()
             self._thread.join(timeout=0.02)
-        self._drain()
+        self.queue.drain()
         if self._thread is not None and self._thread.is_alive():
             log.warning("%s: capture thread still busy in a read; it will release the source when that returns",
                         self.source.name)
         elif self._thread is None:
             self.source.close()
-
-    def _drain(self) -> None:
-        while True:
-            try:
-                self.queue.get_nowait()
-            except queue.Empty:
-                return
 
     @property
     def alive(self) -> bool:

@@ -14,43 +14,13 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Annotated
 
 import numpy as np
 
-from livemask.core.errors import ConfigError
+from livemask.core.geometry import greedy_match, iou_matrix
+from livemask.core.params import Range, check_arguments
 from livemask.core.types import Detections, Predictions
-
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every box in ``a`` (N, 4) with every box in ``b`` (M, 4), as (N, M)."""
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)), np.float32)
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0).astype(np.float32)
-
-
-def greedy_match(iou: np.ndarray, threshold: float) -> list[tuple[int, int]]:
-    """Pairs (row, col) with IoU >= threshold, best first, each row and column used once."""
-    pairs = []
-    if iou.size == 0:
-        return pairs
-    rows, cols = np.nonzero(iou >= threshold)
-    order = np.argsort(-iou[rows, cols], kind="stable")
-    used_r, used_c = set(), set()
-    for k in order:
-        r, c = int(rows[k]), int(cols[k])
-        if r not in used_r and c not in used_c:
-            pairs.append((r, c))
-            used_r.add(r)
-            used_c.add(c)
-    return pairs
 
 
 @dataclass
@@ -69,11 +39,10 @@ class Track:
 class Tracker:
     """IoU tracker with a label vote; ``enabled: false`` passes predictions through untouched."""
 
-    def __init__(self, enabled: bool = True, iou_threshold: float = 0.3, max_age: int = 10, vote_frames: int = 7):
-        if not 0.0 < iou_threshold <= 1.0:
-            raise ConfigError(f"tracker.iou_threshold must be in (0, 1], got {iou_threshold}")
-        if max_age < 0 or vote_frames < 1:
-            raise ConfigError("tracker.max_age must be >= 0 and tracker.vote_frames >= 1")
+    def __init__(self, enabled: bool = True, iou_threshold: Annotated[float, Range(0, 1, lo_open=True)] = 0.3,
+                 max_age: Annotated[int, Range(0, 10_000)] = 10, vote_frames: Annotated[int, Range(1, 1000)] = 7):
+        check_arguments(Tracker, {"iou_threshold": iou_threshold, "max_age": max_age, "vote_frames": vote_frames},
+                        "Tracker")
         self.enabled = bool(enabled)
         self.iou_threshold = float(iou_threshold)
         self.max_age = int(max_age)

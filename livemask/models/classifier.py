@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 
 from livemask.config import PROJECT_ROOT
 from livemask.core.errors import ModelFileError
+from livemask.core.params import Range
 from livemask.core.types import Detections, Predictions, check_array
 from livemask.models.crop import crop_faces
 
@@ -49,7 +51,8 @@ class MaskClassifier:
     split into chunks of the largest), so the compiled function sees a fixed set of shapes.
     """
 
-    def __init__(self, model_path: str = DEFAULT_MODEL, batch_sizes: list = (1, 2, 4, 8, 16, 32)):
+    def __init__(self, model_path: str = DEFAULT_MODEL,
+                 batch_sizes: list[Annotated[int, Range(1, 4096)]] = (1, 2, 4, 8, 16, 32)):
         import tensorflow as tf
 
         from livemask.models.modelspec import read_spec

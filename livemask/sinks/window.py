@@ -11,6 +11,7 @@ import logging
 import os
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -18,6 +19,9 @@ import numpy as np
 
 from livemask.core.errors import LivemaskError
 from livemask.core.types import FrameResult
+from livemask.engine.pipeline import Percentiles
+from livemask.engine.sink import RunInfo
+from livemask.sinks.render import Renderer
 from livemask.sinks.winwatch import ClosedWatch
 
 log = logging.getLogger(__name__)
@@ -32,7 +36,6 @@ KEYMAP = {
     ord("o"): "occlusion",
     ord("e"): "all",
 }
-EXPLAIN_ACTIONS = ("gradcam", "occlusion", "all")
 
 
 def check_display() -> None:
@@ -50,13 +53,27 @@ def check_display() -> None:
 
 
 class LiveWindow:
-    """One OpenCV window; :meth:`handle_key` turns key presses into actions."""
+    """One OpenCV window, the engine's display sink (main thread); :meth:`handle_key` turns keys into actions.
 
-    def __init__(self, name: str, classifier, config: dict, snapshot_dir: str | Path):
-        self.name = name
-        self.classifier = classifier
-        self.config = config
+    ``explain``: a function that makes the explanation session on the first g / o / e key
+    (an ImportError there is shown as "explanations unavailable"); None: no explanations.
+    ``renderer``: draws a result (:class:`~livemask.sinks.render.Renderer`).
+    In a live run a result older than ``max_display_age_ms`` is not shown (counted as stale).
+    """
+
+    threaded = False
+
+    def __init__(self, name: str, snapshot_dir: str | Path, explain: Callable[[], object] | None = None,
+                 renderer: Renderer | None = None, max_display_age_ms: float = 100.0):
+        self.title = name
+        self.name = "window"
+        self.explain_factory = explain
         self.snapshot_dir = Path(snapshot_dir)
+        self.renderer = renderer or Renderer()
+        self.max_display_age_ms = float(max_display_age_ms)
+        self.live = False
+        self.stale = 0
+        self.shown_latency = Percentiles()
         self.paused = False
         self.session = None  # ExplainSession, created on the first explanation key
         self._watch = ClosedWatch(name, after_s=1.0)
@@ -65,16 +82,42 @@ class LiveWindow:
         self.shown: np.ndarray | None = None  # last annotated image on screen
         self.result: FrameResult | None = None  # the result it shows
 
-    def open(self) -> None:
+    # -- the sink side (engine) ------------------------------------------------------------
+    def open(self, info: RunInfo | None = None) -> None:
+        self.live = bool(info is not None and info.live)
         check_display()
         try:
-            cv2.namedWindow(self.name, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)  # no Qt toolbar
+            cv2.namedWindow(self.title, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)  # no Qt toolbar
         except cv2.error as err:
             raise LivemaskError(f"cannot open a window ({str(err).strip().splitlines()[-1]}); use --headless") from None
 
+    def write(self, result: FrameResult) -> None:
+        """Draw and show ``result`` (in a live run, unless it is already too old to be worth showing)."""
+        if self.live and (time.monotonic() - result.frame.timestamp) * 1000.0 > self.max_display_age_ms:
+            self.stale += 1
+            return
+        self.show(self.renderer.render(result, self.overlay_lines()), result)
+        self.shown_latency.add((time.monotonic() - result.frame.timestamp) * 1000.0)
+
+    def poll(self, wait_ms: int) -> bool:
+        """Keys, the paused overlay and the explanation window; False when the user ends the run."""
+        key = self.wait_key(wait_ms)
+        if key != -1 and self.handle_key(key) == "quit":
+            return False
+        if self.paused and self.result is not None:  # keep the overlay (PAUSED, explain status) current
+            self.show(self.renderer.render(self.result, self.overlay_lines(), tick=False), self.result)
+        if self.closed_by_user():
+            log.info("window closed")
+            return False
+        self.update()
+        return True
+
+    def stats(self) -> dict:
+        return {"stale_not_shown": self.stale, "capture_to_display_ms": self.shown_latency.summary()}
+
     def show(self, image: np.ndarray, result: FrameResult) -> None:
         self.shown, self.result = image, result
-        cv2.imshow(self.name, image)
+        cv2.imshow(self.title, image)
 
     def wait_key(self, ms: int) -> int:
         key = cv2.waitKey(max(int(ms), 1))
@@ -145,16 +188,17 @@ class LiveWindow:
             self.say("no frame to explain yet")
             return
         if self.session is None:
+            if self.explain_factory is None and self._explain_missing is None:
+                self._explain_missing = "explanations unavailable in this run"
             if self._explain_missing is not None:
                 self.say(self._explain_missing)
                 return
             try:
-                from livemask.explain.live import ExplainSession
+                self.session = self.explain_factory()
             except ImportError as err:
                 self._explain_missing = f"explanations unavailable ({err})"
                 self.say(self._explain_missing)
                 return
-            self.session = ExplainSession(self.classifier, self.config)
         self.say(self.session.request(self.result, method))
 
     def update(self) -> None:
@@ -169,7 +213,7 @@ class LiveWindow:
                 log.error("explanation failed: %s", err)
                 self.say(f"explanation failed: {err}", 6.0)
 
-    def close(self) -> None:
+    def close(self, summary: dict | None = None) -> None:
         if self.session is not None:
             try:
                 self.session.shutdown()

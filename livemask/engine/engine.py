@@ -1,0 +1,197 @@
+"""The engine: source -> detect -> classify -> track, each result handed to a list of sinks.
+
+:class:`Engine` runs a :class:`~livemask.engine.pipeline.Pipeline` (capture, detect and
+classify threads) and, on the calling (main) thread, hands every :class:`FrameResult`
+to its sinks (:mod:`livemask.engine.sink`) in frame order. It knows nothing of the config,
+of drawing or of files: the composition root (:mod:`livemask.apps.compose`) builds the
+parts and the sinks.
+
+* Without a display the loop waits for results (``get`` with a timeout).
+* With a display (the window, main thread only) the loop never blocks: it polls the
+  display for keys between results; in a live run the display shows only the newest
+  result (the older ones still go to every other sink, counted as ``superseded``).
+* A sink that fails, a stage that fails, a stop request (signal) or the user quitting
+  end the loop; then the pipeline is stopped, threaded sinks finish what is waiting,
+  the summary is built and every sink is closed with it. A failure is raised afterwards
+  as one :class:`LivemaskError`.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+from livemask.core.errors import LivemaskError
+from livemask.core.types import FrameResult
+from livemask.engine.pipeline import FrameProcessor, Percentiles, Pipeline
+from livemask.engine.sink import Display, RunInfo, Sink, SinkRunner, describe
+from livemask.engine.stream import Capture
+
+log = logging.getLogger(__name__)
+
+
+class Engine:
+    """One run of the pipeline into sinks; :meth:`run` returns the summary or raises the run's error."""
+
+    def __init__(self, capture: Capture, processor: FrameProcessor, sinks: Sequence[Sink] = (),
+                 display: Display | None = None, stage_queue: int = 2,
+                 stop_reason: Callable[[], str | None] | None = None):
+        self.capture = capture
+        self.processor = processor
+        self.pipeline = Pipeline(capture, processor, stage_queue)
+        self.stop_event: threading.Event = capture.stop_event
+        self.live = capture.live
+        self.runners = [SinkRunner(s, self.live) for s in sinks]
+        self.display = display
+        self.stop_reason = stop_reason or (lambda: None)
+        self.written = 0
+        self.faces: dict[str, int] = {}
+        self.superseded = 0
+        self.output_latency = Percentiles()  # capture -> handed to the sinks, ms
+        self._user_quit = False
+
+    def info(self) -> RunInfo:
+        source = self.capture.source
+        total = source.frame_count
+        if self.capture.max_frames is not None:
+            total = self.capture.max_frames if total is None else min(total, self.capture.max_frames)
+        return RunInfo(source.name, source.fps or 30.0, source.size, None if self.live else total, self.live,
+                       tuple(self.processor.classifier.class_names))
+
+    # -- the run ------------------------------------------------------------------------------
+    def run(self) -> dict:
+        error: LivemaskError | None = None
+        started = time.monotonic()
+        opened: list = []
+        try:
+            info = self.info()
+            for part in ([self.display] if self.display is not None else []) + self.runners:
+                part.open(info)
+                opened.append(part)
+            self.pipeline.start()
+            self._loop_display() if self.display is not None else self._loop()
+        except LivemaskError as err:
+            error = err
+        except Exception as err:  # an unexpected failure still ends as one line, with finished outputs
+            log.debug("unexpected error", exc_info=True)
+            error = LivemaskError(describe(err))
+        finally:
+            elapsed = time.monotonic() - started
+            self.pipeline.stop()
+            for runner in self.runners:
+                runner.finish()
+            error = error or self._sink_failure()
+            summary = self.summary(elapsed, error)
+            if self.display is not None and self.display in opened:
+                self._close_display(summary)
+            for runner in self.runners:
+                if runner in opened:
+                    runner.close(summary)
+        error = error or self._sink_failure()  # a sink that failed while closing (event log summary, ...)
+        if error is not None:
+            raise error
+        return summary
+
+    def _loop(self) -> None:
+        while not self.stop_event.is_set():
+            try:
+                result = self.pipeline.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if result is None:
+                return
+            self._dispatch(result)
+
+    def _loop_display(self) -> None:
+        display = self.display
+        while not self.stop_event.is_set():
+            newest = None
+            if not display.paused:
+                for result in self._take():
+                    if newest is not None:
+                        self.superseded += 1
+                    self._dispatch(result)
+                    newest = result
+                if newest is None and self.pipeline.ended:
+                    return
+            if newest is not None:
+                display.write(newest)
+            wait = 1 if newest is not None else (30 if display.paused else 5)
+            if not display.poll(wait):
+                self._user_quit = True
+                return
+
+    def _take(self) -> list[FrameResult]:
+        """Results waiting now: all of them in a live run (the display shows the newest), else one."""
+        out: list[FrameResult] = []
+        while True:
+            try:
+                result = self.pipeline.get_nowait()
+            except queue.Empty:
+                return out
+            if result is None:
+                return out
+            out.append(result)
+            if not self.live:
+                return out
+
+    def _dispatch(self, result: FrameResult) -> None:
+        for runner in self.runners:
+            runner.write(result)
+        self.written += 1
+        for label in result.predictions.labels:
+            self.faces[label] = self.faces.get(label, 0) + 1
+        self.output_latency.add((time.monotonic() - result.frame.timestamp) * 1000.0)
+        failure = self._sink_failure()
+        if failure is not None:
+            raise failure
+
+    def _sink_failure(self) -> LivemaskError | None:
+        for runner in self.runners:
+            if runner.error is not None:
+                return runner.failure()
+        return None
+
+    def _close_display(self, summary: dict) -> None:
+        try:
+            self.display.close(summary)
+        except Exception as err:  # closing the window must not hide the run's result
+            log.warning("window did not close cleanly: %s", describe(err))
+
+    # -- summary ------------------------------------------------------------------------------
+    def summary(self, elapsed: float, error: BaseException | None) -> dict:
+        reason = self.stop_reason()
+        if error is not None:
+            ended = "error"
+        elif reason is not None:
+            ended = reason
+        elif self.pipeline.ended:
+            ended = "end of source"
+        else:
+            ended = "user"
+        tracker = self.processor.tracker
+        display = {"stale_not_shown": 0, "superseded": self.superseded,
+                   "capture_to_display_ms": self.output_latency.summary()}
+        extra: dict = {}
+        if self.display is not None:
+            display.update(getattr(self.display, "stats", dict)())
+        for runner in self.runners:
+            extra.update(runner.stats())
+        return {
+            "source": self.capture.source.name,
+            "ended": ended,
+            "error": None if error is None else str(error),
+            **self.pipeline.stats(),
+            "frames_written": self.written,
+            "faces": dict(self.faces),
+            "tracks": tracker.total_tracks if tracker.enabled else None,
+            "fps": round(self.written / elapsed, 2) if elapsed > 0 else None,
+            "duration_s": round(elapsed, 2),
+            **display,
+            "sinks": {r.name: {"written": r.written, "dropped": r.dropped,
+                               "error": None if r.error is None else str(r.failure())} for r in self.runners},
+            **extra,
+        }
