@@ -1,4 +1,4 @@
-"""The ``livemask`` command: run, image, eval, explain, train.
+"""The ``livemask`` command: run, image, eval, explain, train, export.
 
 Every expected failure is a :class:`LivemaskError`; it is printed as one line and the
 process exits with the error's status, never with a traceback.
@@ -24,7 +24,10 @@ COMMANDS = {
     "eval": ("livemask.data.evaluate", "measure detection and classification on a labelled folder"),
     "explain": ("livemask.apps.explain_cmd", "Grad-CAM / occlusion maps for every face in images"),
     "train": ("livemask.apps.train_cmd", "train the mask classifier on a data folder"),
+    "export": ("livemask.apps.export_cmd", "export the classifier to ONNX or LiteRT (.tflite), optionally int8"),
 }
+# commands that always need TensorFlow; the others import it (quietly) only for a .keras model
+TF_COMMANDS = ("explain", "train", "export")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -62,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     from livemask.config import apply_overrides, load_config, parse_set
     from livemask.core.quiet import import_tensorflow_quietly
 
-    import_tensorflow_quietly()
+    if args.command in TF_COMMANDS:
+        import_tensorflow_quietly()
     try:
         config = apply_overrides(load_config(args.config), parse_set(args.set), "--set")
         return int(importlib.import_module(args._module).command(args, config) or 0)

@@ -7,10 +7,10 @@ from livemask.engine.pipeline import PipelineOptions
 from livemask.engine.stream import SourceOptions
 from livemask.engine.tracker import Tracker
 from livemask.explain.methods import ExplainSuite
-from livemask.models.classifier import MaskClassifier
+from livemask.models.backends import open_classifier
 
 register("detector", DETECTORS)
-register("classifier", MaskClassifier)
+register("classifier", open_classifier)  # .keras, .onnx or .tflite, by suffix
 register("explain", ExplainSuite)
 
 register("source", SourceOptions)
