@@ -34,11 +34,12 @@ def add_arguments(parser) -> None:
 
 def command(args, config) -> int:
     from livemask.config import apply_overrides, build
-    from livemask.models.export import export_classifier, face_crops
+    from livemask.models.export import check_options, export_classifier, face_crops
     from livemask.models.modelspec import read_spec
 
     config = apply_overrides(config, {"classifier.model_path": args.model}, "command line")
     model_path = config["classifier"].get("model_path", "models/mask_classifier.keras")
+    check_options(model_path, args.format, args.output, args.quantize)
     if args.calibration_images < 1:
         raise ExportError(f"--calibration-images must be at least 1, got {args.calibration_images}")
     folder = args.calibration

@@ -184,17 +184,10 @@ def _compare(clf, exported, crops: np.ndarray | None) -> tuple[int, float | None
     return len(x), float(np.abs(ref - got).max()), float(np.mean(ref.argmax(1) == got.argmax(1)))
 
 
-def export_classifier(model_path: str | Path, fmt: str, output: str | Path | None = None,
-                      quantize: str | None = None, calibration: np.ndarray | None = None,
-                      check_crops: np.ndarray | None = None) -> ExportResult:
-    """Export the ``.keras`` model at ``model_path``; returns where and how well it went.
-
-    ``calibration``: BGR uint8 face crops (N, S, S, 3) for int8 (required then).
-    ``check_crops``: face crops on which the exported file is compared with the Keras model
-    (default: the calibration crops).
-    """
-    from livemask.models.backends import open_classifier
-    from livemask.models.classifier import MaskClassifier, resolve_model_path
+def check_options(model_path: str | Path, fmt: str, output: str | Path | None = None,
+                  quantize: str | None = None) -> tuple[Path, Path]:
+    """Validate the options before any work; returns (the .keras file, the file to write)."""
+    from livemask.models.classifier import resolve_model_path
 
     if fmt not in FORMATS:
         raise ExportError(f"--format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
@@ -208,6 +201,22 @@ def export_classifier(model_path: str | Path, fmt: str, output: str | Path | Non
     out = Path(output) if output else default_output(source, fmt, quantize)
     if out.suffix.lower() != f".{fmt}":
         raise ExportError(f"--output {out}: a {fmt} model file must end in .{fmt}")
+    return source, out
+
+
+def export_classifier(model_path: str | Path, fmt: str, output: str | Path | None = None,
+                      quantize: str | None = None, calibration: np.ndarray | None = None,
+                      check_crops: np.ndarray | None = None) -> ExportResult:
+    """Export the ``.keras`` model at ``model_path``; returns where and how well it went.
+
+    ``calibration``: BGR uint8 face crops (N, S, S, 3) for int8 (required then).
+    ``check_crops``: face crops on which the exported file is compared with the Keras model
+    (default: the calibration crops).
+    """
+    from livemask.models.backends import open_classifier
+    from livemask.models.classifier import MaskClassifier
+
+    source, out = check_options(model_path, fmt, output, quantize)
     if quantize and (calibration is None or not len(calibration)):
         raise ExportError("int8 quantisation needs calibration face images (--calibration DIR)")
     t0 = time.perf_counter()
