@@ -65,9 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     from livemask.config import apply_overrides, load_config, parse_set
     from livemask.core.quiet import import_tensorflow_quietly
 
-    if args.command in TF_COMMANDS:
-        import_tensorflow_quietly()
     try:
+        if args.command in TF_COMMANDS:
+            import_tensorflow_quietly()
         config = apply_overrides(load_config(args.config), parse_set(args.set), "--set")
         return int(importlib.import_module(args._module).command(args, config) or 0)
     except LivemaskError as err:

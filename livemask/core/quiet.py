@@ -13,6 +13,14 @@ import contextlib
 import os
 import sys
 
+from livemask.core.errors import LivemaskError
+
+
+class TensorFlowMissing(LivemaskError):
+    """TensorFlow is needed (a .keras model, explain, train, export) but not installed: exit 2."""
+
+    exit_code = 2
+
 
 @contextlib.contextmanager
 def stderr_to_devnull():
@@ -34,6 +42,13 @@ def import_tensorflow_quietly() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if "tensorflow" in sys.modules:
         return
+    import importlib.util
+
+    if importlib.util.find_spec("tensorflow") is None:
+        raise TensorFlowMissing(
+            "TensorFlow is not installed: .keras models, explain, train and export need it "
+            "(pip install 'livemask[tf]'); a lean install runs exported .onnx / .tflite models"
+        )
     with stderr_to_devnull():
         import tensorflow as tf
 
