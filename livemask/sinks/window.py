@@ -150,11 +150,12 @@ class LiveWindow:
                 return
             try:
                 from livemask.explain.live import ExplainSession
+
+                self.session = ExplainSession(self.classifier, self.config)  # an exported model: ImportError
             except ImportError as err:
                 self._explain_missing = f"explanations unavailable ({err})"
                 self.say(self._explain_missing)
                 return
-            self.session = ExplainSession(self.classifier, self.config)
         self.say(self.session.request(self.result, method))
 
     def update(self) -> None:

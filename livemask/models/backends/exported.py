@@ -108,6 +108,10 @@ class OnnxClassifier(ExportedClassifier):
                                  "pip install 'livemask[lite]' (or pip install onnxruntime)") from None
         options = ort.SessionOptions()
         options.log_severity_level = 3  # errors only: they become our own one-line message
+        # no busy-waiting between batches: on a shared or small machine the spinning threads take the
+        # cores the detector and the capture thread need (measured 1.2-2.1 vs 0.8-0.9 ms/face under load)
+        options.intra_op_num_threads = _threads()
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
         except Exception as err:  # InvalidProtobuf, Fail, ... for a file that is not an ONNX model
