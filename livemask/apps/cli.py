@@ -26,7 +26,7 @@ COMMANDS = {
     "train": ("livemask.apps.train_cmd", "train the mask classifier on a data folder"),
     "export": ("livemask.apps.export_cmd", "export the classifier to ONNX or LiteRT (.tflite), optionally int8"),
 }
-# commands that always need TensorFlow; the others import it (quietly) only for a .keras model
+# commands that always need TensorFlow; the others import it only when classifier.model_path is a .keras file
 TF_COMMANDS = ("explain", "train", "export")
 
 
@@ -64,11 +64,15 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     from livemask.config import apply_overrides, load_config, parse_set
     from livemask.core.quiet import import_tensorflow_quietly
+    from livemask.models.backends import DEFAULT_MODEL, needs_tensorflow
 
     try:
-        if args.command in TF_COMMANDS:
-            import_tensorflow_quietly()
         config = apply_overrides(load_config(args.config), parse_set(args.set), "--set")
+        # TensorFlow first (as its slow import must not run while a live source is already open), but
+        # only when the command or the configured model needs it: exported models run without it
+        model_path = config.get("classifier", {}).get("model_path", DEFAULT_MODEL)
+        if args.command in TF_COMMANDS or needs_tensorflow(model_path):
+            import_tensorflow_quietly()
         return int(importlib.import_module(args._module).command(args, config) or 0)
     except LivemaskError as err:
         print(f"livemask: error: {err}", file=sys.stderr)

@@ -21,7 +21,12 @@ from livemask.models.backends.base import DEFAULT_BATCH_SIZES, DEFAULT_MODEL, Fa
 KERAS_SUFFIXES = (".keras", ".h5")
 EXPORTED_SUFFIXES = (".onnx", ".tflite")
 
-__all__ = ["DEFAULT_BATCH_SIZES", "DEFAULT_MODEL", "FaceClassifier", "open_classifier"]
+__all__ = ["DEFAULT_BATCH_SIZES", "DEFAULT_MODEL", "FaceClassifier", "needs_tensorflow", "open_classifier"]
+
+
+def needs_tensorflow(model_path: str) -> bool:
+    """True when ``model_path`` is a Keras model (its backend imports TensorFlow)."""
+    return str(model_path).lower().endswith(KERAS_SUFFIXES)
 
 
 def open_classifier(model_path: str = DEFAULT_MODEL, batch_sizes: list = DEFAULT_BATCH_SIZES) -> FaceClassifier:
