@@ -8,10 +8,12 @@ SOURCE ?= $(DEMO)
 
 .PHONY: setup system-deps run test lint bench clean
 
-$(BIN)/.installed: requirements.txt requirements-test.txt requirements-serve.txt pyproject.toml
+REQUIREMENTS := requirements.txt requirements-tf.txt requirements-lite.txt requirements-export.txt requirements-serve.txt requirements-test.txt
+
+$(BIN)/.installed: $(REQUIREMENTS) pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.txt -r requirements-serve.txt -r requirements-test.txt
+	$(BIN)/python -m pip install --quiet $(addprefix -r ,$(REQUIREMENTS))
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@
 

@@ -1,4 +1,4 @@
-"""The ``livemask`` command: run, image, eval, explain, train, serve.
+"""The ``livemask`` command: run, image, eval, explain, train, serve, export.
 
 Every expected failure is a :class:`LivemaskError`; it is printed as one line and the
 process exits with the error's status, never with a traceback.
@@ -25,7 +25,10 @@ COMMANDS = {
     "explain": ("livemask.apps.explain_cmd", "Grad-CAM / occlusion maps for every face in images"),
     "train": ("livemask.apps.train_cmd", "train the mask classifier on a data folder"),
     "serve": ("livemask.apps.serve_cmd", "browser page and HTTP API (photos, explanations, live stream, webcam)"),
+    "export": ("livemask.apps.export_cmd", "export the classifier to ONNX or LiteRT (.tflite), optionally int8"),
 }
+# commands that always need TensorFlow; the others import it only when classifier.model_path is a .keras file
+TF_COMMANDS = ("explain", "train", "export")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -63,10 +66,15 @@ def main(argv: list[str] | None = None) -> int:
     from livemask.apps.compose import apply_overrides, load_config
     from livemask.config import parse_set
     from livemask.core.quiet import import_tensorflow_quietly
+    from livemask.models.backends import DEFAULT_MODEL, needs_tensorflow
 
-    import_tensorflow_quietly()
     try:
         config = apply_overrides(load_config(args.config), parse_set(args.set), "--set")
+        # TensorFlow first (as its slow import must not run while a live source is already open), but
+        # only when the command or the configured model needs it: exported models run without it
+        model_path = config.get("classifier", {}).get("model_path", DEFAULT_MODEL)
+        if args.command in TF_COMMANDS or needs_tensorflow(model_path):
+            import_tensorflow_quietly()
         return int(importlib.import_module(args._module).command(args, config) or 0)
     except LivemaskError as err:
         print(f"livemask: error: {err}", file=sys.stderr)

@@ -25,7 +25,7 @@ from livemask.engine.pipeline import FrameProcessor, PipelineOptions
 from livemask.engine.stream import SourceOptions
 from livemask.engine.tracker import Tracker
 from livemask.explain.methods import ExplainSuite
-from livemask.models.classifier import MaskClassifier
+from livemask.models.backends import FaceClassifier, open_classifier
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ EXPLAIN_TYPES = {
 
 SCHEMA = (Schema()
           .register("detector", DETECTORS)
-          .register("classifier", MaskClassifier)
+          .register("classifier", open_classifier)  # .keras, .onnx or .tflite, by suffix
           .register("explain", ExplainSuite, declared=EXPLAIN_TYPES)
           .register("source", SourceOptions)
           .register("pipeline", PipelineOptions)
@@ -88,15 +88,15 @@ def detector(config: Config, video_long_side: int = 0):
     return build(config, "detector")
 
 
-def classifier(config: Config) -> MaskClassifier:
+def classifier(config: Config) -> FaceClassifier:
     return build(config, "classifier")
 
 
-def explain_suite(config: Config, classifier: MaskClassifier) -> ExplainSuite:
+def explain_suite(config: Config, classifier: FaceClassifier) -> ExplainSuite:
     return build(config, "explain", classifier=classifier)
 
 
-def explain_session_factory(config: Config, classifier: MaskClassifier) -> Callable[[], object]:
+def explain_session_factory(config: Config, classifier: FaceClassifier) -> Callable[[], object]:
     """For the live window: makes the explanation session on the first g / o / e key (import included)."""
 
     def make():

@@ -4,16 +4,16 @@
 wants (``RGB``), the crop margin it was trained with, and turns 0-255 pixels into the
 network's range (``x * scale + offset``). ``ClassProbabilities`` is its last layer: a
 softmax that records the class names in output order. Code reads both back from the
-loaded model; no class index, colour conversion or scaling is written anywhere else.
+loaded model; no class index, colour conversion or scaling is written anywhere else. :func:`read_spec`
+returns them as a :class:`~livemask.models.spec.ModelSpec`, which exported models carry as JSON.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import keras
 
 from livemask.core.errors import ModelFileError
+from livemask.models.spec import ModelSpec  # the keras-free contract; re-exported here
 
 
 @keras.saving.register_keras_serializable(package="livemask")
@@ -57,28 +57,6 @@ class ClassProbabilities(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "class_names": list(self.class_names), "temperature": self.temperature}
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """What a caller needs to feed the model: read from the model, never assumed."""
-
-    input_size: int
-    channel_order: str
-    scale: float
-    offset: float
-    crop_margin: float
-    class_names: tuple[str, ...]
-    temperature: float = 1.0
-
-    def pixel_for(self, model_value: float) -> float:
-        """The 0-255 input value that the model's preprocessing maps to ``model_value``."""
-        return (model_value - self.offset) / self.scale
-
-    def class_index(self, name: str) -> int:
-        if name not in self.class_names:
-            raise ValueError(f"unknown class {name!r}; the model's classes are {list(self.class_names)}")
-        return self.class_names.index(name)
 
 
 def read_spec(model: keras.Model) -> ModelSpec:

@@ -1,0 +1,57 @@
+"""Classifier backends, chosen by the model file's extension.
+
+=========  ====================  ==========================================================
+suffix     runtime               contract (class names, colour order, scaling, crop margin)
+=========  ====================  ==========================================================
+.keras/.h5 TensorFlow (Keras 3)  the model's Preprocess / ClassProbabilities layers
+.onnx      ONNX Runtime          ONNX metadata entry ``livemask`` (JSON)
+.tflite    LiteRT (ai-edge-litert) sidecar ``NAME.tflite.json``
+=========  ====================  ==========================================================
+
+All share :class:`~livemask.models.backends.base.FaceClassifier`. Only the ``.keras``
+backend imports TensorFlow; an exported model runs without it. Explanations need the
+Keras model: an exported backend's ``.model`` raises a one-line error saying so.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from livemask.core.errors import ModelFileError
+from livemask.core.params import Range
+from livemask.models.backends.base import DEFAULT_BATCH_SIZES, DEFAULT_MODEL, FaceClassifier
+
+KERAS_SUFFIXES = (".keras", ".h5")
+EXPORTED_SUFFIXES = (".onnx", ".tflite")
+
+__all__ = ["DEFAULT_BATCH_SIZES", "DEFAULT_MODEL", "FaceClassifier", "needs_tensorflow", "open_classifier"]
+
+
+def needs_tensorflow(model_path: str) -> bool:
+    """True when ``model_path`` is a Keras model (its backend imports TensorFlow)."""
+    return str(model_path).lower().endswith(KERAS_SUFFIXES)
+
+
+def open_classifier(model_path: str = DEFAULT_MODEL,
+                    batch_sizes: list[Annotated[int, Range(1, 4096)]] = DEFAULT_BATCH_SIZES) -> FaceClassifier:
+    """The ``classifier`` section of config.yaml: load ``model_path`` with the backend its suffix names."""
+    from livemask.models.classifier import resolve_model_path
+
+    p = resolve_model_path(model_path)
+    suffix = p.suffix.lower()
+    if suffix in KERAS_SUFFIXES:
+        from livemask.models.classifier import MaskClassifier
+
+        return MaskClassifier(model_path, batch_sizes)
+    if not p.is_file():
+        raise ModelFileError(f"model file not found: {p} (set by config key 'classifier.model_path')")
+    if suffix == ".onnx":
+        from livemask.models.backends.exported import OnnxClassifier
+
+        return OnnxClassifier(p, batch_sizes)
+    if suffix == ".tflite":
+        from livemask.models.backends.exported import LiteRTClassifier
+
+        return LiteRTClassifier(p, batch_sizes)
+    raise ModelFileError(f"{p}: unknown model type '{p.suffix}' (expected .keras, .onnx or .tflite; "
+                         "config key 'classifier.model_path')")
