@@ -3,6 +3,7 @@
 from face_detector import DETECTORS
 from livemask.apps.run import RunOptions
 from livemask.config import register
+from livemask.core.images import ImageLimits
 from livemask.engine.pipeline import PipelineOptions
 from livemask.engine.stream import SourceOptions
 from livemask.engine.tracker import Tracker
@@ -17,3 +18,4 @@ register("source", SourceOptions)
 register("pipeline", PipelineOptions)
 register("tracker", Tracker)
 register("run", RunOptions)
+register("images", ImageLimits)

@@ -35,3 +35,9 @@ class SourceError(LivemaskError):
 
 class ShapeError(LivemaskError, ValueError):
     """An array does not have the expected shape or dtype."""
+
+
+class OutputError(LivemaskError):
+    """An output path is unusable (not a folder, is an input, unwritable) or a write failed."""
+
+    exit_code = 2
