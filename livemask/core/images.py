@@ -130,7 +130,7 @@ def read_image(path: str | Path) -> np.ndarray:
         if "CV_IO_MAX_IMAGE_PIXELS" in str(err):
             raise InputImageError(f"{path}: over the pixel limit of {_limit['max_pixels'] / 1e6:g} megapixels "
                                   "(checked by OpenCV); not decoded") from None
-        raise InputImageError(f"{path}: not a readable image ({_cv_message(err)})") from None
+        raise InputImageError(f"{path}: not a readable image ({cv_message(err)})") from None
     except MemoryError:
         raise InputImageError(f"{path}: not enough memory to decode this image") from None
     del data
@@ -139,11 +139,14 @@ def read_image(path: str | Path) -> np.ndarray:
     return as_bgr8(image, str(path))
 
 
-def _cv_message(err: Exception) -> str:
-    """The useful part of an OpenCV error, on one short line."""
-    text = " ".join(str(err).split())
-    m = re.search(r"error: \([^)]*\) (.*?)(?: in function '[^']*')?$", text)
-    return (m.group(1) if m else text)[:160]
+def cv_message(err: Exception) -> str:
+    """The useful part of an OpenCV error (its text, or the assertion it failed), on one short line."""
+    text = str(err)
+    text = re.sub(r" ?in function '[^\n]*'(?=\n|$)", "", text)  # C++ signatures say nothing to a user
+    text = re.sub(r"OpenCV\([^)]*\) \S+:\d+: error: ", "", text)
+    text = re.sub(r"\(-?\d+:[^)]*\)\s*", "", text, count=1)
+    text = " ".join(re.sub(r"\n>?", " ", text).split())
+    return text.lstrip("> ")[:160] or "OpenCV error"
 
 
 def list_images(paths: list[str | Path]) -> list[Path]:
