@@ -41,3 +41,9 @@ class OutputError(LivemaskError):
     """An output path is unusable (not a folder, is an input, unwritable) or a write failed."""
 
     exit_code = 2
+
+
+class Interrupted(LivemaskError):
+    """Ctrl-C / SIGTERM arrived while a blocking step (connecting to a stream) was under way."""
+
+    exit_code = 130
