@@ -108,8 +108,9 @@ def loads(text: str, origin: str) -> Any:
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         problem = err.problem or err.context or "syntax error"
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        raise ConfigError(f"{origin}: not valid YAML{where}: {problem[:120]}") from None
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        column = f" at column {mark.column + 1}" if mark is not None else ""
+        raise ConfigError(f"{origin}: not valid YAML{where}: {quote(problem, 90)[1:-1]}{column}") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"{origin}: not valid YAML ({str(err).splitlines()[0][:120] if str(err) else ''})") from None
     except (ValueError, OverflowError, RecursionError, MemoryError) as err:
