@@ -36,7 +36,7 @@ def test_ctrl_c_while_starting_is_one_line_exit_130(tmp_path, astronaut_bgr, del
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(delay)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert err.strip().splitlines() == ["livemask: interrupted"] and "Traceback" not in err
 

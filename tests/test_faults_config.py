@@ -50,7 +50,8 @@ def test_a_few_aliases_are_fine(tmp_path):
 
 
 def test_nesting_50k_deep_is_refused_without_recursion_error(tmp_path):
-    assert _error(tmp_path, "detector: " + "[" * 50000 + "]" * 50000).endswith("nested more than 32 levels deep (line 1)")
+    message = _error(tmp_path, "detector: " + "[" * 50000 + "]" * 50000)
+    assert message.endswith("nested more than 32 levels deep (line 1)")
     deep_map = "".join("  " * i + f"k{i}:\n" for i in range(200))
     assert "nested more than 32 levels deep" in _error(tmp_path, deep_map)
 

@@ -153,6 +153,7 @@ def test_header_size_matches_what_opencv_decodes(ext):
     src = img[:, :, 0] if ext == ".pgm" else img.astype(np.float32) / 255 if ext in (".pfm", ".hdr") else img
     try:
         ok, buf = cv2.imencode(ext, src)
+        assert ok
     except cv2.error:
         pytest.skip(f"this OpenCV build cannot write {ext}")
     data = buf.tobytes()

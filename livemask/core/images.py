@@ -115,8 +115,8 @@ def read_image(path: str | Path) -> np.ndarray:
     is decoded; any decoder failure is one line naming the file.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputImageError(f"{path}: no such file")
+    if not path.is_file():  # a FIFO or device would block or never end: only regular files are read
+        raise InputImageError(f"{path}: {'not a regular file' if path.exists() else 'no such file'}")
     try:
         with path.open("rb") as fh:
             check_image_header(path, fh)
