@@ -116,8 +116,8 @@ def bad_classifiers(tmp_path_factory):
     ("huge_input.keras", "input size 50000 outside 8..1024"),
     ("same_names.keras", "class names ['mask', 'mask'] must be 2 or more different non-empty names"),
     ("random.keras", "cannot load model"),
-    ("text.keras", "not a .keras model file (zip archive expected"),
-    ("random.h5", "not a .h5 model file (HDF5 expected"),
+    ("text.keras", "cannot load model (not a zip archive, as a .keras file is"),
+    ("random.h5", "cannot load model (not an HDF5 file, as a .h5 file is"),
 ])
 def test_classifier_files(bad_classifiers, name, expected):
     from livemask.models.classifier import MaskClassifier

@@ -34,8 +34,8 @@ def load_keras_model(model_path: str, key: str = "classifier.model_path"):
     with p.open("rb") as fh:  # keras says "file not found" for a file that is not a zip / HDF5
         magic = fh.read(8)
     if (p.suffix == ".keras" and magic[:4] != b"PK\x03\x04") or (p.suffix == ".h5" and magic != b"\x89HDF\r\n\x1a\n"):
-        raise ModelFileError(f"{p}: not a {p.suffix} model file ({'zip archive' if p.suffix == '.keras' else 'HDF5'} "
-                             f"expected; config key '{key}')")
+        kind = "a zip archive" if p.suffix == ".keras" else "an HDF5 file"
+        raise ModelFileError(f"{p}: cannot load model (not {kind}, as a {p.suffix} file is; config key '{key}')")
     import keras
 
     import livemask.models.modelspec  # noqa: F401  (registers the custom layers)
