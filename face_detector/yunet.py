@@ -7,7 +7,8 @@ from typing import Annotated
 import cv2
 import numpy as np
 
-from face_detector.base import FaceDetector, MinFace, NmsIou, Score, require_file
+from face_detector.base import FaceDetector, MinFace, NmsIou, Score, load_model, require_file
+from livemask.core.errors import ConfigError
 from livemask.core.params import Range
 from livemask.core.types import Detections
 
@@ -28,7 +29,12 @@ class YuNetDetector(FaceDetector):
         super().__init__(score_threshold, min_face)
         path = require_file(model_path or "", "detector.model_path")
         self.upscale = float(upscale)
-        self.net = cv2.FaceDetectorYN.create(str(path), "", (320, 320), min(self.score_threshold, 0.99), nms_iou)
+        if not (0.0 < self.upscale <= 8.0):  # 0 would make cv2.resize fail on every frame
+            raise ConfigError(f"detector.upscale must be in (0, 8], got {upscale!r}")
+        self.model_path = str(path)
+        self.net = load_model(path, "YuNet (ONNX)", lambda: cv2.FaceDetectorYN.create(
+            str(path), "", (320, 320), min(self.score_threshold, 0.99), nms_iou))
+        self.check_model()
 
     def _detect(self, bgr: np.ndarray) -> Detections:
         if self.upscale != 1.0:

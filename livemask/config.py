@@ -18,8 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from livemask.core import safeyaml
 from livemask.core.errors import ConfigError
 from livemask.core.params import check_arguments, declared_parameters
 
@@ -100,12 +99,7 @@ def load_config(path: str | Path | None, schema: Schema) -> Config:
     path = Path(path) if path else DEFAULT_CONFIG
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark else ""
-        raise ConfigError(f"{path}: not valid YAML{where}") from None
+    raw = safeyaml.load_file(path) or {}  # bounded: alias bombs, depth, duplicate keys, size, encoding
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of sections, got {type(raw).__name__}")
     known = schema.names
@@ -140,11 +134,11 @@ def parse_set(items: list[str]) -> dict[str, Any]:
     for item in items or []:
         key, sep, text = item.partition("=")
         if not sep:
-            raise ConfigError(f"--set {item!r}: expected section.key=value")
-        try:
-            out[key.strip()] = yaml.safe_load(text)
-        except yaml.YAMLError:
-            raise ConfigError(f"--set {item!r}: value is not valid YAML") from None
+            raise ConfigError(f"--set {safeyaml.quote(item)}: expected section.key=value")
+        if not text.strip():
+            raise ConfigError(f"--set {safeyaml.quote(item)}: empty value (leave the option out to keep the "
+                              "config value)")
+        out[key.strip()] = safeyaml.loads(text, f"--set {safeyaml.quote(key.strip())}")
     return out
 
 

@@ -83,9 +83,10 @@ def test_parse_source(tmp_path):
     assert parse_source("video.mp4") == ("file", "video.mp4")
 
 
-def test_url_password_is_not_logged():
+def test_url_credentials_are_not_in_the_name():
+    # the whole userinfo goes: a bare "TOKEN@host" cannot be told from a user name
     src = UrlSource("rtsp://admin:secret@10.0.0.1/live")
-    assert "secret" not in src.name and "admin" in src.name
+    assert "secret" not in src.name and "admin" not in src.name and src.name == "rtsp://***@10.0.0.1/live"
 
 
 def test_file_frames_are_typed_complete_and_in_order(clip):
@@ -124,16 +125,27 @@ def test_folder_source_skips_non_images_in_name_order(folder):
     assert frames[5].position_ms == pytest.approx(500.0)
 
 
-def test_unreadable_image_in_folder_is_an_error_naming_it(folder, tmp_path):
+@pytest.mark.parametrize("bad_index", [0, 1, 2])
+def test_unreadable_image_in_folder_is_skipped_and_counted_wherever_it_is(folder, tmp_path, bad_index, caplog):
+    """First, middle or last: the same outcome (one log line naming it, the rest read), issue 10 cause 13."""
     bad = tmp_path / "imgs"
     bad.mkdir()
     for p in sorted(folder.glob("*.png"))[:3]:
         (bad / p.name).write_bytes(p.read_bytes())
-    (bad / "img_001.png").write_bytes(b"\x89PNG broken")
+    (bad / f"img_00{bad_index}.png").write_bytes(b"\x89PNG broken")
     capture = Capture(FolderSource(bad)).start()
-    with pytest.raises(SourceError, match=r"img_001\.png"):
-        consume_all(capture)
+    frames = consume_all(capture)
     capture.stop()
+    assert [read_code(f.image) for f in frames] == [i for i in range(3) if i != bad_index]
+    assert capture.stats.skipped == 1
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [
+        f"{bad / f'img_00{bad_index}.png'}: not a readable image (skipped)"]
+
+
+def test_folder_with_no_readable_image_is_a_source_error(tmp_path):
+    (tmp_path / "a.png").write_bytes(b"\x89PNG broken")
+    with pytest.raises(SourceError, match="none of its 1 images can be read"):
+        Capture(FolderSource(tmp_path)).open()
 
 
 def test_live_source_drops_oldest_and_counts_every_drop():

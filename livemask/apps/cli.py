@@ -1,21 +1,45 @@
 """The ``livemask`` command: run, image, eval, explain, train, serve, export.
 
 Every expected failure is a :class:`LivemaskError`; it is printed as one line and the
-process exits with the error's status, never with a traceback.
+process exits with the error's status, never with a traceback. Every message that
+reaches stderr (errors and log lines) is redacted (no credentials of a URL) and errors
+are bounded to one line. Exit statuses are listed in docs/RELIABILITY.md.
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib
-import logging
 import os
+import signal
 import sys
 
-from livemask import __version__
-from livemask.core.errors import LivemaskError
+
+def _interrupted_while_starting(_signum, _frame) -> None:
+    """Ctrl-C before the command runs: nothing to clean up, so leave at once, without a traceback."""
+    os.write(2, b"livemask: interrupted\n")
+    os._exit(130)
+
+
+# first thing, before the heavy imports (numpy, OpenCV, TensorFlow) that take seconds
+try:
+    signal.signal(signal.SIGINT, _interrupted_while_starting)
+except ValueError:  # imported outside the main thread (a test runner): nothing to install
+    pass
+
+import argparse  # noqa: E402
+import importlib  # noqa: E402
+import logging  # noqa: E402
+
+from livemask import __version__  # noqa: E402
+from livemask.core.errors import ConfigError, LivemaskError  # noqa: E402
+from livemask.core.redact import redact_text, safe_message  # noqa: E402
 
 log = logging.getLogger("livemask")
+
+EXIT_INTERNAL = 70  # an unexpected error (a bug): one line, the traceback only with --verbose
+EXIT_BROKEN_PIPE = 141  # stdout closed by the reader (``livemask image --json | head``), as 128 + SIGPIPE
+# environment variables read as config overrides (after the config file, before --set / flags),
+# so that a stream URL with credentials need not be on the command line
+ENV_OVERRIDES = {"LIVEMASK_SOURCE": "source.source", "LIVEMASK_MAX_PIXELS": "images.max_pixels"}
 
 # command -> module that defines add_arguments(parser) and command(args, config) -> int
 COMMANDS = {
@@ -40,7 +64,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, exit 2, as for every other bad input
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        self.exit(2, f"{self.prog}: error: {safe_message(message)}\n")
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -55,7 +79,70 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _RedactingFormatter(logging.Formatter):
+    """Log lines without URL credentials; each record stays on its line(s) as written."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact_text(super().format(record))
+
+
+def error_line(err: BaseException) -> str:
+    """``livemask: error: ...`` on one bounded, redacted line."""
+    return f"livemask: error: {safe_message(str(err) or type(err).__name__)}"
+
+
+def _env_overrides() -> dict:
+    from livemask.core import safeyaml
+
+    out = {}
+    for name, key in ENV_OVERRIDES.items():
+        text = os.environ.get(name)
+        if text is None:
+            continue
+        if not text.strip():
+            raise ConfigError(f"environment variable {name} is set but empty")
+        out[key] = text.strip() if key == "source.source" else safeyaml.loads(text, f"environment {name}")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
+    try:
+        if threading_main():
+            signal.signal(signal.SIGINT, signal.default_int_handler)  # from here on: KeyboardInterrupt
+        return _main(argv)
+    except LivemaskError as err:
+        print(error_line(err), file=sys.stderr, flush=True)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("livemask: interrupted", file=sys.stderr, flush=True)
+        return 130
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+    except Exception as err:  # a bug: still one line; the traceback with --verbose
+        log.debug("unexpected error", exc_info=True)
+        print(f"livemask: error: internal error ({type(err).__name__}: {safe_message(str(err), 200)})",
+              file=sys.stderr, flush=True)
+        return EXIT_INTERNAL
+
+
+def threading_main() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _silence_stdout() -> None:
+    """After EPIPE: point stdout at /dev/null so the final flush cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
+def _main(argv: list[str] | None) -> int:
     parser = make_parser()
     args = parser.parse_args(argv)
     if not args.command:
@@ -63,25 +150,23 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    from livemask.apps.compose import apply_overrides, load_config
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(_RedactingFormatter(handler.formatter._fmt if handler.formatter else None))
+    from livemask.apps.compose import apply_overrides, build, load_config
     from livemask.config import parse_set
     from livemask.core.quiet import import_tensorflow_quietly
     from livemask.models.backends import DEFAULT_MODEL, needs_tensorflow
 
-    try:
-        config = apply_overrides(load_config(args.config), parse_set(args.set), "--set")
-        # TensorFlow first (as its slow import must not run while a live source is already open), but
-        # only when the command or the configured model needs it: exported models run without it
-        model_path = config.get("classifier", {}).get("model_path", DEFAULT_MODEL)
-        if args.command in TF_COMMANDS or needs_tensorflow(model_path):
-            import_tensorflow_quietly()
-        return int(importlib.import_module(args._module).command(args, config) or 0)
-    except LivemaskError as err:
-        print(f"livemask: error: {err}", file=sys.stderr)
-        return err.exit_code
-    except KeyboardInterrupt:
-        print("livemask: interrupted", file=sys.stderr)
-        return 130
+    config = load_config(args.config)
+    config = apply_overrides(config, _env_overrides(), "environment")
+    config = apply_overrides(config, parse_set(args.set), "--set")
+    build(config, "images").apply()  # pixel limit, before any image is decoded
+    # TensorFlow first (as its slow import must not run while a live source is already open), but
+    # only when the command or the configured model needs it: exported models run without it
+    model_path = config.get("classifier", {}).get("model_path", DEFAULT_MODEL)
+    if args.command in TF_COMMANDS or needs_tensorflow(model_path):
+        import_tensorflow_quietly()
+    return int(importlib.import_module(args._module).command(args, config) or 0)
 
 
 def entry() -> None:
@@ -92,8 +177,12 @@ def entry() -> None:
     """
     code = main()
     logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (BrokenPipeError, OSError, ValueError):
+            if stream is sys.stdout:
+                code = code or EXIT_BROKEN_PIPE
     os._exit(code)
 
 

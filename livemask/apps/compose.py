@@ -19,6 +19,7 @@ from typing import Annotated
 from face_detector import DETECTORS
 from livemask import config as _config
 from livemask.config import Config, Schema
+from livemask.core.images import ImageLimits
 from livemask.core.params import Range, check_fields
 from livemask.engine.engine import Engine
 from livemask.engine.pipeline import FrameProcessor, PipelineOptions
@@ -67,7 +68,8 @@ SCHEMA = (Schema()
           .register("source", SourceOptions)
           .register("pipeline", PipelineOptions)
           .register("tracker", Tracker)
-          .register("run", RunOptions))
+          .register("run", RunOptions)
+          .register("images", ImageLimits))
 
 
 def load_config(path: str | Path | None = None) -> Config:

@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from livemask.core.errors import InputImageError
-from livemask.data.datasets import is_class_folders, is_scene_set, read_list
+from livemask.data.datasets import DataReport, is_class_folders, is_scene_set, read_list
 from livemask.data.evaluate import evaluate_folders, evaluate_scenes
 
 log = logging.getLogger(__name__)
@@ -26,15 +26,16 @@ def command(args, config) -> int:
     root: Path = args.dir
     if not root.is_dir():
         raise InputImageError(f"{root}: no such folder")
-    only = read_list(args.list) if args.list else None
+    report = DataReport()  # malformed annotations, lists and manifests: skipped, warned, counted in the output
+    only = read_list(args.list, report) if args.list else None
     detector = compose.detector(config)
     classifier = compose.classifier(config)
     if is_scene_set(root):
         if args.split:
             raise InputImageError("--split applies to class folders with a manifest.csv, not to scene sets")
-        result = evaluate_scenes(root, detector, classifier, only)
+        result = evaluate_scenes(root, detector, classifier, only, report)
     elif is_class_folders(root):
-        result = evaluate_folders(root, detector, classifier, only, args.split)
+        result = evaluate_folders(root, detector, classifier, only, args.split, report)
     else:
         raise InputImageError(f"{root}: expected images/ + annotations/, or with_mask/, without_mask/ or "
                               "mask_weared_incorrect/ folders")

@@ -2,7 +2,9 @@
 
 For each image it writes ``OUT/<stem>_explain.png`` (one row per face) and, when faces
 are found, the maps as ``OUT/<stem>_<method>.npy`` (N, S, S) float32 in [0, 1], in the
-order of the faces. With ``--json`` it prints one JSON object per image.
+order of the faces. When one of these names is an input or is already used in this run
+(two inputs with the same stem), ``<stem>-2``, ``<stem>-3``... is used instead. With
+``--json`` it prints one JSON object per image, naming the files written.
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ import logging
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 
+from livemask.apps.image_cmd import error_line
 from livemask.core.errors import InputImageError, LivemaskError
 from livemask.core.images import list_images, read_image
+from livemask.core.outputs import OutputNames, prepare_out_dir, save_array, write_image
 
 log = logging.getLogger(__name__)
 
@@ -65,15 +68,13 @@ def command(args, config) -> int:
     paths = list_images(args.paths)
     if not paths:
         raise InputImageError("no images found in " + ", ".join(map(str, args.paths)))
+    prepare_out_dir(args.out)  # a file, /proc or an unwritable folder fails here, before the models load
+    names = OutputNames(args.out, paths)
     detector = build(config, "detector")
     classifier = build(config, "classifier")
     suite = build(config, "explain", classifier=classifier)
     if args.target is not None and args.target not in classifier.class_names:
         raise LivemaskError(f"--target {args.target!r}: the model's classes are {', '.join(classifier.class_names)}")
-    try:
-        args.out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise LivemaskError(f"--out {args.out}: cannot create folder ({err.strerror})") from None
     suite.warmup()  # compile once, so the reported times are per face, not per trace
     failures = 0
     for path in paths:
@@ -83,18 +84,16 @@ def command(args, config) -> int:
             crops = classifier.crops(image, detections)
             results = suite.explain(crops, args.method, targets=args.target)
         except LivemaskError as err:
-            print(f"livemask: error: {err}", file=sys.stderr, flush=True)
+            print(error_line(err), file=sys.stderr, flush=True)
             failures += 1
             continue
-        panel_path = args.out / f"{path.stem}_explain.png"
+        panel_path, *npy = names.claim(path.stem, ["{}_explain.png", *(f"{{}}_{r.method}.npy" for r in results)])
+        map_files = {res.method: npy[i] for i, res in enumerate(results)}
         panel = suite.render(crops, results, f"{path.name} - {args.method}")
-        if not cv2.imwrite(str(panel_path), panel):
-            raise LivemaskError(f"cannot write {panel_path}")
-        map_files = {}
+        write_image(panel_path, panel)  # an OutputError (disk full, ...) stops the command: one line, exit 2
         for res in results:
-            map_files[res.method] = args.out / f"{path.stem}_{res.method}.npy"
             if len(res):
-                np.save(map_files[res.method], res.maps)
+                save_array(map_files[res.method], res.maps)
         if args.json:
             print(json.dumps(image_record(path, panel_path, detections, results, map_files)), flush=True)
         log.info("%s: %d face(s) -> %s", path, len(detections), panel_path)

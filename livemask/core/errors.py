@@ -38,6 +38,13 @@ class ShapeError(LivemaskError, ValueError):
 
 
 class OutputError(LivemaskError):
-    """An output of a run (video, event log, window, any sink) failed; the others were finished."""
+    """An output failed: a path is unusable (not a folder, is an input, unwritable), a write failed, or a
+    sink of a run (video, event log, window, any other) failed, after the others were finished."""
 
-    exit_code = 1
+    exit_code = 2
+
+
+class Interrupted(LivemaskError):
+    """Ctrl-C / SIGTERM arrived while a blocking step (connecting to a stream) was under way."""
+
+    exit_code = 130

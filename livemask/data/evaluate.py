@@ -27,7 +27,7 @@ from livemask.core.errors import InputImageError
 from livemask.core.geometry import iou_matrix, match_by_score
 from livemask.core.images import read_image
 from livemask.data.calibrate import ece_of_probabilities
-from livemask.data.datasets import CLASS_OF_LABEL, load_face_folders, load_scenes
+from livemask.data.datasets import CLASS_OF_LABEL, DataReport, fit_boxes, load_face_folders, load_scenes
 
 log = logging.getLogger(__name__)
 
@@ -107,25 +107,42 @@ class SceneTally:
         }
 
 
-def evaluate_scenes(root: Path, detector, classifier, only: set[str] | None = None) -> dict:
-    scenes = load_scenes(root, only)
+def _read_or_skip(path: Path, report: DataReport):
+    try:
+        return read_image(path)
+    except InputImageError as err:
+        report.images_skipped += 1
+        report.warn(f"{err}; skipped")
+        return None
+
+
+def evaluate_scenes(root: Path, detector, classifier, only: set[str] | None = None,
+                    report: DataReport | None = None) -> dict:
+    report = report if report is not None else DataReport()
+    scenes = load_scenes(root, only, report)
     if not scenes:
         raise InputImageError(f"{root}: no annotated images" + (" match the list" if only is not None else ""))
     tally = SceneTally(classifier.class_names)
     seconds = 0.0
     for scene in scenes:
-        image = read_image(scene.path)
+        image = _read_or_skip(scene.path, report)
+        if image is None:
+            continue
+        boxes, names = fit_boxes(scene.boxes, scene.names, image.shape[1], image.shape[0], scene.path, report)
         t0 = time.perf_counter()
         det = detector.detect(image)
         pred = classifier.classify(image, det)
         seconds += time.perf_counter() - t0
-        tally.add_image(scene.boxes, scene.names, det.boxes, det.scores, pred.probabilities)
-    return {"images": len(scenes), **tally.summary(), "ms_per_image": round(1000 * seconds / len(scenes), 2)}
+        tally.add_image(boxes, names, det.boxes, det.scores, pred.probabilities)
+    done = len(scenes) - report.images_skipped
+    return {"images": done, **tally.summary(), "ms_per_image": round(1000 * seconds / max(done, 1), 2),
+            "data_issues": report.as_dict()}
 
 
 def evaluate_folders(root: Path, detector, classifier, only: set[str] | None = None,
-                     split: str | None = None) -> dict:
-    items = load_face_folders(root, only, split)
+                     split: str | None = None, report: DataReport | None = None) -> dict:
+    report = report if report is not None else DataReport()
+    items = load_face_folders(root, only, split, report)
     if not items:
         raise InputImageError(f"{root}: no images" + (" match the list/split" if only or split else ""))
     found: dict[str, int] = {}
@@ -133,7 +150,9 @@ def evaluate_folders(root: Path, detector, classifier, only: set[str] | None = N
     confusion = Confusion(classifier.class_names)
     seconds = 0.0
     for item in items:
-        image = read_image(item.path)
+        image = _read_or_skip(item.path, report)
+        if image is None:
+            continue
         t0 = time.perf_counter()
         det = detector.detect(image)
         if len(det):
@@ -144,10 +163,12 @@ def evaluate_folders(root: Path, detector, classifier, only: set[str] | None = N
         found[item.label] = found.get(item.label, 0) + int(len(det) > 0)
         if len(det):
             confusion.add(item.label, probabilities)
+    done = sum(total.values())
     return {
-        "images": len(items),
-        "detected": round(sum(found.values()) / len(items), 4),
+        "images": done,
+        "detected": round(sum(found.values()) / done, 4) if done else None,
         "detected_by_class": {k: round(found[k] / total[k], 4) for k in total},
         **confusion.summary(),
-        "ms_per_image": round(1000 * seconds / len(items), 2),
+        "ms_per_image": round(1000 * seconds / max(done, 1), 2),
+        "data_issues": report.as_dict(),
     }

@@ -30,11 +30,13 @@ from typing import Annotated
 import cv2
 import numpy as np
 
-from livemask.core.errors import SourceError
+from livemask.core.errors import Interrupted, LivemaskError, SourceError
 from livemask.core.images import IMAGE_SUFFIXES, as_bgr8, read_image
 from livemask.core.params import Range, check_fields
+from livemask.core.redact import redact_url
 from livemask.core.types import Frame
 from livemask.engine.channel import BufferPolicy, Channel
+from livemask.engine.containers import frame_count_is_exact, truncation
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,7 @@ class Source:
         self.size: tuple[int, int] | None = None  # (width, height) once known
         self.frame_count: int | None = None  # number of frames when the container says
         self.reconnects = 0  # successful re-opens after a lost connection
+        self.skipped = 0  # inputs skipped because they could not be read (images of a folder)
         self.gap_s = 0.0  # seconds without frames while reconnecting
         self._opened = False
 
@@ -165,12 +168,18 @@ class FileSource(_CaptureSource):
         if ok and image is not None:
             self.frames_read += 1
             return image
-        # Containers may round their frame count; a shortfall of more than a frame or two is damage.
+        # The frame count is a count only for containers that index every frame (MP4, AVI); for
+        # Matroska and others it is duration x fps. Damage is a container that declares more bytes
+        # than the file has, or an indexed container whose frames stop decoding early.
         if self.frame_count and self.frames_read < self.frame_count - 2:
-            raise SourceError(
-                f"{self.path}: video ends at frame {self.frames_read} of {self.frame_count} "
-                "(truncated or corrupt file)"
-            )
+            cut = truncation(self.path)
+            if cut is not None or frame_count_is_exact(self.path):
+                raise SourceError(
+                    f"{self.path}: video ends at frame {self.frames_read} of {self.frame_count} "
+                    f"(truncated or corrupt file{': ' + cut if cut else ''})"
+                )
+            log.info("%s: %d frames (the container's count of %d was an estimate)", self.path, self.frames_read,
+                     self.frame_count)
         return None
 
     def position_ms(self) -> float | None:
@@ -190,7 +199,7 @@ class UrlSource(_CaptureSource):
     def __init__(self, url: str, reconnect_tries: int = 5, reconnect_delay_s: float = 0.5,
                  reconnect_max_delay_s: float = 5.0, timeout_s: float = 5.0,
                  stop_event: threading.Event | None = None):
-        super().__init__(_redact(url))
+        super().__init__(redact_url(url))  # the name is what logs, errors and summaries show
         self.url = url
         self.reconnect_tries = int(reconnect_tries)
         self.reconnect_delay_s = float(reconnect_delay_s)
@@ -198,11 +207,40 @@ class UrlSource(_CaptureSource):
         self.timeout_ms = int(float(timeout_s) * 1000)
         self.stop_event = stop_event or threading.Event()
 
-    def _connect(self) -> bool:
+    def _connect(self) -> bool | None:
+        """One connection attempt: True when open, False when refused, None when stop was requested.
+
+        The blocking open runs in a helper thread so that a stop request (Ctrl-C) is seen at once.
+        """
         params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, self.timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, self.timeout_ms]
-        cap = cv2.VideoCapture(self.url, cv2.CAP_FFMPEG, params)
-        if not cap.isOpened():
-            cap.release()
+        lock, result, abandoned = threading.Lock(), {}, threading.Event()
+
+        def attempt() -> None:
+            try:
+                cap = cv2.VideoCapture(self.url, cv2.CAP_FFMPEG, params)
+            except cv2.error:
+                cap = None
+            with lock:
+                if abandoned.is_set():
+                    if cap is not None:
+                        cap.release()
+                    return
+                result["cap"] = cap
+
+        worker = threading.Thread(target=attempt, name="connect", daemon=True)
+        worker.start()
+        while worker.is_alive():
+            if self.stop_event.wait(0.05):
+                with lock:
+                    abandoned.set()
+                    cap = result.pop("cap", None)
+                if cap is not None:
+                    cap.release()
+                return None
+        cap = result.get("cap")
+        if cap is None or not cap.isOpened():
+            if cap is not None:
+                cap.release()
             return False
         self._close()
         self.cap = cap
@@ -210,11 +248,19 @@ class UrlSource(_CaptureSource):
         return True
 
     def _open(self) -> None:
-        if not self._connect() and not self._reconnect("cannot connect"):
-            raise SourceError(f"{self.name}: cannot open stream after {self.reconnect_tries + 1} tries")
+        ok = self._connect()
+        tries = 1
+        if ok is False:
+            ok, more = self._reconnect("cannot connect")
+            tries += more
+        if ok is None or (self.stop_event.is_set() and not ok):
+            raise Interrupted(f"{self.name}: interrupted while connecting")
+        if not ok:
+            raise SourceError(f"{self.name}: cannot open stream after {tries} {'try' if tries == 1 else 'tries'}")
 
-    def _reconnect(self, why: str) -> bool:
-        """Try to get the stream back; False when all tries failed or stop was requested."""
+    def _reconnect(self, why: str) -> tuple[bool | None, int]:
+        """Try to get the stream back: (True, tries) when back, (False, tries) when all tries
+        failed, (None, tries) when stop was requested."""
         self._close()
         lost_at = time.monotonic()
         delay = self.reconnect_delay_s
@@ -222,14 +268,17 @@ class UrlSource(_CaptureSource):
             log.warning("%s: %s; reconnecting in %.1f s (try %d of %d)", self.name, why, delay, attempt,
                         self.reconnect_tries)
             if self.stop_event.wait(delay):
-                return False
-            if self._connect():
+                return None, attempt - 1
+            ok = self._connect()
+            if ok is None:
+                return None, attempt
+            if ok:
                 self.gap_s += time.monotonic() - lost_at
                 log.info("%s: reconnected after %.1f s", self.name, time.monotonic() - lost_at)
-                return True
+                return True, attempt
             why = "still unreachable"
             delay = min(delay * 2.0, self.reconnect_max_delay_s)
-        return False
+        return False, self.reconnect_tries
 
     def _read(self) -> np.ndarray | None:
         while True:
@@ -239,15 +288,22 @@ class UrlSource(_CaptureSource):
                     return image
             if self.stop_event.is_set():
                 return None
-            if not self._reconnect("stream lost"):
-                if self.stop_event.is_set():
+            ok, tries = self._reconnect("stream lost")
+            if not ok:
+                if ok is None or self.stop_event.is_set():
                     return None
-                raise SourceError(f"{self.name}: stream lost and not back after {self.reconnect_tries} tries")
+                raise SourceError(f"{self.name}: stream lost and not back after {tries} "
+                                  f"{'try' if tries == 1 else 'tries'}")
             self.reconnects += 1
 
 
 class FolderSource(Source):
-    """The images of a folder in name order; an unreadable image is an error naming it."""
+    """The images of a folder in name order.
+
+    An image that cannot be read (not an image, over the pixel limit, damaged) is skipped
+    with one log line naming it and counted in :attr:`skipped`, wherever it is in the
+    folder; a folder with no readable image is a SourceError.
+    """
 
     def __init__(self, folder: str | Path, fps: float = 0.0):
         super().__init__(str(folder))
@@ -261,31 +317,43 @@ class FolderSource(Source):
         if not self.paths:
             raise SourceError(f"{self.folder}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
         self.frame_count = len(self.paths)
-        first = read_image(self.paths[0])
-        self.size = (first.shape[1], first.shape[0])
+        self._first = self._read()  # the first readable image gives the size
+        if self._first is None:
+            raise SourceError(f"{self.folder}: none of its {len(self.paths)} images can be read")
+        self.size = (self._first.shape[1], self._first.shape[0])
 
     def _read(self) -> np.ndarray | None:
-        if self.index >= len(self.paths):
-            return None
-        path = self.paths[self.index]
-        self.index += 1
-        try:
-            return read_image(path)
-        except Exception as err:
-            raise SourceError(f"{path}: cannot read image ({err})") from None
+        first, self._first = getattr(self, "_first", None), None
+        if first is not None:
+            return first
+        while self.index < len(self.paths):
+            path = self.paths[self.index]
+            self.index += 1
+            try:
+                return read_image(path)
+            except LivemaskError as err:
+                self.skipped += 1
+                log.error("%s (skipped)", err)
+        return None
 
     def position_ms(self) -> float | None:
         return (self.index - 1) * 1000.0 / self.fps if self.fps else None
 
 
-def _redact(url: str) -> str:
-    """The URL without a password, for logs and messages."""
-    return re.sub(r"//([^:/@]+):[^@/]*@", r"//\1:***@", url)
-
-
 def parse_source(text: str | int) -> tuple[str, str | int]:
-    """Classify ``--source``: ("camera", index) | ("url", url) | ("folder", path) | ("file", path)."""
+    """Classify ``--source``: ("camera", index) | ("url", url) | ("folder", path) | ("file", path).
+
+    ``env:NAME`` reads the source from environment variable NAME, so that a URL with
+    credentials need not appear on the command line (or in ``ps``).
+    """
     text = str(text).strip()
+    if text.startswith("env:"):
+        name = text[4:]
+        text = os.environ.get(name, "").strip()
+        if not text:
+            raise SourceError(f"--source env:{name}: environment variable {name!r} is not set or empty")
+    if not text:
+        raise SourceError("the source is empty (give a camera index, a video file, a URL or an image folder)")
     if re.fullmatch(r"\d+", text):
         return "camera", int(text)
     if URL_PATTERN.match(text):
@@ -340,6 +408,7 @@ class CaptureStats:
     frames: int = 0  # frames read from the source
     dropped: int = 0  # frames thrown away because the consumer was behind
     reconnects: int = 0
+    skipped: int = 0  # unreadable inputs skipped (images of a folder source)
     gap_s: float = 0.0
     error: str | None = None
 
@@ -407,6 +476,7 @@ class Capture:
             self.stats.error = str(error)
         finally:
             self.stats.reconnects = self.source.reconnects
+            self.stats.skipped = self.source.skipped
             self.stats.gap_s = self.source.gap_s
             try:
                 self.source.close()
