@@ -8,10 +8,10 @@ SOURCE ?= $(DEMO)
 
 .PHONY: setup system-deps run test lint bench clean
 
-$(BIN)/.installed: requirements.txt requirements-test.txt pyproject.toml
+$(BIN)/.installed: requirements.txt requirements-test.txt requirements-ray.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.txt -r requirements-test.txt
+	$(BIN)/python -m pip install --quiet -r requirements.txt -r requirements-test.txt -r requirements-ray.txt
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@
 

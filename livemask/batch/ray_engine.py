@@ -74,6 +74,7 @@ class RayEngine(Engine):
 
     def _init(self) -> None:
         ray = self.ray
+        self._owned = False
         if ray.is_initialized():
             return
         kwargs = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
@@ -82,6 +83,7 @@ class RayEngine(Engine):
                 ray.init(address=self.address, **kwargs)
             else:
                 ray.init(num_cpus=self.workers, **kwargs)
+            self._owned = True
         except Exception as err:  # a wrong address, a cluster that refuses us
             raise LivemaskError(f"cannot start or join Ray ({self.address or 'local'}): {err}") from None
 
@@ -154,3 +156,5 @@ class RayEngine(Engine):
                     ray.kill(actor, no_restart=True)
                 except Exception:
                     pass
+            if self._owned:  # a local cluster we started: stop it (the CLI leaves with os._exit, no atexit)
+                ray.shutdown()

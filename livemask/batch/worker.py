@@ -270,6 +270,8 @@ def process_input(item: BatchInput, out_dir: str | Path, models: Models, options
             except queue.Empty:
                 continue
             if result is None:
+                if frames == 0:
+                    raise SourceError(f"{item.path}: no frame could be decoded (not a video, or corrupt)")
                 break
             events.write(result)
             counts.add(result)
