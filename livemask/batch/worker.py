@@ -325,7 +325,7 @@ def process_input(item: BatchInput, out_dir: str | Path, models: Models, options
     if item.kind != "image" and fps > 0:
         total = source.frame_count or source.frames_read
         row.duration_s = round(total / fps, 3)
-    row.people = counts.people(tracker.enabled)
+    row.people = {name: 0 for name in models.classifier.class_names} | counts.people(tracker.enabled)
     n_people = sum(row.people.values())
     row.share_masked = round(row.people.get(MASKED, 0) / n_people, 4) if n_people else None
     row.first_no_mask_s, row.last_no_mask_s = counts.first_no_mask, counts.last_no_mask
