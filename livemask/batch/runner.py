@@ -162,6 +162,7 @@ def run_batch(arguments: list[str], out_dir: str | Path, make_engine: Callable[[
             finally:
                 if bar is not None:
                     bar.close()
+                remove_partials(out_dir)  # what killed workers left; every worker has stopped by now
                 # inputs abandoned part way report as skipped; inputs never started too
                 tables = write_summary(out_dir, items, done, final=True)
     rows = [done.get(i.name) or FileResult(i.path, i.name, "skipped", error="not started (batch interrupted)")
