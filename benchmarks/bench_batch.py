@@ -88,7 +88,7 @@ def main() -> None:
         have_ray = not args.no_ray
         if have_ray:
             try:
-                import ray  # noqa: F401
+                import ray
             except ImportError:
                 have_ray = False
         if have_ray:
