@@ -45,16 +45,17 @@ def build_models(config: dict, every: int = 1):
     are scaled so that they cover the same span of video as without sampling: the detector then runs on
     every sampled frame, i.e. every K source frames instead of every ``pipeline.detect_every``.
     """
+    from livemask.core.quiet import import_tensorflow_quietly
+    from livemask.engine.stream import quiet_video_backend
+
+    quiet_video_backend()
+    import_tensorflow_quietly()  # first: the section modules below import TensorFlow
     import livemask.apps.sections  # noqa: F401  (registers the config sections in a fresh worker process)
     from livemask.batch.worker import Models
     from livemask.config import build
-    from livemask.core.quiet import import_tensorflow_quietly
     from livemask.engine.pipeline import build_detector
-    from livemask.engine.stream import quiet_video_backend
     from livemask.engine.tracker import Tracker
 
-    quiet_video_backend()
-    import_tensorflow_quietly()
     pipeline = build(config, "pipeline")
     source = build(config, "source")
     detector = build_detector(config, pipeline)
