@@ -90,9 +90,10 @@ class FileResult:
     def row(self, class_names: list[str]) -> dict:
         out = asdict(self)
         people = out.pop("people")
-        out["people"] = sum(people.values()) if self.status != "failed" else None
+        counted = self.status == "ok" or bool(people)  # failed / not started: no counts, not zero
+        out["people"] = sum(people.values()) if counted else None
         for name in class_names:
-            out[f"people_{name}"] = people.get(name, 0) if self.status != "failed" else None
+            out[f"people_{name}"] = people.get(name, 0) if counted else None
         return out
 
 
