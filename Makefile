@@ -8,7 +8,7 @@ SOURCE ?= $(DEMO)
 
 .PHONY: setup system-deps run test lint bench clean
 
-REQUIREMENTS := requirements.txt requirements-tf.txt requirements-lite.txt requirements-export.txt requirements-serve.txt requirements-test.txt
+REQUIREMENTS := requirements.txt requirements-tf.txt requirements-lite.txt requirements-export.txt requirements-serve.txt requirements-ray.txt requirements-test.txt
 
 $(BIN)/.installed: $(REQUIREMENTS) pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_pipeline.py
 	$(BIN)/python benchmarks/bench_explain.py
 	$(BIN)/python benchmarks/bench_serve.py
+	$(BIN)/python benchmarks/bench_batch.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -25,7 +25,7 @@ LAYERS = [
     ("livemask.engine",),
     ("livemask.sinks", "livemask.explain"),
     ("livemask.data",),
-    ("livemask.apps", "livemask.web", "livemask"),
+    ("livemask.apps", "livemask.web", "livemask.batch", "livemask"),
 ]
 
 

@@ -1,4 +1,4 @@
-"""The ``livemask`` command: run, image, eval, explain, train, serve, export.
+"""The ``livemask`` command: run, image, batch, eval, explain, train, serve, export.
 
 Every expected failure is a :class:`LivemaskError`; it is printed as one line and the
 process exits with the error's status, never with a traceback. Every message that
@@ -45,6 +45,7 @@ ENV_OVERRIDES = {"LIVEMASK_SOURCE": "source.source", "LIVEMASK_MAX_PIXELS": "ima
 COMMANDS = {
     "run": ("livemask.apps.run", "detect and classify faces live from a camera, file, URL or image folder"),
     "image": ("livemask.apps.image_cmd", "annotate still images"),
+    "batch": ("livemask.apps.batch_cmd", "process many video files and photos (local process pool or Ray)"),
     "eval": ("livemask.apps.eval_cmd", "measure detection and classification on a labelled folder"),
     "explain": ("livemask.apps.explain_cmd", "Grad-CAM / occlusion maps for every face in images"),
     "train": ("livemask.apps.train_cmd", "train the mask classifier on a data folder"),

@@ -1,0 +1,362 @@
+"""The per-file job of a batch: :func:`process_input` (one input -> one complete output folder -> a row).
+
+Engines call only this function, with :class:`Models` built once per worker process (by the composition
+root, :func:`livemask.apps.batch_cmd.build_models`) and the batch's :class:`FileOptions`. For now the body
+uses the pipeline pieces of ``livemask run`` (a Capture over the source, FrameProcessor in a Pipeline, the
+EventLog and VideoRecorder), so each file's ``events.jsonl`` holds the same lines and summary keys as
+``livemask run --headless --events`` on that file.
+
+Frame sampling (``every`` K > 1): the source decodes every frame but hands on only every K-th one
+(``position_s`` stays the true position in the file; ``frame_id`` counts processed frames). The detector then
+runs on every sampled frame (carrying boxes across K x detect_every frames is too far), and the tracker's
+``max_age`` and ``vote_frames`` are divided by K in the composition root, so a track survives and votes over
+the same span of video time as without sampling. People are counted as unique track ids.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from livemask.batch.inputs import BatchInput
+from livemask.batch.outputs import EVENTS, SUMMARY_JSON, partial_dir, publish, write_json_atomic
+from livemask.core.errors import LivemaskError, SourceError
+from livemask.core.images import read_image
+from livemask.engine.stream import Capture, FileSource, Source
+
+log = logging.getLogger(__name__)
+
+MASKED, UNMASKED = "mask", "no_mask"
+
+
+@dataclass
+class Models:
+    """What a worker process loads once and reuses for every file."""
+
+    detector: Any
+    classifier: Any
+    tracker_factory: Callable[[], Any]  # a fresh tracker per file
+    detect_every: int = 1
+    stage_queue: int = 2
+    queue_size: int = 4
+    load_s: float = 0.0  # seconds it took to build these (model loading and warm-up)
+
+
+@dataclass(frozen=True)
+class FileOptions:
+    every: int = 1  # process every K-th frame
+    write_video: bool = False  # annotated video (videos) or annotated image (photos)
+    blur_faces: bool = False  # blur every face in the annotated output
+
+    def __post_init__(self) -> None:
+        if self.every < 1:
+            raise LivemaskError(f"--every must be at least 1, got {self.every}")
+
+
+@dataclass
+class FileResult:
+    """One row of summary.csv."""
+
+    path: str
+    name: str
+    status: str  # ok | failed | skipped
+    error: str | None = None
+    duration_s: float | None = None  # length of the video (frames in the file / fps)
+    frames: int = 0  # frames processed
+    people: dict[str, int] = field(default_factory=dict)  # unique tracks by their final voted label
+    share_masked: float | None = None  # people labelled mask / all people
+    first_no_mask_s: float | None = None  # position of the first frame with a no_mask face
+    last_no_mask_s: float | None = None
+    processing_s: float | None = None
+    fps: float | None = None  # frames processed per second of processing
+    worker: str | None = None  # host:pid
+    worker_file: int | None = None  # this was the worker's n-th file
+    model_load_s: float | None = None  # model loading paid for this file (0 after the worker's first file)
+    attempts: int = 1
+    note: str | None = None
+
+    def row(self, class_names: list[str]) -> dict:
+        out = asdict(self)
+        people = out.pop("people")
+        counted = self.status == "ok" or bool(people)  # failed / not started: no counts, not zero
+        out["people"] = sum(people.values()) if counted else None
+        for name in class_names:
+            out[f"people_{name}"] = people.get(name, 0) if counted else None
+        return out
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def limit_threads(threads: int) -> None:
+    """Threads per worker for OpenCV and TensorFlow; call before TensorFlow is imported."""
+    threads = max(int(threads), 1)
+    for var in ("TF_NUM_INTRAOP_THREADS", "OMP_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    os.environ["TF_NUM_INTEROP_THREADS"] = "1"
+    cv2.setNumThreads(threads)
+
+
+# -- sources ------------------------------------------------------------------------------------------
+class SampledVideoSource(FileSource):
+    """A video file or URL read to the end, handing on every ``every``-th frame (the others only grabbed)."""
+
+    def __init__(self, path: str, every: int = 1, url: bool = False, timeout_s: float = 10.0):
+        super().__init__(path)
+        self.every = int(every)
+        self.url = url
+        self.timeout_ms = int(timeout_s * 1000)
+
+    def _open(self) -> None:
+        if not self.url:
+            return super()._open()
+        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, self.timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, self.timeout_ms]
+        cap = cv2.VideoCapture(self.name, cv2.CAP_FFMPEG, params)
+        if not cap.isOpened():
+            cap.release()
+            raise SourceError(f"{self.name}: cannot open as a video")
+        self.cap = cap
+        self._describe(cap)
+        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        self.frame_count = count if count > 0 else None
+
+    def _read(self) -> np.ndarray | None:
+        for _ in range(self.every - 1 if self.frames_read else 0):
+            if not self.cap.grab():
+                return self._ended()
+            self.frames_read += 1
+        return super()._read()
+
+    def _ended(self) -> None:
+        if self.frame_count and self.frames_read < self.frame_count - 2:
+            raise SourceError(f"{self.path}: video ends at frame {self.frames_read} of {self.frame_count} "
+                              "(truncated or corrupt file)")
+        return None
+
+
+class ImageSource(Source):
+    """One photo as a one-frame source."""
+
+    def __init__(self, path: str):
+        super().__init__(path)
+        self.done = False
+
+    def _open(self) -> None:
+        self.image = read_image(self.name)  # InputImageError names the file
+        self.size = (self.image.shape[1], self.image.shape[0])
+        self.frame_count = 1
+
+    def _read(self) -> np.ndarray | None:
+        if self.done:
+            return None
+        self.done = True
+        return self.image
+
+    def position_ms(self) -> float | None:
+        return 0.0
+
+
+def blur_boxes(image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Blur each face box in place (a Gaussian as wide as a third of the box), for privacy."""
+    h, w = image.shape[:2]
+    for x1, y1, x2, y2 in np.asarray(boxes, np.float32):
+        x1, y1 = max(int(x1), 0), max(int(y1), 0)
+        x2, y2 = min(int(np.ceil(x2)), w), min(int(np.ceil(y2)), h)
+        if x2 - x1 < 2 or y2 - y1 < 2:
+            continue
+        sigma = max(x2 - x1, y2 - y1) / 6.0
+        image[y1:y2, x1:x2] = cv2.GaussianBlur(image[y1:y2, x1:x2], (0, 0), sigma)
+    return image
+
+
+class _Counts:
+    """People by class (the last voted label of each track id), faces per label and no-mask times."""
+
+    def __init__(self):
+        self.faces: dict[str, int] = {}
+        self.last_label: dict[int, str] = {}
+        self.peak: dict[str, int] = {}  # without tracking: the most faces of a class in one frame
+        self.first_no_mask = self.last_no_mask = None
+
+    def add(self, result) -> None:
+        labels = result.predictions.labels
+        per_frame: dict[str, int] = {}
+        for label in labels:
+            self.faces[label] = self.faces.get(label, 0) + 1
+            per_frame[label] = per_frame.get(label, 0) + 1
+        for label, n in per_frame.items():
+            self.peak[label] = max(self.peak.get(label, 0), n)
+        if result.track_ids is not None:
+            for tid, label in zip(result.track_ids, labels, strict=True):
+                self.last_label[int(tid)] = label
+        if UNMASKED in labels:
+            pos = (result.frame.position_ms or 0.0) / 1000.0
+            self.first_no_mask = pos if self.first_no_mask is None else self.first_no_mask
+            self.last_no_mask = pos
+
+    def people(self, tracking: bool) -> dict[str, int]:
+        if not tracking:
+            return dict(self.peak)
+        out: dict[str, int] = {}
+        for label in self.last_label.values():
+            out[label] = out.get(label, 0) + 1
+        return out
+
+
+class Abandoned(Exception):
+    """The batch was stopped (second Ctrl-C) or its driver died while this file was running."""
+
+
+def _make_source(item: BatchInput, every: int) -> Source:
+    if item.kind == "image":
+        return ImageSource(item.path)
+    return SampledVideoSource(item.path, every, url=item.kind == "url")
+
+
+def process_input(item: BatchInput, out_dir: str | Path, models: Models, options: FileOptions,
+                  should_stop: Callable[[], bool] = lambda: False, worker_file: int = 1,
+                  attempts: int = 1) -> FileResult:
+    """Process one input into ``out_dir/<item.name>/`` (complete, or not there at all) and return its row.
+
+    Never raises for a bad input: a file that cannot be opened or breaks while reading gives a ``failed``
+    row and leaves no output folder. ``should_stop`` is polled between frames; when it turns true the
+    partial output is removed and the row is ``skipped`` ("abandoned").
+    """
+    from livemask.engine.pipeline import FrameProcessor, Pipeline
+    from livemask.sinks.draw import FaceAnnotator
+    from livemask.sinks.recording import EventLog, VideoRecorder
+
+    out_dir = Path(out_dir)
+    started = time.monotonic()
+    row = FileResult(item.path, item.name, "failed", worker=worker_id(), worker_file=worker_file,
+                     model_load_s=models.load_s if worker_file == 1 else 0.0, attempts=attempts)
+    tmp = partial_dir(out_dir, item.name)
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    events = recorder = pipeline = capture = source = None
+    tracker = models.tracker_factory()
+    counts = _Counts()
+    frames = 0
+    stop_event = threading.Event()
+    error: str | None = None
+    try:
+        source = _make_source(item, options.every)
+        capture = Capture(source, models.queue_size, stop_event=stop_event)
+        capture.open()
+        processor = FrameProcessor(models.detector, models.classifier, tracker,
+                                   1 if options.every > 1 else models.detect_every)
+        pipeline = Pipeline(capture, processor, models.stage_queue)
+        events = EventLog(tmp / EVENTS)
+        annotator = FaceAnnotator() if options.write_video else None
+        video_name = None
+        pipeline.start()
+        while True:
+            if should_stop():
+                raise Abandoned
+            try:
+                result = pipeline.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if result is None:
+                if frames == 0:
+                    raise SourceError(f"{item.path}: no frame could be decoded (not a video, or corrupt)")
+                break
+            events.write(result)
+            counts.add(result)
+            frames += 1
+            if annotator is not None:
+                image = result.frame.image.copy()
+                if options.blur_faces:
+                    blur_boxes(image, result.detections.boxes)
+                annotator.annotate(image, result.detections, result.predictions, result.track_ids)
+                if item.kind == "image":
+                    video_name = "annotated" + (Path(item.path).suffix.lower() or ".png")
+                    if not cv2.imwrite(str(tmp / video_name), image):
+                        raise LivemaskError(f"{tmp / video_name}: cannot write the annotated image")
+                else:
+                    if recorder is None:
+                        video_name = "annotated.mp4"
+                        fps = (source.fps or 30.0) / options.every
+                        recorder = VideoRecorder(tmp / video_name, fps, (image.shape[1], image.shape[0]))
+                    recorder.write(image)
+    except Abandoned:
+        error = "abandoned"
+    except LivemaskError as err:
+        error = str(err)
+    except Exception as err:  # anything unexpected fails this file only
+        log.debug("unexpected error on %s", item.path, exc_info=True)
+        text = str(err).strip().splitlines()
+        error = f"{type(err).__name__}: {text[-1] if text else 'no message'}"
+    finally:
+        elapsed = time.monotonic() - started
+        if pipeline is not None:
+            pipeline.stop()
+        elif capture is not None:
+            capture.stop()
+        try:
+            if recorder is not None:
+                recorder.close()
+        except Exception as err:
+            error = error or f"closing the video: {err}"
+
+    row.processing_s = round(elapsed, 3)
+    row.frames = frames
+    if error is not None:
+        if events is not None:
+            events.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+        row.error = error
+        row.status = "skipped" if error == "abandoned" else "failed"
+        return row
+
+    fps = source.fps or 0.0
+    if item.kind != "image" and fps > 0:
+        total = source.frame_count or source.frames_read
+        row.duration_s = round(total / fps, 3)
+    row.people = {name: 0 for name in models.classifier.class_names} | counts.people(tracker.enabled)
+    n_people = sum(row.people.values())
+    row.share_masked = round(row.people.get(MASKED, 0) / n_people, 4) if n_people else None
+    row.first_no_mask_s, row.last_no_mask_s = counts.first_no_mask, counts.last_no_mask
+    row.fps = round(frames / elapsed, 2) if elapsed > 0 else None
+    row.status = "ok"
+    run_summary = {  # the keys of `livemask run --events`
+        "source": source.name,
+        "ended": "end of source",
+        "error": None,
+        **pipeline.stats(),
+        "frames_written": frames,
+        "faces": counts.faces,
+        "tracks": tracker.total_tracks if tracker.enabled else None,
+        "fps": row.fps,
+        "duration_s": round(elapsed, 2),
+        "stale_not_shown": 0,
+        "superseded": 0,
+        "capture_to_display_ms": pipeline.result_latency.summary(),
+        "video": str(out_dir / item.name / video_name) if video_name else None,
+    }
+    events.write_summary(run_summary)
+    events.close()
+    outputs = [EVENTS] + ([video_name] if video_name else [])
+    write_json_atomic(tmp / SUMMARY_JSON, {
+        "status": "ok", "input": item.fingerprint, "outputs": outputs, "every": options.every,
+        "row": asdict(row), "run": run_summary,
+    })
+    if should_stop():  # the driver died or gave up while we were closing: publish nothing
+        shutil.rmtree(tmp, ignore_errors=True)
+        row.status, row.error = "skipped", "abandoned"
+        return row
+    publish(tmp, out_dir / item.name)
+    return row
