@@ -81,6 +81,7 @@ def main() -> None:
     args = parser.parse_args()
 
     import livemask.apps.sections  # noqa: F401
+
     from livemask.apps.demo import write_demo
     from livemask.config import load_config
 

@@ -8,7 +8,7 @@ The layers, lowest first (a module may import its own layer and the ones below):
 3. ``livemask.engine``: channel, sources, pipeline, tracker, sink protocol, engine
 4. ``livemask.sinks``, ``livemask.explain``: window, video, event log, console; explanations
 5. ``livemask.data``: datasets, training, evaluation, calibration
-6. ``livemask.apps``, ``livemask.web``, ``livemask`` itself: commands and the composition root
+6. ``livemask.apps``, ``livemask.web``, ``livemask.batch``, ``livemask`` itself: commands and the composition root
 """
 
 from __future__ import annotations
