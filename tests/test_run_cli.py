@@ -52,7 +52,7 @@ def test_headless_file_writes_every_frame_in_order(clip, tmp_path):
 def test_an_output_that_fails_ends_the_run_with_one_line_and_the_others_finished(clip, tmp_path):
     out = tmp_path / "o.mp4"
     proc = run_cli("--source", str(clip), "--headless", "--output", str(out), "--events", "/dev/full")
-    assert proc.returncode == 1
+    assert proc.returncode == 2  # an output that fails is exit 2 (docs/RELIABILITY.md)
     line = one_line_error(proc, "output 'events' failed: OSError: ")
     assert "No space left on device" in line
     frames = read_video(out)  # the video was finished and closed: playable, in order

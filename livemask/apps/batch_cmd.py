@@ -49,17 +49,16 @@ def build_models(config: dict, every: int = 1):
     from livemask.engine.stream import quiet_video_backend
 
     quiet_video_backend()
-    import_tensorflow_quietly()  # first: the section modules below import TensorFlow
-    import livemask.apps.sections  # noqa: F401  (registers the config sections in a fresh worker process)
+    import_tensorflow_quietly()  # first: the composition root imports the TensorFlow backend
+    from livemask.apps import compose
+    from livemask.apps.compose import build
     from livemask.batch.worker import Models
-    from livemask.config import build
-    from livemask.engine.pipeline import build_detector
     from livemask.engine.tracker import Tracker
 
     pipeline = build(config, "pipeline")
     source = build(config, "source")
-    detector = build_detector(config, pipeline)
-    classifier = build(config, "classifier")
+    detector = compose.detector(config, pipeline.detector_long_side)
+    classifier = compose.classifier(config)
     classifier.warmup()
     tracker_args = dict(config.get("tracker", {}))
     if every > 1:

@@ -113,9 +113,9 @@ def command(args, config) -> int:
         suite.warmup()
         runner = InferenceRunner(detector, classifier, args.serialise)
         runner.warmup()
-        from livemask.engine.pipeline import build_detector
+        from livemask.apps import compose
 
-        video_detector = build_detector(config, build(config, "pipeline"))  # webcam frames: the video input size
+        video_detector = compose.detector(config, build(config, "pipeline").detector_long_side)  # webcam frames: the video input size
         hub = None
         if capture is not None:
             from livemask.web.live import FrameHub
