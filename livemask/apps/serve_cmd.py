@@ -115,7 +115,8 @@ def command(args, config) -> int:
         runner.warmup()
         from livemask.apps import compose
 
-        video_detector = compose.detector(config, build(config, "pipeline").detector_long_side)  # webcam frames: the video input size
+        # webcam frames: the video input size
+        video_detector = compose.detector(config, build(config, "pipeline").detector_long_side)
         hub = None
         if capture is not None:
             from livemask.web.live import FrameHub
