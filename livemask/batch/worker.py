@@ -260,6 +260,7 @@ def process_input(item: BatchInput, out_dir: str | Path, models: Models, options
                                    1 if options.every > 1 else models.detect_every)
         pipeline = Pipeline(capture, processor, models.stage_queue)
         events = EventLog(tmp / EVENTS)
+        events.open()
         annotator = FaceAnnotator() if options.write_video else None
         video_name = None
         pipeline.start()
@@ -347,8 +348,7 @@ def process_input(item: BatchInput, out_dir: str | Path, models: Models, options
         "capture_to_display_ms": pipeline.result_latency.summary(),
         "video": str(out_dir / item.name / video_name) if video_name else None,
     }
-    events.write_summary(run_summary)
-    events.close()
+    events.close(run_summary)
     outputs = [EVENTS] + ([video_name] if video_name else [])
     write_json_atomic(tmp / SUMMARY_JSON, {
         "status": "ok", "input": item.fingerprint, "outputs": outputs, "every": options.every,
