@@ -346,7 +346,8 @@ def process_input(item: BatchInput, out_dir: str | Path, models: Models, options
         "stale_not_shown": 0,
         "superseded": 0,
         "capture_to_display_ms": pipeline.result_latency.summary(),
-        "video": str(out_dir / item.name / video_name) if video_name else None,
+        "sinks": {"events": {"written": frames, "dropped": 0, "error": None}}
+        | ({"video": {"written": frames, "dropped": 0, "error": None}} if video_name else {}),
     }
     events.close(run_summary)
     outputs = [EVENTS] + ([video_name] if video_name else [])
