@@ -6,7 +6,7 @@ from livemask.config import register
 from livemask.engine.pipeline import PipelineOptions
 from livemask.engine.stream import SourceOptions
 from livemask.engine.tracker import Tracker
-from livemask.explain.methods import ExplainSuite
+from livemask.explain.suite import ExplainSuite
 from livemask.models.classifier import MaskClassifier
 
 register("detector", DETECTORS)

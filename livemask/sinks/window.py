@@ -71,6 +71,10 @@ class LiveWindow:
             cv2.namedWindow(self.name, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)  # no Qt toolbar
         except cv2.error as err:
             raise LivemaskError(f"cannot open a window ({str(err).strip().splitlines()[-1]}); use --headless") from None
+        if self.session is None and self.classifier is not None:  # build and compile the explainer in the background
+            from livemask.explain.live import ExplainSession
+
+            self.session = ExplainSession(self.classifier, self.config)
 
     def show(self, image: np.ndarray, result: FrameResult) -> None:
         self.shown, self.result = image, result
