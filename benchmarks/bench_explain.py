@@ -1,7 +1,7 @@
 """Faithfulness and per-face cost of livemask's explanations, with tf-explain and tf-keras-vis on the same faces.
 
     python benchmarks/bench_explain.py [--model models/mask_classifier.keras] [--per-class N]
-        [--timed 30] [--peer-faces 40] [--classes with_mask without_mask]
+        [--timed 30] [--peer-faces 40] [--classes with_mask without_mask] [--save-crops F | --crops F]
 
 Faces: the validation split of ``../shared/data/faces`` (manifest ``split == val``), the
 largest face CenterFace finds in each photo, cut by the model's crop rule; ``--per-class``
@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 log = logging.getLogger("bench_explain")
@@ -97,6 +98,32 @@ def figures(faith, maps: np.ndarray, masked_called_mask: np.ndarray) -> dict:
             else float("nan"), "lower_n": int(masked_called_mask.sum())}
 
 
+def warmup_impact(classifier, detector, config: dict) -> tuple[float, float, float, int]:
+    """The live loop's work (detect + classify one frame) before and while the explain session
+    warms up in the background: median ms/frame without, median during, warm-up seconds, frames."""
+    import skimage.data
+
+    from livemask.explain.live import ExplainSession
+
+    frame = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
+
+    def step() -> float:
+        t0 = time.perf_counter()
+        classifier.classify(frame, detector.detect(frame))
+        return (time.perf_counter() - t0) * 1000.0
+
+    for _ in range(5):
+        step()
+    before = [step() for _ in range(40)]
+    session = ExplainSession(classifier, config)
+    during = []
+    while not session.ready.is_set():
+        during.append(step())
+    session.shutdown()
+    return statistics.median(before), statistics.median(during or [float("nan")]), session.warmup_seconds or 0.0, \
+        len(during)
+
+
 def verdict(ok: bool, text: str = "") -> str:
     return "ok" if ok else f"miss{(' ' + text) if text else ''}"
 
@@ -109,6 +136,9 @@ def main(argv=None) -> int:
     parser.add_argument("--per-class", type=int, default=0, help="faces per class folder (0 = all)")
     parser.add_argument("--timed", type=int, default=30, help="faces timed one by one")
     parser.add_argument("--peer-faces", type=int, default=40, help="faces explained by tf-explain / tf-keras-vis")
+    parser.add_argument("--save-crops", type=Path, help="save the detected crops (.npz, one array per class folder)")
+    parser.add_argument("--crops", type=Path, help="use crops saved by --save-crops (same crop rule) instead of "
+                        "detecting again")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     if not (args.data / "faces").is_dir():
@@ -131,7 +161,14 @@ def main(argv=None) -> int:
     settings = {k: v for k, v in load_config().get("explain", {}).items()}
     suite = ExplainSuite(classifier, **settings)
     t0 = time.perf_counter()
-    crops, folders = val_faces(classifier, CenterFaceDetector(), args.data, args.classes, args.per_class)
+    if args.crops:
+        saved = np.load(args.crops)
+        parts = [saved[c][:args.per_class or None] for c in args.classes]
+        crops, folders = np.concatenate(parts), np.repeat(args.classes, [len(p) for p in parts])
+    else:
+        crops, folders = val_faces(classifier, CenterFaceDetector(), args.data, args.classes, args.per_class)
+    if args.save_crops:
+        np.savez(args.save_crops, **{c: crops[folders == c] for c in args.classes})
     log.warning("%d faces in %.0f s", len(crops), time.perf_counter() - t0)
     x = classifier.prepare(crops)
     s = classifier.input_size
@@ -209,6 +246,12 @@ def main(argv=None) -> int:
     for method, (faith, maps) in results.items():
         faith_rows.append((f"livemask {method}", f"first {len(xp)}", figures(faith[peer_idx], maps[peer_idx],
                                                                            peer_masked)))
+
+    before, during, warm_s, frames = warmup_impact(classifier, CenterFaceDetector(), load_config())
+    time_rows.append(["live loop (detect + classify one 512x512 frame), before the explain warm-up",
+                      f"{before:.1f}", "", ""])
+    time_rows.append([f"  ... during the background warm-up ({warm_s:.2f} s, {frames} frames)", f"{during:.1f}", "",
+                      ""])
 
     load_end = os.getloadavg()
     print(f"machine: {machine()}; load average {load_start[0]:.2f} at the start, {load_end[0]:.2f} at the end")

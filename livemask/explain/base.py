@@ -133,10 +133,6 @@ class Explanations:
     def target_names(self) -> list[str]:
         return [self.class_names[i] for i in self.targets]
 
-    @property
-    def target_probabilities(self) -> np.ndarray:
-        return self.probabilities[np.arange(len(self)), self.targets] if len(self) else np.zeros((0,), np.float32)
-
 
 class Explainer:
     """Base explainer: a method overrides :meth:`_raw_maps` only.
@@ -144,13 +140,14 @@ class Explainer:
     ``fill``: ``grey`` or ``blur`` (see module doc); ``blur_sigma_fraction``: the blur's sigma
     as a fraction of the crop side; ``faithfulness_steps``: points of the deletion and
     insertion curves (0 switches scoring off); ``seed``: the random reference order and
-    tie-breaking (mixed with each face's pixels).
+    tie-breaking (mixed with each face's pixels); ``scorer``: a :class:`LogitScorer` of the same
+    classifier to share (explainers of one suite trace the logits call once).
     """
 
     method = "base"
 
     def __init__(self, classifier, fill: str = "blur", blur_sigma_fraction: float = 0.0625,
-                 faithfulness_steps: int = 12, seed: int = 0):
+                 faithfulness_steps: int = 12, seed: int = 0, scorer: LogitScorer | None = None):
         if fill not in FILLS:
             raise ConfigError(f"explain.fill: expected one of {', '.join(FILLS)}, got {fill!r}")
         if not 0 < blur_sigma_fraction <= 1:
@@ -165,7 +162,7 @@ class Explainer:
         self.blur_sigma = max(0.5, self.size * float(blur_sigma_fraction))
         self.faithfulness_steps = int(faithfulness_steps)
         self.seed = int(seed)
-        self.scorer = LogitScorer(classifier)
+        self.scorer = scorer if scorer is not None else LogitScorer(classifier)  # may be shared
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -225,7 +222,7 @@ class Explainer:
         return Faithfulness(*(np.concatenate([getattr(p, f) for p in parts]) for f in fields))
 
     def warmup(self) -> None:
-        """Trace the compiled functions once (the first real call is then fast)."""
+        """Trace the compiled calls once (the first real call is then fast); scoring uses the same
+        logits call, so it needs no tracing of its own."""
         s = self.size
-        x = np.full((1, s, s, 3), self.spec.pixel_for(0.0), np.float32)
-        self.explain_prepared(x, faithfulness=self.faithfulness_steps > 0)
+        self.explain_prepared(np.full((1, s, s, 3), self.spec.pixel_for(0.0), np.float32), faithfulness=False)

@@ -33,7 +33,6 @@ import numpy as np
 
 from livemask.core.errors import LivemaskError
 from livemask.core.types import Detections, FrameResult
-from livemask.explain.base import Explanations
 from livemask.explain.suite import ExplainSuite, methods_for
 from livemask.sinks.winwatch import ClosedWatch
 
@@ -58,7 +57,6 @@ class _Job:
 class _Done:
     job: _Job
     panel: np.ndarray
-    results: list[Explanations]
     seconds: float
 
 
@@ -229,9 +227,16 @@ class ExplainSession:
             self.ready.set()
 
     def _work(self) -> None:
-        self.ready.wait()
+        while not self.ready.wait(timeout=0.5):  # jobs wait for the warm-up
+            if self._stop.is_set():
+                return
         while True:
-            job = self._jobs.get()
+            try:
+                job = self._jobs.get(timeout=0.5)
+            except queue.Empty:
+                if self._stop.is_set():
+                    return
+                continue
             if job is _STOP:
                 return
             try:
@@ -251,4 +256,4 @@ class ExplainSession:
         results = self.suite.explain(crops, job.method)
         title = f"frame {job.frame_id} - {job.method} - s: save PNG, Esc: close"
         panel = self.suite.render(crops, results, title)
-        return _Done(job, panel, results, time.perf_counter() - t0)
+        return _Done(job, panel, time.perf_counter() - t0)

@@ -10,6 +10,7 @@ from livemask.explain.base import Explainer, Explanations, Targets
 from livemask.explain.gradcam import GradCAM
 from livemask.explain.occlusion import Occlusion
 from livemask.explain.panel import FaceView, PanelRenderer
+from livemask.explain.scores import LogitScorer
 
 METHODS = ("gradcam", "occlusion")
 
@@ -49,7 +50,7 @@ class ExplainSuite:
         if not 0 <= alpha <= 1:
             raise ConfigError(f"explain.alpha: expected 0 <= alpha <= 1, got {alpha}")
         common = dict(fill=fill, blur_sigma_fraction=blur_sigma_fraction, faithfulness_steps=faithfulness_steps,
-                      seed=seed)
+                      seed=seed, scorer=LogitScorer(classifier))
         self.classifier = classifier
         self.explainers: dict[str, Explainer] = {
             "gradcam": GradCAM(classifier, layer=layer, **common),
@@ -75,6 +76,6 @@ class ExplainSuite:
         return self.renderer.panel(faces, results, title)
 
     def warmup(self) -> None:
-        """Trace every compiled call once (logits, Grad-CAM's gradient) so the first request is fast."""
-        for explainer in self.explainers.values():
-            explainer.warmup()
+        """Trace the compiled calls once (the shared logits call, Grad-CAM's gradient call) so the
+        first request is fast; occlusion and scoring use only the logits call."""
+        self.explainers["gradcam"].warmup()
