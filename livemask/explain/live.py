@@ -186,8 +186,7 @@ class ExplainSession:
                     self._outstanding -= 1
             self._jobs.put(_STOP)
             self._thread.join(timeout=60)
-            if self._warm is not None:
-                self._warm.join(timeout=60)
+            # a warm-up still tracing is not waited for (quitting stays quick); it is a daemon thread
             if self._thread.is_alive():
                 log.warning("explain worker did not stop within 60 s")
             self._thread = None
@@ -227,7 +226,7 @@ class ExplainSession:
             self.ready.set()
 
     def _work(self) -> None:
-        while not self.ready.wait(timeout=0.5):  # jobs wait for the warm-up
+        while not self.ready.wait(timeout=0.1):  # jobs wait for the warm-up
             if self._stop.is_set():
                 return
         while True:
