@@ -41,13 +41,19 @@ def test_writes_panels_maps_and_json(capsys, images, tmp_path):
         panel = cv2.imread(record["panel"])
         assert panel is not None and panel.std() > 5  # a real picture, not a blank
     (face,) = astro["faces"]
-    assert face["label"] in ("mask", "no_mask") and 0.5 <= face["probability"] <= 1.0
+    # the one face layout (livemask.core.records), plus the explanations
+    assert set(face) == {"box", "score", "label", "probability", "probabilities", "explanations"}
+    assert face["label"] in face["probabilities"] and face["probability"] == max(face["probabilities"].values())
+    assert len(face["box"]) == 4 and 0 < face["score"] <= 1
     assert [e["method"] for e in face["explanations"]] == ["gradcam", "occlusion"]
     for entry in face["explanations"]:
         assert entry["target"] == face["label"]  # default: the predicted class
         assert entry["ms"] > 0
+        assert entry["target_probability"] == pytest.approx(face["probability"], abs=1e-4)
+        assert entry["target_log_odds"] > -np.log(len(face["probabilities"]) - 1)  # the predicted class
         f = entry["faithfulness"]
-        assert 0 <= f["deletion_auc"] <= 1 and 0 <= f["random_deletion_auc"] <= 1
+        assert set(f) == {"deletion_auc", "insertion_auc", "random_deletion_auc", "random_insertion_auc", "ratio"}
+        assert all(0 <= f[k] <= 1 for k in f if k != "ratio")
         assert f["ratio"] == pytest.approx(f["deletion_auc"] / f["random_deletion_auc"], rel=1e-2, abs=1e-3)
         maps = np.load(entry["map"])
         assert maps.shape == (1, 64, 64) and maps.dtype == np.float32
@@ -60,13 +66,14 @@ def test_writes_panels_maps_and_json(capsys, images, tmp_path):
 def test_explains_another_class_on_request(capsys, images, tmp_path):
     code, (default,), _ = _run(capsys, str(images / "astronaut.png"), "--out", str(tmp_path), "--json")
     label = default["faces"][0]["label"]
-    other = "mask" if label == "no_mask" else "no_mask"
+    other = next(name for name in default["faces"][0]["probabilities"] if name != label)
     code, (record,), _ = _run(capsys, str(images / "astronaut.png"), "--out", str(tmp_path), "--json",
                               "--target", other)
     assert code == 0
     entry = record["faces"][0]["explanations"][0]
     assert entry["method"] == "gradcam" and entry["target"] == other
-    assert entry["target_probability"] == pytest.approx(1 - record["faces"][0]["probability"], abs=1e-3)
+    assert entry["target_probability"] == pytest.approx(record["faces"][0]["probabilities"][other], abs=1e-3)
+    assert entry["target_log_odds"] < 0  # not the predicted class
 
 
 def test_bad_image_is_one_line_and_status_1(capsys, images, tmp_path):

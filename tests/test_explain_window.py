@@ -42,7 +42,17 @@ image = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
 detections = CenterFaceDetector().detect(image)
 result = FrameResult(Frame(7, time.monotonic(), image, "test"), detections, classifier.classify(image, detections))
 report = {"faces": len(detections)}
-session = ExplainSession(classifier, config)
+from livemask.sinks.window import LiveWindow
+window = LiveWindow("livemask-warm-test", classifier, config, out_dir)
+window.open()  # opening the live window starts the explainer's warm-up in the background
+session = window.session
+report["session_at_open"] = type(session).__name__
+report["ready_at_open"] = session.ready.is_set()
+report["warmed"] = session.ready.wait(120)
+report["warmup_seconds"] = session.warmup_seconds
+cam = session.suite.explainers["gradcam"]._cam_fn
+logits = session.suite.explainers["gradcam"].scorer._call
+report["traces_after_warmup"] = [cam.experimental_get_tracing_count(), logits.experimental_get_tracing_count()]
 
 def pump(until, timeout=60.0):
     end = time.monotonic() + timeout
@@ -59,6 +69,7 @@ report["third"] = session.request(result, "occlusion")
 report["busy_status"] = session.status
 report["opened"] = pump(lambda: session.is_open)
 report["queued_done"] = pump(lambda: not session.busy and "gradcam" in (session.status or ""))
+report["traces_after_requests"] = [cam.experimental_get_tracing_count(), logits.experimental_get_tracing_count()]
 search = subprocess.run(["xdotool", "search", "--name", WINDOW], capture_output=True, text=True)
 report["window"] = search.stdout.split()
 saved = session.save(out_dir)
@@ -89,6 +100,12 @@ def test_explain_session_protocol(xvfb, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report["faces"] == 1
+    # the live window's open() started the warm-up; it finished without any key press, and the
+    # requests after it traced nothing new (the first key press does not pay for compiling)
+    assert report["session_at_open"] == "ExplainSession" and report["warmed"]
+    assert report["warmup_seconds"] > 0
+    assert report["traces_after_warmup"] == [1, 1]
+    assert report["traces_after_requests"] == report["traces_after_warmup"]
     assert "computing" in report["first"]
     assert "queued" in report["second"]
     assert "refused" in report["third"]  # never silently lost

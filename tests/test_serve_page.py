@@ -20,7 +20,7 @@ pytest.importorskip("fastapi")
 
 @pytest.fixture(scope="module")
 def server(detector, classifier):
-    from livemask.explain.methods import ExplainSuite
+    from livemask.explain.suite import ExplainSuite
     from livemask.web.app import create_app
 
     with ServerThread(create_app(detector, classifier, ExplainSuite(classifier))) as srv:

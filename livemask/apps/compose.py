@@ -25,7 +25,7 @@ from livemask.engine.engine import Engine
 from livemask.engine.pipeline import FrameProcessor, PipelineOptions
 from livemask.engine.stream import SourceOptions
 from livemask.engine.tracker import Tracker
-from livemask.explain.methods import ExplainSuite
+from livemask.explain.suite import ExplainSuite
 from livemask.models.backends import FaceClassifier, open_classifier
 
 log = logging.getLogger(__name__)

@@ -14,12 +14,11 @@ import logging
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from livemask.apps.image_cmd import error_line
 from livemask.core.errors import InputImageError, LivemaskError
 from livemask.core.images import list_images, read_image
 from livemask.core.outputs import OutputNames, prepare_out_dir, save_array, write_image
+from livemask.core.records import face_record
 
 log = logging.getLogger(__name__)
 
@@ -39,32 +38,29 @@ def _round(v: float, k: int = 4) -> float:
 
 
 def image_record(path: Path, panel: Path, detections, results, map_files: dict[str, Path]) -> dict:
+    """One image: its faces in the one face layout (:func:`face_record`) with their explanations."""
     faces = []
     for i in range(len(detections)):
-        probs = results[0].probabilities[i] if results else np.zeros(0)
-        k = int(probs.argmax())
         entries = []
         for res in results:
             entry = {"method": res.method, "target": res.class_names[int(res.targets[i])],
                      "target_probability": _round(res.probabilities[i, res.targets[i]]),
+                     "target_log_odds": _round(res.log_odds[i]),
                      "ms": _round(res.ms_per_face, 2), "map": str(map_files[res.method]), "map_index": i}
             if res.faithfulness is not None:
-                f = res.faithfulness
-                entry["faithfulness"] = {"deletion_auc": _round(f.deletion_auc[i]),
-                                         "random_deletion_auc": _round(f.random_auc[i]),
-                                         "ratio": _round(f.ratio[i])}
+                entry["faithfulness"] = res.faithfulness.record(i)
                 entry["faithfulness_ms"] = _round(res.faithfulness_ms_per_face, 2)
             entries.append(entry)
-        faces.append({"box": [_round(v, 1) for v in detections.boxes[i]], "label": results[0].class_names[k],
-                      "probability": _round(probs[k]), "explanations": entries})
+        faces.append(face_record(detections.boxes[i], detections.scores[i], results[0].probabilities[i],
+                                 results[0].class_names, explanations=entries))
     return {"path": str(path), "panel": str(panel), "faces": faces}
 
 
 def command(args, config) -> int:
     from livemask.apps.compose import build
-    from livemask.explain.methods import ExplainSuite
+    from livemask.explain.suite import methods_for
 
-    ExplainSuite.methods_for(args.method)
+    methods_for(args.method)
     paths = list_images(args.paths)
     if not paths:
         raise InputImageError("no images found in " + ", ".join(map(str, args.paths)))

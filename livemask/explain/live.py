@@ -8,14 +8,23 @@ the window ``livemask - explain`` and re-raises a worker failure as a LivemaskEr
 
 At most one request runs and one waits; a further key press while both slots are taken
 is refused with a message (the returned status), never dropped silently.
+
+Warm-up: creating the session (when the live window opens) starts a background thread
+that builds the explainers and traces their compiled calls (about 1 s of CPU on a busy
+2-core machine), so the first key press does not pay for it. That thread runs at a lower
+CPU priority (nice +5 for the thread, on Linux) so the live view keeps its share of the
+cores; :attr:`ExplainSession.ready` is set when it is done. A request made earlier waits
+for it in the queue.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,13 +33,14 @@ import numpy as np
 
 from livemask.core.errors import LivemaskError
 from livemask.core.types import Detections, FrameResult
-from livemask.explain.methods import ExplainSuite, Explanations
+from livemask.explain.suite import ExplainSuite, methods_for
 from livemask.sinks.winwatch import ClosedWatch
 
 log = logging.getLogger(__name__)
 
 WINDOW = "livemask - explain"
 MAX_OUTSTANDING = 2  # one computing + one waiting
+WARMUP_NICE = 5  # niceness added to the warm-up thread
 _STOP = object()
 
 
@@ -47,30 +57,40 @@ class _Job:
 class _Done:
     job: _Job
     panel: np.ndarray
-    results: list[Explanations]
     seconds: float
 
 
 class ExplainSession:
     """Explanations for frozen frames of a live view; all cv2 window calls stay on the display thread."""
 
-    def __init__(self, classifier, config: dict):
-        from livemask.config import build
+    def __init__(self, classifier, config: dict | None = None,
+                 make_suite: Callable[[], ExplainSuite] | None = None):
+        """``make_suite`` builds the explainers (default: from ``config``'s ``explain`` section);
+        it runs on the warm-up thread, never on the caller's."""
+        if make_suite is None:
+            def make_suite():
+                from livemask.config import build
 
+                return build(config or {}, "explain", classifier=classifier)
         self.classifier = classifier
-        self.suite: ExplainSuite = build(config, "explain", classifier=classifier)
+        self.suite: ExplainSuite | None = None
+        self.ready = threading.Event()  # set when the explainers are built and traced (or failed)
+        self._make_suite = make_suite
         self._jobs: queue.Queue = queue.Queue(maxsize=MAX_OUTSTANDING + 1)  # + room for the stop sentinel
         self._done: queue.Queue = queue.Queue()
         self._lock = threading.Lock()
         self._outstanding = 0
         self._counter = 0
         self._stop = threading.Event()
+        self._warm: threading.Thread | None = None
         self._thread: threading.Thread | None = None
-        self._panel: np.ndarray | None = None
         self._shown: _Done | None = None
         self._open = False
         self._watch = ClosedWatch(WINDOW)
         self._status: str | None = None
+        self.warmup_seconds: float | None = None
+        self._warm = threading.Thread(target=self._warm_up, name="livemask-explain-warmup", daemon=True)
+        self._warm.start()
         self._ensure_worker()
 
     # -- display-thread API -----------------------------------------------------------------
@@ -89,7 +109,7 @@ class ExplainSession:
 
     def request(self, result: FrameResult, method: str) -> str:
         """Freeze ``result`` and explain all its faces with ``method`` (gradcam, occlusion, all)."""
-        ExplainSuite.methods_for(method)  # unknown method: ConfigError
+        methods_for(method)  # unknown method: ConfigError
         if self._stop.is_set():
             return self._say("explain: session is shut down")
         n = len(result.detections)
@@ -121,7 +141,6 @@ class ExplainSession:
                     raise item
                 raise LivemaskError(f"explain failed: {type(item).__name__}: {item}") from item
             self._shown = item
-            self._panel = item.panel
             cv2.imshow(WINDOW, item.panel)
             if not self._open:
                 self._watch.reset()
@@ -167,6 +186,7 @@ class ExplainSession:
                     self._outstanding -= 1
             self._jobs.put(_STOP)
             self._thread.join(timeout=60)
+            # a warm-up still tracing is not waited for (quitting stays quick); it is a daemon thread
             if self._thread.is_alive():
                 log.warning("explain worker did not stop within 60 s")
             self._thread = None
@@ -185,16 +205,42 @@ class ExplainSession:
             self._thread = threading.Thread(target=self._work, name="livemask-explain", daemon=True)
             self._thread.start()
 
-    def _work(self) -> None:
+    def _warm_up(self) -> None:
+        """Build the explainers and trace their compiled calls, at a lower CPU priority."""
+        t0 = time.perf_counter()
         try:
-            self.suite.warmup()  # trace the compiled functions before the first key press needs them
-        except Exception as err:
+            if hasattr(os, "setpriority"):
+                try:  # Linux: a thread's niceness is its own (the live view's threads keep theirs)
+                    os.setpriority(os.PRIO_PROCESS, threading.get_native_id(),
+                                   os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) + WARMUP_NICE)
+                except OSError:
+                    pass
+            suite = self._make_suite()
+            suite.warmup()
+            self.suite = suite
+            self.warmup_seconds = time.perf_counter() - t0
+            log.debug("explainers built and traced in %.2f s", self.warmup_seconds)
+        except Exception as err:  # forwarded to the display thread by update()
             self._done.put(err)
+        finally:
+            self.ready.set()
+
+    def _work(self) -> None:
+        while not self.ready.wait(timeout=0.1):  # jobs wait for the warm-up
+            if self._stop.is_set():
+                return
         while True:
-            job = self._jobs.get()
+            try:
+                job = self._jobs.get(timeout=0.5)
+            except queue.Empty:
+                if self._stop.is_set():
+                    return
+                continue
             if job is _STOP:
                 return
             try:
+                if self.suite is None:
+                    raise LivemaskError("explainers are unavailable (their set-up failed)")
                 if not self._stop.is_set():
                     self._done.put(self._compute(job))
             except BaseException as err:  # forwarded to the display thread by update()
@@ -209,4 +255,4 @@ class ExplainSession:
         results = self.suite.explain(crops, job.method)
         title = f"frame {job.frame_id} - {job.method} - s: save PNG, Esc: close"
         panel = self.suite.render(crops, results, title)
-        return _Done(job, panel, results, time.perf_counter() - t0)
+        return _Done(job, panel, time.perf_counter() - t0)

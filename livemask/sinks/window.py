@@ -90,6 +90,10 @@ class LiveWindow:
             cv2.namedWindow(self.title, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)  # no Qt toolbar
         except cv2.error as err:
             raise LivemaskError(f"cannot open a window ({str(err).strip().splitlines()[-1]}); use --headless") from None
+        if self.session is None and self.classifier is not None:  # build and compile the explainer in the background
+            from livemask.explain.live import ExplainSession
+
+            self.session = ExplainSession(self.classifier, self.config)
 
     def write(self, result: FrameResult) -> None:
         """Draw and show ``result`` (in a live run, unless it is already too old to be worth showing)."""

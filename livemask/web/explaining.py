@@ -37,9 +37,9 @@ class WebExplainer:
 
     @staticmethod
     def check_method(method: str) -> tuple[str, ...]:
-        from livemask.explain.methods import ExplainSuite
+        from livemask.explain.suite import methods_for
 
-        return ExplainSuite.methods_for(method)
+        return methods_for(method)
 
     def check_target(self, target: str | None, class_names: tuple[str, ...]) -> None:
         if target is not None and target not in class_names:

@@ -1,0 +1,104 @@
+"""The explanation panel: one row per face with the crop, one overlay per method and a legend.
+
+Text is drawn with the live window's own label helper (:func:`livemask.sinks.draw.put_label`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from livemask.sinks.draw import class_colour, put_label
+
+BACKGROUND = (30, 30, 30)
+TITLES = {"gradcam": "Grad-CAM", "occlusion": "Occlusion"}
+
+
+@dataclass(frozen=True)
+class FaceView:
+    """What a panel row shows for one face: its crop, the predicted label and probability."""
+
+    crop_bgr: np.ndarray
+    label: str
+    probability: float
+
+
+def _text(img: np.ndarray, text: str, org: tuple[int, int], scale: float = 0.4, background=BACKGROUND) -> None:
+    put_label(img, text, org, background, scale)
+
+
+class PanelRenderer:
+    """One row per face: the crop, one overlay per method (caption: method, explained class, time,
+    and the deletion / insertion areas of its faithfulness score), and a colour-bar legend.
+    Rows wrap into columns beyond ``rows_per_column``."""
+
+    def __init__(self, tile: int = 160, alpha: float = 0.5, colormap: int = cv2.COLORMAP_JET,
+                 rows_per_column: int = 4):
+        self.tile = int(tile)
+        self.alpha = float(alpha)
+        self.colormap = colormap
+        self.rows_per_column = rows_per_column
+        self.pad = 8
+        self.header = 24
+        self.caption = 40
+
+    def overlay(self, crop_bgr: np.ndarray, heat: np.ndarray) -> np.ndarray:
+        t = self.tile
+        base = cv2.resize(crop_bgr, (t, t), interpolation=cv2.INTER_LINEAR)
+        m = cv2.resize(np.clip(heat, 0, 1), (t, t), interpolation=cv2.INTER_LINEAR)
+        colour = cv2.applyColorMap((m * 255).astype(np.uint8), self.colormap)
+        return cv2.addWeighted(base, 1 - self.alpha, colour, self.alpha, 0)
+
+    def legend(self, height: int) -> np.ndarray:
+        bar_h = height - 30
+        ramp = np.linspace(255, 0, bar_h).astype(np.uint8)[:, None].repeat(14, axis=1)
+        out = np.full((height, 60, 3), BACKGROUND, np.uint8)
+        out[15:15 + bar_h, 4:18] = cv2.applyColorMap(ramp, self.colormap)
+        _text(out, "high", (19, 28), 0.35)
+        _text(out, "low", (19, 16 + bar_h), 0.35)
+        return out
+
+    def row(self, face: FaceView, index: int, results: list) -> np.ndarray:
+        t, pad = self.tile, self.pad
+        width = pad + (1 + len(results)) * (t + pad) + 60
+        height = self.header + t + self.caption
+        out = np.full((height, width, 3), BACKGROUND, np.uint8)
+        colour = class_colour(face.label)
+        cv2.rectangle(out, (0, 0), (width, self.header - 4), colour, cv2.FILLED)
+        _text(out, f"face {index + 1}: {face.label} {face.probability:.0%}", (pad, self.header - 4), 0.5, colour)
+        y0 = self.header
+        out[y0:y0 + t, pad:pad + t] = cv2.resize(face.crop_bgr, (t, t), interpolation=cv2.INTER_LINEAR)
+        _text(out, "input crop", (pad, y0 + t + 18))
+        for k, res in enumerate(results):
+            x0 = pad + (k + 1) * (t + pad)
+            out[y0:y0 + t, x0:x0 + t] = self.overlay(face.crop_bgr, res.maps[index])
+            target = res.class_names[int(res.targets[index])]
+            _text(out, f"{TITLES.get(res.method, res.method)} [{target}] {res.ms_per_face:.0f} ms", (x0, y0 + t + 18))
+            if res.faithfulness is not None:
+                f = res.faithfulness
+                _text(out, f"del {f.deletion_auc[index]:.2f}/{f.random_deletion_auc[index]:.2f} "
+                           f"ins {f.insertion_auc[index]:.2f}", (x0, y0 + t + 37))
+        out[y0:y0 + t, width - 60:] = self.legend(t)
+        return out
+
+    def panel(self, faces: list[FaceView], results: list, title: str = "") -> np.ndarray:
+        """The whole panel; ``results`` are :class:`Explanations` for the same faces, one per method."""
+        title_h = 26
+        if not faces:
+            out = np.full((120, 420, 3), BACKGROUND, np.uint8)
+            _text(out, title, (8, 22), 0.5)
+            _text(out, "no faces to explain", (8, 72), 0.6)
+            return out
+        rows = [self.row(f, i, results) for i, f in enumerate(faces)]
+        rh, rw = rows[0].shape[:2]
+        ncol = int(np.ceil(len(rows) / self.rows_per_column))
+        nrow = min(len(rows), self.rows_per_column)
+        out = np.full((title_h + nrow * (rh + 4), ncol * (rw + 4), 3), 20, np.uint8)
+        _text(out, title, (8, 22), 0.5, (20, 20, 20))
+        for i, r in enumerate(rows):
+            c, k = divmod(i, self.rows_per_column)
+            y, x = title_h + k * (rh + 4), c * (rw + 4)
+            out[y:y + rh, x:x + rw] = r
+        return out

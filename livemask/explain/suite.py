@@ -1,0 +1,81 @@
+"""The configured set of explainers (the ``explain:`` section of config.yaml) and the panel."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from livemask.core.errors import ConfigError
+from livemask.explain.base import Explainer, Explanations, Targets
+from livemask.explain.gradcam import GradCAM
+from livemask.explain.occlusion import Occlusion
+from livemask.explain.panel import FaceView, PanelRenderer
+from livemask.explain.scores import LogitScorer
+
+METHODS = ("gradcam", "occlusion")
+
+
+def methods_for(method: str) -> tuple[str, ...]:
+    """The methods a request names: ``gradcam``, ``occlusion`` or ``all``."""
+    if method == "all":
+        return METHODS
+    if method not in METHODS:
+        raise ConfigError(f"unknown explain method {method!r} (choose from gradcam, occlusion, all)")
+    return (method,)
+
+
+class ExplainSuite:
+    """The configured explainers and the panel renderer.
+
+    layer: Grad-CAM layer name, or None for the last convolutional feature map.
+    patch_fraction / stride_fraction: occlusion patch side and step as fractions of the crop side
+    (a stride below the patch makes overlapping patches).
+    fill: what occluded and deleted pixels become: ``blur`` (a Gaussian-blurred copy of the crop,
+    sigma = blur_sigma_fraction of the crop side) or ``grey`` (the model's own mid-grey).
+    faithfulness_steps: points of the deletion and insertion curves (0 = no score).
+    seed: the random reference order and tie-breaking.
+    tile: side in pixels of each crop / map tile in the panel; alpha: heat-map opacity.
+    colormap: an OpenCV colour map name (jet, turbo, inferno, ...).
+    """
+
+    def __init__(self, classifier, layer: str | None = None, patch_fraction: float = 0.125,
+                 stride_fraction: float = 0.125, fill: str = "blur", blur_sigma_fraction: float = 0.0625,
+                 faithfulness_steps: int = 12, seed: int = 0, tile: int = 160, alpha: float = 0.5,
+                 colormap: str = "jet"):
+        cmap = getattr(cv2, f"COLORMAP_{str(colormap).upper()}", None)
+        if cmap is None:
+            raise ConfigError(f"explain.colormap: unknown OpenCV colour map {colormap!r}")
+        if tile < 48:
+            raise ConfigError(f"explain.tile: expected at least 48 pixels, got {tile}")
+        if not 0 <= alpha <= 1:
+            raise ConfigError(f"explain.alpha: expected 0 <= alpha <= 1, got {alpha}")
+        common = dict(fill=fill, blur_sigma_fraction=blur_sigma_fraction, faithfulness_steps=faithfulness_steps,
+                      seed=seed, scorer=LogitScorer(classifier))
+        self.classifier = classifier
+        self.explainers: dict[str, Explainer] = {
+            "gradcam": GradCAM(classifier, layer=layer, **common),
+            "occlusion": Occlusion(classifier, patch_fraction=patch_fraction, stride_fraction=stride_fraction,
+                                   **common),
+        }
+        self.renderer = PanelRenderer(tile=tile, alpha=alpha, colormap=cmap)
+
+    methods_for = staticmethod(methods_for)
+
+    def explain(self, crops_bgr: np.ndarray, method: str = "gradcam", targets: Targets = None,
+                faithfulness: bool = True) -> list[Explanations]:
+        """One :class:`Explanations` per method for the same crops."""
+        return [self.explainers[m].explain(crops_bgr, targets, faithfulness) for m in methods_for(method)]
+
+    def render(self, crops_bgr: np.ndarray, results: list[Explanations], title: str = "") -> np.ndarray:
+        faces = []
+        if results:
+            first = results[0]
+            for i in range(len(crops_bgr)):
+                k = int(first.probabilities[i].argmax())
+                faces.append(FaceView(crops_bgr[i], first.class_names[k], float(first.probabilities[i, k])))
+        return self.renderer.panel(faces, results, title)
+
+    def warmup(self) -> None:
+        """Trace the compiled calls once (the shared logits call, Grad-CAM's gradient call) so the
+        first request is fast; occlusion and scoring use only the logits call."""
+        self.explainers["gradcam"].warmup()
