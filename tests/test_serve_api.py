@@ -30,7 +30,7 @@ TOKEN = "test-token-0123456789abcdef"
 
 @pytest.fixture(scope="session")
 def suite(classifier):
-    from livemask.explain.methods import ExplainSuite
+    from livemask.explain.suite import ExplainSuite
 
     return ExplainSuite(classifier)
 
