@@ -80,10 +80,8 @@ def main() -> None:
     parser.add_argument("--no-ray", action="store_true")
     args = parser.parse_args()
 
-    import livemask.apps.sections  # noqa: F401
-
+    from livemask.apps.compose import load_config
     from livemask.apps.demo import write_demo
-    from livemask.config import load_config
 
     config = load_config()
     config["classifier"]["model_path"] = str(ROOT / "models" / "mask_classifier.keras")

@@ -103,7 +103,7 @@ def warmup_impact(classifier, detector, config: dict) -> tuple[float, float, flo
     warms up in the background: median ms/frame without, median during, warm-up seconds, frames."""
     import skimage.data
 
-    from livemask.explain.live import ExplainSession
+    from livemask.apps.compose import explain_session_factory
 
     frame = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
 
@@ -115,7 +115,7 @@ def warmup_impact(classifier, detector, config: dict) -> tuple[float, float, flo
     for _ in range(5):
         step()
     before = [step() for _ in range(40)]
-    session = ExplainSession(classifier, config)
+    session = explain_session_factory(config, classifier)()
     during = []
     while not session.ready.is_set():
         during.append(step())
@@ -150,7 +150,7 @@ def main(argv=None) -> int:
     from common import machine, table
 
     from face_detector import CenterFaceDetector
-    from livemask.config import load_config
+    from livemask.apps.compose import load_config
     from livemask.explain.base import resize_maps
     from livemask.explain.suite import ExplainSuite
     from livemask.models.classifier import MaskClassifier

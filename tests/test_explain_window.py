@@ -30,7 +30,7 @@ from pathlib import Path
 import cv2, numpy as np, skimage.data
 from face_detector import CenterFaceDetector
 from livemask.models.classifier import MaskClassifier
-from livemask.apps.compose import apply_overrides, load_config
+from livemask.apps.compose import apply_overrides, explain_session_factory, load_config
 from livemask.core.errors import LivemaskError
 from livemask.explain.live import WINDOW, ExplainSession
 from livemask.core.types import Detections, Frame, FrameResult
@@ -43,7 +43,7 @@ detections = CenterFaceDetector().detect(image)
 result = FrameResult(Frame(7, time.monotonic(), image, "test"), detections, classifier.classify(image, detections))
 report = {"faces": len(detections)}
 from livemask.sinks.window import LiveWindow
-window = LiveWindow("livemask-warm-test", classifier, config, out_dir)
+window = LiveWindow("livemask-warm-test", out_dir, explain=explain_session_factory(config, classifier))
 window.open()  # opening the live window starts the explainer's warm-up in the background
 session = window.session
 report["session_at_open"] = type(session).__name__

@@ -322,12 +322,12 @@ def test_export_command_errors_are_one_line_exit_2(tmp_path, capsys, argv, messa
 
 def test_live_window_explain_keys_with_exported_model_say_so(exports, tmp_path):
     """g / o / e in the window: a message on the overlay, the run goes on (no exception)."""
-    from livemask.config import load_config
+    from livemask.apps.compose import explain_session_factory, load_config
     from livemask.core.types import Frame, FrameResult, Predictions
     from livemask.sinks.window import LiveWindow
 
     exported = _open(exports["tflite"])
-    window = LiveWindow("livemask-test", exported, load_config(), tmp_path / "snaps")
+    window = LiveWindow("livemask-test", tmp_path / "snaps", explain=explain_session_factory(load_config(), exported))
     frame = Frame(1, 0.0, np.zeros((48, 64, 3), np.uint8), "test")
     window.result = FrameResult(frame, Detections.empty(), Predictions.empty(exported.class_names))
     for key in "goe":

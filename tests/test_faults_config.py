@@ -9,7 +9,8 @@ import sys
 import pytest
 from conftest import ROOT
 
-from livemask.config import load_config, parse_set
+from livemask.apps.compose import load_config
+from livemask.config import parse_set
 from livemask.core import safeyaml
 from livemask.core.errors import ConfigError
 

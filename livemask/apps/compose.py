@@ -104,7 +104,8 @@ def explain_session_factory(config: Config, classifier: FaceClassifier) -> Calla
     def make():
         from livemask.explain.live import ExplainSession
 
-        return ExplainSession(classifier, config)
+        classifier.model  # noqa: B018  (an exported model raises here: explanations need the Keras model)
+        return ExplainSession(classifier, make_suite=lambda: explain_suite(config, classifier))
 
     return make
 

@@ -63,15 +63,9 @@ class _Done:
 class ExplainSession:
     """Explanations for frozen frames of a live view; all cv2 window calls stay on the display thread."""
 
-    def __init__(self, classifier, config: dict | None = None,
-                 make_suite: Callable[[], ExplainSuite] | None = None):
-        """``make_suite`` builds the explainers (default: from ``config``'s ``explain`` section);
-        it runs on the warm-up thread, never on the caller's."""
-        if make_suite is None:
-            def make_suite():
-                from livemask.config import build
-
-                return build(config or {}, "explain", classifier=classifier)
+    def __init__(self, classifier, make_suite: Callable[[], ExplainSuite]):
+        """``make_suite`` builds the explainers (the composition root hands it over); it runs on the
+        warm-up thread, never on the caller's."""
         self.classifier = classifier
         self.suite: ExplainSuite | None = None
         self.ready = threading.Event()  # set when the explainers are built and traced (or failed)

@@ -90,10 +90,22 @@ class LiveWindow:
             cv2.namedWindow(self.title, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)  # no Qt toolbar
         except cv2.error as err:
             raise LivemaskError(f"cannot open a window ({str(err).strip().splitlines()[-1]}); use --headless") from None
-        if self.session is None and self.classifier is not None:  # build and compile the explainer in the background
-            from livemask.explain.live import ExplainSession
+        self._start_session()  # the explainer builds and compiles in the background, before the first key
 
-            self.session = ExplainSession(self.classifier, self.config)
+    def _start_session(self) -> bool:
+        """Create the explanation session once; False (with the reason kept) when explanations are unavailable."""
+        if self.session is not None:
+            return True
+        if self.explain_factory is None and self._explain_missing is None:
+            self._explain_missing = "explanations unavailable in this run"
+        if self._explain_missing is not None:
+            return False
+        try:
+            self.session = self.explain_factory()
+        except ImportError as err:
+            self._explain_missing = f"explanations unavailable ({err})"
+            return False
+        return True
 
     def write(self, result: FrameResult) -> None:
         """Draw and show ``result`` (in a live run, unless it is already too old to be worth showing)."""
@@ -191,18 +203,9 @@ class LiveWindow:
         if self.result is None:
             self.say("no frame to explain yet")
             return
-        if self.session is None:
-            if self.explain_factory is None and self._explain_missing is None:
-                self._explain_missing = "explanations unavailable in this run"
-            if self._explain_missing is not None:
-                self.say(self._explain_missing)
-                return
-            try:
-                self.session = self.explain_factory()
-            except ImportError as err:
-                self._explain_missing = f"explanations unavailable ({err})"
-                self.say(self._explain_missing)
-                return
+        if not self._start_session():
+            self.say(self._explain_missing)
+            return
         self.say(self.session.request(self.result, method))
 
     def update(self) -> None:
