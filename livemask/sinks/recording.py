@@ -7,7 +7,8 @@ record of :mod:`livemask.core.records`.
 
 Every write is checked. ``cv2.VideoWriter.write`` reports nothing, so the video is read
 back after it is closed: when it cannot be opened or holds fewer frames than were given
-(a full disk, a file size limit), that is an :class:`OutputError` naming the file, and the
+(a full disk, a file size limit), that is an :class:`OutputError` naming the file (a file
+with no readable frame is removed), and the
 summary handed to the later sinks (the event log, the log line) says how many frames the
 file really holds. A failed write of the event log is an OutputError naming the file too.
 """
@@ -72,7 +73,15 @@ class VideoRecorder:
         self.verified = readable_frames(self.path)
         if self.verified < self.frames:
             reason = _short_reason(self.path)
-            raise OutputError(f"cannot write {self.path} ({reason}: {self.verified} of {self.frames} frames readable)")
+            kept = ""
+            if self.verified == 0:  # nothing playable: do not leave a file that looks like a recording
+                try:
+                    self.path.unlink()
+                    kept = "; removed"
+                except OSError:
+                    pass
+            raise OutputError(
+                f"cannot write {self.path} ({reason}: {self.verified} of {self.frames} frames readable{kept})")
         log.info("wrote %d frames to %s", self.frames, self.path)
 
 
