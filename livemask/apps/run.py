@@ -119,7 +119,12 @@ class StopRequest:
 
     def __exit__(self, *exc) -> None:
         for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
+            # once stopped by a signal, a late repeat (the second of two Ctrl-C) must not turn the finished
+            # run into a traceback or a kill: it keeps being ignored until the process exits
+            signal.signal(sig, self._late if self.signal is not None else handler)
+
+    def _late(self, _signum, _frame) -> None:
+        self.ignored += 1
 
     def reason(self) -> str | None:
         """The signal's name once one arrived (the summary's ``ended``)."""
