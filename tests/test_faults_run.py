@@ -186,3 +186,24 @@ def test_the_summary_error_never_holds_a_secret(clip, tmp_path, detector, classi
     assert summary["error"] == ("output 'webhook' failed: cannot post to https://***@hooks.example/x?token=***&x=1"
                                 " | retry later")
     assert summary["sinks"]["webhook"]["error"] == summary["error"]
+
+
+@pytest.mark.parametrize("delay", [0.3, 1.0, 3.0])
+def test_ctrl_c_while_run_is_starting_is_130_without_a_traceback(clip, tmp_path, delay):
+    """Before the engine loop (imports, source, models): one line or the stop summary, exit 130, no traceback."""
+    events = tmp_path / "e.jsonl"
+    proc = subprocess.Popen(cli("--source", str(clip), "--headless", "--realtime", "--events", str(events)),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "error:" not in stderr
+    if events.exists():  # stopped once the outputs were open: they are complete
+        _lines, summary = read_events(events)
+        assert summary is not None and summary["ended"] == "SIGINT"
+    else:
+        assert stderr.strip().splitlines()[-1] == "livemask: interrupted"
