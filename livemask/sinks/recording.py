@@ -70,7 +70,7 @@ class VideoRecorder:
             return
         self.writer.release()
         self.writer = None
-        self.verified = readable_frames(self.path)
+        self.verified = readable_frames(self.path, self.frames)
         if self.verified < self.frames:
             reason = _short_reason(self.path)
             kept = ""
@@ -85,8 +85,13 @@ class VideoRecorder:
         log.info("wrote %d frames to %s", self.frames, self.path)
 
 
-def readable_frames(path: Path) -> int:
-    """How many frames OpenCV can decode from ``path`` (0 when it cannot be opened)."""
+def readable_frames(path: Path, expected: int | None = None) -> int:
+    """How many frames OpenCV can decode from ``path`` (0 when it cannot be opened).
+
+    With ``expected``: when the container's index says at least that many and the last of them
+    decodes, ``expected`` is returned without decoding the whole file (a long recording is checked
+    in a moment); otherwise the frames are counted one by one.
+    """
     try:
         if path.stat().st_size == 0:
             return 0
@@ -96,6 +101,11 @@ def readable_frames(path: Path) -> int:
     try:
         if not cap.isOpened():
             return 0
+        if expected:
+            indexed = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+            if indexed >= expected and cap.set(cv2.CAP_PROP_POS_FRAMES, expected - 1) and cap.grab():
+                return expected
+            cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
         n = 0
         while cap.grab():
             n += 1
