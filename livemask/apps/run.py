@@ -78,7 +78,7 @@ def check_outputs(source, output: str | None, events: str | None) -> None:
             continue
         others = {f: p for f, p in given.items() if f != flag}
         resolved = Path(path).expanduser().resolve()
-        if flag == "--events" and _is_stream_device(resolved):
+        if flag == "--events" and _is_stream_device(Path(path).expanduser()):
             for item in [*inputs, *(p for p in others.values() if p)]:
                 if Path(item).expanduser().resolve() == resolved:
                     raise OutputError(f"{flag} {path}: is also given as an input or output")
