@@ -217,12 +217,20 @@ class EventLog:
         self.lines += 1
 
     def write(self, result: FrameResult) -> None:
+        if self.file is None:  # used without open() (livemask.batch.worker): open on the first line
+            self.open()
         frame = result.frame
         record = {"frame_id": frame.frame_id, "timestamp": round(frame.timestamp + self._wall_offset, 3)}
         if frame.position_ms is not None:
             record["position_s"] = round(frame.position_ms / 1000.0, 3)
         record["faces"] = face_records(result.detections, result.predictions, result.track_ids)
         self._write(record)
+
+    def write_summary(self, summary: dict) -> None:
+        """The summary line on its own (livemask.batch.worker writes it, then calls close())."""
+        if self.file is None:
+            self.open()
+        self._write({"summary": summary})
 
     def close(self, summary: dict | None = None) -> None:
         """Write the summary line (when given) and close the file."""
