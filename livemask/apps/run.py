@@ -3,17 +3,24 @@
 Window mode shows annotated frames in an OpenCV window (keys in :mod:`livemask.sinks.window`).
 Headless mode writes an annotated video (the source's size and fps, one output frame
 per input frame from a file) and/or a JSON-lines event log, with a progress bar for
-files. SIGINT and SIGTERM end the run cleanly: every output is closed and complete.
+files. SIGINT, SIGTERM and SIGHUP end the run cleanly: every output is closed and complete,
+and the exit status is 128 + the signal's number (130, 143, 129). Further signals while the
+outputs are being finished are ignored (finishing is bounded: a threaded sink gets 30 s).
+``--output`` and ``--events`` are checked before the models load (:func:`check_outputs`).
 The parts are built by :mod:`livemask.apps.compose`; the loop is :class:`livemask.engine.engine.Engine`.
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
+import os
 import signal
+import stat
 import threading
+from pathlib import Path
 
-from livemask.core.errors import LivemaskError
+from livemask.core.errors import ConfigError, OutputError
 
 log = logging.getLogger(__name__)
 
@@ -24,34 +31,100 @@ def add_arguments(parser) -> None:
     parser.add_argument("--headless", action="store_true", default=None, help="no window; write files only")
     parser.add_argument("--output", help="write the annotated video here (.mp4 or .avi)")
     parser.add_argument("--events", help="write one JSON line per frame and a summary line here")
-    parser.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
+    parser.add_argument("--max-frames", type=positive_int, metavar="N", help="stop after N frames (N >= 1)")
     parser.add_argument("--realtime", action="store_true", default=None,
                         help="pace a file at its own fps and drop frames when behind, like a camera")
 
 
+def positive_int(text: str) -> int:
+    """``--max-frames``: an integer >= 1 (0 or negative is a command-line error, exit 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _is_stream_device(path: Path) -> bool:
+    """A character device or a pipe (``/dev/null``, ``/dev/stdout``, a FIFO): written as a stream, not a file."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)
+
+
+def _local_input(source) -> list[str]:
+    """The source as a path to protect, when it is a local file or folder."""
+    text = str(source) if source is not None else ""
+    if text.startswith("env:"):
+        text = os.environ.get(text[4:], "")
+    return [text] if text.strip() and os.path.exists(text) else []
+
+
+def check_outputs(source, output: str | None, events: str | None) -> None:
+    """Before any work: an output that is the source or the other output, a folder, under /proc, /sys or
+    /dev (a device or pipe such as ``/dev/null`` or ``/dev/stdout`` is allowed for ``--events``), of an
+    unknown video type, or in a folder that cannot be created or written, is one OutputError line (exit 2)."""
+    from livemask.core.outputs import check_output_file, prepare_out_dir
+    from livemask.sinks.recording import FOURCC
+
+    inputs = _local_input(source)
+    given = {"--output": output, "--events": events}
+    for flag, path in given.items():
+        if path is None:
+            continue
+        others = {f: p for f, p in given.items() if f != flag}
+        resolved = Path(path).expanduser().resolve()
+        if flag == "--events" and _is_stream_device(Path(path).expanduser()):
+            for item in [*inputs, *(p for p in others.values() if p)]:
+                if Path(item).expanduser().resolve() == resolved:
+                    raise OutputError(f"{flag} {path}: is also given as an input or output")
+            continue
+        check_output_file(path, inputs, flag, others)
+        if flag == "--output" and resolved.suffix.lower() not in FOURCC:
+            raise OutputError(f"{flag} {path}: unsupported video file type (use {', '.join(FOURCC)})")
+        if resolved.exists() and not os.access(resolved, os.W_OK):
+            raise OutputError(f"{flag} {path}: exists and is not writable")
+        prepare_out_dir(resolved.parent, f"{flag} {path}: folder")
+
+
 class StopRequest:
-    """SIGINT/SIGTERM set the stop event (first time); the run then finishes its outputs."""
+    """SIGINT/SIGTERM/SIGHUP set the stop event (first time); the run then finishes its outputs.
+
+    A second signal while the outputs are being finished (two Ctrl-C within 50 ms, a terminal
+    that sends SIGHUP then SIGTERM) is ignored, so the summary and the video index are always written.
+    """
 
     def __init__(self, stop_event: threading.Event):
         self.stop_event = stop_event
         self.signal: int | None = None
+        self.ignored = 0
         self._previous: dict[int, object] = {}
 
     def _handle(self, signum, _frame) -> None:
-        if self.signal is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt  # a second Ctrl-C: stop waiting
+        if self.signal is not None:
+            self.ignored += 1  # already stopping: finishing the outputs must not be cut short
+            return
         self.signal = signum
         self.stop_event.set()
 
     def __enter__(self) -> StopRequest:
         if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 self._previous[sig] = signal.signal(sig, self._handle)
         return self
 
     def __exit__(self, *exc) -> None:
         for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
+            # once stopped by a signal, a late repeat (the second of two Ctrl-C) must not turn the finished
+            # run into a traceback or a kill: it keeps being ignored until the process exits
+            signal.signal(sig, self._late if self.signal is not None else handler)
+
+    def _late(self, _signum, _frame) -> None:
+        self.ignored += 1
 
     def reason(self) -> str | None:
         """The signal's name once one arrived (the summary's ``ended``)."""
@@ -71,8 +144,9 @@ def command(args, config) -> int:
         "run.output": args.output, "run.events": args.events,
     }, "command line")
     options = compose.run_options(config)
-    if args.max_frames is not None and args.max_frames < 1:
-        raise LivemaskError(f"--max-frames must be at least 1, got {args.max_frames}")
+    if args.max_frames is not None and args.max_frames < 1:  # parsed by positive_int; kept for direct callers
+        raise ConfigError(f"--max-frames must be at least 1, got {args.max_frames}")
+    check_outputs(config.get("source", {}).get("source"), options.output, options.events)
     if not options.headless:
         from livemask.sinks.window import check_display
 

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from livemask.core.errors import LivemaskError
+from livemask.core.redact import one_line, redact_text
 from livemask.core.types import FrameResult
 from livemask.engine.pipeline import FrameProcessor, Percentiles, Pipeline
 from livemask.engine.sink import Display, RunInfo, Sink, SinkRunner, describe
@@ -183,8 +184,9 @@ class Engine:
         return {
             "source": self.capture.source.name,
             "ended": ended,
-            "error": None if error is None else str(error),
+            "error": _redacted(error),
             **self.pipeline.stats(),
+            "skipped": self.capture.stats.skipped,
             "frames_written": self.written,
             "faces": dict(self.faces),
             "tracks": tracker.total_tracks if tracker.enabled else None,
@@ -192,6 +194,11 @@ class Engine:
             "duration_s": round(elapsed, 2),
             **display,
             "sinks": {r.name: {"written": r.written, "dropped": r.dropped,
-                               "error": None if r.error is None else str(r.failure())} for r in self.runners},
+                               "error": _redacted(r.failure())} for r in self.runners},
             **extra,
         }
+
+
+def _redacted(error: BaseException | None) -> str | None:
+    """An error as the summary holds it: no URL credentials or other secrets, one line (it goes into the event log)."""
+    return None if error is None else one_line(redact_text(str(error)), 1000)

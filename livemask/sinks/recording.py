@@ -4,19 +4,27 @@ Both are complete after an interrupt: the engine closes every sink on the way ou
 video's index is written on close), and the event log is flushed at least every
 ``flush_s`` seconds and ends with a summary line. Faces are written with the one face
 record of :mod:`livemask.core.records`.
+
+Every write is checked. ``cv2.VideoWriter.write`` reports nothing, so the video is read
+back after it is closed: when it cannot be opened or holds fewer frames than were given
+(a full disk, a file size limit), that is an :class:`OutputError` naming the file (a file
+with no readable frame is removed), and the
+summary handed to the later sinks (the event log, the log line) says how many frames the
+file really holds. A failed write of the event log is an OutputError naming the file too.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from livemask.core.errors import LivemaskError
+from livemask.core.errors import OutputError
 from livemask.core.records import face_records
 from livemask.core.types import FrameResult
 from livemask.engine.sink import RunInfo
@@ -37,14 +45,18 @@ class VideoRecorder:
         self.path = Path(path)
         suffix = self.path.suffix.lower()
         if suffix not in FOURCC:
-            raise LivemaskError(f"{self.path}: unsupported video file type (use {', '.join(FOURCC)})")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+            raise OutputError(f"{self.path}: unsupported video file type (use {', '.join(FOURCC)})")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise OutputError(f"cannot write {self.path} ({err.strerror or err})") from None
         self.fps = float(fps) if fps and fps > 0 else 30.0
         self.size = (int(size[0]), int(size[1]))
         self.writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*FOURCC[suffix]), self.fps, self.size)
         if not self.writer.isOpened():
-            raise LivemaskError(f"{self.path}: cannot open for writing")
-        self.frames = 0
+            raise OutputError(f"cannot write {self.path} (the video writer cannot open it)")
+        self.frames = 0  # frames given to the writer
+        self.verified: int | None = None  # frames the closed file holds (set by close)
 
     def write(self, image: np.ndarray) -> None:
         if (image.shape[1], image.shape[0]) != self.size:
@@ -53,10 +65,73 @@ class VideoRecorder:
         self.frames += 1
 
     def close(self) -> None:
-        if self.writer is not None:
-            self.writer.release()
-            self.writer = None
-            log.info("wrote %d frames to %s", self.frames, self.path)
+        """Release the writer and read the file back; an OutputError when it is not all there."""
+        if self.writer is None:
+            return
+        self.writer.release()
+        self.writer = None
+        self.verified = readable_frames(self.path, self.frames)
+        if self.verified < self.frames:
+            reason = _short_reason(self.path)
+            kept = ""
+            if self.verified == 0:  # nothing playable: do not leave a file that looks like a recording
+                try:
+                    self.path.unlink()
+                    kept = "; removed"
+                except OSError:
+                    pass
+            raise OutputError(
+                f"cannot write {self.path} ({reason}: {self.verified} of {self.frames} frames readable{kept})")
+        log.info("wrote %d frames to %s", self.frames, self.path)
+
+
+def readable_frames(path: Path, expected: int | None = None) -> int:
+    """How many frames OpenCV can decode from ``path`` (0 when it cannot be opened).
+
+    With ``expected``: when the container's index says at least that many and the last of them
+    decodes, ``expected`` is returned without decoding the whole file (a long recording is checked
+    in a moment); otherwise the frames are counted one by one.
+    """
+    try:
+        if path.stat().st_size == 0:
+            return 0
+    except OSError:
+        return 0
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened():
+            return 0
+        if expected:
+            indexed = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+            if indexed >= expected and cap.set(cv2.CAP_PROP_POS_FRAMES, expected - 1) and cap.grab():
+                return expected
+            cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+        n = 0
+        while cap.grab():
+            n += 1
+        return n
+    finally:
+        cap.release()
+
+
+def _short_reason(path: Path) -> str:
+    """Why a video could be short: the file size limit or a full file system, when either is the case."""
+    import resource
+
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return "not written"
+    soft, _hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    if soft != resource.RLIM_INFINITY and size >= soft - 1024 * 1024:
+        return "File too large"
+    try:
+        st = os.statvfs(path.parent)
+        if st.f_bavail * st.f_frsize < 1024 * 1024:
+            return "No space left on device"
+    except OSError:
+        pass
+    return "incomplete"
 
 
 class VideoSink:
@@ -85,8 +160,17 @@ class VideoSink:
         self.recorder.write(image)
 
     def close(self, summary: dict) -> None:
-        if self.recorder is not None:
+        if self.recorder is None:
+            return
+        try:
             self.recorder.close()
+        except OutputError as err:
+            # the sinks closed after this one (event log, log line) must not claim frames the file lacks
+            record = summary.setdefault("sinks", {}).setdefault(self.name, {})
+            record.update(written=self.recorder.verified, error=str(err))
+            summary["ended"] = "error"
+            summary["error"] = summary.get("error") or str(err)
+            raise
 
     def stats(self) -> dict:
         return {"video": str(self.path)}
@@ -113,26 +197,40 @@ class EventLog:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.file = self.path.open("w", encoding="utf-8")
         except OSError as err:
-            raise LivemaskError(f"{self.path}: cannot open for writing ({err.strerror})") from None
+            raise OutputError(f"cannot write {self.path} ({err.strerror or err})") from None
         self._flushed = time.monotonic()
         # monotonic capture times -> wall clock
         self._wall_offset = time.time() - time.monotonic()
 
+    def _failed(self, err: OSError) -> OutputError:
+        return OutputError(f"cannot write {self.path} ({err.strerror or err})")
+
     def _write(self, obj: dict) -> None:
-        self.file.write(json.dumps(obj, separators=(",", ":")) + "\n")
+        try:
+            self.file.write(json.dumps(obj, separators=(",", ":")) + "\n")
+            now = time.monotonic()
+            if now - self._flushed >= self.flush_s:
+                self.file.flush()
+                self._flushed = now
+        except OSError as err:
+            raise self._failed(err) from None
         self.lines += 1
-        now = time.monotonic()
-        if now - self._flushed >= self.flush_s:
-            self.file.flush()
-            self._flushed = now
 
     def write(self, result: FrameResult) -> None:
+        if self.file is None:  # used without open() (livemask.batch.worker): open on the first line
+            self.open()
         frame = result.frame
         record = {"frame_id": frame.frame_id, "timestamp": round(frame.timestamp + self._wall_offset, 3)}
         if frame.position_ms is not None:
             record["position_s"] = round(frame.position_ms / 1000.0, 3)
         record["faces"] = face_records(result.detections, result.predictions, result.track_ids)
         self._write(record)
+
+    def write_summary(self, summary: dict) -> None:
+        """The summary line on its own (livemask.batch.worker writes it, then calls close())."""
+        if self.file is None:
+            self.open()
+        self._write({"summary": summary})
 
     def close(self, summary: dict | None = None) -> None:
         """Write the summary line (when given) and close the file."""
@@ -142,5 +240,12 @@ class EventLog:
             if summary is not None:
                 self._write({"summary": summary})
             self.file.flush()
+            if self.path.is_file():
+                os.fsync(self.file.fileno())  # a full disk may only show here
+        except OSError as err:
+            raise self._failed(err) from None
         finally:
-            self.file.close()
+            try:
+                self.file.close()
+            except OSError:
+                pass  # the failure was raised above (the same buffered bytes)
