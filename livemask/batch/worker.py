@@ -338,6 +338,7 @@ def process_input(item: BatchInput, out_dir: str | Path, models: Models, options
         "ended": "end of source",
         "error": None,
         **pipeline.stats(),
+        "skipped": capture.stats.skipped,
         "frames_written": frames,
         "faces": counts.faces,
         "tracks": tracker.total_tracks if tracker.enabled else None,
