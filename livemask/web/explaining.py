@@ -57,9 +57,7 @@ class WebExplainer:
                          "target_probability": _r(res.probabilities[i, t]), "ms": _r(res.ms_per_face, 2),
                          "overlay_png": png_base64(self.renderer.overlay(crops_bgr[i], res.maps[i]))}
                 if res.faithfulness is not None:
-                    f = res.faithfulness
-                    entry["faithfulness"] = {"deletion_auc": _r(f.deletion_auc[i]),
-                                             "random_deletion_auc": _r(f.random_auc[i]), "ratio": _r(f.ratio[i])}
+                    entry["faithfulness"] = res.faithfulness.record(i)  # the five figures, as explain --json
                 if arrays:
                     entry["map"] = np.round(res.maps[i], 4).tolist()
                 entries.append(entry)

@@ -86,7 +86,7 @@ function renderExplained(container, data, faceIndexBase) {
     for (const e of f.explanations) {
       const cap = `${METHOD_TITLES[e.method] || e.method} [${words(e.target)} ${pct(e.target_probability)}] ${Math.round(e.ms)} ms`;
       const faith = e.faithfulness
-        ? `faithfulness: deletion AUC ${e.faithfulness.deletion_auc.toFixed(2)} vs random ${e.faithfulness.random_deletion_auc.toFixed(2)} (ratio ${e.faithfulness.ratio.toFixed(2)}, lower is better)`
+        ? `faithfulness: deletion AUC ${e.faithfulness.deletion_auc.toFixed(2)} vs random ${e.faithfulness.random_deletion_auc.toFixed(2)} (ratio ${e.faithfulness.ratio.toFixed(2)}, lower is better); insertion AUC ${e.faithfulness.insertion_auc.toFixed(2)} vs random ${e.faithfulness.random_insertion_auc.toFixed(2)} (higher is better)`
         : "";
       row.append(el("figure", {}, el("img", { class: "heatmap", "data-method": e.method, src: "data:image/png;base64," + e.overlay_png, alt: e.method + " heat map" }),
         el("figcaption", { text: cap }), el("figcaption", { class: "faith", text: faith })));
