@@ -22,7 +22,7 @@ def test_model_file_is_small_and_loads_in_safe_mode():
     assert MODEL.stat().st_size <= 5 * 1024 * 1024
     model = keras.saving.load_model(MODEL, safe_mode=True, compile=False)
     spec = read_spec(model)
-    assert spec.class_names == ("mask", "no_mask")
+    assert spec.class_names == ("mask", "no_mask", "mask_incorrect")
     assert spec.channel_order == "RGB"
     assert spec.input_size == model.input_shape[1]
 
@@ -62,7 +62,7 @@ def test_batches_are_padded_without_changing_results(classifier, detector, astro
 
 def test_empty_input_gives_empty_predictions_of_same_shape(classifier, astronaut_bgr):
     pred = classifier.classify(astronaut_bgr, Detections.empty())
-    assert pred.probabilities.shape == (0, 2) and pred.labels == [] and pred.class_names == ("mask", "no_mask")
+    assert pred.probabilities.shape == (0, 3) and pred.labels == [] and pred.class_names == classifier.class_names
 
 
 def test_empty_crop_is_a_clear_error(classifier, astronaut_bgr):
