@@ -194,10 +194,16 @@ def test_g_in_the_live_window_opens_the_explain_window(xvfb, data_dir, tmp_path)
         assert image.reshape(-1, 3).std(axis=0).max() > 10, "explain window screenshot is uniform"
         assert len(np.unique(image.reshape(-1, 3), axis=0)) > 50
         assert proc.poll() is None, "the run ended before q was pressed"
-        # Qt may have replaced the window's X id since (it resizes to the first frame): look again
-        ids = [live, *_xdotool(xvfb, "search", "--name", "^livemask$", check=False).split()]
-        sent = any(subprocess.run(["xdotool", "key", "--window", i, "q"], env=xvfb, capture_output=True).returncode == 0
-                   for i in dict.fromkeys(ids))
+        # Qt may have replaced the window's X id since (it resizes to the first frame): look again, by this
+        # process and the window's name, for a few seconds (a busy machine can be between two windows)
+        sent = False
+        end = time.monotonic() + 10
+        while not sent and time.monotonic() < end and proc.poll() is None:
+            ids = [*_xdotool(xvfb, "search", "--pid", str(proc.pid), "--name", "^livemask$", check=False).split(), live]
+            sent = any(subprocess.run(["xdotool", "key", "--window", i, "q"], env=xvfb,
+                                      capture_output=True).returncode == 0 for i in dict.fromkeys(ids))
+            if not sent:
+                time.sleep(0.3)
         assert sent, "could not send q to the live window"
         code = proc.wait(timeout=30)
         assert code == 0, proc.stderr.read()[-3000:]
