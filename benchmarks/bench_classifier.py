@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, median_ms, table
+from common import machine, median_ms, table, times_ms
 
 from livemask.core.quiet import import_tensorflow_quietly
 
@@ -61,13 +61,7 @@ def ensure_exports(model: Path, folder: Path, calibration: Path, detector, spec)
 
 def median_and_best_ms(fn, repeat: int, warmup: int = 5) -> tuple[float, float]:
     """Median and fastest wall time of ``fn()`` in ms (the fastest shows the cost without contention)."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1000)
+    times = times_ms(fn, repeat, warmup)
     return statistics.median(times), min(times)
 
 

@@ -31,8 +31,8 @@ def machine() -> str:
     return f"{os.cpu_count()} cores, {cpu}; " + ", ".join(versions)
 
 
-def median_ms(fn: Callable[[], object], repeat: int = 50, warmup: int = 5) -> float:
-    """Median wall time of ``fn()`` in milliseconds."""
+def times_ms(fn: Callable[[], object], repeat: int = 50, warmup: int = 5) -> list[float]:
+    """Wall times of ``repeat`` calls of ``fn()`` in milliseconds, after ``warmup`` untimed calls."""
     for _ in range(warmup):
         fn()
     times = []
@@ -40,7 +40,12 @@ def median_ms(fn: Callable[[], object], repeat: int = 50, warmup: int = 5) -> fl
         t0 = time.perf_counter()
         fn()
         times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)
+    return times
+
+
+def median_ms(fn: Callable[[], object], repeat: int = 50, warmup: int = 5) -> float:
+    """Median wall time of ``fn()`` in milliseconds."""
+    return statistics.median(times_ms(fn, repeat, warmup))
 
 
 def table(headers: list[str], rows: list[list[object]]) -> str:

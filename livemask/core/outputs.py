@@ -163,33 +163,26 @@ def write_image(path: str | Path, image: np.ndarray) -> Path:
 def save_array(path: str | Path, array: np.ndarray) -> Path:
     """``np.save`` to ``path`` through a temporary file; any failure is an OutputError naming the file."""
     path = Path(path)
+    _write_atomic(path, lambda fh: np.save(fh, array, allow_pickle=False))
+    return path
+
+
+def _write_bytes(path: Path, data) -> None:
+    _write_atomic(path, lambda fh: fh.write(data))
+
+
+def _write_atomic(path: Path, write) -> None:
+    """``write(fh)`` into a temporary file beside ``path``, fsync, rename into place; else an OutputError."""
     try:
         tmp = _temporary(path)
     except OSError as err:
         raise OutputError(f"cannot write {path} ({err.strerror or err})") from None
     try:
         with open(tmp, "wb") as fh:
-            np.save(fh, array, allow_pickle=False)
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
     except (OSError, ValueError) as err:
         _discard(tmp)
         raise OutputError(f"cannot write {path} ({getattr(err, 'strerror', None) or err})") from None
-    _commit(tmp, path)
-    return path
-
-
-def _write_bytes(path: Path, data) -> None:
-    try:
-        tmp = _temporary(path)
-    except OSError as err:
-        raise OutputError(f"cannot write {path} ({err.strerror or err})") from None
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-    except OSError as err:
-        _discard(tmp)
-        raise OutputError(f"cannot write {path} ({err.strerror or err})") from None
     _commit(tmp, path)
