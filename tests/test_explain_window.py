@@ -142,8 +142,8 @@ def _wait_window(env, name: str, timeout: float) -> str | None:
     return None
 
 
-def _twice(source: Path, out: Path) -> Path:
-    """The real clip played twice, written as MJPG (no codec needed beyond OpenCV's own)."""
+def _repeated(source: Path, out: Path, times: int) -> Path:
+    """The real clip played ``times`` times, written as MJPG (no codec needed beyond OpenCV's own)."""
     import cv2
     from livehelpers import read_video, video_info
 
@@ -152,7 +152,7 @@ def _twice(source: Path, out: Path) -> Path:
     assert frames, f"cannot read {source}"
     h, w = frames[0].shape[:2]
     writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
-    for frame in frames + frames:
+    for frame in frames * times:
         writer.write(frame)
     writer.release()
     return out
@@ -163,10 +163,12 @@ def test_g_in_the_live_window_opens_the_explain_window(xvfb, data_dir, tmp_path)
     source = data_dir / "videos" / "masked_woman_laptop.mp4"
     if not source.is_file():
         pytest.skip(f"clip not found: {source}")
-    clip = _twice(source, tmp_path / "clip.avi")  # ~20 s paced: the run must still be live when q comes
+    # ~59 s paced: the run must still be live when q comes, however slow the start-up (a live run drops
+    # the frames that pass while the models load, so a short clip can be over before the window shows)
+    clip = _repeated(source, tmp_path / "clip.avi", 6)
     proc = subprocess.Popen(
         [sys.executable, "-m", "livemask", "run", "--source", str(clip), "--realtime",
-         "--set", f"classifier.model_path={MODEL}"],
+         "--events", str(tmp_path / "events.jsonl"), "--set", f"classifier.model_path={MODEL}"],
         env=xvfb, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         live = None
@@ -195,18 +197,25 @@ def test_g_in_the_live_window_opens_the_explain_window(xvfb, data_dir, tmp_path)
         assert len(np.unique(image.reshape(-1, 3), axis=0)) > 50
         assert proc.poll() is None, "the run ended before q was pressed"
         # Qt may have replaced the window's X id since (it resizes to the first frame): look again, by this
-        # process and the window's name, for a few seconds (a busy machine can be between two windows)
-        sent = False
-        end = time.monotonic() + 10
-        while not sent and time.monotonic() < end and proc.poll() is None:
+        # process and the window's name, and press q until the process ends (a busy machine can be between
+        # two windows, or take a moment to read the key)
+        sent = 0
+        end = time.monotonic() + 30
+        while time.monotonic() < end and proc.poll() is None:
             ids = [*_xdotool(xvfb, "search", "--pid", str(proc.pid), "--name", "^livemask$", check=False).split(), live]
-            sent = any(subprocess.run(["xdotool", "key", "--window", i, "q"], env=xvfb,
-                                      capture_output=True).returncode == 0 for i in dict.fromkeys(ids))
-            if not sent:
-                time.sleep(0.3)
-        assert sent, "could not send q to the live window"
+            sent += sum(subprocess.run(["xdotool", "key", "--window", i, "q"], env=xvfb,
+                                       capture_output=True).returncode == 0 for i in dict.fromkeys(ids))
+            try:
+                proc.wait(timeout=3.0 if sent else 0.3)
+            except subprocess.TimeoutExpired:
+                pass
+        assert sent, f"could not send q to the live window (the run's exit: {proc.poll()})"
         code = proc.wait(timeout=30)
         assert code == 0, proc.stderr.read()[-3000:]
+        from livehelpers import read_events
+
+        summary = read_events(tmp_path / "events.jsonl")[1]
+        assert summary is not None and summary["ended"] == "user", summary  # q ended it, not the clip's end
     finally:
         if proc.poll() is None:
             proc.kill()
