@@ -22,6 +22,7 @@ from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
 from livemask.core.types import Detections, Frame, FrameResult, Predictions
+from livemask.engine.sink import RunInfo
 from livemask.web.live import FrameHub, count_in_view
 
 FPS = 25
@@ -179,8 +180,8 @@ def _result(frame_id: int, image: np.ndarray, boxes, labels, track_ids=None) -> 
 def test_frame_hub_keeps_the_newest_frame_events_and_tracks():
     hub = FrameHub()
     image = np.full((120, 160, 3), 60, np.uint8)
-    hub.open({"source": "test"})
-    assert hub.latest() is None
+    hub.open(RunInfo("test", 25.0, (160, 120), None, True, ("mask", "no_mask")))
+    assert hub.latest() is None and hub.summary()["info"]["size"] == [160, 120]
     hub.write(_result(0, image, [[10, 10, 50, 60]], ["mask"], [1]))
     hub.write(_result(1, image, [[10, 10, 50, 60], [80, 10, 120, 60]], ["mask", "no_mask"], [1, 2]))
     latest = hub.latest()

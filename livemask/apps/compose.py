@@ -110,6 +110,14 @@ def explain_session_factory(config: Config, classifier: FaceClassifier) -> Calla
     return make
 
 
+def engine(config: Config, capture, det, clf, sinks=(), display=None,
+           stop_reason: Callable[[], str | None] | None = None) -> Engine:
+    """The engine over an opened ``capture`` with the given models and sinks (tracker and stages from the config)."""
+    pipeline_options: PipelineOptions = build(config, "pipeline")
+    processor = FrameProcessor(det, clf, build(config, "tracker"), pipeline_options.detect_every)
+    return Engine(capture, processor, sinks, display, pipeline_options.stage_queue, stop_reason)
+
+
 # -- livemask run --------------------------------------------------------------------------------
 def run_options(config: Config) -> RunOptions:
     return build(config, "run")

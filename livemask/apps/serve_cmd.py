@@ -13,7 +13,6 @@ import logging
 import os
 import socket
 import threading
-import time
 from pathlib import Path
 
 from livemask.core.errors import ConfigError, LivemaskError
@@ -122,10 +121,11 @@ def command(args, config) -> int:
             from livemask.web.live import FrameHub
 
             hub = FrameHub()
-            live = LiveLoop(config, capture, classifier, runner, hub, video_detector)
+            live = LiveRun(compose.engine(config, capture, runner.routed_detector(video_detector),
+                                          runner.routed_classifier(classifier), [hub]))
         max_bytes = int(args.max_upload_mb * 1024 * 1024)
         app = create_app(detector, classifier, suite, token=token, max_upload_bytes=max_bytes, hub=hub, runner=runner,
-                         video_detector=video_detector)
+                         video_detector=video_detector, on_shutdown=None if live is None else live.stop)
         host, port = sock.getsockname()[:2]
         shown = f"[{host}]" if ":" in host else host
         print(f"livemask: serving on http://{shown}:{port}/" + ("  (token required)" if token else ""), flush=True)
@@ -145,49 +145,35 @@ def command(args, config) -> int:
     return 0
 
 
-class LiveLoop:
-    """TEMPORARY (until the Engine of issue 9 lands; the lead swaps this for the Engine with the
-    hub as one of its sinks): capture -> detect / classify / track -> ``hub``, in one thread.
+class LiveRun:
+    """The live source on the engine (:class:`~livemask.engine.engine.Engine`), in a background thread,
+    with the page's frame hub as its sink.
 
-    Every model call goes through the server's inference runner, so the live source and the
-    API requests take turns on the model. A file source is paced at its frame rate; frames
-    that arrive while inference is busy are dropped by the capture (and counted).
+    The engine's detect and classify stages call the models through the server's inference
+    runner, so the live source and the API requests take turns on them. A file source is
+    paced at its frame rate; frames that arrive while inference is busy are dropped by the
+    capture (and counted in the summary the hub shows).
     """
 
-    def __init__(self, config, capture, classifier, runner, hub, detector):
-        from livemask.config import build
-        from livemask.engine.pipeline import FrameProcessor
-
-        options = build(config, "pipeline")
-        self.capture, self.runner, self.hub = capture, runner, hub
-        self.processor = FrameProcessor(detector, classifier, build(config, "tracker"), options.detect_every)
+    def __init__(self, engine):
+        self.engine = engine
         self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="live-loop", daemon=True)
+        self.summary: dict | None = None
+        self._thread = threading.Thread(target=self._run, name="live-engine", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
     def _run(self) -> None:
-        source = self.capture.source
-        started, frames = time.monotonic(), 0
-        self.hub.open({"source": source.name, "fps": source.fps, "size": list(source.size or ()),
-                       "frame_count": source.frame_count})
         try:
-            self.capture.start()
-            for frame in self.capture:
-                self.hub.write(self.runner.call(self.processor.process, frame))
-                frames += 1
-        except Exception as err:  # the page shows it; the server keeps answering photo requests
+            self.summary = self.engine.run()
+        except Exception as err:  # the page shows the summary; the server keeps answering photo requests
             self.error = err
-            log.debug("live loop failed", exc_info=True)
-        finally:
-            elapsed = time.monotonic() - started
-            stats = self.capture.stats
-            self.hub.close({"source": source.name, "ended": "error" if self.error else "end of source",
-                            "error": None if self.error is None else str(self.error), "frames_read": stats.frames,
-                            "frames_processed": frames, "dropped": stats.dropped,
-                            "fps": round(frames / elapsed, 2) if elapsed > 0 else None})
+            log.debug("live source failed", exc_info=True)
 
     def stop(self) -> None:
-        self.capture.stop()
-        self._thread.join(timeout=5)
+        self.engine.stop_event.set()
+        if self._thread.ident is None:  # never started: the opened source still needs closing
+            self.engine.capture.stop()
+        else:
+            self._thread.join(timeout=10)

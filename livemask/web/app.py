@@ -55,11 +55,12 @@ class Stats:
 def create_app(detector, classifier, explain_suite=None, *, token: str | None = None,
                max_upload_bytes: int = DEFAULT_MAX_UPLOAD, max_pixels: int = DEFAULT_MAX_PIXELS,
                serialise: str = "worker", hub=None, runner: InferenceRunner | None = None,
-               video_detector=None) -> FastAPI:
+               video_detector=None, on_shutdown=None) -> FastAPI:
     """The app. ``explain_suite``: an ``ExplainSuite`` (None: ``/v1/explain`` answers 503);
     ``token``: required on every request but the static assets (None: open, loopback only);
     ``hub``: a :class:`~livemask.web.live.FrameHub` for the live page; ``video_detector``: the
-    detector for browser-webcam frames (default: ``detector``; a video-size one is faster)."""
+    detector for browser-webcam frames (default: ``detector``; a video-size one is faster);
+    ``on_shutdown``: called when the server stops, before the models are released (the live engine)."""
     runner = runner or InferenceRunner(detector, classifier, serialise)
     explainer = None
     if explain_suite is not None:
@@ -72,6 +73,8 @@ def create_app(detector, classifier, explain_suite=None, *, token: str | None = 
     @contextlib.asynccontextmanager
     async def lifespan(app):
         yield
+        if on_shutdown is not None:
+            on_shutdown()
         if hub is not None:
             hub.shutdown()
         runner.close()

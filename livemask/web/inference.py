@@ -75,3 +75,32 @@ class InferenceRunner:
     def close(self) -> None:
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def routed_detector(self, detector) -> RoutedDetector:
+        """``detector`` with every ``detect`` call serialised through this runner."""
+        return RoutedDetector(detector, self)
+
+    def routed_classifier(self, classifier) -> RoutedClassifier:
+        """``classifier`` with every ``classify`` call serialised through this runner."""
+        return RoutedClassifier(classifier, self)
+
+
+class RoutedDetector:
+    """A detector for the engine's detect stage that takes turns on the models with the API requests."""
+
+    def __init__(self, detector, runner: InferenceRunner):
+        self.inner, self.runner = detector, runner
+
+    def detect(self, image: np.ndarray) -> Detections:
+        return self.runner.call(self.inner.detect, image)
+
+
+class RoutedClassifier:
+    """A classifier for the engine's classify stage that takes turns on the models with the API requests."""
+
+    def __init__(self, classifier, runner: InferenceRunner):
+        self.inner, self.runner = classifier, runner
+        self.class_names = classifier.class_names
+
+    def classify(self, image: np.ndarray, detections: Detections) -> Predictions:
+        return self.runner.call(self.inner.classify, image, detections)

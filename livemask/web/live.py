@@ -1,7 +1,8 @@
 """Live mode and browser webcam: the :class:`FrameHub` and the routes that serve it.
 
-:class:`FrameHub` is a sink with the engine's interface, ``open(info)`` /
-``write(result)`` / ``close(summary)``, called from the inference thread. ``write`` keeps
+:class:`FrameHub` is one of the engine's sinks (:mod:`livemask.engine.sink`): threaded, so
+the engine hands it results through a small bounded channel and never waits for it (what it
+could not take is dropped and counted in the run's summary). ``write`` keeps
 only the newest frame (annotated and JPEG-encoded once, whatever the number of viewers)
 and appends one event-log line; it never waits for a viewer, so a slow browser cannot
 stall the loop. Viewers read the newest frame when they are ready for one and skip the
@@ -38,6 +39,7 @@ from starlette.concurrency import run_in_threadpool
 
 from livemask.core.records import face_records
 from livemask.core.types import FrameResult
+from livemask.engine.sink import RunInfo
 from livemask.web.imagecheck import UploadImageError, decode_upload
 
 log = logging.getLogger(__name__)
@@ -75,7 +77,11 @@ def count_in_view(result: FrameResult) -> dict[str, int]:
 
 
 class FrameHub:
-    """Newest annotated frame, recent event lines and counts of a live source (thread-safe)."""
+    """Newest annotated frame, recent event lines and counts of a live source (thread-safe); an engine sink."""
+
+    name = "browser"
+    threaded = True
+    queue_size = 2
 
     def __init__(self, jpeg_quality: int = 80, events_kept: int = 500, overlay: bool = True):
         from livemask.sinks.draw import FaceAnnotator
@@ -96,9 +102,10 @@ class FrameHub:
         self.closed = False
 
     # -- sink side (the inference thread) -------------------------------------------------
-    def open(self, info: dict) -> None:
+    def open(self, info: RunInfo) -> None:
         with self._lock:
-            self.info = dict(info)
+            self.info = {"source": info.source, "fps": info.fps, "size": list(info.size or ()),
+                         "frame_count": info.total, "classes": list(info.class_names)}
             self.opened = True
 
     def fps(self) -> float:
@@ -115,13 +122,12 @@ class FrameHub:
             draw_status(image, lines)
         return self.annotator.annotate(image, result.detections, result.predictions, result.track_ids)
 
-    def write(self, result: FrameResult, image: np.ndarray | None = None) -> None:
-        """Take one result; ``image``: an already annotated frame (else the hub draws one)."""
+    def write(self, result: FrameResult) -> None:
+        """Take one result: annotate and encode it once, keep it as the newest frame, add its event line."""
         now = time.monotonic()
         self._times.append(now)
         counts = count_in_view(result)
-        if image is None:
-            image = self._annotate(result, counts)
+        image = self._annotate(result, counts)
         ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
         if not ok:
             log.warning("frame %d: JPEG encoding failed", result.frame.frame_id)
