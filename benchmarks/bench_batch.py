@@ -18,7 +18,6 @@ Usage: python benchmarks/bench_batch.py [--clips 6] [--frames 120] [--no-ray]
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 import statistics
 import sys
@@ -37,12 +36,12 @@ def load_average() -> str:
 
 
 def run_config(clips: list[Path], config: dict, engine: str, workers: int, threads: int, work: Path) -> dict:
-    from livemask.apps.batch_cmd import build_models
+    from livemask.apps.batch_cmd import model_factory
     from livemask.batch.runner import run_batch
     from livemask.batch.worker import FileOptions
 
     options = FileOptions()
-    factory = functools.partial(build_models, config, 1)
+    factory = model_factory(config, 1, threads)  # as the command: 1 thread = stages in turn, 2+ = overlapped
 
     def make_engine(out_dir):
         if engine == "ray":
@@ -105,7 +104,8 @@ def main() -> None:
             results.append(r)
 
     print(f"Machine: {machine()}. Batch of {args.clips} clips x {args.frames} frames (640x480, mp4v). "
-          f"Figures UNDER LOAD (shared machine); load average (1/5/15 min) before -> after each run.\n")
+          f"Load average (1/5/15 min) before -> after each run in the last column (2 cores: above ~2 the "
+          f"machine is shared and the figures are under load).\n")
     rows = [[r["engine"], r["workers"], r["threads"], r["frames"], f"{r['wall']:.1f}", f"{r['fps_wall']:.1f}",
              f"{r['fps_steady']:.1f}", f"{r['load']:.1f}", f"{r['file_s']:.2f}", r["load_avg"]] for r in results]
     print(table(["engine", "workers", "threads/worker", "frames", "wall s", "fps (wall)", "fps (processing)",

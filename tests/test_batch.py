@@ -168,7 +168,9 @@ def test_events_equal_livemask_run(local_batch, inputs, tmp_path):
     _, out = local_batch
     rows = rows_by_path(out)
     events = tmp_path / "run.jsonl"
-    proc = run_cli("--source", str(inputs["astro"]), "--headless", "--events", str(events))
+    # the batch wrote annotated videos: so does the run (the video sink adds its own summary key)
+    proc = run_cli("--source", str(inputs["astro"]), "--headless", "--events", str(events),
+                   "--output", str(tmp_path / "run.mp4"))
     assert proc.returncode == 0, proc.stderr
     run_lines, run_summary = read_events(events)
     batch_lines, batch_summary = read_events(out / rows[str(inputs["astro"])]["name"] / "events.jsonl")

@@ -74,15 +74,30 @@ def test_every_frame_in_order_with_labels_and_steady_track(clip, detector, class
     assert classifier._call.experimental_get_tracing_count() == 1
 
 
-def test_results_match_single_threaded_processing(clip, detector, classifier):
-    threaded = run_all(Pipeline(Capture(FileSource(clip)), FrameProcessor(detector, classifier)))
-    processor = FrameProcessor(detector, classifier)
+@pytest.mark.parametrize("overlap", [True, False], ids=["overlapped", "in-turn"])
+def test_results_match_single_threaded_processing(clip, detector, classifier, overlap):
+    pipeline = Pipeline(Capture(FileSource(clip)), FrameProcessor(detector, classifier, Tracker()), overlap=overlap)
+    threaded = run_all(pipeline)
+    assert [t.name for t in pipeline._threads] == (["pipeline-detect", "pipeline-classify"] if overlap
+                                                     else ["pipeline-infer"])
+    processor = FrameProcessor(detector, classifier, Tracker())
     with Capture(FileSource(clip)) as capture:
         serial = [processor.process(f) for f in capture]
-    assert len(threaded) == len(serial)
+    assert len(threaded) == len(serial) == 45
     for a, b in zip(threaded, serial, strict=True):
         np.testing.assert_allclose(a.detections.boxes, b.detections.boxes, atol=1e-3)
         np.testing.assert_allclose(a.predictions.probabilities, b.predictions.probabilities, atol=1e-4)
+        np.testing.assert_array_equal(a.track_ids, b.track_ids)
+
+
+@pytest.mark.parametrize("overlap", [True, False], ids=["overlapped", "in-turn"])
+def test_error_in_the_inference_thread_reaches_the_consumer(clip, detector, classifier, overlap):
+    processor = FrameProcessor(CountingDetector(detector, fail_at=5), classifier)
+    pipeline = Pipeline(Capture(FileSource(clip)), processor, overlap=overlap).start()
+    with pytest.raises(LivemaskError, match="RuntimeError: detector exploded"):
+        list(pipeline)
+    pipeline.stop()
+    assert not any(t.is_alive() for t in pipeline._threads) and not pipeline.capture.alive
 
 
 def test_detect_every_k_frames_carries_boxes(clip, detector, classifier):

@@ -38,8 +38,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def build_models(config: dict, every: int = 1):
+def build_models(config: dict, every: int = 1, overlap: bool = True):
     """Detector, classifier (warmed up) and a tracker factory, as config.yaml says; run once per worker.
+
+    ``overlap``: detect and classify in overlapping threads (a worker with two or more cores) or in turn
+    (a worker with one core: it then keeps one core busy, not two, and N workers scale on N cores).
 
     With ``every`` K > 1 the tracker's ``max_age`` (detector runs a track survives unseen) and ``vote_frames``
     are scaled so that they cover the same span of video as without sampling: the detector then runs on
@@ -69,7 +72,14 @@ def build_models(config: dict, every: int = 1):
         tracker_args["vote_frames"] = max(1, math.ceil(votes / every))
     build(config, "tracker", **tracker_args)  # fail here, not in the first file, on a bad tracker section
     factory = functools.partial(Tracker, **tracker_args)
-    return Models(detector, classifier, factory, pipeline.detect_every, pipeline.stage_queue, source.queue_size)
+    return Models(detector, classifier, factory, pipeline.detect_every, pipeline.stage_queue, source.queue_size,
+                  overlap)
+
+
+def model_factory(config: dict, every: int, threads: int):
+    """What each worker calls once to build its models: a worker with one thread (one core) runs its
+    stages in turn, a worker with more overlaps them."""
+    return functools.partial(build_models, config, every, threads >= 2)
 
 
 def command(args, config) -> int:
@@ -86,7 +96,7 @@ def command(args, config) -> int:
         raise ConfigError("--address needs --engine ray")
     threads = args.threads if args.threads is not None else max(1, cores // workers)
     options = FileOptions(args.every, args.write_video, args.blur_faces)
-    factory = functools.partial(build_models, config, args.every)
+    factory = model_factory(config, args.every, threads)
     if args.engine == "ray":
         from livemask.batch.ray_engine import import_ray
 

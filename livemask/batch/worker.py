@@ -1,10 +1,9 @@
 """The per-file job of a batch: :func:`process_input` (one input -> one complete output folder -> a row).
 
 Engines call only this function, with :class:`Models` built once per worker process (by the composition
-root, :func:`livemask.apps.batch_cmd.build_models`) and the batch's :class:`FileOptions`. For now the body
-uses the pipeline pieces of ``livemask run`` (a Capture over the source, FrameProcessor in a Pipeline, the
-EventLog and VideoRecorder), so each file's ``events.jsonl`` holds the same lines and summary keys as
-``livemask run --headless --events`` on that file.
+root, :func:`livemask.apps.batch_cmd.build_models`) and the batch's :class:`FileOptions`. Each file runs on
+the engine of ``livemask run`` with the batch's sinks, so its ``events.jsonl`` holds the same lines and
+summary as ``livemask run --headless --events`` on that file.
 
 Frame sampling (``every`` K > 1): the source decodes every frame but hands on only every K-th one
 (``position_s`` stays the true position in the file; ``frame_id`` counts processed frames). The detector then
@@ -17,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import shutil
 import socket
 import threading
@@ -51,6 +49,7 @@ class Models:
     detect_every: int = 1
     stage_queue: int = 2
     queue_size: int = 4
+    overlap: bool = True  # detect and classify in overlapping threads (False: in turn, about one core)
     load_s: float = 0.0  # seconds it took to build these (model loading and warm-up)
 
 
@@ -182,8 +181,11 @@ def blur_boxes(image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return image
 
 
-class _Counts:
-    """People by class (the last voted label of each track id), faces per label and no-mask times."""
+class PeopleCounts:
+    """A sink: people by class (the last voted label of each track id), faces per label and no-mask times."""
+
+    name = "people"
+    threaded = False
 
     def __init__(self):
         self.faces: dict[str, int] = {}
@@ -191,7 +193,10 @@ class _Counts:
         self.peak: dict[str, int] = {}  # without tracking: the most faces of a class in one frame
         self.first_no_mask = self.last_no_mask = None
 
-    def add(self, result) -> None:
+    def open(self, info) -> None:
+        pass
+
+    def write(self, result) -> None:
         labels = result.predictions.labels
         per_frame: dict[str, int] = {}
         for label in labels:
@@ -207,6 +212,9 @@ class _Counts:
             self.first_no_mask = pos if self.first_no_mask is None else self.first_no_mask
             self.last_no_mask = pos
 
+    def close(self, summary: dict) -> None:
+        pass
+
     def people(self, tracking: bool) -> dict[str, int]:
         if not tracking:
             return dict(self.peak)
@@ -214,6 +222,37 @@ class _Counts:
         for label in self.last_label.values():
             out[label] = out.get(label, 0) + 1
         return out
+
+
+class AnnotatedImage:
+    """A sink for a one-photo input: its annotated copy, written where the file's suffix says."""
+
+    name = "image"
+    threaded = False
+
+    def __init__(self, path: Path, renderer):
+        self.path, self.renderer = path, renderer
+
+    def open(self, info) -> None:
+        pass
+
+    def write(self, result) -> None:
+        if not cv2.imwrite(str(self.path), self.renderer.render(result)):
+            raise LivemaskError(f"{self.path}: cannot write the annotated image")
+
+    def close(self, summary: dict) -> None:
+        pass
+
+
+class BlurringRenderer:
+    """The annotated frame with every face box blurred first (``--blur-faces``): the labels stay readable."""
+
+    def __init__(self, annotator):
+        self.annotator = annotator
+
+    def render(self, result) -> np.ndarray:
+        image = blur_boxes(result.frame.image.copy(), result.detections.boxes)
+        return self.annotator.annotate(image, result.detections, result.predictions, result.track_ids)
 
 
 class Abandoned(Exception):
@@ -231,13 +270,16 @@ def process_input(item: BatchInput, out_dir: str | Path, models: Models, options
                   attempts: int = 1) -> FileResult:
     """Process one input into ``out_dir/<item.name>/`` (complete, or not there at all) and return its row.
 
-    Never raises for a bad input: a file that cannot be opened or breaks while reading gives a ``failed``
-    row and leaves no output folder. ``should_stop`` is polled between frames; when it turns true the
-    partial output is removed and the row is ``skipped`` ("abandoned").
+    The file runs on the engine of ``livemask run`` (:class:`~livemask.engine.engine.Engine`) with the
+    batch's sinks: the event log, the people counts and, with ``write_video``, the annotated video or
+    photo. Never raises for a bad input: a file that cannot be opened or breaks while reading gives a
+    ``failed`` row and leaves no output folder. ``should_stop`` is polled every 0.1 s; when it turns
+    true the run stops, the partial output is removed and the row is ``skipped`` ("abandoned").
     """
-    from livemask.engine.pipeline import FrameProcessor, Pipeline
-    from livemask.sinks.draw import FaceAnnotator
-    from livemask.sinks.recording import EventLog, VideoRecorder
+    from livemask.engine.engine import Engine
+    from livemask.engine.pipeline import FrameProcessor
+    from livemask.sinks.recording import EventLog, VideoSink
+    from livemask.sinks.render import Renderer
 
     out_dir = Path(out_dir)
     started = time.monotonic()
@@ -246,78 +288,64 @@ def process_input(item: BatchInput, out_dir: str | Path, models: Models, options
     tmp = partial_dir(out_dir, item.name)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    events = recorder = pipeline = capture = source = None
     tracker = models.tracker_factory()
-    counts = _Counts()
-    frames = 0
-    stop_event = threading.Event()
+    counts = PeopleCounts()
+    stop_event, abandoned, done = threading.Event(), threading.Event(), threading.Event()
+    source = engine = None
+    outputs = [EVENTS]
     error: str | None = None
+    run_summary: dict = {}
+
+    def watch() -> None:  # the driver's stop request ends this file's run
+        while not done.wait(0.1):
+            if should_stop():
+                abandoned.set()
+                stop_event.set()
+                return
+
+    watcher = threading.Thread(target=watch, name="batch-stop-watch", daemon=True)
+    watcher.start()
     try:
         source = _make_source(item, options.every)
         capture = Capture(source, models.queue_size, stop_event=stop_event)
         capture.open()
+        sinks: list = [EventLog(tmp / EVENTS), counts]
+        if options.write_video:
+            renderer = BlurringRenderer(Renderer(overlay=False).annotator) if options.blur_faces \
+                else Renderer(overlay=False)
+            if item.kind == "image":
+                name = "annotated" + (Path(item.path).suffix.lower() or ".png")
+                sinks.append(AnnotatedImage(tmp / name, renderer))
+            else:
+                name = "annotated.mp4"
+                sinks.append(VideoSink(tmp / name, renderer, fps=(source.fps or 30.0) / options.every))
+            outputs.append(name)
         processor = FrameProcessor(models.detector, models.classifier, tracker,
                                    1 if options.every > 1 else models.detect_every)
-        pipeline = Pipeline(capture, processor, models.stage_queue)
-        events = EventLog(tmp / EVENTS)
-        events.open()
-        annotator = FaceAnnotator() if options.write_video else None
-        video_name = None
-        pipeline.start()
-        while True:
-            if should_stop():
-                raise Abandoned
-            try:
-                result = pipeline.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            if result is None:
-                if frames == 0:
-                    raise SourceError(f"{item.path}: no frame could be decoded (not a video, or corrupt)")
-                break
-            events.write(result)
-            counts.add(result)
-            frames += 1
-            if annotator is not None:
-                image = result.frame.image.copy()
-                if options.blur_faces:
-                    blur_boxes(image, result.detections.boxes)
-                annotator.annotate(image, result.detections, result.predictions, result.track_ids)
-                if item.kind == "image":
-                    video_name = "annotated" + (Path(item.path).suffix.lower() or ".png")
-                    if not cv2.imwrite(str(tmp / video_name), image):
-                        raise LivemaskError(f"{tmp / video_name}: cannot write the annotated image")
-                else:
-                    if recorder is None:
-                        video_name = "annotated.mp4"
-                        fps = (source.fps or 30.0) / options.every
-                        recorder = VideoRecorder(tmp / video_name, fps, (image.shape[1], image.shape[0]))
-                    recorder.write(image)
+        engine = Engine(capture, processor, sinks, stage_queue=models.stage_queue, overlap=models.overlap,
+                        stop_reason=lambda: "abandoned" if abandoned.is_set() else None)
+        run_summary = engine.run()
+        if abandoned.is_set():
+            raise Abandoned
+        if engine.written == 0:
+            raise SourceError(f"{item.path}: no frame could be decoded (not a video, or corrupt)")
     except Abandoned:
         error = "abandoned"
     except LivemaskError as err:
-        error = str(err)
+        error = "abandoned" if abandoned.is_set() else str(err)
     except Exception as err:  # anything unexpected fails this file only
         log.debug("unexpected error on %s", item.path, exc_info=True)
         text = str(err).strip().splitlines()
         error = f"{type(err).__name__}: {text[-1] if text else 'no message'}"
     finally:
-        elapsed = time.monotonic() - started
-        if pipeline is not None:
-            pipeline.stop()
-        elif capture is not None:
-            capture.stop()
-        try:
-            if recorder is not None:
-                recorder.close()
-        except Exception as err:
-            error = error or f"closing the video: {err}"
+        done.set()
+        watcher.join(timeout=1.0)
 
+    frames = engine.written if engine is not None else 0
+    elapsed = time.monotonic() - started
     row.processing_s = round(elapsed, 3)
     row.frames = frames
     if error is not None:
-        if events is not None:
-            events.close()
         shutil.rmtree(tmp, ignore_errors=True)
         row.error = error
         row.status = "skipped" if error == "abandoned" else "failed"
@@ -333,25 +361,6 @@ def process_input(item: BatchInput, out_dir: str | Path, models: Models, options
     row.first_no_mask_s, row.last_no_mask_s = counts.first_no_mask, counts.last_no_mask
     row.fps = round(frames / elapsed, 2) if elapsed > 0 else None
     row.status = "ok"
-    run_summary = {  # the keys of `livemask run --events`
-        "source": source.name,
-        "ended": "end of source",
-        "error": None,
-        **pipeline.stats(),
-        "skipped": capture.stats.skipped,
-        "frames_written": frames,
-        "faces": counts.faces,
-        "tracks": tracker.total_tracks if tracker.enabled else None,
-        "fps": row.fps,
-        "duration_s": round(elapsed, 2),
-        "stale_not_shown": 0,
-        "superseded": 0,
-        "capture_to_display_ms": pipeline.result_latency.summary(),
-        "sinks": {"events": {"written": frames, "dropped": 0, "error": None}}
-        | ({"video": {"written": frames, "dropped": 0, "error": None}} if video_name else {}),
-    }
-    events.close(run_summary)
-    outputs = [EVENTS] + ([video_name] if video_name else [])
     write_json_atomic(tmp / SUMMARY_JSON, {
         "status": "ok", "input": item.fingerprint, "outputs": outputs, "every": options.every,
         "row": asdict(row), "run": run_summary,

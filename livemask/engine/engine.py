@@ -39,10 +39,10 @@ class Engine:
 
     def __init__(self, capture: Capture, processor: FrameProcessor, sinks: Sequence[Sink] = (),
                  display: Display | None = None, stage_queue: int = 2,
-                 stop_reason: Callable[[], str | None] | None = None):
+                 stop_reason: Callable[[], str | None] | None = None, overlap: bool = True):
         self.capture = capture
         self.processor = processor
-        self.pipeline = Pipeline(capture, processor, stage_queue)
+        self.pipeline = Pipeline(capture, processor, stage_queue, overlap)
         self.stop_event: threading.Event = capture.stop_event
         self.live = capture.live
         self.runners = [SinkRunner(s, self.live) for s in sinks]

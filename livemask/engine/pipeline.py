@@ -125,9 +125,14 @@ class Pipeline:
     ``live``: inter-stage channels hold one item and drop the older one when full (counted
     in :attr:`dropped`), as the capture channel does, so what comes out is recent.
     Otherwise they hold ``stage_queue`` items, every stage blocks for room and no frame is lost.
+
+    ``overlap`` False: one inference thread detects and classifies each frame in turn (the
+    capture thread still decodes ahead). A process then keeps about one core busy instead of
+    two, which is what a batch worker per core wants (``livemask batch``).
     """
 
-    def __init__(self, capture: Capture, processor: FrameProcessor, stage_queue: int = 2):
+    def __init__(self, capture: Capture, processor: FrameProcessor, stage_queue: int = 2, overlap: bool = True):
+        self.overlap = bool(overlap)
         self.capture = capture
         self.processor = processor
         self.live = capture.live
@@ -148,7 +153,9 @@ class Pipeline:
 
     def start(self) -> Pipeline:
         self.capture.start()
-        for name, target in (("detect", self._detect_loop), ("classify", self._classify_loop)):
+        stages = (("detect", self._detect_loop), ("classify", self._classify_loop)) if self.overlap else \
+            (("infer", self._detect_loop),)
+        for name, target in stages:
             t = threading.Thread(target=target, name=f"pipeline-{name}", daemon=True)
             t.start()
             self._threads.append(t)
@@ -167,11 +174,14 @@ class Pipeline:
                     break
                 started = time.perf_counter()
                 detections = self.processor.detect(frame)
-                self._detected.put((frame, detections, (time.perf_counter() - started) * 1000.0))
+                if self.overlap:
+                    self._detected.put((frame, detections, (time.perf_counter() - started) * 1000.0))
+                else:
+                    self._finish(frame, detections, (time.perf_counter() - started) * 1000.0)
         except BaseException as err:  # every error must reach the consumer
             error = err
         finally:
-            self._detected.close(error)
+            (self._detected if self.overlap else self._results).close(error)
 
     def _classify_loop(self) -> None:
         error = None
@@ -185,15 +195,17 @@ class Pipeline:
                     continue
                 if item is None:
                     break
-                frame, detections, detect_ms = item
-                result = self.processor.finish(frame, detections, detect_ms)
-                self.inference.add(result.inference_ms)
-                self.result_latency.add((time.monotonic() - frame.timestamp) * 1000.0)
-                self._results.put(result)
+                self._finish(*item)
         except BaseException as err:  # the detect stage's error too: it arrives through get()
             error = err
         finally:
             self._results.close(error)
+
+    def _finish(self, frame: Frame, detections: Detections | None, detect_ms: float) -> None:
+        result = self.processor.finish(frame, detections, detect_ms)
+        self.inference.add(result.inference_ms)
+        self.result_latency.add((time.monotonic() - frame.timestamp) * 1000.0)
+        self._results.put(result)
 
     # -- consumer -------------------------------------------------------------------------
     def get(self, timeout: float = 0.1) -> FrameResult | None:

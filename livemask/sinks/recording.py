@@ -137,21 +137,22 @@ def _short_reason(path: Path) -> str:
 class VideoSink:
     """The annotated video as a threaded sink: drawing and encoding run beside the live loop.
 
-    The writer opens on the first frame, at that frame's size and the source's fps.
+    The writer opens on the first frame, at that frame's size and the source's fps (or ``fps``).
     """
 
     name = "video"
     threaded = True
     queue_size = 8
 
-    def __init__(self, path: str | Path, renderer: Renderer | None = None):
+    def __init__(self, path: str | Path, renderer: Renderer | None = None, fps: float | None = None):
         self.path = Path(path)
         self.renderer = renderer or Renderer()
-        self.fps = 30.0
+        self.fixed_fps = fps  # None: the source's
+        self.fps = fps or 30.0
         self.recorder: VideoRecorder | None = None
 
     def open(self, info: RunInfo) -> None:
-        self.fps = info.fps
+        self.fps = self.fixed_fps or info.fps
 
     def write(self, result: FrameResult) -> None:
         image = self.renderer.render(result)
