@@ -22,6 +22,7 @@ from livemask.core.types import FrameResult
 from livemask.engine.pipeline import Percentiles
 from livemask.engine.sink import RunInfo
 from livemask.sinks.render import Renderer
+from livemask.sinks.screen import screen_size
 from livemask.sinks.winwatch import ClosedWatch
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,10 @@ class LiveWindow:
             if self.fullscreen:
                 cv2.namedWindow(self.title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | cv2.WINDOW_GUI_NORMAL)
                 cv2.setWindowProperty(self.title, cv2.WND_PROP_FULLSCREEN, cv2.WINDOW_FULLSCREEN)
+                size = screen_size()  # without a window manager the property alone does not resize it
+                if size is not None:
+                    cv2.moveWindow(self.title, 0, 0)
+                    cv2.resizeWindow(self.title, *size)
             else:
                 cv2.namedWindow(self.title, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)  # no Qt toolbar
         except cv2.error as err:
