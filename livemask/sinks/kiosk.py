@@ -171,9 +171,12 @@ class KioskRenderer:
         scale = min(w / iw, h / ih)
         sw, sh = max(1, round(iw * scale)), max(1, round(ih * scale))
         x0, y0 = (w - sw) // 2, (h - sh) // 2
-        fitted = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        if (sw, sh) == (iw, ih):
+            fitted = image
+        else:
+            fitted = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
         if view.state == "idle":
-            fitted = (fitted * 0.4).astype(np.uint8)
+            fitted = cv2.convertScaleAbs(fitted, alpha=0.4)  # the camera view dimmed
         canvas[y0:y0 + sh, x0:x0 + sw] = fitted
         text, sub, colour, ink = self.banner(view)
         line = max(3, round(h * 0.008))
