@@ -178,6 +178,15 @@ def test_quit_sequence_only_the_typed_sequence_quits():
     assert all(keys(ord(c)) is None for c in "kioskquix")
 
 
+def test_fit_screen_draws_at_the_screens_size():
+    r = KioskRenderer(KioskOptions(width=960, height=540))
+    r.fit_screen((1920, 1200))
+    image = r.render(synthetic([], [], [], 0.0))
+    assert image.shape == (1200, 1920, 3) and r.band_rect() == (0, 1200 - 336, 1920, 1200)
+    r.fit_screen((10, 10))  # nonsense sizes are ignored
+    assert r.size == (1920, 1200)
+
+
 def test_live_window_with_a_key_policy_ignores_q_esc_space_and_snapshot(tmp_path):
     window = LiveWindow("kiosk-test", tmp_path / "snaps", None, KioskRenderer(), keys=QuitSequence("ab"),
                         fullscreen=True)
@@ -384,6 +393,17 @@ def test_kiosk_window_is_full_screen_and_shows_no_mask_on_a_real_clip(xdo, tmp_p
         geometry = subprocess.run(["xdotool", "getwindowgeometry", window], env=xdo, capture_output=True,
                                   text=True).stdout
         assert "1280x800" in geometry, geometry  # the whole Xvfb screen
+        # drawn at the screen's own size: the 16:9 clip is letterboxed in black by the kiosk renderer, not
+        # padded by Qt (whose bars are light grey); looked at for a few seconds, as a repaint may be under way
+        def own_size(image):  # top: black bars; bottom rows: the band, to the screen's edge
+            return image[:30].max() < 40 and (image[-8:] == np.array(BANNER_COLOURS["no_mask"])).all()
+
+        deadline = time.monotonic() + 5
+        while not own_size(shot) and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.3)
+            shot = screenshot(xdo)
+        bottom = shot[-8:].reshape(-1, 3)
+        assert own_size(shot), (shot[:30].max(), bottom.min(axis=0), bottom.max(axis=0))
         proc.wait(timeout=120)  # the clip ends the run
     finally:
         proc.kill()

@@ -98,6 +98,7 @@ class KioskRenderer:
 
     def __init__(self, options: KioskOptions | None = None):
         self.options = options or KioskOptions()
+        self.size = (self.options.width, self.options.height)  # the screen drawn: (width, height)
         self.view = IDLE
         self._since: float | None = None  # capture time the current state was last confirmed
 
@@ -142,6 +143,12 @@ class KioskRenderer:
         return KioskView("verdict", result.predictions.labels[i], track, i)
 
     # -- drawing --------------------------------------------------------------------------------
+    def fit_screen(self, size: tuple[int, int]) -> None:
+        """Draw at the screen's own size (the full-screen window knows it): sharp text, no bars."""
+        w, h = (int(v) for v in size)
+        if w >= 320 and h >= 240:
+            self.size = (w, h)
+
     def render(self, result: FrameResult, extra: list[str] = (), tick: bool = True) -> np.ndarray:
         """The kiosk screen for ``result`` (``extra`` status lines are not shown in kiosk mode)."""
         view = self.decide(result) if tick else self.view
@@ -160,11 +167,11 @@ class KioskRenderer:
 
     def band_rect(self) -> tuple[int, int, int, int]:
         """The banner band on the canvas: x1, y1, x2, y2 (the bottom 28%)."""
-        w, h = self.options.width, self.options.height
+        w, h = self.size
         return 0, h - round(0.28 * h), w, h
 
     def draw(self, result: FrameResult, view: KioskView) -> np.ndarray:
-        w, h = self.options.width, self.options.height
+        w, h = self.size
         canvas = np.zeros((h, w, 3), np.uint8)
         image = result.frame.image
         ih, iw = image.shape[:2]

@@ -62,7 +62,8 @@ class LiveWindow:
     In a live run a result older than ``max_display_age_ms`` is not shown (counted as stale).
     ``keys``: a key policy replacing the key map (kiosk mode: :class:`~livemask.sinks.kiosk.QuitSequence`),
     called with each key, returning "quit" to end the run or None. ``fullscreen``: the window fills the
-    screen (the image is scaled to fit, keeping its aspect ratio).
+    screen (the image is scaled to fit, keeping its aspect ratio; a renderer with ``fit_screen(size)``
+    is told the screen's size).
     """
 
     threaded = False
@@ -101,6 +102,8 @@ class LiveWindow:
                 if size is not None:
                     cv2.moveWindow(self.title, 0, 0)
                     cv2.resizeWindow(self.title, *size)
+                    if hasattr(self.renderer, "fit_screen"):  # the kiosk screen is drawn at the screen's size
+                        self.renderer.fit_screen(size)
             else:
                 cv2.namedWindow(self.title, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)  # no Qt toolbar
         except cv2.error as err:
