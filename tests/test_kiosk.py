@@ -138,9 +138,11 @@ def test_verdict_banner_colour_and_words(label):
     text, sub, _, ink = r.banner(r.view)
     assert text == options.verdict_text(label) and sub == display_name(label) and "_" not in text + sub
     assert band_share(image, band, ink, tol=40) > 0.01  # the words are drawn
-    x1, y1, _, y2 = (int(v * 1.125) for v in (200, 100, 360, 300))  # the 640x480 frame fills 720x540 ...
-    x1 += (960 - 720) // 2  # ... centred on the 960x540 screen
-    edge = image[y1 + 20:y2 - 20, x1 - 2:x1 + 3]  # the left side of the person's box, in the banner colour
+    scale, x0, y0 = r.placement(640, 480)
+    assert y0 + 480 * scale <= band[1] + 1  # the camera view is above the band, not under it
+    x1, y1, _, y2 = (round(v * scale) for v in (200, 100, 360, 300))
+    x1, y1, y2 = x1 + x0, y1 + y0, y2 + y0
+    edge = image[y1 + 10:y2 - 10, x1 - 2:x1 + 3]  # the left side of the person's box, in the banner colour
     assert band_share(edge, (0, 0, edge.shape[1], edge.shape[0]), BANNER_COLOURS[label], tol=40) > 0.5
 
 
@@ -334,7 +336,7 @@ def test_empty_frame_is_the_idle_screen(detector, classifier):
     r = KioskRenderer(KioskOptions(width=960, height=540))
     image = r.render(result)
     assert r.view.state == "idle" and band_share(image, r.band_rect(), IDLE_BANNER) > 0.6
-    assert image[:100].max() <= 0.4 * 200 + 1  # the camera view is dimmed behind the idle banner
+    assert image[:300].max() <= 0.4 * 200 + 1  # the camera view is dimmed above the idle banner
 
 
 # -- a real full-screen window under Xvfb -------------------------------------------------------------------
@@ -393,10 +395,13 @@ def test_kiosk_window_is_full_screen_and_shows_no_mask_on_a_real_clip(xdo, tmp_p
         geometry = subprocess.run(["xdotool", "getwindowgeometry", window], env=xdo, capture_output=True,
                                   text=True).stdout
         assert "1280x800" in geometry, geometry  # the whole Xvfb screen
-        # drawn at the screen's own size: the 16:9 clip is letterboxed in black by the kiosk renderer, not
-        # padded by Qt (whose bars are light grey); looked at for a few seconds, as a repaint may be under way
-        def own_size(image):  # top: black bars; bottom rows: the band, to the screen's edge
-            return image[:30].max() < 40 and (image[-8:] == np.array(BANNER_COLOURS["no_mask"])).all()
+        # drawn at the screen's own size: the clip is fitted above the band with black bars by the kiosk
+        # renderer, not padded by Qt (whose bars are light grey); looked at for a few seconds, as a repaint may
+        # be under way
+        def own_size(image):  # black side bars, no grey rows on top, the band down to the screen's edge
+            qt_grey = (np.abs(image[:20].astype(int) - 239).max(axis=2) <= 2).all(axis=1).any()
+            return (image[:500, :20].max() < 40 and not qt_grey
+                    and (image[-8:] == np.array(BANNER_COLOURS["no_mask"])).all())
 
         deadline = time.monotonic() + 5
         while not own_size(shot) and time.monotonic() < deadline and proc.poll() is None:

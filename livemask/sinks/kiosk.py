@@ -1,8 +1,8 @@
 """Kiosk mode: a full-screen verdict for the person in front of the camera, in words.
 
 :class:`KioskRenderer` replaces the live window's :class:`~livemask.sinks.render.Renderer`. For each
-result it picks the person in front (:meth:`KioskRenderer.decide`) and draws the camera view with a
-large solid banner (:meth:`KioskRenderer.draw`):
+result it picks the person in front (:meth:`KioskRenderer.decide`) and draws the camera view above a
+large solid banner (:meth:`KioskRenderer.draw`), at the screen's size when the window knows it:
 
 * ``verdict``: the face of the person in front is at least ``min_face_px`` (shorter box side, frame
   pixels). Its label is the tracker's vote (``FrameResult.predictions`` are already voted), so it does
@@ -170,14 +170,20 @@ class KioskRenderer:
         w, h = self.size
         return 0, h - round(0.28 * h), w, h
 
+    def placement(self, frame_w: int, frame_h: int) -> tuple[float, int, int]:
+        """Where the camera view goes: (scale, x0, y0), fitted and centred above the band, so the band
+        never covers a face."""
+        w, band_top = self.size[0], self.band_rect()[1]
+        scale = min(w / frame_w, band_top / frame_h)
+        return scale, (w - max(1, round(frame_w * scale))) // 2, (band_top - max(1, round(frame_h * scale))) // 2
+
     def draw(self, result: FrameResult, view: KioskView) -> np.ndarray:
         w, h = self.size
         canvas = np.zeros((h, w, 3), np.uint8)
         image = result.frame.image
         ih, iw = image.shape[:2]
-        scale = min(w / iw, h / ih)
+        scale, x0, y0 = self.placement(iw, ih)
         sw, sh = max(1, round(iw * scale)), max(1, round(ih * scale))
-        x0, y0 = (w - sw) // 2, (h - sh) // 2
         if (sw, sh) == (iw, ih):
             fitted = image
         else:
