@@ -63,6 +63,13 @@ def upload(data: bytes, name: str = "photo.jpg"):
     return {"file": (name, data, "application/octet-stream")}
 
 
+def test_summary_gives_the_class_names_in_words(client, classifier):
+    body = client.get("/v1/summary").json()
+    names = body["display_names"]
+    assert list(names) == body["class_names"] == list(classifier.class_names)
+    assert names["no_mask"] == "No mask" and not any("_" in words for words in names.values())
+
+
 def test_astronaut_is_an_unmasked_face(client, detector, classifier, astronaut_bgr):
     r = client.post("/v1/image", files=upload(encode(astronaut_bgr, ".png"), "astronaut.png"))
     assert r.status_code == 200, r.text

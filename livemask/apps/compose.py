@@ -27,6 +27,7 @@ from livemask.engine.stream import SourceOptions
 from livemask.engine.tracker import Tracker
 from livemask.explain.suite import ExplainSuite
 from livemask.models.backends import FaceClassifier, open_classifier
+from livemask.sinks.kiosk import KioskOptions
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ SCHEMA = (Schema()
           .register("pipeline", PipelineOptions)
           .register("tracker", Tracker)
           .register("run", RunOptions)
+          .register("kiosk", KioskOptions)
           .register("images", ImageLimits))
 
 
@@ -123,6 +125,10 @@ def run_options(config: Config) -> RunOptions:
     return build(config, "run")
 
 
+def kiosk_options(config: Config) -> KioskOptions:
+    return build(config, "kiosk")
+
+
 def run_sinks(options: RunOptions, live: bool, extra=()) -> list:
     """The file and console sinks of a run (``extra`` sinks before the summary), in the order they are written."""
     from livemask.sinks.console import ProgressBar, SummaryLog
@@ -161,7 +167,17 @@ def run_engine(config: Config, stop_event: threading.Event, max_frames: int | No
         capture.stop()
         raise
     display = None
-    if not options.headless:
+    kiosk = kiosk_options(config)
+    if not options.headless and kiosk.enabled:
+        from livemask.sinks.kiosk import KioskRenderer, QuitSequence
+        from livemask.sinks.window import LiveWindow
+
+        # no explanations, snapshots or pause: every key but the quit sequence does nothing
+        display = LiveWindow(options.window_name, options.snapshot_dir, None, KioskRenderer(kiosk),
+                             pipeline_options.max_display_age_ms, keys=QuitSequence(kiosk.quit_keys,
+                                                                                    kiosk.quit_within_s),
+                             fullscreen=kiosk.fullscreen)
+    elif not options.headless:
         from livemask.sinks.render import Renderer
         from livemask.sinks.window import LiveWindow
 

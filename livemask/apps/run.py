@@ -34,6 +34,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--max-frames", type=positive_int, metavar="N", help="stop after N frames (N >= 1)")
     parser.add_argument("--realtime", action="store_true", default=None,
                         help="pace a file at its own fps and drop frames when behind, like a camera")
+    parser.add_argument("--kiosk", action="store_true", default=None,
+                        help="full-screen verdict for the person in front; q and Esc do nothing, the kiosk.quit_keys "
+                             "sequence or SIGTERM ends the run (config section 'kiosk')")
 
 
 def positive_int(text: str) -> int:
@@ -91,15 +94,27 @@ def check_outputs(source, output: str | None, events: str | None) -> None:
         prepare_out_dir(resolved.parent, f"{flag} {path}: folder")
 
 
+def check_kiosk(options, kiosk) -> None:
+    """Kiosk mode needs the window, and records video only when ``kiosk.record`` allows it."""
+    if not kiosk.enabled:
+        return
+    if options.headless:
+        raise ConfigError("kiosk mode shows a window: it cannot run headless (drop --headless or run.headless)")
+    if options.output and not kiosk.record:
+        raise ConfigError("kiosk mode does not record video while kiosk.record is false: drop --output "
+                          "(run.output) or set kiosk.record=true")
+
+
 def command(args, config) -> int:
     from livemask.apps import compose
     from livemask.engine.stream import quiet_video_backend
 
     config = compose.apply_overrides(config, {
         "source.source": args.source, "source.realtime": args.realtime, "run.headless": args.headless,
-        "run.output": args.output, "run.events": args.events,
+        "run.output": args.output, "run.events": args.events, "kiosk.enabled": getattr(args, "kiosk", None),
     }, "command line")
     options = compose.run_options(config)
+    check_kiosk(options, compose.kiosk_options(config))
     if args.max_frames is not None and args.max_frames < 1:  # parsed by positive_int; kept for direct callers
         raise ConfigError(f"--max-frames must be at least 1, got {args.max_frames}")
     check_outputs(config.get("source", {}).get("source"), options.output, options.events)

@@ -62,6 +62,37 @@ class Range:
         return text
 
 
+@dataclass(frozen=True)
+class Text:
+    """Allowed strings: a length range and, optionally, only characters from ``chars`` (a description
+    of them in ``chars_name``); e.g. ``Annotated[str, Text(1, 48, ascii_printable=True)]``."""
+
+    min_len: int = 0
+    max_len: int | None = None
+    ascii_printable: bool = False  # only the printable ASCII characters (OpenCV's fonts draw no others)
+    no_spaces: bool = False
+
+    def contains(self, v: str) -> bool:
+        if len(v) < self.min_len or (self.max_len is not None and len(v) > self.max_len):
+            return False
+        if self.ascii_printable and not all(" " <= c <= "~" for c in v):
+            return False
+        return not (self.no_spaces and any(c.isspace() for c in v))
+
+    def describe(self) -> str:
+        if self.max_len is None:
+            text = f"of at least {self.min_len} characters"
+        elif self.min_len == self.max_len:
+            text = f"of {self.min_len} characters"
+        else:
+            text = f"of {self.min_len} to {self.max_len} characters"
+        if self.ascii_printable:
+            text += ", printable ASCII only"
+        if self.no_spaces:
+            text += ", no spaces"
+        return text
+
+
 def _num(v: float) -> str:
     return str(int(v)) if float(v).is_integer() else str(v)
 
@@ -74,6 +105,7 @@ class Param:
     optional: bool = False
     range: Range | None = None
     item: Param | None = None  # for list / tuple
+    text: Text | None = None  # for str
 
 
 def parse_hint(hint: Any) -> Param:
@@ -82,14 +114,15 @@ def parse_hint(hint: Any) -> Param:
     if typing.get_origin(hint) is typing.Annotated:
         base, *extras = typing.get_args(hint)
         rng = next((e for e in extras if isinstance(e, Range)), None)
+        txt = next((e for e in extras if isinstance(e, Text)), None)
         inner = parse_hint(base)
-        return Param(inner.kind, inner.optional, rng or inner.range, inner.item)
+        return Param(inner.kind, inner.optional, rng or inner.range, inner.item, txt or inner.text)
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(hint) if a is not type(None)]
         optional = len(args) < len(typing.get_args(hint))
         inner = parse_hint(args[0]) if len(args) == 1 else Param(None)
-        return Param(inner.kind, optional or inner.optional, inner.range, inner.item)
+        return Param(inner.kind, optional or inner.optional, inner.range, inner.item, inner.text)
     if origin in (list, tuple, typing.Sequence) or hint in (list, tuple):
         args = [a for a in typing.get_args(hint) if a is not Ellipsis]
         return Param(tuple if origin is tuple or hint is tuple else list, item=parse_hint(args[0]) if args else None)
@@ -127,6 +160,8 @@ def check_value(where: str, value: Any, param: Param) -> Any:
         ok = isinstance(value, kind)
     if ok and param.range is not None and kind in (int, float) and not param.range.contains(value):
         ok = False
+    if ok and param.text is not None and kind is str and not param.text.contains(value):
+        ok = False
     if not ok:
         number = isinstance(original, (int, float)) and not isinstance(original, bool)
         got = original if number and kind in (int, float) else f"{type(original).__name__} {original!r}"
@@ -145,6 +180,8 @@ def _expected(param: Param, plural: bool = False) -> str:
         text = _TYPE_NAMES.get(param.kind, "a value")
     if param.range is not None and param.kind in (int, float):
         text += " " + param.range.describe()
+    if param.text is not None and param.kind is str:
+        text = ("strings " if plural else "a string ") + param.text.describe()
     if param.optional:
         text += " or null"
     return text

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from livemask.core.labels import display_name
 from livemask.sinks.draw import class_colour, put_label
 
 BACKGROUND = (30, 30, 30)
@@ -67,14 +68,15 @@ class PanelRenderer:
         out = np.full((height, width, 3), BACKGROUND, np.uint8)
         colour = class_colour(face.label)
         cv2.rectangle(out, (0, 0), (width, self.header - 4), colour, cv2.FILLED)
-        _text(out, f"face {index + 1}: {face.label} {face.probability:.0%}", (pad, self.header - 4), 0.5, colour)
+        _text(out, f"face {index + 1}: {display_name(face.label)} {face.probability:.0%}", (pad, self.header - 4),
+              0.5, colour)
         y0 = self.header
         out[y0:y0 + t, pad:pad + t] = cv2.resize(face.crop_bgr, (t, t), interpolation=cv2.INTER_LINEAR)
         _text(out, "input crop", (pad, y0 + t + 18))
         for k, res in enumerate(results):
             x0 = pad + (k + 1) * (t + pad)
             out[y0:y0 + t, x0:x0 + t] = self.overlay(face.crop_bgr, res.maps[index])
-            target = res.class_names[int(res.targets[index])]
+            target = display_name(res.class_names[int(res.targets[index])])
             _text(out, f"{TITLES.get(res.method, res.method)} [{target}] {res.ms_per_face:.0f} ms", (x0, y0 + t + 18))
             if res.faithfulness is not None:
                 f = res.faithfulness

@@ -5,6 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from livemask.core.labels import display_name
 from livemask.core.types import Detections, Predictions
 
 # BGR colour per class name: green, red, amber; any other class is drawn in grey
@@ -27,7 +28,7 @@ def put_label(image: np.ndarray, text: str, org: tuple[int, int], colour, scale:
 
 
 class FaceAnnotator:
-    """Boxes coloured by class, with label, probability and track id."""
+    """Boxes coloured by class, with the label in words (``No mask``), probability and track id."""
 
     def __init__(self, thickness: int = 2, text_scale: float = 0.5):
         self.thickness = thickness
@@ -41,7 +42,7 @@ class FaceAnnotator:
             colour = class_colour(label)
             x1, y1, x2, y2 = (round(float(v)) for v in box)
             cv2.rectangle(scene, (x1, y1), (x2, y2), colour, self.thickness, cv2.LINE_AA)
-            text = f"{label} {prob:.0%}"
+            text = f"{display_name(label)} {prob:.0%}"
             if track_ids is not None:
                 text = f"#{int(track_ids[i])} {text}"
             put_label(scene, text, (x1, y1 - 2 if y1 > 20 else y2 + 20), colour, scale)
@@ -59,6 +60,11 @@ def draw_status(scene: np.ndarray, lines: list[str]) -> np.ndarray:
     for k, text in enumerate(lines):
         cv2.putText(scene, text, (5, step * (k + 1)), FONT, scale, (255, 255, 255), 1, cv2.LINE_AA)
     return scene
+
+
+def count_line(counts: dict[str, int]) -> str:
+    """``Mask: 2  No mask: 1``: per-class counts in words, for an overlay."""
+    return "  ".join(f"{display_name(name)}: {n}" for name, n in counts.items())
 
 
 def count_labels(predictions: Predictions) -> dict[str, int]:

@@ -8,7 +8,7 @@ from collections import deque
 import numpy as np
 
 from livemask.core.types import FrameResult
-from livemask.sinks.draw import FaceAnnotator, count_labels, draw_status
+from livemask.sinks.draw import FaceAnnotator, count_labels, count_line, draw_status
 
 
 class Renderer:
@@ -35,6 +35,6 @@ class Renderer:
         if self.overlay:  # first, so that face labels near the top stay readable over it
             counts = count_labels(result.predictions)
             lines = [f"{self.fps():5.1f} fps  latency {self.latency_ms:4.0f} ms  infer {result.inference_ms:4.0f} ms",
-                     "  ".join(f"{name}: {n}" for name, n in counts.items()), *extra]
+                     count_line(counts), *extra]
             draw_status(image, lines)
         return self.annotator.annotate(image, result.detections, result.predictions, result.track_ids)

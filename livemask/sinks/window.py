@@ -22,6 +22,7 @@ from livemask.core.types import FrameResult
 from livemask.engine.pipeline import Percentiles
 from livemask.engine.sink import RunInfo
 from livemask.sinks.render import Renderer
+from livemask.sinks.screen import screen_size
 from livemask.sinks.winwatch import ClosedWatch
 
 log = logging.getLogger(__name__)
@@ -59,13 +60,20 @@ class LiveWindow:
     (an ImportError there is shown as "explanations unavailable"); None: no explanations.
     ``renderer``: draws a result (:class:`~livemask.sinks.render.Renderer`).
     In a live run a result older than ``max_display_age_ms`` is not shown (counted as stale).
+    ``keys``: a key policy replacing the key map (kiosk mode: :class:`~livemask.sinks.kiosk.QuitSequence`),
+    called with each key, returning "quit" to end the run or None. ``fullscreen``: the window fills the
+    screen (the image is scaled to fit, keeping its aspect ratio; a renderer with ``fit_screen(size)``
+    is told the screen's size).
     """
 
     threaded = False
 
     def __init__(self, name: str, snapshot_dir: str | Path, explain: Callable[[], object] | None = None,
-                 renderer: Renderer | None = None, max_display_age_ms: float = 100.0):
+                 renderer: Renderer | None = None, max_display_age_ms: float = 100.0,
+                 keys: Callable[[int], str | None] | None = None, fullscreen: bool = False):
         self.title = name
+        self.keys = keys
+        self.fullscreen = bool(fullscreen)
         self.name = "window"
         self.explain_factory = explain
         self.snapshot_dir = Path(snapshot_dir)
@@ -87,7 +95,17 @@ class LiveWindow:
         self.live = bool(info is not None and info.live)
         check_display()
         try:
-            cv2.namedWindow(self.title, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)  # no Qt toolbar
+            if self.fullscreen:
+                cv2.namedWindow(self.title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | cv2.WINDOW_GUI_NORMAL)
+                cv2.setWindowProperty(self.title, cv2.WND_PROP_FULLSCREEN, cv2.WINDOW_FULLSCREEN)
+                size = screen_size()  # without a window manager the property alone does not resize it
+                if size is not None:
+                    cv2.moveWindow(self.title, 0, 0)
+                    cv2.resizeWindow(self.title, *size)
+                    if hasattr(self.renderer, "fit_screen"):  # the kiosk screen is drawn at the screen's size
+                        self.renderer.fit_screen(size)
+            else:
+                cv2.namedWindow(self.title, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)  # no Qt toolbar
         except cv2.error as err:
             raise LivemaskError(f"cannot open a window ({str(err).strip().splitlines()[-1]}); use --headless") from None
         self._start_session()  # the explainer builds and compiles in the background, before the first key
@@ -160,6 +178,8 @@ class LiveWindow:
     # -- keys -----------------------------------------------------------------------------
     def handle_key(self, key: int) -> str | None:
         """Do what ``key`` asks; returns "quit" when the loop should end, "pause" on toggling."""
+        if self.keys is not None:  # a key policy of its own (kiosk mode): no other key does anything
+            return self.keys(key)
         action = KEYMAP.get(key)
         if action is None:
             return None

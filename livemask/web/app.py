@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from livemask import __version__
 from livemask.core.errors import LivemaskError
+from livemask.core.labels import display_names
 from livemask.core.records import face_records
 from livemask.web.guard import BodyLimit, TokenGuard
 from livemask.web.imagecheck import DEFAULT_MAX_PIXELS, UploadImageError, decode_upload
@@ -170,6 +171,7 @@ def create_app(detector, classifier, explain_suite=None, *, token: str | None = 
     @app.get("/v1/summary", summary="model, request counts, faces seen, live stream state")
     async def summary():
         return {"version": __version__, "class_names": list(class_names),
+                "display_names": display_names(class_names),
                 "uptime_s": round(time.time() - stats.started, 1),
                 "requests": stats.requests, "faces": stats.faces, "explain": explainer is not None,
                 "inference": {"mode": runner.mode, "calls": runner.calls, "busy_s": round(runner.busy_s, 2)},

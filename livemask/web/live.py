@@ -113,12 +113,12 @@ class FrameHub:
         return (len(t) - 1) / max(t[-1] - t[0], 1e-6) if len(t) >= 2 else 0.0
 
     def _annotate(self, result: FrameResult, counts: dict) -> np.ndarray:
-        from livemask.sinks.draw import draw_status
+        from livemask.sinks.draw import count_line, draw_status
 
         image = result.frame.image.copy()
         if self.overlay:
             lines = [f"{self.fps():5.1f} fps  infer {result.inference_ms:4.0f} ms",
-                     "  ".join(f"{name}: {n}" for name, n in counts.items())]
+                     count_line(counts)]
             draw_status(image, lines)
         return self.annotator.annotate(image, result.detections, result.predictions, result.track_ids)
 

@@ -3,11 +3,11 @@
 "use strict";
 
 const TOKEN = new URLSearchParams(location.search).get("token");
-const WORDS = { mask: "Mask", no_mask: "No mask", mask_incorrect: "Mask below nose" };
+const WORDS = {};  // class name -> words, filled from /v1/summary's display_names (livemask/core/labels.py)
 const COLOURS = { mask: "#3cc83c", no_mask: "#e62828" };
 const METHOD_TITLES = { gradcam: "Grad-CAM", occlusion: "Occlusion" };
 
-function words(label) { return WORDS[label] || label.replace(/_/g, " "); }
+function words(label) { return WORDS[label] || label.replace(/_/g, " "); }  // before the summary: "no mask"
 function colour(label) { return COLOURS[label] || "#ffbe00"; }
 function pct(p) { return Math.round(p * 100) + "%"; }
 function withToken(url) {
@@ -353,6 +353,7 @@ document.getElementById("cam-stop").addEventListener("click", () => Cam.stop());
     const res = await fetch(withToken("/v1/summary"), { headers: headers() });
     if (!res.ok) throw new Error(`${res.status}: ${(await res.json()).error}`);
     const s = await res.json();
+    Object.assign(WORDS, s.display_names || {});
     document.getElementById("tab-live").hidden = !s.live;
     const wanted = new URLSearchParams(location.search).get("mode");
     if (wanted && document.querySelector(`.tab[data-mode="${wanted}"]:not([hidden])`)) showMode(wanted);
