@@ -4,7 +4,8 @@ Window mode shows annotated frames in an OpenCV window (keys in :mod:`livemask.s
 Headless mode writes an annotated video (the source's size and fps, one output frame
 per input frame from a file) and/or a JSON-lines event log, with a progress bar for
 files. SIGINT, SIGTERM and SIGHUP end the run cleanly: every output is closed and complete,
-and the exit status is 128 + the signal's number (130, 143, 129). Further signals while the
+and the exit status is 128 + the signal's number (130, 143, 129). A lost X connection (window mode)
+finishes the outputs the same way and exits with status 3 (:class:`DisplayLost`). Further signals while the
 outputs are being finished are ignored (finishing is bounded: a threaded sink gets 30 s).
 ``--output`` and ``--events`` are checked before the models load (:func:`check_outputs`).
 The parts are built by :mod:`livemask.apps.compose`; the loop is :class:`livemask.engine.engine.Engine`.
@@ -16,11 +17,12 @@ import argparse
 import logging
 import os
 import stat
+import sys
 import threading
 from pathlib import Path
 
 from livemask.apps.signals import StopRequest
-from livemask.core.errors import ConfigError, OutputError
+from livemask.core.errors import ConfigError, DisplayLost, OutputError
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--max-frames", type=positive_int, metavar="N", help="stop after N frames (N >= 1)")
     parser.add_argument("--realtime", action="store_true", default=None,
                         help="pace a file at its own fps and drop frames when behind, like a camera")
+    parser.add_argument("--snapshot-overlay", action="store_true", default=None,
+                        help="window snapshots (key s) include the status and message lines shown on screen")
 
 
 def positive_int(text: str) -> int:
@@ -91,6 +95,14 @@ def check_outputs(source, output: str | None, events: str | None) -> None:
         prepare_out_dir(resolved.parent, f"{flag} {path}: folder")
 
 
+def display_lost(engine) -> int:
+    """The window's X connection broke (``xkill``, the X server gone): Qt is ending the process from inside
+    a window call. Finish every output as SIGTERM would, say so in one line, and give the exit status."""
+    engine.display_lost()
+    print(f"livemask: error: {DisplayLost.message}", file=sys.stderr, flush=True)
+    return DisplayLost.exit_code
+
+
 def command(args, config) -> int:
     from livemask.apps import compose
     from livemask.engine.stream import quiet_video_backend
@@ -98,6 +110,7 @@ def command(args, config) -> int:
     config = compose.apply_overrides(config, {
         "source.source": args.source, "source.realtime": args.realtime, "run.headless": args.headless,
         "run.output": args.output, "run.events": args.events,
+        "run.snapshot_overlay": getattr(args, "snapshot_overlay", None),
     }, "command line")
     options = compose.run_options(config)
     if args.max_frames is not None and args.max_frames < 1:  # parsed by positive_int; kept for direct callers
@@ -114,6 +127,8 @@ def command(args, config) -> int:
     stop_event = threading.Event()
     with StopRequest(stop_event) as stop:
         engine = compose.run_engine(config, stop_event, args.max_frames, stop.reason)
+        if engine.display is not None:
+            engine.display.when_lost(lambda: display_lost(engine))
         engine.run()
     if stop.signal is not None:
         log.warning("stopped by %s; outputs are complete", stop.reason())
