@@ -212,7 +212,9 @@ def test_g_in_the_live_window_opens_the_explain_window(xvfb, data_dir, tmp_path)
                 proc.wait(timeout=3.0 if sent else 0.3)
             except subprocess.TimeoutExpired:
                 pass
-        assert sent, f"could not send q to the live window (the run's exit: {proc.poll()})"
+        # xdotool may report a failure for the q that ended the run (its window went away under it); the
+        # summary below tells that a key ended the run ("user"), not the clip's end or a window close
+        assert sent or proc.poll() == 0, f"could not send q to the live window (the run's exit: {proc.poll()})"
         code = proc.wait(timeout=30)
         assert code == 0, proc.stderr.read()[-3000:]
         from livehelpers import read_events
