@@ -74,3 +74,24 @@ def test_display_lost_finishes_every_output_once(clip, classifier, tmp_path):
     assert sum("summary" in json.loads(line) for line in lines) == 1  # closed once
     frames = read_video(video)
     assert 0 < len(frames) == logged["sinks"]["video"]["written"] == len(records) < 300
+
+
+HOOK_SCRIPT = r"""
+import ctypes, sys
+from livemask.sinks.winwatch import on_lost_connection
+
+disarm = on_lost_connection(lambda: print("finished outputs", flush=True) or 5)
+if sys.argv[1] == "c-exit":  # what Qt's X11 plugin does when the connection breaks
+    ctypes.CDLL(None).exit(1)
+disarm()
+sys.exit(4)  # a normal interpreter exit after the run: the disarmed hook must not run (nor crash, 139)
+"""
+
+
+@pytest.mark.parametrize("how, code, out", [("c-exit", 5, "finished outputs\n"), ("normal", 4, "")])
+def test_exit_hook_runs_on_a_c_exit_and_stays_out_of_a_normal_exit(how, code, out):
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", HOOK_SCRIPT, how], capture_output=True, text=True, timeout=60)
+    assert (proc.returncode, proc.stdout) == (code, out), proc.stderr[-2000:]

@@ -99,6 +99,7 @@ class LiveWindow:
         self.session = None  # ExplainSession, created when the window opens (or on the first explanation key)
         self._explained = False  # an explanation key was pressed since the last Esc
         self._lost: Callable[[], int] | None = None
+        self._disarm: Callable[[], None] = lambda: None
         self._watch = ClosedWatch(name, after_s=1.0)
         self._explain_missing: str | None = None
         self._message: tuple[str, float] | None = None  # (text, expiry)
@@ -118,9 +119,9 @@ class LiveWindow:
             cv2.namedWindow(self.title, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)  # no Qt toolbar
         except cv2.error as err:
             raise DisplayError(f"cannot open a window ({str(err).strip().splitlines()[-1]}); use --headless") from None
-        if self._lost is not None:  # after Qt's X11 plugin is loaded: this handler runs before Qt's own
-            on_lost_connection(self._lost)
         self._start_session()  # the explainer builds and compiles in the background, before the first key
+        if self._lost is not None:  # after Qt's X11 plugin is loaded: this handler runs before Qt's own
+            self._disarm = on_lost_connection(self._lost)
 
     def _start_session(self) -> bool:
         """Create the explanation session once; False (with the reason kept) when explanations are unavailable."""
@@ -296,3 +297,4 @@ class LiveWindow:
             cv2.waitKey(1)
         except cv2.error:
             pass
+        self._disarm()  # no window call after this one: a lost X connection can no longer end the process

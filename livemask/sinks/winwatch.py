@@ -322,9 +322,11 @@ def on_lost_connection(callback: Callable[[], int]) -> Callable[[], None]:
     Qt's, are skipped). Returns a function that disarms it.
 
     The callback runs on the thread that called ``exit()`` (the display thread) while that thread is
-    inside the window call, so it must not touch a window. Only for processes that end with
-    ``os._exit`` (livemask's entry point does): the C handler stays registered, and a normal interpreter
-    exit would reach it after Python has shut down.
+    inside the window call, so it must not touch a window. A C exit handler cannot be removed, and
+    one that calls into Python after the interpreter has shut down crashes: disarming therefore also
+    registers C's own ``_exit`` as a later exit handler (run first), so a normal interpreter exit after
+    the run leaves with its status before reaching this one (skipping the C exit handlers registered
+    before, as livemask's entry point, which ends with ``os._exit``, does anyway).
     """
     armed = [True]
 
@@ -345,7 +347,13 @@ def on_lost_connection(callback: Callable[[], int]) -> Callable[[], None]:
         os._exit(code)
 
     def disarm() -> None:
+        if not armed[0]:
+            return
         armed[0] = False
+        try:
+            register(ctypes.cast(libc._exit, ctypes.c_void_p), None)  # _exit(status): on_exit passes the status
+        except (OSError, AttributeError):
+            pass
 
     thunk = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_void_p)(fire)
     try:
@@ -353,10 +361,10 @@ def on_lost_connection(callback: Callable[[], int]) -> Callable[[], None]:
         register = libc.on_exit  # glibc; exit() calls it with the status
     except (OSError, AttributeError):
         log.debug("on_exit is not available: a lost X connection ends the process as Qt does")
-        return disarm
+        return lambda: None
     register.restype = ctypes.c_int
     register.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
     if register(ctypes.cast(thunk, ctypes.c_void_p), None) != 0:
-        return disarm
+        return lambda: None
     _hooks.append(thunk)
     return disarm
