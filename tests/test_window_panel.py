@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 
 from livemask.explain.panel import FaceView, PanelRenderer
 from livemask.sinks.winwatch import Area
@@ -43,3 +44,18 @@ def test_a_page_holds_only_its_faces_and_fits():
 def test_area_origin_in_a_corner():
     assert Area(10, 20, 500, 400).origin((100, 50)) == (10, 20)
     assert Area(100, 100, 500, 400, corner=True).origin((200, 100)) == (400, 400)
+
+
+@pytest.mark.parametrize("live, expected", [
+    ((0, 0, 320, 240), Area(328, 0, 952, 800)),  # to the right
+    ((0, 0, 1000, 400), Area(0, 408, 1280, 392)),  # not 400 px free to the right: below
+    ((0, 0, 1100, 700), Area(426, 266, 854, 534, corner=True)),  # neither: the bottom-right part
+])
+def test_panel_area_beside_below_or_in_the_corner(monkeypatch, live, expected):
+    from livemask.sinks import winwatch
+
+    monkeypatch.setattr(winwatch, "screen_size", lambda: (1280, 800))
+    monkeypatch.setattr(winwatch.cv2, "getWindowImageRect", lambda name: live)
+    assert winwatch.panel_area("livemask") == expected
+    monkeypatch.setattr(winwatch, "screen_size", lambda: None)
+    assert winwatch.panel_area("livemask") == Area()  # screen unknown: no limit, not moved
