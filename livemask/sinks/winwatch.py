@@ -20,6 +20,7 @@ import cv2
 log = logging.getLogger(__name__)
 
 GAP = 8  # pixels between the live view and the explanation panel
+X_CHECK_S = 0.1  # how often ClosedWatch asks the X server whether the window still exists
 
 
 class ClosedWatch:
@@ -39,6 +40,7 @@ class ClosedWatch:
         self.name = name
         self.after_s = after_s
         self._x: XWindows | None = None
+        self._x_checked = 0.0
         self.reset()
 
     def reset(self) -> None:
@@ -58,7 +60,11 @@ class ClosedWatch:
             self._hidden_since = None
             if self._x is None and os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
                 self._x = XWindows(self.name)
-            return self._x is not None and self._x.gone()
+            now = time.monotonic()
+            if self._x is None or now - self._x_checked < X_CHECK_S:  # one X round trip per X_CHECK_S at most
+                return False
+            self._x_checked = now
+            return self._x.gone()
         if not self._seen:
             return False
         now = time.monotonic()
