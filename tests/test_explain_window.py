@@ -63,9 +63,12 @@ def pump(until, timeout=60.0):
             return True
     return False
 
-report["first"] = session.request(result, "all")
-report["second"] = session.request(result, "gradcam")
-report["third"] = session.request(result, "occlusion")
+report["first"] = session.request(result, "all").text
+report["state_first"] = session.state
+report["second"] = session.request(result, "gradcam").text
+report["state_second"] = session.state
+third = session.request(result, "occlusion")
+report["third"], report["third_accepted"] = third.text, third.accepted
 report["busy_status"] = session.status
 report["opened"] = pump(lambda: session.is_open)
 report["queued_done"] = pump(lambda: not session.busy and "gradcam" in (session.status or ""))
@@ -79,7 +82,7 @@ report["open_after_close"] = session.is_open
 report["save_when_closed"] = session.save(out_dir)
 none = Detections.empty()
 empty = FrameResult(Frame(8, time.monotonic(), image, "test"), none, classifier.classify(image, none))
-report["no_faces"] = session.request(empty, "gradcam")
+report["no_faces"] = session.request(empty, "gradcam").text
 outside = Detections(np.array([[5000, 5000, 5100, 5100]], np.float32), np.array([0.9], np.float32))
 bad = FrameResult(Frame(9, time.monotonic(), image, "test"), outside, result.predictions)
 session.request(bad, "gradcam")
@@ -106,14 +109,14 @@ def test_explain_session_protocol(xvfb, tmp_path):
     assert report["warmup_seconds"] > 0
     assert report["traces_after_warmup"] == [1, 1]
     assert report["traces_after_requests"] == report["traces_after_warmup"]
-    assert "computing" in report["first"]
-    assert "queued" in report["second"]
-    assert "refused" in report["third"]  # never silently lost
-    assert report["busy_status"] == report["third"]
+    assert "computing" in report["first"] and report["state_first"] == "computing"
+    assert "queued" in report["second"] and report["state_second"] == "queued"
+    assert "refused" in report["third"] and not report["third_accepted"]  # never silently lost
+    assert "waiting" in report["busy_status"]  # the status line tells the state, the refusal is a message
     assert report["opened"] and report["queued_done"]
     assert len(report["window"]) >= 1
     saved = Path(report["saved"])
-    assert saved.is_file() and saved.suffix == ".png"
+    assert saved.is_file() and saved.name.startswith("livemask-") and saved.name.endswith("-f000007-explain.png")
     import cv2
 
     panel = cv2.imread(str(saved))
@@ -209,7 +212,9 @@ def test_g_in_the_live_window_opens_the_explain_window(xvfb, data_dir, tmp_path)
                 proc.wait(timeout=3.0 if sent else 0.3)
             except subprocess.TimeoutExpired:
                 pass
-        assert sent, f"could not send q to the live window (the run's exit: {proc.poll()})"
+        # xdotool may report a failure for the q that ended the run (its window went away under it); the
+        # summary below tells that a key ended the run ("user"), not the clip's end or a window close
+        assert sent or proc.poll() == 0, f"could not send q to the live window (the run's exit: {proc.poll()})"
         code = proc.wait(timeout=30)
         assert code == 0, proc.stderr.read()[-3000:]
         from livehelpers import read_events

@@ -119,7 +119,7 @@ def test_missing_file_and_bad_flags(tmp_path):
 def test_window_mode_without_a_display_is_a_one_line_error(clip):
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
     proc = run_cli("--source", str(clip), env=env, timeout=60)
-    assert proc.returncode == 1
+    assert proc.returncode == 2
     one_line_error(proc, "use --headless")
 
 

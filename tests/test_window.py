@@ -111,8 +111,7 @@ def test_space_pauses_and_explain_key_opens_the_explain_window(xdotool, tmp_path
         key(xdotool, window, "g")  # Grad-CAM of the frame on screen, computed off the display thread
         find_window(xdotool, proc, "livemask - explain", timeout=60)
         assert proc.poll() is None
-        # Esc closing the explanation window first is covered with a stand-in session in
-        # test_window_keys.py; under Xvfb it sometimes ends the run instead (see the README's notes)
+        # Esc at every moment of an explanation's life: tests/test_window_lifecycle.py
         key(xdotool, window, "q")
         proc.wait(timeout=10)
     finally:

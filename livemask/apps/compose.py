@@ -40,6 +40,7 @@ class RunOptions:
     output: str | None = None
     events: str | None = None
     snapshot_dir: str = "snapshots"
+    snapshot_overlay: bool = False
     window_name: str = "livemask"
     progress: bool = True
     overlay: bool = True
@@ -182,7 +183,8 @@ def run_engine(config: Config, stop_event: threading.Event, max_frames: int | No
         from livemask.sinks.window import LiveWindow
 
         display = LiveWindow(options.window_name, options.snapshot_dir, explain_session_factory(config, clf),
-                             Renderer(options.overlay), pipeline_options.max_display_age_ms)
+                             Renderer(options.overlay), pipeline_options.max_display_age_ms,
+                             snapshot_overlay=options.snapshot_overlay)
     processor = FrameProcessor(det, clf, tracker, pipeline_options.detect_every)
     sinks = run_sinks(options, capture.live, extra_sinks)
     return Engine(capture, processor, sinks, display, pipeline_options.stage_queue, stop_reason)

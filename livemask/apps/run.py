@@ -4,7 +4,8 @@ Window mode shows annotated frames in an OpenCV window (keys in :mod:`livemask.s
 Headless mode writes an annotated video (the source's size and fps, one output frame
 per input frame from a file) and/or a JSON-lines event log, with a progress bar for
 files. SIGINT, SIGTERM and SIGHUP end the run cleanly: every output is closed and complete,
-and the exit status is 128 + the signal's number (130, 143, 129). Further signals while the
+and the exit status is 128 + the signal's number (130, 143, 129). A lost X connection (window mode)
+finishes the outputs the same way and exits with status 3 (:class:`DisplayLost`). Further signals while the
 outputs are being finished are ignored (finishing is bounded: a threaded sink gets 30 s).
 ``--output`` and ``--events`` are checked before the models load (:func:`check_outputs`).
 The parts are built by :mod:`livemask.apps.compose`; the loop is :class:`livemask.engine.engine.Engine`.
@@ -16,11 +17,12 @@ import argparse
 import logging
 import os
 import stat
+import sys
 import threading
 from pathlib import Path
 
 from livemask.apps.signals import StopRequest
-from livemask.core.errors import ConfigError, OutputError
+from livemask.core.errors import ConfigError, DisplayLost, OutputError
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--kiosk", action="store_true", default=None,
                         help="full-screen verdict for the person in front; q and Esc do nothing, the kiosk.quit_keys "
                              "sequence or SIGTERM ends the run (config section 'kiosk')")
+    parser.add_argument("--snapshot-overlay", action="store_true", default=None,
+                        help="window snapshots (key s) include the status and message lines shown on screen")
 
 
 def positive_int(text: str) -> int:
@@ -105,6 +109,14 @@ def check_kiosk(options, kiosk) -> None:
                           "(run.output) or set kiosk.record=true")
 
 
+def display_lost(engine) -> int:
+    """The window's X connection broke (``xkill``, the X server gone): Qt is ending the process from inside
+    a window call. Finish every output as SIGTERM would, say so in one line, and give the exit status."""
+    engine.display_lost()
+    print(f"livemask: error: {DisplayLost.message}", file=sys.stderr, flush=True)
+    return DisplayLost.exit_code
+
+
 def command(args, config) -> int:
     from livemask.apps import compose
     from livemask.engine.stream import quiet_video_backend
@@ -112,6 +124,7 @@ def command(args, config) -> int:
     config = compose.apply_overrides(config, {
         "source.source": args.source, "source.realtime": args.realtime, "run.headless": args.headless,
         "run.output": args.output, "run.events": args.events, "kiosk.enabled": getattr(args, "kiosk", None),
+        "run.snapshot_overlay": getattr(args, "snapshot_overlay", None),
     }, "command line")
     options = compose.run_options(config)
     check_kiosk(options, compose.kiosk_options(config))
@@ -129,6 +142,8 @@ def command(args, config) -> int:
     stop_event = threading.Event()
     with StopRequest(stop_event) as stop:
         engine = compose.run_engine(config, stop_event, args.max_frames, stop.reason)
+        if engine.display is not None:
+            engine.display.when_lost(lambda: display_lost(engine))
         engine.run()
     if stop.signal is not None:
         log.warning("stopped by %s; outputs are complete", stop.reason())

@@ -44,6 +44,19 @@ class OutputError(LivemaskError):
     exit_code = 2
 
 
+class DisplayError(LivemaskError):
+    """No window can be opened: no DISPLAY, or an X server that is not there or refuses the connection."""
+
+    exit_code = 2
+
+
+class DisplayLost(LivemaskError):
+    """``livemask run``'s window lost its X connection (killed client, X server gone); outputs are complete."""
+
+    exit_code = 3
+    message = "the window's X connection was lost; the outputs are complete"
+
+
 class Interrupted(LivemaskError):
     """Ctrl-C / SIGTERM arrived while a blocking step (connecting to a stream) was under way."""
 

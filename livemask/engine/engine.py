@@ -53,6 +53,11 @@ class Engine:
         self.superseded = 0
         self.output_latency = Percentiles()  # capture -> handed to the sinks, ms
         self._user_quit = False
+        self._started = time.monotonic()
+        self._opened: list = []  # the display and sink runners that opened
+        self._closed = False  # the sink runners were closed
+        self._ended_by: str | None = None  # set by display_lost()
+        self._finishing = threading.RLock()  # display_lost() may come from another thread, or re-entrantly
 
     def info(self) -> RunInfo:
         source = self.capture.source
@@ -65,13 +70,12 @@ class Engine:
     # -- the run ------------------------------------------------------------------------------
     def run(self) -> dict:
         error: LivemaskError | None = None
-        started = time.monotonic()
-        opened: list = []
+        self._started = time.monotonic()
         try:
             info = self.info()
             for part in ([self.display] if self.display is not None else []) + self.runners:
                 part.open(info)
-                opened.append(part)
+                self._opened.append(part)
             self.pipeline.start()
             self._loop_display() if self.display is not None else self._loop()
         except LivemaskError as err:
@@ -80,21 +84,42 @@ class Engine:
             log.debug("unexpected error", exc_info=True)
             error = LivemaskError(describe(err))
         finally:
-            elapsed = time.monotonic() - started
+            summary = self._finish(error)
+        error = error or self._sink_failure()  # a sink that failed while closing (event log summary, ...)
+        if error is not None:
+            raise error
+        return summary
+
+    def display_lost(self, reason: str = "display lost") -> dict | None:
+        """The display can no longer be used (its X connection is gone): stop, and finish and close every
+        other output as a stop request would, without touching the display. It may be called from inside
+        a display call of the loop (on the way out of the process); None when the outputs were already
+        closed. The summary's ``ended`` is ``reason``."""
+        with self._finishing:
+            if self._closed:
+                return None
+            self._ended_by = reason
+            self.stop_event.set()
+            return self._finish(None, with_display=False)
+
+    def _finish(self, error: LivemaskError | None, with_display: bool = True) -> dict:
+        """Stop the pipeline, let threaded sinks write what waits, build the summary, close the display and
+        the sinks with it (each sink once, even when this is entered again from inside the display's close)."""
+        with self._finishing:
+            elapsed = time.monotonic() - self._started
             self.pipeline.stop()
             for runner in self.runners:
                 runner.finish()
             error = error or self._sink_failure()
             summary = self.summary(elapsed, error)
-            if self.display is not None and self.display in opened:
+            if with_display and self.display is not None and self.display in self._opened:
                 self._close_display(summary)
-            for runner in self.runners:
-                if runner in opened:
-                    runner.close(summary)
-        error = error or self._sink_failure()  # a sink that failed while closing (event log summary, ...)
-        if error is not None:
-            raise error
-        return summary
+            if not self._closed:
+                self._closed = True
+                for runner in self.runners:
+                    if runner in self._opened:
+                        runner.close(summary)
+            return summary
 
     def _loop(self) -> None:
         while not self.stop_event.is_set():
@@ -167,12 +192,14 @@ class Engine:
         reason = self.stop_reason()
         if error is not None:
             ended = "error"
+        elif self._ended_by is not None:
+            ended = self._ended_by
         elif reason is not None:
             ended = reason
-        elif self.pipeline.ended:
+        elif self.pipeline.ended and not self._user_quit:
             ended = "end of source"
         else:
-            ended = "user"
+            ended = getattr(self.display, "ended_by", None) or "user"
         tracker = self.processor.tracker
         display = {"stale_not_shown": 0, "superseded": self.superseded,
                    "capture_to_display_ms": self.output_latency.summary()}

@@ -6,8 +6,20 @@ computes the maps for every face, so the live window keeps running. The display 
 calls :meth:`ExplainSession.update` once per iteration: it shows the finished panel in
 the window ``livemask - explain`` and re-raises a worker failure as a LivemaskError.
 
-At most one request runs and one waits; a further key press while both slots are taken
-is refused with a message (the returned status), never dropped silently.
+**States** (:attr:`ExplainSession.state`, display thread): ``idle`` (nothing requested
+since the last close), ``computing`` (one request accepted, its panel not shown yet),
+``queued`` (one computing and one waiting), ``shown`` (a panel on screen, nothing pending).
+A new request while a panel is shown makes the state ``computing`` again (the old panel stays
+until the new one replaces it). At most one request runs and one waits; a further key press
+while both slots are taken is refused with a message, never dropped silently.
+
+:meth:`ExplainSession.close` (Esc, or the panel's title-bar button) returns to ``idle`` at
+once: the panel window is destroyed, the waiting request is cancelled and the result of the
+one computing is discarded when it arrives, so a closed panel stays closed.
+
+The panel opens beside the live view (to its right when it fits on the screen, else below,
+else over the bottom-right corner, away from the status lines), has no Qt toolbar or status
+bar, and is sized to the space there: faces beyond what fits are paged with ``]`` / ``[``.
 
 Warm-up: creating the session (when the live window opens) starts a background thread
 that builds the explainers and traces their compiled calls (about 1 s of CPU on a busy
@@ -19,6 +31,7 @@ for it in the queue.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import queue
@@ -32,32 +45,42 @@ import cv2
 import numpy as np
 
 from livemask.core.errors import LivemaskError
-from livemask.core.types import Detections, FrameResult
+from livemask.core.types import FrameResult
 from livemask.explain.suite import ExplainSuite, methods_for
-from livemask.sinks.winwatch import ClosedWatch
+from livemask.sinks.winwatch import ClosedWatch, panel_area, snapshot_base
 
 log = logging.getLogger(__name__)
 
 WINDOW = "livemask - explain"
 MAX_OUTSTANDING = 2  # one computing + one waiting
 WARMUP_NICE = 5  # niceness added to the warm-up thread
+IDLE, COMPUTING, QUEUED, SHOWN = "idle", "computing", "queued", "shown"
 _STOP = object()
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What a request did: ``accepted`` (it will be computed) and a line for the user."""
+
+    accepted: bool
+    text: str
 
 
 @dataclass(frozen=True)
 class _Job:
     number: int
+    generation: int  # close() starts a new generation: results of older ones are dropped
     method: str
-    frame_id: int
-    image: np.ndarray  # frozen copy of the frame, BGR uint8
-    detections: Detections
+    result: FrameResult  # frozen: its frame image is a copy
 
 
 @dataclass(frozen=True)
 class _Done:
     job: _Job
-    panel: np.ndarray
+    crops: np.ndarray | None
+    results: list | None
     seconds: float
+    error: BaseException | None = None
 
 
 class ExplainSession:
@@ -73,126 +96,221 @@ class ExplainSession:
         self._jobs: queue.Queue = queue.Queue(maxsize=MAX_OUTSTANDING + 1)  # + room for the stop sentinel
         self._done: queue.Queue = queue.Queue()
         self._lock = threading.Lock()
-        self._outstanding = 0
+        self._in_flight: dict[int, _Job] = {}  # accepted and not yet taken back by update() (any generation)
         self._counter = 0
+        self._generation = 0
         self._stop = threading.Event()
         self._warm: threading.Thread | None = None
         self._thread: threading.Thread | None = None
         self._shown: _Done | None = None
+        self._page = 0
+        self._per_page = 0
+        self._space = (0, 0)  # the most the panel may cover (0: no limit)
         self._open = False
         self._watch = ClosedWatch(WINDOW)
-        self._status: str | None = None
         self.warmup_seconds: float | None = None
+        self.cancelled = 0  # requests cancelled or results discarded by close()
         self._warm = threading.Thread(target=self._warm_up, name="livemask-explain-warmup", daemon=True)
         self._warm.start()
         self._ensure_worker()
 
     # -- display-thread API -----------------------------------------------------------------
     @property
+    def state(self) -> str:
+        with self._lock:
+            pending = sum(job.generation == self._generation for job in self._in_flight.values())
+        if pending >= 2:
+            return QUEUED
+        if pending == 1:
+            return COMPUTING
+        return SHOWN if self._open else IDLE
+
+    @property
     def is_open(self) -> bool:
+        """True while a panel is on screen."""
         return self._open
 
     @property
     def status(self) -> str | None:
-        return self._status
+        """The line that describes the current state (None when idle); it changes with the state."""
+        state = self.state
+        with self._lock:
+            pending = sorted((j for j in self._in_flight.values() if j.generation == self._generation),
+                             key=lambda j: j.number)
+        if pending:
+            job = pending[0]
+            faces, frame_id = len(job.result.detections), job.result.frame.frame_id
+            text = f"explain {job.method}: computing {faces} face(s) of frame {frame_id}..."
+            if state == QUEUED:
+                text += f" ({pending[1].method} waiting)"
+            return text + " (Esc cancels)"
+        if state == SHOWN and self._shown is not None:
+            job = self._shown.job
+            pages = self.pages
+            paging = f", page {self._page + 1}/{pages} (] next, [ back)" if pages > 1 else ""
+            return (f"explain {job.method}: frame {job.result.frame.frame_id}, {len(job.result.detections)} face(s) "
+                    f"in {self._shown.seconds:.2f} s{paging} (s saves, Esc closes)")
+        return None
 
     @property
     def busy(self) -> bool:
-        with self._lock:
-            return self._outstanding > 0
+        """True while a request of the current generation is waiting or computing."""
+        return self.state in (COMPUTING, QUEUED)
 
-    def request(self, result: FrameResult, method: str) -> str:
+    @property
+    def shown_result(self) -> FrameResult | None:
+        """The frozen frame the panel on screen explains (None when no panel is shown)."""
+        return self._shown.job.result if self._open and self._shown is not None else None
+
+    @property
+    def pages(self) -> int:
+        if self._shown is None or not self._per_page:
+            return 1
+        return max(1, -(-len(self._shown.job.result.detections) // self._per_page))
+
+    def request(self, result: FrameResult, method: str) -> Reply:
         """Freeze ``result`` and explain all its faces with ``method`` (gradcam, occlusion, all)."""
         methods_for(method)  # unknown method: ConfigError
         if self._stop.is_set():
-            return self._say("explain: session is shut down")
+            return Reply(False, "explain: session is shut down")
         n = len(result.detections)
         if n == 0:
-            return self._say(f"explain {method}: no faces in frame {result.frame.frame_id}, nothing to explain")
+            return Reply(False, f"explain {method}: no faces in frame {result.frame.frame_id}, nothing to explain")
         with self._lock:
-            if self._outstanding >= MAX_OUTSTANDING:
-                return self._say(f"explain {method}: refused, busy (one computing, one waiting); try again")
-            self._outstanding += 1
-            waiting = self._outstanding > 1
+            if len(self._in_flight) >= MAX_OUTSTANDING:
+                return Reply(False, f"explain {method}: refused, busy (one computing, one waiting); try again")
             self._counter += 1
-            job = _Job(self._counter, method, result.frame.frame_id, result.frame.image.copy(), result.detections)
+            frame = dataclasses.replace(result.frame, image=result.frame.image.copy())
+            job = _Job(self._counter, self._generation, method, dataclasses.replace(result, frame=frame))
+            self._in_flight[job.number] = job
+            waiting = len(self._in_flight) > 1
         self._ensure_worker()
         self._jobs.put(job)
         if waiting:
-            return self._say(f"explain {method}: queued after the current one ({n} face(s), frame {job.frame_id})")
-        return self._say(f"explain {method}: computing {n} face(s) of frame {job.frame_id}...")
+            return Reply(True, f"explain {method}: queued ({n} face(s), frame {result.frame.frame_id})")
+        return Reply(True, f"explain {method}: computing {n} face(s) of frame {result.frame.frame_id}...")
 
-    def update(self) -> None:
-        """Show a finished panel; forward worker errors. Call once per display-loop iteration."""
+    def update(self, beside: str | None = None) -> None:
+        """Show a finished panel (beside the window named ``beside``, when given); forward worker errors.
+        Call once per display-loop iteration."""
         while True:
             try:
                 item = self._done.get_nowait()
             except queue.Empty:
                 break
-            if isinstance(item, BaseException):
-                self._say("explain failed")
-                if isinstance(item, LivemaskError):
-                    raise item
-                raise LivemaskError(f"explain failed: {type(item).__name__}: {item}") from item
-            self._shown = item
-            cv2.imshow(WINDOW, item.panel)
-            if not self._open:
-                self._watch.reset()
-            self._open = True
-            self._say(f"explain {item.job.method}: {len(item.job.detections)} face(s) in {item.seconds:.2f} s "
-                      "(s saves, Esc closes)")
-        if self._open and self._window_closed_by_user():
-            self._open = False
-            self._say("explain window closed")
+            if not isinstance(item, _Done):  # the warm-up failed
+                raise item if isinstance(item, LivemaskError) else LivemaskError(f"explain failed: {item}")
+            with self._lock:
+                self._in_flight.pop(item.job.number, None)
+                stale = item.job.generation != self._generation
+            if stale:  # closed (Esc or title bar) after it was requested
+                continue
+            if item.error is not None:
+                err = item.error
+                if isinstance(err, LivemaskError):
+                    raise err
+                raise LivemaskError(f"explain failed: {type(err).__name__}: {err}") from err
+            self._show(item, beside)
+        if self._open and self._watch.closed():  # the panel's title-bar button: the same as Esc
+            log.info("explain window closed")
+            self.close()
 
-    def save(self, out_dir: Path) -> Path | None:
-        """Write the shown panel as PNG into ``out_dir``; None when no panel is open."""
+    def page(self, step: int) -> bool:
+        """Show the next (+1) or previous (-1) page of faces; False when there is no other page."""
+        if not self._open or self._shown is None:
+            return False
+        page = min(max(self._page + step, 0), self.pages - 1)
+        if page == self._page:
+            return False
+        self._page = page
+        cv2.imshow(WINDOW, self._render(self._shown))
+        return True
+
+    def save(self, out_dir: Path, base: str | None = None) -> Path | None:
+        """Write the shown panel (the page on screen) as PNG into ``out_dir``, named ``<base>-explain.png``
+        (default base: ``livemask-<time>-f<explained frame id>``); None when no panel is shown."""
         if not self._open or self._shown is None:
             return None
+        from livemask.core.outputs import write_image
+
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        job = self._shown.job
-        path = out_dir / f"explain_frame{job.frame_id:06d}_{job.method}_{time.strftime('%Y%m%d-%H%M%S')}.png"
-        if not cv2.imwrite(str(path), self._shown.panel):
-            raise LivemaskError(f"cannot write {path}")
-        self._say(f"explain panel saved to {path}")
+        base = base or snapshot_base(self._shown.job.result.frame.frame_id)
+        path = out_dir / f"{base}-explain.png"
+        write_image(path, self._render(self._shown))
         log.info("explain panel saved to %s", path)
         return path
 
-    def close(self) -> None:
+    def close(self) -> bool:
+        """Close the panel, cancel the waiting request and drop the result of the one computing (it is
+        discarded when it arrives). Returns True when anything was open or pending."""
+        was = self.state != IDLE
+        with self._lock:
+            self.cancelled += sum(job.generation == self._generation for job in self._in_flight.values())
+            self._generation += 1
+            while True:  # waiting jobs never reach the worker
+                try:
+                    job = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if job is not _STOP:
+                    self._in_flight.pop(job.number, None)
         if self._open:
             try:
                 cv2.destroyWindow(WINDOW)
             except cv2.error:
                 pass
         self._open = False
+        self._shown = None
+        return was
 
     def shutdown(self) -> None:
         """Stop the worker (a job in progress finishes first), join it and close the window."""
         self._stop.set()
+        self.close()
         if self._thread is not None:
-            while True:  # drop waiting jobs so the sentinel fits
-                try:
-                    self._jobs.get_nowait()
-                except queue.Empty:
-                    break
-                with self._lock:
-                    self._outstanding -= 1
             self._jobs.put(_STOP)
             self._thread.join(timeout=60)
             # a warm-up still tracing is not waited for (quitting stays quick); it is a daemon thread
             if self._thread.is_alive():
                 log.warning("explain worker did not stop within 60 s")
             self._thread = None
-        self.close()
+        self._watch.close()
 
     # -- internals --------------------------------------------------------------------------
-    def _say(self, text: str) -> str:
-        self._status = text
-        return text
+    def _show(self, item: _Done, beside: str | None) -> None:
+        first = not self._open
+        self._shown, self._page = item, 0
+        if first:
+            cv2.namedWindow(WINDOW, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)  # no toolbar, no status bar
+            self._watch.reset()
+        area = panel_area(beside)
+        self._space = (area.width, area.height)
+        panel = self._render(item)
+        cv2.imshow(WINDOW, panel)
+        if first and area.width:
+            cv2.moveWindow(WINDOW, *area.origin((panel.shape[1], panel.shape[0])))
+        self._open = True
 
-    def _window_closed_by_user(self) -> bool:
-        return self._watch.closed()
+    def _render(self, item: _Done) -> np.ndarray:
+        """The page on screen of ``item``'s panel, fitted to the space beside the live view."""
+        job = item.job
+        n = len(job.result.detections)
+        title = f"frame {job.result.frame.frame_id} - {job.method}"
+        max_w, max_h = self._space
+        rows = cols = None
+        if max_w and max_h:
+            rows, cols = self.suite.renderer.fit(len(item.results), max_w, max_h)
+        self._per_page = min(n, rows * cols) if rows else n
+        start = self._page * self._per_page
+        if self._per_page < n:
+            title += f" - faces {start + 1}-{min(start + self._per_page, n)}/{n}"
+        panel = self.suite.render(item.crops, item.results, title, start=start, count=self._per_page, rows=rows)
+        if max_w and max_h and (panel.shape[1] > max_w or panel.shape[0] > max_h):  # not even one row fits
+            scale = min(max_w / panel.shape[1], max_h / panel.shape[0])
+            panel = cv2.resize(panel, (max(1, int(panel.shape[1] * scale)), max(1, int(panel.shape[0] * scale))),
+                               interpolation=cv2.INTER_AREA)
+        return panel
 
     def _ensure_worker(self) -> None:
         if self._thread is None:
@@ -232,21 +350,19 @@ class ExplainSession:
                 continue
             if job is _STOP:
                 return
+            if self._stop.is_set() or job.generation != self._generation:  # cancelled while it waited
+                self._done.put(_Done(job, None, None, 0.0))
+                continue
             try:
                 if self.suite is None:
                     raise LivemaskError("explainers are unavailable (their set-up failed)")
-                if not self._stop.is_set():
-                    self._done.put(self._compute(job))
+                self._done.put(self._compute(job))
             except BaseException as err:  # forwarded to the display thread by update()
-                self._done.put(err)
-            finally:
-                with self._lock:
-                    self._outstanding -= 1
+                self._done.put(_Done(job, None, None, 0.0, err))
 
     def _compute(self, job: _Job) -> _Done:
         t0 = time.perf_counter()
-        crops = self.classifier.crops(job.image, job.detections)
+        crops = self.classifier.crops(job.result.frame.image, job.result.detections)
         results = self.suite.explain(crops, job.method)
-        title = f"frame {job.frame_id} - {job.method} - s: save PNG, Esc: close"
-        panel = self.suite.render(crops, results, title)
-        return _Done(job, panel, time.perf_counter() - t0)
+        return _Done(job, crops, results, time.perf_counter() - t0)
+

@@ -85,22 +85,42 @@ class PanelRenderer:
         out[y0:y0 + t, width - 60:] = self.legend(t)
         return out
 
-    def panel(self, faces: list[FaceView], results: list, title: str = "") -> np.ndarray:
-        """The whole panel; ``results`` are :class:`Explanations` for the same faces, one per method."""
-        title_h = 26
+    TITLE_H = 26
+
+    def row_size(self, n_methods: int) -> tuple[int, int]:
+        """Width and height of one face's row (with its spacing) for ``n_methods`` maps."""
+        return self.pad + (1 + n_methods) * (self.tile + self.pad) + 60 + 4, self.header + self.tile + self.caption + 4
+
+    def fit(self, n_methods: int, max_w: int, max_h: int) -> tuple[int, int]:
+        """Rows and columns of faces that fit in ``max_w`` x ``max_h`` pixels (at least one of each;
+        rows at most ``rows_per_column``)."""
+        rw, rh = self.row_size(n_methods)
+        rows = max(1, min(self.rows_per_column, (max_h - self.TITLE_H) // rh))
+        return rows, max(1, max_w // rw)
+
+    def panel(self, faces: list[FaceView], results: list, title: str = "", start: int = 0,
+              count: int | None = None, rows: int | None = None) -> np.ndarray:
+        """The whole panel; ``results`` are :class:`Explanations` for the same faces, one per method.
+        ``start`` / ``count``: only faces ``start .. start + count - 1`` (one page); ``rows``: faces per
+        column (default ``rows_per_column``)."""
+        title_h = self.TITLE_H
         if not faces:
             out = np.full((120, 420, 3), BACKGROUND, np.uint8)
             _text(out, title, (8, 22), 0.5)
             _text(out, "no faces to explain", (8, 72), 0.6)
             return out
-        rows = [self.row(f, i, results) for i, f in enumerate(faces)]
-        rh, rw = rows[0].shape[:2]
-        ncol = int(np.ceil(len(rows) / self.rows_per_column))
-        nrow = min(len(rows), self.rows_per_column)
-        out = np.full((title_h + nrow * (rh + 4), ncol * (rw + 4), 3), 20, np.uint8)
+        start = max(0, int(start))
+        count = len(faces) if count is None else max(1, int(count))
+        tiles = [self.row(faces[i], i, results) for i in range(start, min(len(faces), start + count))]
+        rh, rw = tiles[0].shape[:2]
+        per_column = max(1, rows or self.rows_per_column)
+        ncol = int(np.ceil(len(tiles) / per_column))
+        nrow = min(len(tiles), per_column)
+        width = max(ncol * (rw + 4), cv2.getTextSize(title, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)[0][0] + 16)
+        out = np.full((title_h + nrow * (rh + 4), width, 3), 20, np.uint8)
         _text(out, title, (8, 22), 0.5, (20, 20, 20))
-        for i, r in enumerate(rows):
-            c, k = divmod(i, self.rows_per_column)
+        for i, r in enumerate(tiles):
+            c, k = divmod(i, per_column)
             y, x = title_h + k * (rh + 4), c * (rw + 4)
             out[y:y + rh, x:x + rw] = r
         return out

@@ -66,14 +66,16 @@ class ExplainSuite:
         """One :class:`Explanations` per method for the same crops."""
         return [self.explainers[m].explain(crops_bgr, targets, faithfulness) for m in methods_for(method)]
 
-    def render(self, crops_bgr: np.ndarray, results: list[Explanations], title: str = "") -> np.ndarray:
+    def render(self, crops_bgr: np.ndarray, results: list[Explanations], title: str = "", start: int = 0,
+               count: int | None = None, rows: int | None = None) -> np.ndarray:
+        """The panel of these faces; ``start`` / ``count`` select one page of them, ``rows`` per column."""
         faces = []
         if results:
             first = results[0]
             for i in range(len(crops_bgr)):
                 k = int(first.probabilities[i].argmax())
                 faces.append(FaceView(crops_bgr[i], first.class_names[k], float(first.probabilities[i, k])))
-        return self.renderer.panel(faces, results, title)
+        return self.renderer.panel(faces, results, title, start, count, rows)
 
     def warmup(self) -> None:
         """Trace the compiled calls once (the shared logits call, Grad-CAM's gradient call) so the

@@ -1,8 +1,12 @@
 """The live OpenCV window: showing results, the key map, snapshots and the explanation hook.
 
-Keys: ``q`` quit; ``Esc`` closes the explanation window if it is open, else quits;
-``space`` pause/resume; ``s`` save a snapshot PNG (and the explanation panel, if open);
-``g`` Grad-CAM, ``o`` occlusion, ``e`` both, for the faces of the frame on screen.
+Keys: ``q`` quits; ``Esc`` closes or cancels the explanation (open, computing or waiting) and
+quits only when no explanation was asked for since the last Esc (see :meth:`LiveWindow.escape`);
+``space`` pause/resume; ``s`` saves a snapshot PNG (and the explanation panel, when one is shown);
+``g`` Grad-CAM, ``o`` occlusion, ``e`` both, for the faces of the frame on screen; ``]`` / ``[``
+the next / previous page of faces in the explanation panel.
+
+The window closed by its title-bar button or the window manager ends the run like ``q``.
 """
 
 from __future__ import annotations
@@ -17,13 +21,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from livemask.core.errors import LivemaskError
+from livemask.core.errors import DisplayError, LivemaskError
+from livemask.core.outputs import write_image
 from livemask.core.types import FrameResult
 from livemask.engine.pipeline import Percentiles
 from livemask.engine.sink import RunInfo
 from livemask.sinks.render import Renderer
 from livemask.sinks.screen import screen_size
-from livemask.sinks.winwatch import ClosedWatch
+from livemask.sinks.winwatch import ClosedWatch, on_lost_connection, probe_x_display, snapshot_base
 
 log = logging.getLogger(__name__)
 
@@ -36,21 +41,32 @@ KEYMAP = {
     ord("g"): "gradcam",
     ord("o"): "occlusion",
     ord("e"): "all",
+    ord("]"): "next_page",
+    ord("["): "previous_page",
 }
+EXPLAIN_ACTIONS = ("gradcam", "occlusion", "all")
 
 
 def check_display() -> None:
-    """Refuse early, with one line, when no window can be opened (Qt would abort the process)."""
+    """Refuse early, with one line, when no window can be opened (Qt would abort the process, exit 134).
+
+    With ``DISPLAY`` set, the X server is asked for a connection as Qt will ask (libxcb): a refused or
+    missing server is one line here, never Qt's abort."""
     if os.environ.get("QT_QPA_PLATFORM", "").startswith(("offscreen", "minimal")):
         return
     if os.environ.get("WAYLAND_DISPLAY"):
         return
     display = os.environ.get("DISPLAY", "")
     if not display:
-        raise LivemaskError("no display to open a window on (DISPLAY is not set); use --headless")
-    local = re.fullmatch(r"(?:unix)?:(\d+)(?:\.\d+)?", display)
-    if local and not Path(f"/tmp/.X11-unix/X{local.group(1)}").exists():
-        raise LivemaskError(f"no X server at DISPLAY={display}; use --headless")
+        raise DisplayError("no display to open a window on (DISPLAY is not set); use --headless")
+    try:
+        checked = probe_x_display(display)
+    except ConnectionError as err:
+        raise DisplayError(f"cannot connect to the X server at DISPLAY={display} ({err}); use --headless") from None
+    if checked is None:  # no libxcb to ask with: at least the local socket must be there
+        local = re.fullmatch(r"(?:unix)?:(\d+)(?:\.\d+)?", display)
+        if local and not Path(f"/tmp/.X11-unix/X{local.group(1)}").exists():
+            raise DisplayError(f"no X server at DISPLAY={display}; use --headless")
 
 
 class LiveWindow:
@@ -64,13 +80,16 @@ class LiveWindow:
     called with each key, returning "quit" to end the run or None. ``fullscreen``: the window fills the
     screen (the image is scaled to fit, keeping its aspect ratio; a renderer with ``fit_screen(size)``
     is told the screen's size).
+    ``snapshot_overlay``: snapshots include the status and message lines shown on screen
+    (default: the annotated frame as the recording has it, without them).
     """
 
     threaded = False
 
     def __init__(self, name: str, snapshot_dir: str | Path, explain: Callable[[], object] | None = None,
                  renderer: Renderer | None = None, max_display_age_ms: float = 100.0,
-                 keys: Callable[[int], str | None] | None = None, fullscreen: bool = False):
+                 keys: Callable[[int], str | None] | None = None, fullscreen: bool = False,
+                 snapshot_overlay: bool = False):
         self.title = name
         self.keys = keys
         self.fullscreen = bool(fullscreen)
@@ -79,16 +98,26 @@ class LiveWindow:
         self.snapshot_dir = Path(snapshot_dir)
         self.renderer = renderer or Renderer()
         self.max_display_age_ms = float(max_display_age_ms)
+        self.snapshot_overlay = bool(snapshot_overlay)
         self.live = False
         self.stale = 0
         self.shown_latency = Percentiles()
         self.paused = False
-        self.session = None  # ExplainSession, created on the first explanation key
+        self.ended_by: str | None = None  # why poll() ended the run: "user" (q, Esc) or "window closed"
+        self.session = None  # ExplainSession, created when the window opens (or on the first explanation key)
+        self._explained = False  # an explanation key was pressed since the last Esc
+        self._lost: Callable[[], int] | None = None
+        self._disarm: Callable[[], None] = lambda: None
         self._watch = ClosedWatch(name, after_s=1.0)
         self._explain_missing: str | None = None
         self._message: tuple[str, float] | None = None  # (text, expiry)
         self.shown: np.ndarray | None = None  # last annotated image on screen
         self.result: FrameResult | None = None  # the result it shows
+
+    def when_lost(self, callback: Callable[[], int]) -> None:
+        """Call ``callback`` if the X connection is lost while the window is open (see
+        :func:`~livemask.sinks.winwatch.on_lost_connection`; the process then exits with its return value)."""
+        self._lost = callback
 
     # -- the sink side (engine) ------------------------------------------------------------
     def open(self, info: RunInfo | None = None) -> None:
@@ -107,8 +136,10 @@ class LiveWindow:
             else:
                 cv2.namedWindow(self.title, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)  # no Qt toolbar
         except cv2.error as err:
-            raise LivemaskError(f"cannot open a window ({str(err).strip().splitlines()[-1]}); use --headless") from None
+            raise DisplayError(f"cannot open a window ({str(err).strip().splitlines()[-1]}); use --headless") from None
         self._start_session()  # the explainer builds and compiles in the background, before the first key
+        if self._lost is not None:  # after Qt's X11 plugin is loaded: this handler runs before Qt's own
+            self._disarm = on_lost_connection(self._lost)
 
     def _start_session(self) -> bool:
         """Create the explanation session once; False (with the reason kept) when explanations are unavailable."""
@@ -134,16 +165,19 @@ class LiveWindow:
         self.shown_latency.add((time.monotonic() - result.frame.timestamp) * 1000.0)
 
     def poll(self, wait_ms: int) -> bool:
-        """Keys, the paused overlay and the explanation window; False when the user ends the run."""
+        """Keys, the paused overlay and the explanation window; False when the user ends the run
+        (``q``, Esc, or the window closed), checked before anything is shown again."""
         key = self.wait_key(wait_ms)
         if key != -1 and self.handle_key(key) == "quit":
+            self.ended_by = "user"
             return False
-        if self.paused and self.result is not None:  # keep the overlay (PAUSED, explain status) current
-            self.show(self.renderer.render(self.result, self.overlay_lines(), tick=False), self.result)
-        if self.closed_by_user():
+        if self.closed_by_user():  # before the next imshow, which would create the window again
             log.info("window closed")
+            self.ended_by = "window closed"
             return False
         self.update()
+        if self.paused and self.result is not None:  # keep the overlay (PAUSED, explain status) current
+            self.show(self.renderer.render(self.result, self.overlay_lines(), tick=False), self.result)
         return True
 
     def stats(self) -> dict:
@@ -158,21 +192,26 @@ class LiveWindow:
         return -1 if key == -1 else key & 0xFF
 
     def closed_by_user(self) -> bool:
-        """True when the window was closed with its title-bar button."""
+        """True when the window was closed with its title-bar button or by the window manager."""
         return self._watch.closed()
 
     def say(self, text: str, seconds: float = 3.0) -> None:
+        """A message on screen for ``seconds`` (and in the log); a newer message replaces it."""
         log.info("%s", text)
         self._message = (text, time.monotonic() + seconds)
 
     def overlay_lines(self) -> list[str]:
+        """The lines shown over the live view now: paused, the explanation's state, an unexpired message."""
         lines = []
         if self.paused:
             lines.append("PAUSED (space to resume)")
-        if self.session is not None and getattr(self.session, "status", None):
-            lines.append(str(self.session.status))
+        status = getattr(self.session, "status", None) if self.session is not None else None
+        if status:
+            lines.append(str(status))
         if self._message and time.monotonic() < self._message[1]:
             lines.append(self._message[0])
+        elif self._message:
+            self._message = None
         return lines
 
     # -- keys -----------------------------------------------------------------------------
@@ -186,10 +225,7 @@ class LiveWindow:
         if action == "quit":
             return "quit"
         if action == "escape":
-            if self.session is not None and self.session.is_open:
-                self.session.close()
-                return None
-            return "quit"
+            return self.escape()
         if action == "pause":
             self.paused = not self.paused
             self.say("paused" if self.paused else "resumed", 1.0)
@@ -197,45 +233,74 @@ class LiveWindow:
         if action == "snapshot":
             self.snapshot()
             return None
+        if action in ("next_page", "previous_page"):
+            if self.session is not None:
+                self.session.page(1 if action == "next_page" else -1)
+            return None
         self.explain(action)
         return None
 
+    def escape(self) -> str | None:
+        """Esc: when an explanation was asked for (g, o, e) since the last Esc, close or cancel it (the panel
+        on screen, the one computing, the one waiting; also when the panel was already closed with its
+        title-bar button) and stay; otherwise "quit"."""
+        explained, self._explained = self._explained, False
+        active = self.session is not None and self.session.close()
+        if explained or active:
+            self.say("explanation closed (Esc again or q quits)" if active else "Esc again or q quits", 2.0)
+            return None
+        return "quit"
+
     def snapshot(self) -> Path | None:
-        if self.shown is None:
+        """Save the frame on screen as ``livemask-<time>-f<frame id>.png``, annotated as the recording has it
+        (with the status lines only with ``snapshot_overlay``). When an explanation panel is shown, save the
+        frame it explains and the panel instead, under one name (``...-f<id>.png``, ``...-f<id>-explain.png``)."""
+        panel_result = getattr(self.session, "shown_result", None) if self.session is not None else None
+        result = panel_result or self.result
+        if result is None:
             self.say("nothing to save yet")
             return None
-        self.snapshot_dir.mkdir(parents=True, exist_ok=True)
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        frame_id = self.result.frame.frame_id if self.result is not None else 0
-        path = self.snapshot_dir / f"livemask-{stamp}-f{frame_id:06d}.png"
-        if not cv2.imwrite(str(path), self.shown):
-            self.say(f"could not write {path}")
+        extra = self.overlay_lines() if self.snapshot_overlay else []
+        if result is self.result and self.snapshot_overlay and self.shown is not None:
+            image = self.shown
+        else:
+            image = self.renderer.render(result, extra, tick=False)
+        base = snapshot_base(result.frame.frame_id)
+        path = self.snapshot_dir / f"{base}.png"
+        try:
+            self.snapshot_dir.mkdir(parents=True, exist_ok=True)
+            write_image(path, image)
+            saved = [str(path)]
+            if panel_result is not None:
+                panel = self.session.save(self.snapshot_dir, base)
+                if panel is not None:
+                    saved.append(str(panel))
+        except (OSError, LivemaskError) as err:
+            self.say(f"could not save the snapshot: {err}", 6.0)
             return None
-        saved = [str(path)]
-        if self.session is not None and self.session.is_open:
-            panel = self.session.save(self.snapshot_dir)
-            if panel is not None:
-                saved.append(str(panel))
         self.say("saved " + ", ".join(saved))
         return path
 
     def explain(self, method: str) -> None:
+        self._explained = True
         if self.result is None:
             self.say("no frame to explain yet")
             return
         if not self._start_session():
             self.say(self._explain_missing)
             return
-        self.say(self.session.request(self.result, method))
+        reply = self.session.request(self.result, method)
+        if not reply.accepted:  # accepted requests show as the session's status line while it is true
+            self.say(reply.text)
 
     def update(self) -> None:
-        """Once per loop: let the explanation session refresh its window.
+        """Once per loop: let the explanation session refresh its window (beside this one).
 
         A failed explanation is shown and logged; the live view goes on.
         """
         if self.session is not None:
             try:
-                self.session.update()
+                self.session.update(self.title)
             except LivemaskError as err:
                 log.error("explanation failed: %s", err)
                 self.say(f"explanation failed: {err}", 6.0)
@@ -246,8 +311,10 @@ class LiveWindow:
                 self.session.shutdown()
             except Exception as err:  # closing must not hide the run's result
                 log.warning("explanation session did not shut down cleanly: %s", err)
+        self._watch.close()
         try:
             cv2.destroyAllWindows()
             cv2.waitKey(1)
         except cv2.error:
             pass
+        self._disarm()  # no window call after this one: a lost X connection can no longer end the process
