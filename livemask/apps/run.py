@@ -34,6 +34,14 @@ def add_arguments(parser) -> None:
     parser.add_argument("--max-frames", type=positive_int, metavar="N", help="stop after N frames (N >= 1)")
     parser.add_argument("--realtime", action="store_true", default=None,
                         help="pace a file at its own fps and drop frames when behind, like a camera")
+    parser.add_argument("--alert-webhook", metavar="URL",
+                        help="POST each alert's JSON to this http(s) URL (alerts.webhook; or LIVEMASK_ALERT_WEBHOOK)")
+    parser.add_argument("--alert-command", metavar="CMD",
+                        help="run CMD (split like a shell, run without one) with each alert's JSON on stdin")
+    parser.add_argument("--alert-sound", action="store_true", default=None,
+                        help="play a short sound on each alert (aplay, paplay or ffplay)")
+    parser.add_argument("--blur-faces", nargs="?", const="pixelate", choices=("pixelate", "blur", "off"),
+                        help="pixelate (default) or blur every face in recordings and snapshots")
 
 
 def positive_int(text: str) -> int:
@@ -98,7 +106,10 @@ def command(args, config) -> int:
     config = compose.apply_overrides(config, {
         "source.source": args.source, "source.realtime": args.realtime, "run.headless": args.headless,
         "run.output": args.output, "run.events": args.events,
+        "alerts.webhook": args.alert_webhook, "alerts.command": args.alert_command, "alerts.sound": args.alert_sound,
+        "privacy.blur_faces": args.blur_faces,
     }, "command line")
+    compose.check_alerts(config)
     options = compose.run_options(config)
     if args.max_frames is not None and args.max_frames < 1:  # parsed by positive_int; kept for direct callers
         raise ConfigError(f"--max-frames must be at least 1, got {args.max_frames}")

@@ -188,7 +188,7 @@ class LiveWindow:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         frame_id = self.result.frame.frame_id if self.result is not None else 0
         path = self.snapshot_dir / f"livemask-{stamp}-f{frame_id:06d}.png"
-        if not cv2.imwrite(str(path), self.shown):
+        if not cv2.imwrite(str(path), self.renderer.for_snapshot(self.shown, self.result)):  # privacy: blurred faces
             self.say(f"could not write {path}")
             return None
         saved = [str(path)]
