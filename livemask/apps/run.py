@@ -40,8 +40,8 @@ def add_arguments(parser) -> None:
                         help="run CMD (split like a shell, run without one) with each alert's JSON on stdin")
     parser.add_argument("--alert-sound", action="store_true", default=None,
                         help="play a short sound on each alert (aplay, paplay or ffplay)")
-    parser.add_argument("--blur-faces", nargs="?", const="pixelate", choices=("pixelate", "blur", "off"),
-                        help="pixelate (default) or blur every face in recordings and snapshots")
+    parser.add_argument("--blur-faces", nargs="?", const="blur", choices=("blur", "pixelate", "off"),
+                        help="blur (default) or pixelate every face in recordings and snapshots")
 
 
 def positive_int(text: str) -> int:
