@@ -10,11 +10,11 @@ detect / classify stages, tracking, the people stage, the event log) with alerts
 * a stalled webhook: a local server that accepts connections and never answers (every POST waits
   for its 2 s timeout, then is retried with backoff).
 
-The configurations are run in turn, ``--repeats`` times, and the median fps of each is reported
+The configurations are run in turn (the order rotating), ``--repeats`` times, and the median fps of each is reported
 (fps = frames / wall time of the engine's run, which includes the end-of-run grace period given to
 the webhook, ``finish_s``, 0 here so only the video work is timed).
 
-Usage: python benchmarks/bench_alerts.py [--repeats 3] [--model PATH]
+Usage: python benchmarks/bench_alerts.py [--repeats 6] [--model PATH]
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ def one_run(url: str | None, detector, classifier, snapshots: Path) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=6)
     parser.add_argument("--model", default=str(ROOT / "models" / "mask_classifier.keras"))
     args = parser.parse_args()
     if not CLIP.is_file():
@@ -114,8 +114,10 @@ def main() -> int:
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as snaps:
         one_run(None, detector, classifier, Path(snaps))  # warm-up, not counted
-        for _ in range(args.repeats):
-            for name, url in urls.items():
+        names = list(urls)
+        for k in range(args.repeats):
+            for name in names[k % 3:] + names[:k % 3]:  # the order rotates, so no configuration always goes first
+                url = urls[name]
                 summary = one_run(url, detector, classifier, Path(snaps))
                 fps[name].append(summary["fps"])
                 last[name] = summary
