@@ -200,10 +200,12 @@ def test_a_dead_or_stalled_webhook_does_not_block_the_run_and_is_counted(face_cl
     fired = len(read_alerts(events))
     hook = summary["alerts"]["webhook"]
     assert fired >= 3 and summary["alerts"]["fired"] == fired
-    assert hook["sent"] == 0 and hook["failed"] >= 1
+    assert hook["sent"] == 0
     assert hook["failed"] + hook["dropped"] + hook["unsent"] == fired  # every alert accounted for
-    assert hook["retries"] >= 2
-    assert "alert webhook failed" in proc.stderr
+    if endpoint == "dead":  # refused at once: each alert fails after its 3 tries (0.6 s of backoff)
+        assert hook["failed"] >= 1 and hook["retries"] >= 2 and "alert webhook failed" in proc.stderr
+    else:  # each try waits for its 1 s timeout: at the end the one in flight is given up, not waited for
+        assert hook["unsent"] >= 1
 
 
 def test_webhook_retries_with_backoff_then_succeeds():
