@@ -260,6 +260,19 @@ def check_alerts(config: Config) -> None:
             raise ConfigError(f"alerts.command: program not found: {program}")
 
 
+def people_stage(config: Config, class_names: tuple[str, ...]):
+    """For ``livemask batch``: a function making a fresh people stage (alert lines in the event log, no
+    snapshots or other destinations)."""
+    import functools
+
+    alerts: AlertOptions = build(config, "alerts")
+    options: PeopleOptions = build(config, "people")
+    rule = None
+    if alerts.enabled and any(n in class_names for n in alerts.classes):
+        rule = AlertRule([n for n in alerts.classes if n in class_names], alerts.after_s, alerts.cooldown_s)
+    return functools.partial(People, options, rule, None)
+
+
 def people_parts(config: Config, options: RunOptions, tracker: Tracker, class_names: tuple[str, ...]):
     """The people stage (None without tracking), the alert sink (None when nothing but the event log
     receives alerts) and the face blur of saved images (None: off), checked against the model's classes."""
@@ -284,7 +297,9 @@ def people_parts(config: Config, options: RunOptions, tracker: Tracker, class_na
     rule = None
     if alerts.enabled:
         rule = AlertRule([n for n in alerts.classes if n in class_names], alerts.after_s, alerts.cooldown_s)
-    people = People(people_options, rule, options.snapshot_dir if alerts.enabled and alerts.snapshots else None)
+    # alert crops in their own folder, apart from the window's snapshots
+    people = People(people_options, rule,
+                    Path(options.snapshot_dir) / "alerts" if alerts.enabled and alerts.snapshots else None)
     if not alerts.enabled or not (notifying or alerts.snapshots):
         return people, None, blur
     from livemask.sinks.alerts import AlertSink, CommandNotifier, SoundNotifier, WebhookNotifier

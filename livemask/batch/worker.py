@@ -52,6 +52,7 @@ class Models:
     stage_queue: int = 2
     queue_size: int = 4
     load_s: float = 0.0  # seconds it took to build these (model loading and warm-up)
+    people_factory: Callable[[], Any] | None = None  # a fresh people stage per file (counts, static faces, alerts)
 
 
 @dataclass(frozen=True)
@@ -243,6 +244,7 @@ def process_input(item: BatchInput, out_dir: str | Path, models: Models, options
     tmp.mkdir(parents=True)
     events = recorder = pipeline = capture = source = None
     tracker = models.tracker_factory()
+    people = models.people_factory() if models.people_factory is not None and tracker.enabled else None
     counts = _Counts()
     frames = 0
     stop_event = threading.Event()
@@ -270,6 +272,8 @@ def process_input(item: BatchInput, out_dir: str | Path, models: Models, options
                 if frames == 0:
                     raise SourceError(f"{item.path}: no frame could be decoded (not a video, or corrupt)")
                 break
+            if people is not None:  # as `livemask run` does: people by track, static faces, alert lines
+                result = people.update(result)
             events.write(result)
             counts.add(result)
             frames += 1
@@ -337,6 +341,7 @@ def process_input(item: BatchInput, out_dir: str | Path, models: Models, options
         "frames_written": frames,
         "faces": counts.faces,
         "tracks": tracker.total_tracks if tracker.enabled else None,
+        "people": people.summary() if people is not None else None,
         "fps": row.fps,
         "duration_s": round(elapsed, 2),
         "stale_not_shown": 0,
@@ -345,6 +350,8 @@ def process_input(item: BatchInput, out_dir: str | Path, models: Models, options
         "sinks": {"events": {"written": frames, "dropped": 0, "error": None}}
         | ({"video": {"written": frames, "dropped": 0, "error": None}} if video_name else {}),
     }
+    if people is not None and people.rule is not None:  # alert lines are in the event log; nothing else receives them
+        run_summary["alerts"] = {"fired": people.fired, "snapshots": 0, "snapshot_errors": 0}
     events.close(run_summary)
     outputs = [EVENTS] + ([video_name] if video_name else [])
     write_json_atomic(tmp / SUMMARY_JSON, {
