@@ -59,11 +59,10 @@ def test_rec_mark_in_the_window_and_blurred_snapshot_while_recording(xvfb, tmp_p
     ys, xs = slice(int(y1 + dy), int(y2 - dy)), slice(int(x1 + dx), int(x2 - dx))
     source = clip_frame(astronaut_bgr(), frame_id)
     corner = (slice(0, 30), slice(250, 320))
-    # the REC mark of the live view: a red dot and white text on a darkened band, not in the source frame
+    # the REC mark of the live view: a red dot (the source's own red, the flag, is darkened by the bands)
     assert red_pixels(snap[corner]) >= red_pixels(source[corner]) + 15
-    assert np.abs(snap[corner].astype(int) - source[corner]).mean() > 20
     assert sharpness(snap[ys, xs]) < 0.15 * sharpness(source[ys, xs])  # blurred in the snapshot
     same = [f for f in read_video(out) if read_code(f) == frame_id]  # a live run may drop frames: found by code
     assert len(same) == 1
-    assert np.abs(same[0][corner].astype(int) - source[corner]).mean() < 8  # the recording has no REC mark
+    assert red_pixels(same[0][corner]) < red_pixels(source[corner]) + 15  # the recording has no REC mark
     assert sharpness(same[0][ys, xs]) < 0.15 * sharpness(source[ys, xs])
