@@ -48,6 +48,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_explain.py
 	$(BIN)/python benchmarks/bench_serve.py
 	$(BIN)/python benchmarks/bench_batch.py
+	$(BIN)/python benchmarks/bench_alerts.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

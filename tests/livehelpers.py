@@ -95,9 +95,16 @@ def video_info(path: Path) -> tuple[int, int, float]:
 
 
 def read_events(path: Path) -> tuple[list[dict], dict | None]:
+    """The frame lines and the summary of an event log (alert lines: :func:`read_alerts`)."""
     lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     summary = lines[-1]["summary"] if lines and "summary" in lines[-1] else None
-    return [x for x in lines if "summary" not in x], summary
+    return [x for x in lines if "summary" not in x and "alert" not in x], summary
+
+
+def read_alerts(path: Path) -> list[dict]:
+    """The ``{"alert": ...}`` records of an event log, in order."""
+    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [x["alert"] for x in lines if "alert" in x]
 
 
 def cli(*args: str) -> list[str]:

@@ -72,8 +72,9 @@ def build_models(config: dict, every: int = 1, overlap: bool = True):
         tracker_args["vote_frames"] = max(1, math.ceil(votes / every))
     build(config, "tracker", **tracker_args)  # fail here, not in the first file, on a bad tracker section
     factory = functools.partial(Tracker, **tracker_args)
+    people = compose.people_stage(config, tuple(classifier.class_names))
     return Models(detector, classifier, factory, pipeline.detect_every, pipeline.stage_queue, source.queue_size,
-                  overlap)
+                  overlap, people_factory=people)
 
 
 def model_factory(config: dict, every: int, threads: int):

@@ -39,7 +39,8 @@ EXIT_INTERNAL = 70  # an unexpected error (a bug): one line, the traceback only 
 EXIT_BROKEN_PIPE = 141  # stdout closed by the reader (``livemask image --json | head``), as 128 + SIGPIPE
 # environment variables read as config overrides (after the config file, before --set / flags),
 # so that a stream URL with credentials need not be on the command line
-ENV_OVERRIDES = {"LIVEMASK_SOURCE": "source.source", "LIVEMASK_MAX_PIXELS": "images.max_pixels"}
+ENV_OVERRIDES = {"LIVEMASK_SOURCE": "source.source", "LIVEMASK_MAX_PIXELS": "images.max_pixels",
+                 "LIVEMASK_ALERT_WEBHOOK": "alerts.webhook"}
 
 # command -> module that defines add_arguments(parser) and command(args, config) -> int
 COMMANDS = {
@@ -102,7 +103,8 @@ def _env_overrides() -> dict:
             continue
         if not text.strip():
             raise ConfigError(f"environment variable {name} is set but empty")
-        out[key] = text.strip() if key == "source.source" else safeyaml.loads(text, f"environment {name}")
+        text_keys = ("source.source", "alerts.webhook")  # taken as they are, not parsed as YAML
+        out[key] = text.strip() if key in text_keys else safeyaml.loads(text, f"environment {name}")
     return out
 
 

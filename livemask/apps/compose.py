@@ -12,16 +12,19 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
 from face_detector import DETECTORS
 from livemask import config as _config
 from livemask.config import Config, Schema
+from livemask.core.errors import ConfigError
 from livemask.core.images import ImageLimits
 from livemask.core.params import Range, check_fields
+from livemask.core.redact import redact_url
 from livemask.engine.engine import Engine
+from livemask.engine.people import AlertRule, People, PeopleOptions
 from livemask.engine.pipeline import FrameProcessor, PipelineOptions
 from livemask.engine.stream import SourceOptions
 from livemask.engine.tracker import Tracker
@@ -49,6 +52,72 @@ class RunOptions:
         check_fields(self)
 
 
+Seconds = Annotated[float, Range(0, 86_400)]
+
+
+@dataclass
+class AlertOptions:
+    """The ``alerts`` section of config.yaml (see there for the meaning of each key)."""
+
+    enabled: bool = True
+    classes: list[str] = field(default_factory=lambda: ["no_mask", "mask_incorrect"])
+    after_s: Seconds = 2.0
+    cooldown_s: Seconds = 30.0
+    snapshots: bool = True
+    webhook: str | None = None
+    webhook_timeout_s: Annotated[float, Range(0, 600, lo_open=True)] = 2.0
+    webhook_retries: Annotated[int, Range(0, 20)] = 3
+    webhook_backoff_s: Annotated[float, Range(0, 600)] = 0.5
+    command: str | None = None
+    command_timeout_s: Annotated[float, Range(0, 3600, lo_open=True)] = 5.0
+    sound: bool = False
+    queue_size: Annotated[int, Range(1, 10_000)] = 16
+    finish_s: Annotated[float, Range(0, 600)] = 5.0
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        if not self.classes:
+            raise ConfigError("alerts.classes: expected at least one class name")
+        if self.webhook is not None:
+            from urllib.parse import urlsplit
+
+            try:
+                parts = urlsplit(self.webhook)
+                ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+                parts.port  # noqa: B018  (a bad port raises here)
+            except ValueError:
+                ok = False
+            if not ok:
+                raise ConfigError(f"alerts.webhook: expected an http:// or https:// URL, got "
+                                  f"{redact_url(self.webhook)!r}")
+        if self.command is not None:
+            import shlex
+
+            try:
+                args = shlex.split(self.command)
+            except ValueError as err:
+                raise ConfigError(f"alerts.command: cannot split {self.command!r} ({err})") from None
+            if not args:
+                raise ConfigError("alerts.command: empty command")
+
+
+@dataclass
+class PrivacyOptions:
+    """The ``privacy`` section of config.yaml (see there for the meaning of each key)."""
+
+    blur_faces: str | bool = "off"  # YAML reads an unquoted off as false: that means "off" too
+    blur_live: bool = False
+
+    def __post_init__(self) -> None:
+        from livemask.sinks.privacy import BLUR_MODES
+
+        check_fields(self)
+        if self.blur_faces is False:
+            self.blur_faces = "off"
+        if self.blur_faces not in BLUR_MODES:
+            raise ConfigError(f"privacy.blur_faces: expected one of {', '.join(BLUR_MODES)}, got {self.blur_faces!r}")
+
+
 Fraction = Annotated[float, Range(0, 1, lo_open=True)]
 # ExplainSuite (livemask.explain) does not declare its argument types; they are declared here
 EXPLAIN_TYPES = {
@@ -70,6 +139,9 @@ SCHEMA = (Schema()
           .register("source", SourceOptions)
           .register("pipeline", PipelineOptions)
           .register("tracker", Tracker)
+          .register("people", PeopleOptions)
+          .register("alerts", AlertOptions)
+          .register("privacy", PrivacyOptions)
           .register("run", RunOptions)
           .register("kiosk", KioskOptions)
           .register("images", ImageLimits))
@@ -130,8 +202,12 @@ def kiosk_options(config: Config) -> KioskOptions:
     return build(config, "kiosk")
 
 
-def run_sinks(options: RunOptions, live: bool, extra=()) -> list:
-    """The file and console sinks of a run (``extra`` sinks before the summary), in the order they are written."""
+def run_sinks(options: RunOptions, live: bool, extra=(), alerts=None, blur=None) -> list:
+    """The file and console sinks of a run (``extra`` sinks before the summary), in the order they are written.
+
+    ``alerts``: the alert sink, closed before the event log so the summary line holds its counts;
+    ``blur``: the face blur of recordings (privacy).
+    """
     from livemask.sinks.console import ProgressBar, SummaryLog
     from livemask.sinks.recording import EventLog, VideoSink
     from livemask.sinks.render import Renderer
@@ -140,7 +216,9 @@ def run_sinks(options: RunOptions, live: bool, extra=()) -> list:
     if options.headless and options.progress and not live:
         sinks.append(ProgressBar())  # first: closed before the other sinks log their lines
     if options.output:
-        sinks.append(VideoSink(options.output, Renderer(options.overlay)))
+        sinks.append(VideoSink(options.output, Renderer(options.overlay, blur=blur)))
+    if alerts is not None:
+        sinks.append(alerts)
     if options.events:
         sinks.append(EventLog(options.events))
     sinks.extend(extra)
@@ -164,6 +242,7 @@ def run_engine(config: Config, stop_event: threading.Event, max_frames: int | No
         clf = classifier(config)
         clf.warmup()
         tracker = build(config, "tracker")
+        people, alert_sink, blur = people_parts(config, options, tracker, tuple(clf.class_names))
     except BaseException:
         capture.stop()
         raise
@@ -182,9 +261,81 @@ def run_engine(config: Config, stop_event: threading.Event, max_frames: int | No
         from livemask.sinks.render import Renderer
         from livemask.sinks.window import LiveWindow
 
+        privacy: PrivacyOptions = build(config, "privacy")
+        renderer = Renderer(options.overlay, blur=blur if privacy.blur_live else None, snapshot_blur=blur,
+                            recording_notice=bool(options.output))
         display = LiveWindow(options.window_name, options.snapshot_dir, explain_session_factory(config, clf),
-                             Renderer(options.overlay), pipeline_options.max_display_age_ms,
+                             renderer, pipeline_options.max_display_age_ms,
                              snapshot_overlay=options.snapshot_overlay)
     processor = FrameProcessor(det, clf, tracker, pipeline_options.detect_every)
-    sinks = run_sinks(options, capture.live, extra_sinks)
-    return Engine(capture, processor, sinks, display, pipeline_options.stage_queue, stop_reason)
+    sinks = run_sinks(options, capture.live, extra_sinks, alert_sink, blur)
+    return Engine(capture, processor, sinks, display, pipeline_options.stage_queue, stop_reason, people=people)
+
+
+def check_alerts(config: Config) -> None:
+    """Before the models load: the alerts and privacy sections build, and an alert command's program exists."""
+    import shlex
+    import shutil
+
+    alerts: AlertOptions = build(config, "alerts")
+    build(config, "privacy")
+    build(config, "people")
+    if alerts.enabled and alerts.command:
+        program = shlex.split(alerts.command)[0]
+        if shutil.which(program) is None:
+            raise ConfigError(f"alerts.command: program not found: {program}")
+
+
+def people_stage(config: Config, class_names: tuple[str, ...]):
+    """For ``livemask batch``: a function making a fresh people stage (alert lines in the event log, no
+    snapshots or other destinations)."""
+    import functools
+
+    alerts: AlertOptions = build(config, "alerts")
+    options: PeopleOptions = build(config, "people")
+    rule = None
+    if alerts.enabled and any(n in class_names for n in alerts.classes):
+        rule = AlertRule([n for n in alerts.classes if n in class_names], alerts.after_s, alerts.cooldown_s)
+    return functools.partial(People, options, rule, None)
+
+
+def people_parts(config: Config, options: RunOptions, tracker: Tracker, class_names: tuple[str, ...]):
+    """The people stage (None without tracking), the alert sink (None when nothing but the event log
+    receives alerts) and the face blur of saved images (None: off), checked against the model's classes."""
+    from livemask.sinks.privacy import face_blur
+
+    privacy: PrivacyOptions = build(config, "privacy")
+    blur = face_blur(privacy.blur_faces)
+    alerts: AlertOptions = build(config, "alerts")
+    people_options: PeopleOptions = build(config, "people")
+    notifying = alerts.enabled and (alerts.webhook or alerts.command or alerts.sound)
+    if not tracker.enabled:
+        if notifying:
+            raise ConfigError("alerts need tracking (tracker.enabled: true): an alert is about one tracked face")
+        return None, None, blur
+    for key, names in (("alerts.classes", alerts.classes), ("people.masked_classes", people_options.masked_classes)):
+        unknown = [n for n in names if n not in class_names]
+        if len(unknown) == len(names) and names:
+            raise ConfigError(f"{key}: none of {', '.join(names)} is a class of the model "
+                              f"({', '.join(class_names)})")
+        if unknown:
+            log.info("%s: %s not in the model's classes (%s); ignored", key, ", ".join(unknown), ", ".join(class_names))
+    rule = None
+    if alerts.enabled:
+        rule = AlertRule([n for n in alerts.classes if n in class_names], alerts.after_s, alerts.cooldown_s)
+    # alert crops in their own folder, apart from the window's snapshots
+    people = People(people_options, rule,
+                    Path(options.snapshot_dir) / "alerts" if alerts.enabled and alerts.snapshots else None)
+    if not alerts.enabled or not (notifying or alerts.snapshots):
+        return people, None, blur
+    from livemask.sinks.alerts import AlertSink, CommandNotifier, SoundNotifier, WebhookNotifier
+
+    notifiers = []
+    if alerts.webhook:
+        notifiers.append(WebhookNotifier(alerts.webhook, alerts.webhook_timeout_s, alerts.webhook_retries,
+                                         alerts.webhook_backoff_s, alerts.queue_size))
+    if alerts.command:
+        notifiers.append(CommandNotifier(alerts.command, alerts.command_timeout_s, alerts.queue_size))
+    if alerts.sound:
+        notifiers.append(SoundNotifier(queue_size=min(alerts.queue_size, 4)))
+    return people, AlertSink(notifiers, blur, alerts.finish_s), blur

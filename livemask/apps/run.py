@@ -7,7 +7,7 @@ files. SIGINT, SIGTERM and SIGHUP end the run cleanly: every output is closed an
 and the exit status is 128 + the signal's number (130, 143, 129). A lost X connection (window mode)
 finishes the outputs the same way and exits with status 3 (:class:`DisplayLost`). Further signals while the
 outputs are being finished are ignored (finishing is bounded: a threaded sink gets 30 s).
-``--output`` and ``--events`` are checked before the models load (:func:`check_outputs`).
+``--output``, ``--events`` and kiosk mode are checked before the models load (:mod:`livemask.apps.preflight`).
 The parts are built by :mod:`livemask.apps.compose`; the loop is :class:`livemask.engine.engine.Engine`.
 """
 
@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import stat
 import sys
 import threading
-from pathlib import Path
 
+from livemask.apps.preflight import check_kiosk, check_outputs
 from livemask.apps.signals import StopRequest
-from livemask.core.errors import ConfigError, DisplayLost, OutputError
+from livemask.core.errors import ConfigError, DisplayLost
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +39,14 @@ def add_arguments(parser) -> None:
                              "sequence or SIGTERM ends the run (config section 'kiosk')")
     parser.add_argument("--snapshot-overlay", action="store_true", default=None,
                         help="window snapshots (key s) include the status and message lines shown on screen")
+    parser.add_argument("--alert-webhook", metavar="URL",
+                        help="POST each alert's JSON to this http(s) URL (alerts.webhook; or LIVEMASK_ALERT_WEBHOOK)")
+    parser.add_argument("--alert-command", metavar="CMD",
+                        help="run CMD (split like a shell, run without one) with each alert's JSON on stdin")
+    parser.add_argument("--alert-sound", action="store_true", default=None,
+                        help="play a short sound on each alert (aplay, paplay or ffplay)")
+    parser.add_argument("--blur-faces", nargs="?", const="blur", choices=("blur", "pixelate", "off"),
+                        help="blur (default) or pixelate every face in recordings and snapshots")
 
 
 def positive_int(text: str) -> int:
@@ -52,61 +58,6 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
-
-
-def _is_stream_device(path: Path) -> bool:
-    """A character device or a pipe (``/dev/null``, ``/dev/stdout``, a FIFO): written as a stream, not a file."""
-    try:
-        mode = path.stat().st_mode
-    except OSError:
-        return False
-    return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)
-
-
-def _local_input(source) -> list[str]:
-    """The source as a path to protect, when it is a local file or folder."""
-    text = str(source) if source is not None else ""
-    if text.startswith("env:"):
-        text = os.environ.get(text[4:], "")
-    return [text] if text.strip() and os.path.exists(text) else []
-
-
-def check_outputs(source, output: str | None, events: str | None) -> None:
-    """Before any work: an output that is the source or the other output, a folder, under /proc, /sys or
-    /dev (a device or pipe such as ``/dev/null`` or ``/dev/stdout`` is allowed for ``--events``), of an
-    unknown video type, or in a folder that cannot be created or written, is one OutputError line (exit 2)."""
-    from livemask.core.outputs import check_output_file, prepare_out_dir
-    from livemask.sinks.recording import FOURCC
-
-    inputs = _local_input(source)
-    given = {"--output": output, "--events": events}
-    for flag, path in given.items():
-        if path is None:
-            continue
-        others = {f: p for f, p in given.items() if f != flag}
-        resolved = Path(path).expanduser().resolve()
-        if flag == "--events" and _is_stream_device(Path(path).expanduser()):
-            for item in [*inputs, *(p for p in others.values() if p)]:
-                if Path(item).expanduser().resolve() == resolved:
-                    raise OutputError(f"{flag} {path}: is also given as an input or output")
-            continue
-        check_output_file(path, inputs, flag, others)
-        if flag == "--output" and resolved.suffix.lower() not in FOURCC:
-            raise OutputError(f"{flag} {path}: unsupported video file type (use {', '.join(FOURCC)})")
-        if resolved.exists() and not os.access(resolved, os.W_OK):
-            raise OutputError(f"{flag} {path}: exists and is not writable")
-        prepare_out_dir(resolved.parent, f"{flag} {path}: folder")
-
-
-def check_kiosk(options, kiosk) -> None:
-    """Kiosk mode needs the window, and records video only when ``kiosk.record`` allows it."""
-    if not kiosk.enabled:
-        return
-    if options.headless:
-        raise ConfigError("kiosk mode shows a window: it cannot run headless (drop --headless or run.headless)")
-    if options.output and not kiosk.record:
-        raise ConfigError("kiosk mode does not record video while kiosk.record is false: drop --output "
-                          "(run.output) or set kiosk.record=true")
 
 
 def display_lost(engine) -> int:
@@ -125,7 +76,10 @@ def command(args, config) -> int:
         "source.source": args.source, "source.realtime": args.realtime, "run.headless": args.headless,
         "run.output": args.output, "run.events": args.events, "kiosk.enabled": getattr(args, "kiosk", None),
         "run.snapshot_overlay": getattr(args, "snapshot_overlay", None),
+        "alerts.webhook": args.alert_webhook, "alerts.command": args.alert_command, "alerts.sound": args.alert_sound,
+        "privacy.blur_faces": args.blur_faces,
     }, "command line")
+    compose.check_alerts(config)
     options = compose.run_options(config)
     check_kiosk(options, compose.kiosk_options(config))
     if args.max_frames is not None and args.max_frames < 1:  # parsed by positive_int; kept for direct callers

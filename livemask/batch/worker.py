@@ -51,6 +51,7 @@ class Models:
     queue_size: int = 4
     overlap: bool = True  # detect and classify in overlapping threads (False: in turn, about one core)
     load_s: float = 0.0  # seconds it took to build these (model loading and warm-up)
+    people_factory: Callable[[], Any] | None = None  # a fresh people stage per file (counts, static faces, alerts)
 
 
 @dataclass(frozen=True)
@@ -168,19 +169,6 @@ class ImageSource(Source):
         return 0.0
 
 
-def blur_boxes(image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """Blur each face box in place (a Gaussian as wide as a third of the box), for privacy."""
-    h, w = image.shape[:2]
-    for x1, y1, x2, y2 in np.asarray(boxes, np.float32):
-        x1, y1 = max(int(x1), 0), max(int(y1), 0)
-        x2, y2 = min(int(np.ceil(x2)), w), min(int(np.ceil(y2)), h)
-        if x2 - x1 < 2 or y2 - y1 < 2:
-            continue
-        sigma = max(x2 - x1, y2 - y1) / 6.0
-        image[y1:y2, x1:x2] = cv2.GaussianBlur(image[y1:y2, x1:x2], (0, 0), sigma)
-    return image
-
-
 class PeopleCounts:
     """A sink: people by class (the last voted label of each track id), faces per label and no-mask times."""
 
@@ -244,17 +232,6 @@ class AnnotatedImage:
         pass
 
 
-class BlurringRenderer:
-    """The annotated frame with every face box blurred first (``--blur-faces``): the labels stay readable."""
-
-    def __init__(self, annotator):
-        self.annotator = annotator
-
-    def render(self, result) -> np.ndarray:
-        image = blur_boxes(result.frame.image.copy(), result.detections.boxes)
-        return self.annotator.annotate(image, result.detections, result.predictions, result.track_ids)
-
-
 class Abandoned(Exception):
     """The batch was stopped (second Ctrl-C) or its driver died while this file was running."""
 
@@ -278,6 +255,7 @@ def process_input(item: BatchInput, out_dir: str | Path, models: Models, options
     """
     from livemask.engine.engine import Engine
     from livemask.engine.pipeline import FrameProcessor
+    from livemask.sinks.privacy import FaceBlur
     from livemask.sinks.recording import EventLog, VideoSink
     from livemask.sinks.render import Renderer
 
@@ -289,6 +267,7 @@ def process_input(item: BatchInput, out_dir: str | Path, models: Models, options
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     tracker = models.tracker_factory()
+    people = models.people_factory() if models.people_factory is not None and tracker.enabled else None
     counts = PeopleCounts()
     stop_event, abandoned, done = threading.Event(), threading.Event(), threading.Event()
     source = engine = None
@@ -311,8 +290,7 @@ def process_input(item: BatchInput, out_dir: str | Path, models: Models, options
         capture.open()
         sinks: list = [EventLog(tmp / EVENTS), counts]
         if options.write_video:
-            renderer = BlurringRenderer(Renderer(overlay=False).annotator) if options.blur_faces \
-                else Renderer(overlay=False)
+            renderer = Renderer(overlay=False, blur=FaceBlur("blur") if options.blur_faces else None)
             if item.kind == "image":
                 name = "annotated" + (Path(item.path).suffix.lower() or ".png")
                 sinks.append(AnnotatedImage(tmp / name, renderer))
@@ -323,7 +301,7 @@ def process_input(item: BatchInput, out_dir: str | Path, models: Models, options
         processor = FrameProcessor(models.detector, models.classifier, tracker,
                                    1 if options.every > 1 else models.detect_every)
         engine = Engine(capture, processor, sinks, stage_queue=models.stage_queue, overlap=models.overlap,
-                        stop_reason=lambda: "abandoned" if abandoned.is_set() else None)
+                        stop_reason=lambda: "abandoned" if abandoned.is_set() else None, people=people)
         run_summary = engine.run()
         if abandoned.is_set():
             raise Abandoned

@@ -1,7 +1,9 @@
 """The one JSON layout of a face, used by ``image --json``, the event log, ``explain --json`` and the API.
 
 ``{"box": [x1, y1, x2, y2], "score", "label", "probability", "probabilities": {class: p}}``,
-plus ``"track_id"`` where the face is tracked and ``"explanations"`` where it was explained.
+plus ``"track_id"`` where the face is tracked, ``"static": true`` for a face the people stage marked
+static (a picture; :mod:`livemask.engine.people`) and ``"explanations"`` where it was explained.
+:func:`alert_record` is the one JSON layout of an alert.
 Boxes are rounded to 0.1 px, scores and probabilities to 4 decimals.
 """
 
@@ -11,11 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from livemask.core.types import Detections, Predictions
+from livemask.core.types import Alert, Detections, Predictions
 
 
 def face_record(box, score: float, probabilities: np.ndarray, class_names: tuple[str, ...],
-                track_id: int | None = None, explanations: dict | None = None) -> dict[str, Any]:
+                track_id: int | None = None, explanations: dict | None = None, static: bool = False) -> dict[str, Any]:
     k = int(np.argmax(probabilities))
     record: dict[str, Any] = {
         "box": [round(float(v), 1) for v in box],
@@ -26,14 +28,33 @@ def face_record(box, score: float, probabilities: np.ndarray, class_names: tuple
     }
     if track_id is not None:
         record["track_id"] = int(track_id)
+    if static:
+        record["static"] = True
     if explanations is not None:
         record["explanations"] = explanations
     return record
 
 
 def face_records(detections: Detections, predictions: Predictions,
-                 track_ids: np.ndarray | None = None) -> list[dict[str, Any]]:
-    """Records for all faces of one image or frame, in detection order."""
+                 track_ids: np.ndarray | None = None, static: np.ndarray | None = None) -> list[dict[str, Any]]:
+    """Records for all faces of one image or frame, in detection order (``static``: (N,) bool)."""
     ids = [None] * len(detections) if track_ids is None else [int(t) for t in track_ids]
+    still = [False] * len(detections) if static is None else [bool(s) for s in static]
     return [face_record(detections.boxes[i], detections.scores[i], predictions.probabilities[i],
-                        predictions.class_names, ids[i]) for i in range(len(detections))]
+                        predictions.class_names, ids[i], static=still[i]) for i in range(len(detections))]
+
+
+def alert_record(alert: Alert) -> dict[str, Any]:
+    """``{"time", "track_id", "label", "duration_s", "box", "snapshot", "frame_id"[, "position_s"]}``."""
+    record: dict[str, Any] = {
+        "time": round(float(alert.time), 3),
+        "track_id": int(alert.track_id),
+        "label": alert.label,
+        "duration_s": round(float(alert.duration_s), 3),
+        "box": [round(float(v), 1) for v in alert.box],
+        "snapshot": alert.snapshot,
+        "frame_id": int(alert.frame_id),
+    }
+    if alert.position_s is not None:
+        record["position_s"] = round(float(alert.position_s), 3)
+    return record

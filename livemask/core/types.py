@@ -122,6 +122,71 @@ class Predictions:
 
 
 @dataclass(frozen=True)
+class Alert:
+    """A tracked face stayed in a non-compliant class for ``duration_s`` seconds of frame time."""
+
+    time: float  # Unix seconds of the frame that fired it
+    track_id: int
+    label: str
+    duration_s: float
+    box: tuple[float, float, float, float]  # x1, y1, x2, y2 in frame pixels
+    frame_id: int
+    position_s: float | None = None  # position in a file, when the source has one
+    snapshot: str | None = None  # where the face crop is written (None: no snapshots)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "box", tuple(float(v) for v in self.box))
+        if len(self.box) != 4 or not all(np.isfinite(self.box)):
+            raise ShapeError(f"Alert.box: expected 4 finite numbers, got {self.box}")
+        if int(self.track_id) < 1 or not self.label:
+            raise ShapeError(f"Alert: expected a track id >= 1 and a label, got {self.track_id}, {self.label!r}")
+        if not (np.isfinite(self.duration_s) and self.duration_s >= 0 and np.isfinite(self.time)):
+            raise ShapeError(f"Alert: expected finite time and duration >= 0, got {self.time}, {self.duration_s}")
+
+
+@dataclass(frozen=True)
+class PeopleStats:
+    """People counted by track up to a frame (not boxes per frame); static faces are not people."""
+
+    in_view: int  # counted people whose face is in this frame
+    counted: int  # unique people so far (tracks that lasted long enough and were not static)
+    masked: int  # of ``counted``, those whose most frequent label is a masked class
+    static: int  # faces in this frame marked static (a picture)
+
+    def __post_init__(self) -> None:
+        if min(self.in_view, self.counted, self.masked, self.static) < 0 or self.masked > self.counted:
+            raise ShapeError(f"PeopleStats: inconsistent counts {self}")
+
+    @property
+    def share_masked(self) -> float | None:
+        return self.masked / self.counted if self.counted else None
+
+    def to_dict(self) -> dict:
+        share = self.share_masked
+        return {"in_view": self.in_view, "counted": self.counted, "masked": self.masked,
+                "share_masked": None if share is None else round(share, 4), "static": self.static}
+
+
+@dataclass(frozen=True)
+class Analytics:
+    """What the people stage (after the tracker) adds to a frame: counts, static faces, alerts fired."""
+
+    people: PeopleStats
+    static: np.ndarray  # (N,) bool: face i is static (a picture), left out of counts and alerts
+    alerts: tuple[Alert, ...] = ()
+
+    def __post_init__(self) -> None:
+        check_array("Analytics.static", self.static, (None,), np.bool_)
+        object.__setattr__(self, "alerts", tuple(self.alerts))
+        if not all(isinstance(a, Alert) for a in self.alerts):
+            raise ShapeError("Analytics.alerts: expected Alert records")
+
+    @classmethod
+    def empty(cls, n: int = 0) -> Analytics:
+        return cls(PeopleStats(0, 0, 0, 0), np.zeros((n,), np.bool_))
+
+
+@dataclass(frozen=True)
 class FrameResult:
     """Everything known about one frame after inference."""
 
@@ -130,6 +195,7 @@ class FrameResult:
     predictions: Predictions
     track_ids: np.ndarray | None = None  # (N,) int64, when tracking is on
     inference_ms: float = 0.0
+    analytics: Analytics | None = None  # people counts, static faces and alerts (livemask.engine.people)
 
     def __post_init__(self) -> None:
         if len(self.detections) != len(self.predictions):
@@ -138,3 +204,11 @@ class FrameResult:
             )
         if self.track_ids is not None:
             check_array("FrameResult.track_ids", self.track_ids, (len(self.detections),))
+        if self.analytics is not None:
+            check_array("FrameResult.analytics.static", self.analytics.static, (len(self.detections),))
+
+    @property
+    def time_s(self) -> float:
+        """The frame's time in seconds: its position in a file when known, else its capture time."""
+        f = self.frame
+        return f.position_ms / 1000.0 if f.position_ms is not None else f.timestamp

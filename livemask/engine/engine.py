@@ -10,6 +10,8 @@ parts and the sinks.
 * With a display (the window, main thread only) the loop never blocks: it polls the
   display for keys between results; in a live run the display shows only the newest
   result (the older ones still go to every other sink, counted as ``superseded``).
+* Every result passes the people stage (:mod:`livemask.engine.people`: counts, static faces,
+  alerts) on this thread before any sink sees it, when the engine is given one.
 * A sink that fails, a stage that fails, a stop request (signal) or the user quitting
   end the loop; then the pipeline is stopped, threaded sinks finish what is waiting,
   the summary is built and every sink is closed with it. A failure is raised afterwards
@@ -27,6 +29,7 @@ from collections.abc import Callable, Sequence
 from livemask.core.errors import LivemaskError
 from livemask.core.redact import one_line, redact_text
 from livemask.core.types import FrameResult
+from livemask.engine.people import People
 from livemask.engine.pipeline import FrameProcessor, Percentiles, Pipeline
 from livemask.engine.sink import Display, RunInfo, Sink, SinkRunner, describe
 from livemask.engine.stream import Capture
@@ -39,7 +42,8 @@ class Engine:
 
     def __init__(self, capture: Capture, processor: FrameProcessor, sinks: Sequence[Sink] = (),
                  display: Display | None = None, stage_queue: int = 2,
-                 stop_reason: Callable[[], str | None] | None = None, overlap: bool = True):
+                 stop_reason: Callable[[], str | None] | None = None, overlap: bool = True,
+                 people: People | None = None):
         self.capture = capture
         self.processor = processor
         self.pipeline = Pipeline(capture, processor, stage_queue, overlap)
@@ -48,6 +52,7 @@ class Engine:
         self.runners = [SinkRunner(s, self.live) for s in sinks]
         self.display = display
         self.stop_reason = stop_reason or (lambda: None)
+        self.people = people  # the people stage (counts, static faces, alerts), after the tracker
         self.written = 0
         self.faces: dict[str, int] = {}
         self.superseded = 0
@@ -139,8 +144,7 @@ class Engine:
                 for result in self._take():
                     if newest is not None:
                         self.superseded += 1
-                    self._dispatch(result)
-                    newest = result
+                    newest = self._dispatch(result)
                 if newest is None and self.pipeline.ended:
                     return
             if newest is not None:
@@ -164,7 +168,10 @@ class Engine:
             if not self.live:
                 return out
 
-    def _dispatch(self, result: FrameResult) -> None:
+    def _dispatch(self, result: FrameResult) -> FrameResult:
+        """The people stage (every result, so no alert is lost), then every sink; returns what they got."""
+        if self.people is not None:
+            result = self.people.update(result)
         for runner in self.runners:
             runner.write(result)
         self.written += 1
@@ -174,6 +181,7 @@ class Engine:
         failure = self._sink_failure()
         if failure is not None:
             raise failure
+        return result
 
     def _sink_failure(self) -> LivemaskError | None:
         for runner in self.runners:
@@ -217,6 +225,7 @@ class Engine:
             "frames_written": self.written,
             "faces": dict(self.faces),
             "tracks": tracker.total_tracks if tracker.enabled else None,
+            "people": self.people.summary() if self.people is not None else None,
             "fps": round(self.written / elapsed, 2) if elapsed > 0 else None,
             "duration_s": round(elapsed, 2),
             **display,

@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from livemask.core.errors import OutputError
-from livemask.core.records import face_records
+from livemask.core.records import alert_record, face_records
 from livemask.core.types import FrameResult
 from livemask.engine.sink import RunInfo
 from livemask.sinks.render import Renderer
@@ -181,7 +181,9 @@ class EventLog:
     """One JSON line per processed frame, then one ``{"summary": ...}`` line (a sink, on the engine's loop).
 
     ``timestamp`` is the capture time in Unix seconds; ``position_s`` the position in
-    the file for file and folder sources; ``faces`` the face records of the frame.
+    the file for file and folder sources; ``faces`` the face records of the frame; ``people``
+    the people counted by track so far (when the people stage ran). Each alert fired on the
+    frame follows the frame's line as its own ``{"alert": {...}}`` line.
     """
 
     name = "events"
@@ -224,8 +226,14 @@ class EventLog:
         record = {"frame_id": frame.frame_id, "timestamp": round(frame.timestamp + self._wall_offset, 3)}
         if frame.position_ms is not None:
             record["position_s"] = round(frame.position_ms / 1000.0, 3)
-        record["faces"] = face_records(result.detections, result.predictions, result.track_ids)
+        analytics = result.analytics
+        record["faces"] = face_records(result.detections, result.predictions, result.track_ids,
+                                       None if analytics is None else analytics.static)
+        if analytics is not None:
+            record["people"] = analytics.people.to_dict()
         self._write(record)
+        for alert in () if analytics is None else analytics.alerts:
+            self._write({"alert": alert_record(alert)})
 
     def write_summary(self, summary: dict) -> None:
         """The summary line on its own (livemask.batch.worker writes it, then calls close())."""

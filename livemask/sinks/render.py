@@ -1,22 +1,34 @@
-"""The annotated frame of a result: face boxes and labels, plus the status overlay (FPS, latency, counts)."""
+"""The annotated frame of a result: face boxes and labels, plus the status overlay (FPS, latency, counts).
+
+With the people stage on, the count line counts people by track (``people 3  masked 67%  in view 1``)
+instead of boxes per class. ``blur`` pixelates or blurs faces before anything is drawn (recordings);
+``snapshot_blur`` is applied by :meth:`Renderer.for_snapshot` to images saved from a sharp live view;
+``recording_notice`` draws a red "REC" mark (the live view while a recording is written).
+"""
 
 from __future__ import annotations
 
 import time
 from collections import deque
 
+import cv2
 import numpy as np
 
 from livemask.core.types import FrameResult
-from livemask.sinks.draw import FaceAnnotator, count_labels, count_line, draw_status
+from livemask.sinks.draw import FONT, FaceAnnotator, count_labels, count_line, draw_status
+from livemask.sinks.privacy import FaceBlur
 
 
 class Renderer:
     """Draws faces and the status overlay on a copy of the frame; each sink that shows pixels owns one."""
 
-    def __init__(self, overlay: bool = True):
+    def __init__(self, overlay: bool = True, blur: FaceBlur | None = None, snapshot_blur: FaceBlur | None = None,
+                 recording_notice: bool = False):
         self.annotator = FaceAnnotator()
         self.overlay = overlay
+        self.blur = blur
+        self.snapshot_blur = snapshot_blur
+        self.recording_notice = recording_notice
         self._times: deque[float] = deque(maxlen=30)
         self.latency_ms = 0.0
 
@@ -32,9 +44,42 @@ class Renderer:
             self._times.append(now)
             self.latency_ms = (now - result.frame.timestamp) * 1000.0
         image = result.frame.image.copy()
+        if self.blur is not None:
+            self.blur.apply(image, result.detections.boxes)
         if self.overlay:  # first, so that face labels near the top stay readable over it
-            counts = count_labels(result.predictions)
             lines = [f"{self.fps():5.1f} fps  latency {self.latency_ms:4.0f} ms  infer {result.inference_ms:4.0f} ms",
-                     count_line(counts), *extra]
+                     self.count_text(result), *extra]
             draw_status(image, lines)
+        if self.recording_notice:
+            draw_rec(image)
         return self.annotator.annotate(image, result.detections, result.predictions, result.track_ids)
+
+    @staticmethod
+    def count_text(result: FrameResult) -> str:
+        """People by track when the people stage ran, else boxes per class in this frame."""
+        if result.analytics is not None:
+            p = result.analytics.people
+            share = "-" if p.share_masked is None else f"{p.share_masked:.0%}"
+            text = f"people {p.counted}  masked {share}  in view {p.in_view}"
+            return text + (f"  static {p.static}" if p.static else "")
+        return count_line(count_labels(result.predictions))
+
+    def for_snapshot(self, image: np.ndarray, result: FrameResult | None) -> np.ndarray:
+        """A shown image as it may be saved: faces blurred when asked (a copy), else ``image`` itself."""
+        if self.snapshot_blur is None or self.blur is not None or result is None:
+            return image
+        return self.snapshot_blur.apply(image.copy(), result.detections.boxes)
+
+
+def draw_rec(image: np.ndarray) -> np.ndarray:
+    """A red dot and "REC" in the top-right corner (a recording is being written)."""
+    scale = 0.6 * max(1.0, image.shape[1] / 960)
+    (tw, th), base = cv2.getTextSize("REC", FONT, scale, 2)
+    r = max(th // 2, 4)
+    x2, y = image.shape[1] - 8, 8 + th
+    x1 = x2 - tw - 3 * r - 6
+    band = image[max(y - th - 4, 0):y + base + 4, max(x1 - 4, 0):x2 + 4]
+    band[:] = (band * 0.4).astype(image.dtype)
+    cv2.circle(image, (x1 + r, y - th // 2), r, (0, 0, 230), cv2.FILLED, cv2.LINE_AA)
+    cv2.putText(image, "REC", (x1 + 3 * r, y), FONT, scale, (255, 255, 255), 2, cv2.LINE_AA)
+    return image

@@ -265,6 +265,7 @@ class LiveWindow:
             image = self.shown
         else:
             image = self.renderer.render(result, extra, tick=False)
+        image = self.renderer.for_snapshot(image, result)  # privacy: faces blurred when asked
         base = snapshot_base(result.frame.frame_id)
         path = self.snapshot_dir / f"{base}.png"
         try:

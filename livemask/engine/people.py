@@ -1,0 +1,230 @@
+"""The people stage, after the tracker: people counted by track, static faces (pictures), the alert rule.
+
+:class:`People` turns each tracked :class:`FrameResult` into one carrying
+:class:`~livemask.core.types.Analytics`; the engine applies it to every result before the
+sinks see it (so no alert is lost when a live display skips results). All times are frame
+times (:attr:`FrameResult.time_s`: the position in a file, else the capture time), never the
+wall time of processing, so a file gives the same alerts however fast it is processed.
+
+*People.* A track is one person once it has lasted ``min_track_s`` and has shown life
+(see below); people are counted once per track. A person is "masked" when the label they
+carried most often (the tracker's voted label, frame by frame) is one of ``masked_classes``.
+
+*Static faces.* Each face is compared with a reference sample of its own track: the box
+centre and size (relative to the face size), and the pixels inside the reference box (a 24x24
+grey crop, normalised to zero mean and unit contrast so a change of light alone is not a
+change) cut from the reference frame and from this frame at the same place, so the
+detector's jitter of a few pixels does not look like life. When the box moved by more than
+``static_motion`` of the face size, or those pixels changed by more than ``static_change``
+(mean absolute difference of the normalised crops), the face has shown life and this sample
+becomes the new reference. A face that has not changed for ``static_s`` seconds is static
+(a picture on the wall): it is marked, not counted and never alerted on. A face that has
+not yet shown life at all is not counted or alerted on either. Limits: a person who keeps
+perfectly still for ``static_s`` (asleep in front of the camera) is marked static until they
+move; a picture that moves (held in a hand, on a screen playing video) is a person.
+
+*Alerts.* A track that carries a label of ``rule.classes`` continuously for ``rule.after_s``
+fires one :class:`Alert`, and again at the earliest ``rule.cooldown_s`` after its last one
+while it stays so. A compliant label ends the stretch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated
+
+import cv2
+import numpy as np
+
+from livemask.core.params import Range, check_fields
+from livemask.core.types import Alert, Analytics, FrameResult, PeopleStats
+
+PATCH = 24  # side of the grey crop compared over time
+
+
+@dataclass
+class PeopleOptions:
+    """The ``people`` section of config.yaml (see there for the meaning of each key)."""
+
+    min_track_s: Annotated[float, Range(0, 3600)] = 0.5
+    static_s: Annotated[float, Range(0, 3600, lo_open=True)] = 3.0
+    static_motion: Annotated[float, Range(0, 10)] = 0.12
+    static_change: Annotated[float, Range(0, 10)] = 0.08
+    masked_classes: list[str] = field(default_factory=lambda: ["mask"])
+    forget_s: Annotated[float, Range(0, 86_400, lo_open=True)] = 10.0
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+@dataclass
+class AlertRule:
+    """When a track fires an alert (built from the ``alerts`` section)."""
+
+    classes: tuple[str, ...] = ("no_mask", "mask_incorrect")
+    after_s: Annotated[float, Range(0, 86_400)] = 2.0
+    cooldown_s: Annotated[float, Range(0, 86_400)] = 30.0
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        self.classes = tuple(self.classes)
+
+
+@dataclass
+class _Person:
+    """What the stage remembers of one track."""
+
+    first_t: float
+    last_t: float
+    ref_t: float  # time of the reference sample (the last change)
+    ref_box: np.ndarray
+    ref_patch: np.ndarray
+    changed: bool = False  # has shown life at least once
+    static: bool = False
+    counted: bool = False
+    labels: Counter = field(default_factory=Counter)
+    bad_since: float | None = None
+    last_alert: float | None = None
+
+    @property
+    def live(self) -> bool:
+        return self.changed and not self.static
+
+    def dominant(self) -> str | None:
+        return self.labels.most_common(1)[0][0] if self.labels else None
+
+
+def face_patch(image: np.ndarray, box: np.ndarray) -> np.ndarray | None:
+    """The face's grey crop at PATCH x PATCH, normalised to zero mean and unit contrast; None when empty."""
+    h, w = image.shape[:2]
+    x1, y1 = max(int(box[0]), 0), max(int(box[1]), 0)
+    x2, y2 = min(int(np.ceil(box[2])), w), min(int(np.ceil(box[3])), h)
+    if x2 - x1 < 2 or y2 - y1 < 2:
+        return None
+    grey = cv2.cvtColor(image[y1:y2, x1:x2], cv2.COLOR_BGR2GRAY)
+    patch = cv2.resize(grey, (PATCH, PATCH), interpolation=cv2.INTER_AREA).astype(np.float32)
+    return (patch - patch.mean()) / max(float(patch.std()), 8.0)
+
+
+def box_motion(ref: np.ndarray, box: np.ndarray) -> float:
+    """How far ``box`` is from ``ref``: the larger of the centre shift and the size change, per face size."""
+    size = max(float(min(ref[2] - ref[0], ref[3] - ref[1])), 1.0)
+    shift = np.abs((box[:2] + box[2:]) / 2 - (ref[:2] + ref[2:]) / 2).max() / size
+    grow = abs(float(min(box[2] - box[0], box[3] - box[1])) / size - 1.0)
+    return float(max(shift, grow))
+
+
+class People:
+    """The people stage: :meth:`update` adds :class:`Analytics` to each tracked result (needs track ids).
+
+    ``rule``: the alert rule (None: no alerts). ``snapshot_dir``: where the alert's face crop
+    is to be written (the name is decided here so the event and the file agree; the alert
+    sink writes it); None: alerts carry no snapshot.
+    """
+
+    def __init__(self, options: PeopleOptions | None = None, rule: AlertRule | None = None,
+                 snapshot_dir: str | Path | None = None):
+        self.options = options or PeopleOptions()
+        self.rule = rule
+        self.snapshot_dir = Path(snapshot_dir) if snapshot_dir is not None else None
+        self.masked = set(self.options.masked_classes)
+        self.people: dict[int, _Person] = {}
+        self.fired = 0
+        self.too_short = 0  # tracks forgotten before they counted
+        self.static_tracks: set[int] = set()  # tracks ever marked static
+        self._done_counted = 0  # forgotten tracks that were people
+        self._done_masked = 0
+        self._wall_offset = time.time() - time.monotonic()
+
+    def update(self, result: FrameResult) -> FrameResult:
+        from dataclasses import replace
+
+        n = len(result.detections)
+        if result.track_ids is None:
+            return replace(result, analytics=Analytics.empty(n))
+        t = result.time_s
+        opts = self.options
+        labels = result.predictions.labels
+        static = np.zeros((n,), np.bool_)
+        alerts: list[Alert] = []
+        in_view = 0
+        for i in range(n):
+            tid = int(result.track_ids[i])
+            box = result.detections.boxes[i]
+            patch = face_patch(result.frame.image, box)
+            person = self.people.get(tid)
+            if person is None:
+                if patch is None:
+                    continue
+                person = self.people[tid] = _Person(t, t, t, box.copy(), patch)
+            person.last_t = t
+            if patch is not None:
+                same_place = face_patch(result.frame.image, person.ref_box)
+                change = float(np.abs(same_place - person.ref_patch).mean()) if same_place is not None else np.inf
+                if box_motion(person.ref_box, box) > opts.static_motion or change > opts.static_change:
+                    person.changed, person.ref_t, person.ref_box, person.ref_patch = True, t, box.copy(), patch
+            person.static = t - person.ref_t >= opts.static_s
+            if person.static:
+                static[i] = True
+                self.static_tracks.add(tid)
+            person.labels[labels[i]] += 1
+            if not person.counted and person.live and t - person.first_t >= opts.min_track_s:
+                person.counted = True
+            in_view += person.counted and not person.static
+            alert = self._rule(person, tid, labels[i], box, t, result)
+            if alert is not None:
+                alerts.append(alert)
+        self._forget(t)
+        counted = self._done_counted + sum(p.counted for p in self.people.values())
+        masked = self._done_masked + sum(p.counted and p.dominant() in self.masked for p in self.people.values())
+        stats = PeopleStats(in_view, counted, masked, int(static.sum()))
+        return replace(result, analytics=Analytics(stats, static, tuple(alerts)))
+
+    def _rule(self, person: _Person, tid: int, label: str, box: np.ndarray, t: float,
+              result: FrameResult) -> Alert | None:
+        rule = self.rule
+        if rule is None:
+            return None
+        if label not in rule.classes:
+            person.bad_since = None
+            return None
+        if person.bad_since is None:
+            person.bad_since = t
+        duration = t - person.bad_since
+        if not person.live or duration < rule.after_s:
+            return None
+        if person.last_alert is not None and t - person.last_alert < rule.cooldown_s:
+            return None
+        person.last_alert = t
+        self.fired += 1
+        frame = result.frame
+        wall = frame.timestamp + self._wall_offset
+        snapshot = None
+        if self.snapshot_dir is not None:
+            stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(wall))
+            snapshot = str(self.snapshot_dir / f"alert-{stamp}-f{frame.frame_id:06d}-t{tid}.png")
+        return Alert(wall, tid, label, duration, tuple(float(v) for v in box), frame.frame_id,
+                     None if frame.position_ms is None else frame.position_ms / 1000.0, snapshot)
+
+    def _forget(self, t: float) -> None:
+        """Fold tracks unseen for ``forget_s`` into the totals (bounded memory over a long run)."""
+        for tid in [k for k, p in self.people.items() if t - p.last_t > self.options.forget_s]:
+            p = self.people.pop(tid)
+            if p.counted:
+                self._done_counted += 1
+                self._done_masked += p.dominant() in self.masked
+            elif not p.static:
+                self.too_short += 1
+
+    def summary(self) -> dict:
+        """People over the whole run (for the run's summary)."""
+        counted = self._done_counted + sum(p.counted for p in self.people.values())
+        masked = self._done_masked + sum(p.counted and p.dominant() in self.masked for p in self.people.values())
+        not_counted = self.too_short + sum(not p.counted and not p.static for p in self.people.values())
+        return {"counted": counted, "masked": masked,
+                "share_masked": round(masked / counted, 4) if counted else None,
+                "static_tracks": len(self.static_tracks), "not_counted": not_counted,
+                "alerts": self.fired}

@@ -1,0 +1,329 @@
+"""Where alerts go besides the event log: a snapshot of the face, a webhook, a command, a sound.
+
+:class:`AlertSink` runs on the engine's loop and does only quick work per alert: it writes the
+face crop (a few KB; blurred when privacy asks) and hands the alert's JSON to each
+:class:`Notifier`. A notifier has its own thread behind a bounded :class:`Channel` (the new
+alert is dropped, and counted, when it is full), so a slow or dead endpoint never slows the
+video. At the end of the run each notifier gets ``finish_s`` seconds to send what is
+waiting; what is still unsent then is counted, never waited for. The counts go into the
+run's summary under ``"alerts"``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import queue
+import shlex
+import shutil
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from importlib import resources
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import numpy as np
+
+from livemask.core.outputs import write_image
+from livemask.core.records import alert_record
+from livemask.core.redact import redact_url, safe_message
+from livemask.core.types import Alert, FrameResult
+from livemask.engine.channel import BufferPolicy, Channel
+from livemask.engine.sink import RunInfo, describe
+from livemask.sinks.privacy import FaceBlur
+
+log = logging.getLogger(__name__)
+
+
+class Notifier:
+    """One destination of alerts: a daemon thread, a bounded channel, counts. Subclasses override :meth:`send`."""
+
+    name = "notifier"
+    quiet_after = 3  # failures logged one by one; later ones only counted
+
+    def __init__(self, queue_size: int = 16):
+        self.stop_event = threading.Event()
+        self.channel: Channel[dict] = Channel(queue_size, BufferPolicy.DROP_NEWEST, self.stop_event,
+                                              f"alerts {self.name}")
+        self.sent = self.failed = self.unsent = 0
+        self._thread: threading.Thread | None = None
+        self._ended = False
+        self._abandoned = False
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._work, name=f"alerts-{self.name}", daemon=True)
+        self._thread.start()
+
+    def submit(self, event: dict) -> None:
+        self.channel.put(event)  # never waits: a full channel drops the new alert (counted)
+
+    def _work(self) -> None:
+        while True:
+            try:
+                event = self.channel.get(timeout=0.1)
+            except queue.Empty:
+                if self.stop_event.is_set():
+                    return
+                continue
+            if event is None:
+                return
+            with self._lock:
+                if self.stop_event.is_set():  # given up on: counted, not sent
+                    self.unsent += 1
+                    return
+            error = None
+            try:
+                self.send(event)
+            except Exception as err:
+                error = err
+            with self._lock:
+                if self._abandoned:  # finish() already counted it as unsent
+                    return
+                if error is None:
+                    self.sent += 1
+                    continue
+                self.failed += 1
+                if self.failed <= self.quiet_after:
+                    log.warning("alert %s failed: %s%s", self.name, safe_message(describe_error(error)),
+                                " (further failures are only counted)" if self.failed == self.quiet_after else "")
+
+    def send(self, event: dict) -> None:
+        raise NotImplementedError
+
+    def end(self) -> None:
+        """No more alerts: put the end marker (the thread sends what is waiting first)."""
+        if self._thread is not None and not self._ended:
+            self._ended = True
+            self.channel.close()
+
+    def finish(self, timeout: float) -> None:
+        """Send what is waiting for up to ``timeout`` seconds, then stop; the rest is counted as unsent."""
+        if self._thread is None:
+            return
+        self.end()
+        self._thread.join(timeout)
+        if not self._thread.is_alive():
+            return
+        with self._lock:
+            self.stop_event.set()  # ends a retry wait; a request in flight ends at its own timeout
+            self.unsent += max(self.channel.drain() - 1, 0)  # all but the end marker
+        self._thread.join(0.2)
+        with self._lock:
+            if self._thread.is_alive():
+                self._abandoned = True  # the one in flight: not waited for
+                self.unsent += 1
+
+    def stats(self) -> dict:
+        return {"sent": self.sent, "failed": self.failed, "dropped": self.channel.dropped, "unsent": self.unsent}
+
+
+def describe_error(err: BaseException) -> str:
+    if isinstance(err, urllib.error.HTTPError):
+        return f"HTTP {err.code}"
+    if isinstance(err, urllib.error.URLError):
+        return f"{err.reason}"
+    return str(err) or type(err).__name__
+
+
+def split_credentials(url: str) -> tuple[str, str | None]:
+    """``http://user:pw@host/x`` -> (``http://host/x``, ``Basic ...``): urllib does not send userinfo itself."""
+    parts = urlsplit(url)
+    if parts.username is None:
+        return url, None
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    token = base64.b64encode(f"{parts.username}:{parts.password or ''}".encode()).decode()
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)), f"Basic {token}"
+
+
+class WebhookNotifier(Notifier):
+    """HTTP POST of the alert JSON; ``retries`` more tries after a failure, waiting ``backoff_s``, 2x, 4x, ...
+
+    Any 2xx answer is success. The URL's credentials never appear in a log line or the summary.
+    """
+
+    name = "webhook"
+
+    def __init__(self, url: str, timeout_s: float = 2.0, retries: int = 3, backoff_s: float = 0.5,
+                 queue_size: int = 16):
+        super().__init__(queue_size)
+        self.url, self.authorization = split_credentials(url)
+        self.shown = redact_url(url)
+        self.timeout_s = float(timeout_s)
+        self.retries = int(retries)
+        self.backoff_s = float(backoff_s)
+        self.retried = 0
+        self.opener = urllib.request.build_opener()  # the environment's proxies (and no_proxy) apply
+
+    def send(self, event: dict) -> None:
+        data = json.dumps(event, separators=(",", ":")).encode()
+        headers = {"Content-Type": "application/json", "User-Agent": "livemask-alerts"}
+        if self.authorization:
+            headers["Authorization"] = self.authorization
+        for attempt in range(self.retries + 1):
+            if attempt:
+                self.retried += 1
+                if self.stop_event.wait(self.backoff_s * 2 ** (attempt - 1)):
+                    raise RuntimeError(f"{self.shown}: run ended while retrying")
+            try:
+                request = urllib.request.Request(self.url, data=data, headers=headers, method="POST")
+                with self.opener.open(request, timeout=self.timeout_s) as answer:
+                    answer.read(65536)
+                return
+            except (urllib.error.URLError, OSError, ValueError) as err:
+                last = err
+        raise RuntimeError(f"{self.shown}: {describe_error(last)} after {self.retries + 1} tries")
+
+    def stats(self) -> dict:
+        return {**super().stats(), "retries": self.retried, "url": self.shown}
+
+
+class CommandNotifier(Notifier):
+    """Runs ``command`` (split like a shell would, but without a shell) with the alert JSON on stdin.
+
+    A run longer than ``timeout_s`` is killed; a non-zero exit, a kill or a start failure is a failure.
+    """
+
+    name = "command"
+
+    def __init__(self, command: str, timeout_s: float = 5.0, queue_size: int = 16):
+        super().__init__(queue_size)
+        self.args = shlex.split(command)
+        self.timeout_s = float(timeout_s)
+
+    def send(self, event: dict) -> None:
+        data = (json.dumps(event, separators=(",", ":")) + "\n").encode()
+        try:
+            done = subprocess.run(self.args, input=data, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                  timeout=self.timeout_s, check=False)
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f"{self.args[0]}: killed after {self.timeout_s:g} s") from None
+        if done.returncode != 0:
+            tail = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
+            raise RuntimeError(f"{self.args[0]}: exit {done.returncode} {tail[0][:200]}".strip())
+
+
+PLAYERS = (("aplay", ["-q"]), ("paplay", []), ("ffplay", ["-nodisp", "-autoexit", "-loglevel", "quiet"]))
+
+
+def alert_sound() -> Path:
+    """The short WAV shipped with the package (made by ``livemask/assets/make_alert_wav.py``)."""
+    return Path(str(resources.files("livemask") / "assets" / "alert.wav"))
+
+
+def find_player() -> list[str] | None:
+    for program, args in PLAYERS:
+        path = shutil.which(program)
+        if path:
+            return [path, *args]
+    return None
+
+
+class SoundNotifier(Notifier):
+    """Plays the alert sound with the first player found (aplay, paplay, ffplay); one sound at a time.
+
+    Without a player, it says so once and counts every alert as failed.
+    """
+
+    name = "sound"
+
+    def __init__(self, path: str | Path | None = None, player: list[str] | None = None, queue_size: int = 4):
+        super().__init__(queue_size)
+        self.path = Path(path) if path else alert_sound()
+        self.player = player if player is not None else find_player()
+        self.playing: subprocess.Popen | None = None
+        if self.player is None:
+            log.warning("alert sound: no player found (%s); alerts will be silent",
+                        ", ".join(p for p, _ in PLAYERS))
+
+    def send(self, event: dict) -> None:
+        if self.player is None:
+            raise RuntimeError("no sound player")
+        if self.playing is not None and self.playing.poll() is None:
+            return  # still sounding: one at a time
+        self.playing = subprocess.Popen([*self.player, str(self.path)], stdin=subprocess.DEVNULL,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def finish(self, timeout: float) -> None:
+        super().finish(timeout)
+        if self.playing is not None:
+            try:
+                self.playing.wait(timeout=2.0)
+            except subprocess.TimeoutExpired:
+                self.playing.kill()
+                self.playing.wait()
+
+
+class AlertSink:
+    """The engine's sink for alerts: snapshot crops, then every notifier (the event log writes the events itself)."""
+
+    name = "alerts"
+    threaded = False  # quick work only; the slow part runs in each notifier's thread
+
+    def __init__(self, notifiers: list[Notifier] = (), blur: FaceBlur | None = None, finish_s: float = 5.0,
+                 margin: float = 0.25):
+        self.notifiers = list(notifiers)
+        self.blur = blur
+        self.finish_s = float(finish_s)
+        self.margin = float(margin)
+        self.fired = 0
+        self.snapshots = 0
+        self.snapshot_errors = 0
+
+    def open(self, info: RunInfo) -> None:
+        for n in self.notifiers:
+            n.start()
+
+    def crop(self, image: np.ndarray, alert: Alert) -> np.ndarray:
+        h, w = image.shape[:2]
+        x1, y1, x2, y2 = alert.box
+        mx, my = self.margin * (x2 - x1), self.margin * (y2 - y1)
+        x1, y1 = int(max(x1 - mx, 0)), int(max(y1 - my, 0))
+        x2, y2 = int(min(x2 + mx, w)), int(min(y2 + my, h))
+        crop = image[y1:y2, x1:x2].copy()
+        if self.blur is not None and crop.size:
+            box = np.array([[alert.box[0] - x1, alert.box[1] - y1, alert.box[2] - x1, alert.box[3] - y1]], np.float32)
+            self.blur.apply(crop, box)
+        return crop
+
+    def write(self, result: FrameResult) -> None:
+        if result.analytics is None:
+            return
+        for alert in result.analytics.alerts:
+            self.fired += 1
+            if alert.snapshot is not None:
+                self._snapshot(result, alert)
+            event = alert_record(alert)
+            for n in self.notifiers:
+                n.submit(event)
+
+    def _snapshot(self, result: FrameResult, alert: Alert) -> None:
+        crop = self.crop(result.frame.image, alert)
+        try:
+            Path(alert.snapshot).parent.mkdir(parents=True, exist_ok=True)
+            write_image(alert.snapshot, crop)
+            self.snapshots += 1
+        except Exception as err:  # a snapshot that cannot be written is counted; the alert still goes out
+            self.snapshot_errors += 1
+            if self.snapshot_errors == 1:
+                log.warning("alert snapshot not written: %s", safe_message(describe(err)))
+
+    def close(self, summary: dict) -> None:
+        for n in self.notifiers:
+            n.end()
+        deadline = time.monotonic() + self.finish_s  # one shared grace period, not one per notifier
+        for n in self.notifiers:
+            n.finish(max(deadline - time.monotonic(), 0.0))
+        record = {"fired": self.fired, "snapshots": self.snapshots, "snapshot_errors": self.snapshot_errors}
+        record.update({n.name: n.stats() for n in self.notifiers})
+        summary["alerts"] = record  # the sinks closed after this one (event log, log line) include it
+
+    def stats(self) -> dict:
+        return {}
