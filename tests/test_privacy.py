@@ -119,4 +119,4 @@ def test_the_count_line_counts_people_not_boxes():
     from dataclasses import replace
 
     assert Renderer.count_text(replace(r, analytics=stats)) == "people 4  masked 75%  in view 1  static 1"
-    assert Renderer.count_text(replace(r, analytics=None)) == "mask: 0  no_mask: 1"
+    assert Renderer.count_text(replace(r, analytics=None)) == "Mask: 0  No mask: 1"  # in words

@@ -175,7 +175,8 @@ class PeopleCounts:
     name = "people"
     threaded = False
 
-    def __init__(self):
+    def __init__(self, people=None):
+        self.people = people  # the run's people stage: its alert count goes into the summary, as `run` has it
         self.faces: dict[str, int] = {}
         self.last_label: dict[int, str] = {}
         self.peak: dict[str, int] = {}  # without tracking: the most faces of a class in one frame
@@ -201,9 +202,10 @@ class PeopleCounts:
             self.last_no_mask = pos
 
     def close(self, summary: dict) -> None:
-        pass
+        if self.people is not None and self.people.rule is not None:  # alert lines are in the event log only
+            summary["alerts"] = {"fired": self.people.fired, "snapshots": 0, "snapshot_errors": 0}
 
-    def people(self, tracking: bool) -> dict[str, int]:
+    def by_label(self, tracking: bool) -> dict[str, int]:
         if not tracking:
             return dict(self.peak)
         out: dict[str, int] = {}
@@ -268,7 +270,7 @@ def process_input(item: BatchInput, out_dir: str | Path, models: Models, options
     tmp.mkdir(parents=True)
     tracker = models.tracker_factory()
     people = models.people_factory() if models.people_factory is not None and tracker.enabled else None
-    counts = PeopleCounts()
+    counts = PeopleCounts(people)
     stop_event, abandoned, done = threading.Event(), threading.Event(), threading.Event()
     source = engine = None
     outputs = [EVENTS]
@@ -288,7 +290,7 @@ def process_input(item: BatchInput, out_dir: str | Path, models: Models, options
         source = _make_source(item, options.every)
         capture = Capture(source, models.queue_size, stop_event=stop_event)
         capture.open()
-        sinks: list = [EventLog(tmp / EVENTS), counts]
+        sinks: list = [counts, EventLog(tmp / EVENTS)]  # counts close first: the summary line has their alerts
         if options.write_video:
             renderer = Renderer(overlay=False, blur=FaceBlur("blur") if options.blur_faces else None)
             if item.kind == "image":
@@ -333,7 +335,7 @@ def process_input(item: BatchInput, out_dir: str | Path, models: Models, options
     if item.kind != "image" and fps > 0:
         total = source.frame_count or source.frames_read
         row.duration_s = round(total / fps, 3)
-    row.people = {name: 0 for name in models.classifier.class_names} | counts.people(tracker.enabled)
+    row.people = {name: 0 for name in models.classifier.class_names} | counts.by_label(tracker.enabled)
     n_people = sum(row.people.values())
     row.share_masked = round(row.people.get(MASKED, 0) / n_people, 4) if n_people else None
     row.first_no_mask_s, row.last_no_mask_s = counts.first_no_mask, counts.last_no_mask
