@@ -154,18 +154,21 @@ class People:
         for i in range(n):
             tid = int(result.track_ids[i])
             box = result.detections.boxes[i]
-            patch = face_patch(result.frame.image, box)
             person = self.people.get(tid)
             if person is None:
+                patch = face_patch(result.frame.image, box)
                 if patch is None:
                     continue
                 person = self.people[tid] = _Person(t, t, t, box.copy(), patch)
-            person.last_t = t
-            if patch is not None:
-                same_place = face_patch(result.frame.image, person.ref_box)
+            else:  # the face's own crop is cut only when it becomes the new reference (half the work per face)
+                moved = box_motion(person.ref_box, box) > opts.static_motion
+                same_place = None if moved else face_patch(result.frame.image, person.ref_box)
                 change = float(np.abs(same_place - person.ref_patch).mean()) if same_place is not None else np.inf
-                if box_motion(person.ref_box, box) > opts.static_motion or change > opts.static_change:
-                    person.changed, person.ref_t, person.ref_box, person.ref_patch = True, t, box.copy(), patch
+                if moved or change > opts.static_change:
+                    patch = face_patch(result.frame.image, box)
+                    if patch is not None:
+                        person.changed, person.ref_t, person.ref_box, person.ref_patch = True, t, box.copy(), patch
+            person.last_t = t
             person.static = t - person.ref_t >= opts.static_s
             if person.static:
                 static[i] = True
