@@ -185,7 +185,9 @@ def _check_esc_cases(report: dict, rounds: int) -> None:
     states = {c["case"]: [] for c in cases}
     for c in cases:
         states[c["case"]].append(c["state_at_esc"])
-    assert states["before compute"] == ["computing"] and not report["ready_before"]  # still warming up
+    # the first Esc comes right after the first g, usually while the explainers still warm up (on a fast
+    # machine the warm-up may already be over: then it is one more "computing" case)
+    assert states["before compute"] == ["computing"]
     assert set(states["shown"]) == {"shown"}
     assert set(states["title-bar closed"]) == {"idle"}  # the panel's own close already closed it
     # the keys are real X events: a request can finish before the next key is read, so "computing" may

@@ -117,10 +117,24 @@ def _libxcb():
     return lib
 
 
-def probe_x_display(display: str) -> tuple[int, int] | None:
+def probe_x_display(display: str, attempts: int = 3, wait_s: float = 0.5) -> tuple[int, int] | None:
     """Connect to the X server at ``display`` as Qt will (libxcb, with the same authorisation) and
     return the default screen's size; raises ``ConnectionError`` with a short reason when the server
-    refuses or is not there. None when libxcb is not installed (nothing checked)."""
+    refuses or is not there. None when libxcb is not installed (nothing checked).
+
+    A refused or broken connection is tried ``attempts`` times, ``wait_s`` apart: a busy X server (one
+    that is still closing the connections of a process that just ended) can refuse for a moment."""
+    for attempt in range(attempts):
+        try:
+            return _probe_once(display)
+        except ConnectionError as err:
+            if attempt + 1 == attempts or str(err) != _XCB_ERRORS[1]:
+                raise
+            time.sleep(wait_s)
+    return None
+
+
+def _probe_once(display: str) -> tuple[int, int] | None:
     global _screen
     xcb = _libxcb()
     if xcb is None:
