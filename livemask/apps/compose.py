@@ -186,11 +186,13 @@ def explain_session_factory(config: Config, classifier: FaceClassifier) -> Calla
 
 
 def engine(config: Config, capture, det, clf, sinks=(), display=None,
-           stop_reason: Callable[[], str | None] | None = None) -> Engine:
-    """The engine over an opened ``capture`` with the given models and sinks (tracker and stages from the config)."""
+           stop_reason: Callable[[], str | None] | None = None, tracker=None, people=None) -> Engine:
+    """The engine over an opened ``capture`` with the given models and sinks (the stages from the config;
+    the tracker too unless given)."""
     pipeline_options: PipelineOptions = build(config, "pipeline")
-    processor = FrameProcessor(det, clf, build(config, "tracker"), pipeline_options.detect_every)
-    return Engine(capture, processor, sinks, display, pipeline_options.stage_queue, stop_reason)
+    processor = FrameProcessor(det, clf, tracker if tracker is not None else build(config, "tracker"),
+                               pipeline_options.detect_every)
+    return Engine(capture, processor, sinks, display, pipeline_options.stage_queue, stop_reason, people=people)
 
 
 # -- livemask run --------------------------------------------------------------------------------
@@ -267,9 +269,8 @@ def run_engine(config: Config, stop_event: threading.Event, max_frames: int | No
         display = LiveWindow(options.window_name, options.snapshot_dir, explain_session_factory(config, clf),
                              renderer, pipeline_options.max_display_age_ms,
                              snapshot_overlay=options.snapshot_overlay)
-    processor = FrameProcessor(det, clf, tracker, pipeline_options.detect_every)
     sinks = run_sinks(options, capture.live, extra_sinks, alert_sink, blur)
-    return Engine(capture, processor, sinks, display, pipeline_options.stage_queue, stop_reason, people=people)
+    return engine(config, capture, det, clf, sinks, display, stop_reason, tracker, people)
 
 
 def check_alerts(config: Config) -> None:

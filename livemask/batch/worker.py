@@ -170,14 +170,14 @@ class ImageSource(Source):
 
 
 class PeopleCounts:
-    """A sink: people by class (the last voted label of each track id), faces per label and no-mask times."""
+    """A sink: people by class (the last voted label of each track id) and no-mask times (faces per label
+    are in the engine's summary)."""
 
     name = "people"
     threaded = False
 
     def __init__(self, people=None):
         self.people = people  # the run's people stage: its alert count goes into the summary, as `run` has it
-        self.faces: dict[str, int] = {}
         self.last_label: dict[int, str] = {}
         self.peak: dict[str, int] = {}  # without tracking: the most faces of a class in one frame
         self.first_no_mask = self.last_no_mask = None
@@ -189,7 +189,6 @@ class PeopleCounts:
         labels = result.predictions.labels
         per_frame: dict[str, int] = {}
         for label in labels:
-            self.faces[label] = self.faces.get(label, 0) + 1
             per_frame[label] = per_frame.get(label, 0) + 1
         for label, n in per_frame.items():
             self.peak[label] = max(self.peak.get(label, 0), n)

@@ -27,8 +27,7 @@ from livemask.core.types import FrameResult
 from livemask.engine.pipeline import Percentiles
 from livemask.engine.sink import RunInfo
 from livemask.sinks.render import Renderer
-from livemask.sinks.screen import screen_size
-from livemask.sinks.winwatch import ClosedWatch, on_lost_connection, probe_x_display, snapshot_base
+from livemask.sinks.winwatch import ClosedWatch, on_lost_connection, probe_x_display, screen_size, snapshot_base
 
 log = logging.getLogger(__name__)
 
