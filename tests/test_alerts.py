@@ -8,6 +8,7 @@ import json
 import socket
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import pytest
 from clipmaker import mask_on_off_clip
 from livehelpers import read_alerts, read_events, run_cli, write_clip
 
-from livemask.sinks.alerts import CommandNotifier, SoundNotifier, WebhookNotifier, alert_sound
+from livemask.sinks.alerts import CommandNotifier, Notifier, SoundNotifier, WebhookNotifier, alert_sound
 
 AFTER_S = 2.0
 OFF = (2.4, 5.6)  # seconds of the clip without the drawn mask
@@ -230,6 +231,36 @@ def test_a_stalled_webhook_never_blocks_submit_and_drops_are_counted():
     s = hook.stats()
     assert s["sent"] == 0 and s["dropped"] >= 40
     assert s["sent"] + s["failed"] + s["dropped"] + s["unsent"] == 50
+
+
+class Slow(Notifier):
+    """A destination whose every send takes ``seconds`` and ignores the stop (like a request in flight)."""
+
+    name = "slow"
+
+    def __init__(self, seconds: float, fail: bool):
+        super().__init__(queue_size=2)
+        self.seconds, self.fail = seconds, fail
+
+    def send(self, event: dict) -> None:
+        time.sleep(self.seconds)
+        if self.fail:
+            raise RuntimeError("refused")
+
+
+# finish(0.05) waits 0.05 s, stops, then 0.2 s more: sends that end before, inside and after those windows
+@pytest.mark.parametrize("seconds", [0.0, 0.03, 0.12, 0.17, 0.2, 0.23, 0.4])
+@pytest.mark.parametrize("fail", [False, True])
+def test_every_alert_is_counted_once_whenever_the_send_in_flight_ends(seconds, fail):
+    slow = Slow(seconds, fail)
+    slow.start()
+    for i in range(5):
+        slow.submit({"n": i})
+    slow.finish(0.05)
+    time.sleep(max(seconds - 0.2, 0) + 0.3)  # a send given up on ends meanwhile: it must not count again
+    s = slow.stats()
+    assert s["sent"] + s["failed"] + s["dropped"] + s["unsent"] == 5, s
+    assert s["dropped"] >= 2  # the channel holds 2; the first may already be in flight
 
 
 def test_command_gets_the_json_and_failures_and_timeouts_are_counted(tmp_path):

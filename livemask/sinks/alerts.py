@@ -53,6 +53,7 @@ class Notifier:
         self._thread: threading.Thread | None = None
         self._ended = False
         self._abandoned = False
+        self._in_flight = False  # an alert taken from the channel and not yet counted
         self._lock = threading.Lock()
 
     def start(self) -> None:
@@ -76,6 +77,7 @@ class Notifier:
                 if self.stop_event.is_set():  # given up on: counted, not sent
                     self.unsent += 1
                     return
+                self._in_flight = True
             error = None
             try:
                 self.send(event)
@@ -84,6 +86,7 @@ class Notifier:
             with self._lock:
                 if self._abandoned:  # finish() already counted it as unsent
                     return
+                self._in_flight = False
                 if error is None:
                     self.sent += 1
                     continue
@@ -114,8 +117,8 @@ class Notifier:
             self.unsent += max(self.channel.drain() - 1, 0)  # all but the end marker
         self._thread.join(0.2)
         with self._lock:
-            if self._thread.is_alive():
-                self._abandoned = True  # the one in flight: not waited for
+            if self._in_flight:  # still being sent (not just a thread on its way out): not waited for
+                self._abandoned = True
                 self.unsent += 1
 
     def stats(self) -> dict:
