@@ -100,6 +100,10 @@ def main() -> int:
             for (name, checkout), v in zip(sides.items(), fps.values(), strict=True)]
     print(table(["code", "checkout", "median fps", "runs (interleaved)"], rows))
     print(f"\nthis checkout / baseline: {this / base:.3f} ({(this / base - 1) * 100:+.1f}%)")
+    # each repeat ran both sides back to back: the ratio within a repeat cancels slow drifts of machine load
+    paired = [a / b for a, b in zip(fps["this checkout"], fps["baseline"], strict=True)]
+    print(f"median of the per-repeat ratios: {statistics.median(paired):.3f} "
+          f"({(statistics.median(paired) - 1) * 100:+.1f}%; per repeat {', '.join(f'{x:.3f}' for x in paired)})")
     return 0
 
 

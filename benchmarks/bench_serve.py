@@ -13,7 +13,7 @@ round trips, idle memory and startup time, each against a real server process.
 * browser webcam: Chromium's fake camera (a .y4m made with ffmpeg) -> WebSocket -> results:
   results/s, round trip p50 / p95, frames the server dropped as stale.
 
-Usage: python benchmarks/bench_serve.py [--requests 200] [--seconds 12]
+Usage: python benchmarks/bench_serve.py [--requests 200] [--seconds 12] [--photo-sizes 480,320] [--api-only]
 The machine load (``uptime``) is printed with the figures.
 """
 
@@ -180,6 +180,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=200, help="requests per concurrency level")
     parser.add_argument("--seconds", type=float, default=12.0, help="measuring time for the live page and webcam")
+    parser.add_argument("--photo-sizes", default="",
+                        help="extra detector input sizes for the photo API rows (e.g. 480,320: "
+                             "--set detector.input_long_side=N, one worker thread)")
+    parser.add_argument("--api-only", action="store_true", help="only the photo API rows")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -188,19 +192,29 @@ def main() -> None:
     load_before = uptime()
     print(f"machine: {machine()}\nload before: {load_before}\n", flush=True)
     rows, other = [], []
-    for mode in ("worker", "lock"):
-        srv = Server("--serialise", mode)
+    sizes = [int(v) for v in args.photo_sizes.split(",") if v.strip()]
+    setups = [(mode, "worker" if mode.isdigit() else mode) for mode in ["worker", "lock", *map(str, sizes)]]
+    for label, mode in setups:
+        extra = ("--set", f"detector.input_long_side={label}") if label.isdigit() else ()
+        label = f"worker, detector {label} px" if label.isdigit() else label
+        srv = Server("--serialise", mode, *extra)
         try:
-            if mode == "worker":
+            if label == "worker":
                 time.sleep(2)
                 other.append(["startup (spawn to first /healthz)", f"{srv.startup_s:.1f} s"])
                 other.append(["idle RSS after start-up", f"{rss_mb(srv.proc.pid):.0f} MB"])
             for clients in (1, 4):
                 r = bench_image(srv.url, photo, clients, args.requests if clients > 1 else args.requests // 4)
-                rows.append([mode, clients, r["n"], f"{r['p50']:.0f}", f"{r['p95']:.0f}", f"{r['rps']:.1f}"])
+                rows.append([label, clients, r["n"], f"{r['p50']:.0f}", f"{r['p95']:.0f}", f"{r['rps']:.1f}"])
                 print(table(["serialise", "clients", "requests", "p50 ms", "p95 ms", "req/s"], rows[-1:]), flush=True)
         finally:
             srv.close()
+    if args.api_only:
+        print("\n## POST /v1/image, 640x480 photo\n")
+        print(table(["serialise", "clients", "requests", "p50 ms", "p95 ms", "req/s"], rows))
+        print("\n" + table(["measure", "value"], other))
+        print(f"\nload before: {load_before}\nload after:  {uptime()}")
+        return
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as p:
         tmp = Path(tmp)
         clip = tmp / "clip.mp4"

@@ -70,7 +70,10 @@ def bind(host: str, port: int) -> socket.socket:
     if not 0 <= port <= 65535:
         raise ConfigError(f"--port must be 0..65535, got {port}")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto given explicitly: accepted connections inherit it, and asyncio turns Nagle's algorithm off
+    # (TCP_NODELAY) only for sockets that say IPPROTO_TCP; with proto 0 every request after the first on
+    # a keep-alive connection waited about 40 ms for the client's delayed ACK (uvicorn issue 3149)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))

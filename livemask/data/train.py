@@ -121,7 +121,7 @@ def crop_signature(detector, size: int) -> str:
 
 
 def build_model(size: int = 64, margin: float = DEFAULT_MARGIN, seed: int = 0,
-                class_names: tuple[str, ...] = CLASS_NAMES):
+                class_names: tuple[str, ...] = CLASS_NAMES, filters: tuple[int, int, int] = (64, 128, 256)):
     """A small separable-convolution CNN; the last conv block is the Grad-CAM layer."""
     import keras
     from keras import layers
@@ -134,9 +134,9 @@ def build_model(size: int = 64, margin: float = DEFAULT_MARGIN, seed: int = 0,
     x = layers.Conv2D(32, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(x)
     x = layers.BatchNormalization(name="stem_bn")(x)
     x = layers.ReLU(name="stem_relu")(x)
-    for i, filters in enumerate((64, 128, 256)):
+    for i, width in enumerate(filters):
         for j in range(2):
-            x = layers.SeparableConv2D(filters, 3, padding="same", use_bias=False, name=f"block{i}_conv{j}")(x)
+            x = layers.SeparableConv2D(width, 3, padding="same", use_bias=False, name=f"block{i}_conv{j}")(x)
             x = layers.BatchNormalization(name=f"block{i}_bn{j}")(x)
             x = layers.ReLU(name=f"block{i}_relu{j}")(x)
         if i < 2:
