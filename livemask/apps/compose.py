@@ -292,12 +292,14 @@ def people_stage(config: Config, class_names: tuple[str, ...]):
     snapshots or other destinations)."""
     import functools
 
-    alerts: AlertOptions = build(config, "alerts")
     options: PeopleOptions = build(config, "people")
-    rule = None
-    if alerts.enabled and any(n in class_names for n in alerts.classes):
-        rule = AlertRule([n for n in alerts.classes if n in class_names], alerts.after_s, alerts.cooldown_s)
-    return functools.partial(People, options, rule, None)
+    return functools.partial(People, options, alert_rule(build(config, "alerts"), class_names), None)
+
+
+def alert_rule(alerts: AlertOptions, class_names: tuple[str, ...]) -> AlertRule | None:
+    """The alert rule over the alert classes the model has; None when alerts are off or it has none of them."""
+    known = [n for n in alerts.classes if n in class_names]
+    return AlertRule(known, alerts.after_s, alerts.cooldown_s) if alerts.enabled and known else None
 
 
 def people_parts(config: Config, options: RunOptions, tracker: Tracker, class_names: tuple[str, ...]):
@@ -321,9 +323,7 @@ def people_parts(config: Config, options: RunOptions, tracker: Tracker, class_na
                               f"({', '.join(class_names)})")
         if unknown:
             log.info("%s: %s not in the model's classes (%s); ignored", key, ", ".join(unknown), ", ".join(class_names))
-    rule = None
-    if alerts.enabled:
-        rule = AlertRule([n for n in alerts.classes if n in class_names], alerts.after_s, alerts.cooldown_s)
+    rule = alert_rule(alerts, class_names)  # the loop above refused alert classes the model lacks entirely
     # alert crops in their own folder, apart from the window's snapshots
     people = People(people_options, rule,
                     Path(options.snapshot_dir) / "alerts" if alerts.enabled and alerts.snapshots else None)
