@@ -174,3 +174,46 @@ class MjpegServer:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/stream.mjpg"
+
+
+# -- X windows under Xvfb (xdotool) ---------------------------------------------------------------------------
+def window_ids(env: dict, name: str, pid: int | None = None) -> list[str]:
+    """X ids of the windows named exactly ``name`` (of process ``pid`` if given), oldest first."""
+    args = ["xdotool", "search", "--all", *(["--pid", str(pid)] if pid else []), "--name", f"^{name}$"]
+    return subprocess.run(args, env=env, capture_output=True, text=True, timeout=20).stdout.split()
+
+
+def find_window(env: dict, proc: subprocess.Popen, name: str = "livemask", timeout: float = 120) -> str:
+    """The newest window of ``proc`` named ``name``; fails if the process exits or none shows in time."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"livemask exited early ({proc.returncode}): {proc.communicate()[1]}")
+        ids = window_ids(env, name, proc.pid)
+        if ids:
+            return ids[-1]
+        time.sleep(0.2)
+    raise AssertionError(f"no window named {name!r} within {timeout} s")
+
+
+def send_keys(env: dict, proc: subprocess.Popen, name: str, *keys: str, timeout: float = 10.0) -> None:
+    """Send ``keys`` to the window of process ``proc`` named ``name``.
+
+    Qt replaces a window's X id at times (when it takes the size of its first frame, or when another
+    of its windows opens), so the window is looked up again at every try, newest first, until one
+    takes the keys or ``timeout`` passes. A key that ends the process may be reported as failed (its
+    window went away under xdotool): once the process has exited, this returns, and the caller checks
+    how it ended."""
+    deadline, error = time.monotonic() + timeout, "no such window"
+    while True:
+        for wid in reversed(window_ids(env, name, proc.pid)):
+            sent = subprocess.run(["xdotool", "key", "--window", wid, *keys], env=env, capture_output=True,
+                                  text=True, timeout=20)
+            if sent.returncode == 0:
+                return
+            error = (sent.stderr.strip().splitlines() or [f"exit {sent.returncode}"])[-1]
+        if proc.poll() is not None:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"xdotool key {' '.join(keys)} to {name!r} failed for {timeout} s: {error}")
+        time.sleep(0.2)

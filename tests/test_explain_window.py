@@ -205,7 +205,8 @@ def test_g_in_the_live_window_opens_the_explain_window(xvfb, data_dir, tmp_path)
         sent = 0
         end = time.monotonic() + 30
         while time.monotonic() < end and proc.poll() is None:
-            ids = [*_xdotool(xvfb, "search", "--pid", str(proc.pid), "--name", "^livemask$", check=False).split(), live]
+            ids = [*_xdotool(xvfb, "search", "--all", "--pid", str(proc.pid), "--name", "^livemask$",
+                             check=False).split(), live]
             sent += sum(subprocess.run(["xdotool", "key", "--window", i, "q"], env=xvfb,
                                        capture_output=True).returncode == 0 for i in dict.fromkeys(ids))
             try:

@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from livehelpers import cli, read_events, run_cli, write_clip
+from livehelpers import cli, find_window, read_events, run_cli, send_keys, write_clip
 
 from livemask.apps import compose
 from livemask.config import apply_overrides
@@ -348,19 +348,6 @@ def xdo(xvfb):
     return xvfb
 
 
-def find_window(env, proc, timeout: float = 150) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"livemask exited early ({proc.returncode}): {proc.communicate()[1]}")
-        ids = subprocess.run(["xdotool", "search", "--name", "^livemask$"], env=env, capture_output=True,
-                             text=True).stdout.split()
-        if ids:
-            return ids[-1]
-        time.sleep(0.2)
-    raise AssertionError("no kiosk window")
-
-
 def screenshot(env) -> np.ndarray:
     png = subprocess.run(["import", "-window", "root", "png:-"], env=env, capture_output=True, timeout=30).stdout
     return cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
@@ -388,12 +375,12 @@ def start(env, tmp_path, source, *extra) -> subprocess.Popen:
 def test_kiosk_window_is_full_screen_and_shows_no_mask_on_a_real_clip(xdo, tmp_path, data_dir):
     proc = start(xdo, tmp_path, data_dir / "videos" / "unmasked_man_outdoors.mp4")
     try:
-        window = find_window(xdo, proc)
+        find_window(xdo, proc)
         shot = wait_for_banner(xdo, proc, BANNER_COLOURS["no_mask"])
         assert band_share(shot, (0, int(0.75 * shot.shape[0]), shot.shape[1], int(0.9 * shot.shape[0])),
                           BANNER_COLOURS["mask"], tol=16) < 0.01
-        geometry = subprocess.run(["xdotool", "getwindowgeometry", window], env=xdo, capture_output=True,
-                                  text=True).stdout
+        geometry = subprocess.run(["xdotool", "getwindowgeometry", find_window(xdo, proc)], env=xdo,
+                                  capture_output=True, text=True).stdout
         assert "1280x800" in geometry, geometry  # the whole Xvfb screen
         # drawn at the screen's own size: the clip is fitted above the band with black bars by the kiosk
         # renderer, not padded by Qt (whose bars are light grey); looked at for a few seconds, as a repaint may
@@ -424,16 +411,16 @@ def test_kiosk_ignores_q_and_esc_and_ends_on_the_typed_sequence(xdo, tmp_path):
     clip = write_clip(tmp_path / "long.mp4", 1800)  # a minute at --realtime
     proc = start(xdo, tmp_path, clip, "--set", "kiosk.quit_keys=zq", "--set", "run.snapshot_dir=snaps")
     try:
-        window = find_window(xdo, proc)
+        find_window(xdo, proc)
         time.sleep(1.0)
         for key in ["q", "Escape", "space", "s", "g", "q", "Escape"]:
-            subprocess.run(["xdotool", "key", "--window", window, key], env=xdo, capture_output=True)
+            send_keys(xdo, proc, "livemask", key)  # fails if the key cannot be sent
             time.sleep(0.3)
         time.sleep(2.0)
         assert proc.poll() is None, "q / Esc ended a kiosk run"
         # no window snapshot (s does nothing); the alert crops of this unmasked face go to snaps/alerts
         assert not list((tmp_path / "snaps").glob("*.png"))
-        subprocess.run(["xdotool", "type", "--window", window, "zq"], env=xdo, capture_output=True)
+        send_keys(xdo, proc, "livemask", "z", "q")
         proc.wait(timeout=15)
     finally:
         proc.kill()

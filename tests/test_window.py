@@ -8,7 +8,7 @@ import time
 
 import cv2
 import pytest
-from livehelpers import cli, write_clip
+from livehelpers import cli, find_window, send_keys, write_clip
 
 pytestmark = pytest.mark.display
 
@@ -25,32 +25,6 @@ def xdotool(xvfb):
     return xvfb
 
 
-def find_window(env, proc, name: str = "livemask", timeout: float = 120) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"livemask exited early ({proc.returncode}): {proc.communicate()[1]}")
-        found = subprocess.run(["xdotool", "search", "--name", f"^{name}$"], env=env, capture_output=True, text=True)
-        ids = found.stdout.split()
-        if ids:
-            return ids[0]
-        time.sleep(0.2)
-    raise AssertionError(f"no window named {name!r} within {timeout} s")
-
-
-def key(env, window: str, *keys: str, name: str = "livemask") -> None:
-    """Send keys to ``window``; Qt may replace a window's X id (e.g. when it resizes to the first
-    frame), so on failure the window is looked up again by its exact name and tried once more."""
-    sent = subprocess.run(["xdotool", "key", "--window", window, *keys], env=env, capture_output=True, text=True)
-    if sent.returncode == 0:
-        return
-    found = subprocess.run(["xdotool", "search", "--name", f"^{name}$"], env=env, capture_output=True, text=True)
-    for other in found.stdout.split():
-        if subprocess.run(["xdotool", "key", "--window", other, *keys], env=env, capture_output=True).returncode == 0:
-            return
-    raise AssertionError(f"xdotool key {' '.join(keys)} failed: {sent.stderr}")
-
-
 def start(env, tmp_path, clip, *extra):
     return subprocess.Popen(cli("--source", str(clip), "--realtime", "--set", f"run.snapshot_dir={tmp_path / 'snaps'}",
                                 *extra), env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -64,16 +38,16 @@ def lines(path) -> int:
 def test_window_opens_snapshot_and_q_quits_within_2s(xdotool, tmp_path, long_clip):
     proc = start(xdotool, tmp_path, long_clip)
     try:
-        window = find_window(xdotool, proc)
+        find_window(xdotool, proc)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:  # the window takes the frame's size once frames are shown
-            geometry = subprocess.run(["xdotool", "getwindowgeometry", window], env=xdotool, capture_output=True,
-                                      text=True).stdout
+            geometry = subprocess.run(["xdotool", "getwindowgeometry", find_window(xdotool, proc)], env=xdotool,
+                                      capture_output=True, text=True).stdout
             if "320x240" in geometry:
                 break
             time.sleep(0.2)
         assert "320x240" in geometry, geometry
-        key(xdotool, window, "s")
+        send_keys(xdotool, proc, "livemask", "s")
         deadline = time.monotonic() + 10
         while not list((tmp_path / "snaps").glob("*.png")) and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -81,7 +55,7 @@ def test_window_opens_snapshot_and_q_quits_within_2s(xdotool, tmp_path, long_cli
         assert len(snaps) == 1
         snap = cv2.imread(str(snaps[0]))
         assert snap.shape == (240, 320, 3)
-        key(xdotool, window, "q")
+        send_keys(xdotool, proc, "livemask", "q")
         started = time.monotonic()
         proc.wait(timeout=2)
         assert time.monotonic() - started < 2.0
@@ -96,23 +70,23 @@ def test_space_pauses_and_explain_key_opens_the_explain_window(xdotool, tmp_path
     events = tmp_path / "e.jsonl"
     proc = start(xdotool, tmp_path, long_clip, "--events", str(events))
     try:
-        window = find_window(xdotool, proc)
+        find_window(xdotool, proc)
         time.sleep(1.5)
-        key(xdotool, window, "space")
+        send_keys(xdotool, proc, "livemask", "space")
         time.sleep(1.5)  # anything in flight is written and flushed by now... or held while paused
         paused_at = lines(events)
         time.sleep(1.5)
         assert lines(events) == paused_at  # nothing new while paused
-        key(xdotool, window, "space")
+        send_keys(xdotool, proc, "livemask", "space")
         deadline = time.monotonic() + 5
         while lines(events) <= paused_at and time.monotonic() < deadline:
             time.sleep(0.1)
         assert lines(events) > paused_at  # resumed
-        key(xdotool, window, "g")  # Grad-CAM of the frame on screen, computed off the display thread
+        send_keys(xdotool, proc, "livemask", "g")  # Grad-CAM of the frame on screen, off the display thread
         find_window(xdotool, proc, "livemask - explain", timeout=60)
         assert proc.poll() is None
         # Esc at every moment of an explanation's life: tests/test_window_lifecycle.py
-        key(xdotool, window, "q")
+        send_keys(xdotool, proc, "livemask", "q")
         proc.wait(timeout=10)
     finally:
         proc.kill()

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
-from livehelpers import MODEL, ROOT, cli, read_events, read_video, write_clip
+from livehelpers import MODEL, ROOT, cli, read_events, read_video, send_keys, write_clip
 
 pytestmark = pytest.mark.display
 
@@ -81,18 +81,23 @@ def xdo(*args):
     return subprocess.run(["xdotool", *args], capture_output=True, text=True, timeout=20)
 
 def window_ids(name):
-    return xdo("search", "--name", f"^{name}$").stdout.split()
+    return xdo("search", "--all", "--pid", str(os.getpid()), "--name", f"^{name}$").stdout.split()
+
+def send(name):
+    # Qt may replace a window's X id: look it up at every try, send to the newest window of that name
+    end = time.monotonic() + 10
+    while time.monotonic() < end:
+        if any(xdo("key", "--window", wid, name).returncode == 0 for wid in reversed(window_ids(live_name))):
+            return
+        pump(lambda: False, 0.2)
+    raise SystemExit(f"cannot send {name}")
 
 def keys(*names):
     # one key at a time, each read before the next is sent (OpenCV keeps only the last key pressed
-    # during one waitKey); Qt may replace a window's X id: send to the newest window of that name
+    # during one waitKey)
     for name in names:
         n = len(report.setdefault("keys", []))
-        for wid in reversed(window_ids(live_name)):
-            if xdo("key", "--window", wid, name).returncode == 0:
-                break
-        else:
-            raise SystemExit(f"cannot send {name}")
+        send(name)
         if not pump(lambda: len(report["keys"]) > n, 10):
             raise SystemExit(f"{name} was not read")
 
@@ -256,7 +261,7 @@ def _live_window(env, proc, timeout: float = 120) -> str:
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise AssertionError(f"livemask exited early ({proc.returncode}): {proc.communicate()[1][-2000:]}")
-        ids = subprocess.run(["xdotool", "search", "--pid", str(proc.pid), "--name", "^livemask$"], env=env,
+        ids = subprocess.run(["xdotool", "search", "--all", "--pid", str(proc.pid), "--name", "^livemask$"], env=env,
                              capture_output=True, text=True).stdout.split()
         for wid in ids:
             geometry = subprocess.run(["xdotool", "getwindowgeometry", wid], env=env, capture_output=True,
@@ -311,11 +316,11 @@ def test_killed_x_connection_finishes_outputs_like_sigterm(xvfb, tmp_path, long_
 
 def test_q_ends_the_run_with_status_0(xvfb, tmp_path, long_clip):
     proc = _start(xvfb, tmp_path, long_clip)
-    wid = _live_window(xvfb, proc)
+    _live_window(xvfb, proc)
     time.sleep(0.5)
     end = time.monotonic() + 20
     while proc.poll() is None and time.monotonic() < end:
-        subprocess.run(["xdotool", "key", "--window", wid, "q"], env=xvfb, capture_output=True, timeout=10)
+        send_keys(xvfb, proc, "livemask", "q")  # the window as it is now (Qt may replace its X id)
         try:
             proc.wait(timeout=2)
         except subprocess.TimeoutExpired:
