@@ -122,7 +122,7 @@ def crop_signature(detector, size: int) -> str:
 
 def build_model(size: int = 64, margin: float = DEFAULT_MARGIN, seed: int = 0,
                 class_names: tuple[str, ...] = CLASS_NAMES, filters: tuple[int, int, int] = (64, 128, 256)):
-    """A small separable-convolution CNN; the last conv block is the Grad-CAM layer."""
+    """A small separable-convolution CNN; Grad-CAM explains the output of the last block's first convolution."""
     import keras
     from keras import layers
 

@@ -1,6 +1,7 @@
 """Grad-CAM (Selvaraju et al., 2017) on the log-odds of the target class.
 
-The feature maps of the last convolutional layer (found automatically, or named) are
+The feature maps of one convolutional layer (found automatically: the input of the last
+convolution, see :func:`find_conv_layer`; or named) are
 weighted by the spatially averaged gradient of the target's log-odds
 ``z_t - logsumexp(z_others)`` (see :mod:`livemask.explain.scores`; with two classes
 ``z_t - z_other``, whose gradient is a positive multiple of the softmax probability's,
@@ -18,8 +19,15 @@ from livemask.explain.scores import class_head
 
 
 def find_conv_layer(model, name: str | None = None):
-    """The Grad-CAM layer: ``name``, or the last layer with a spatial (N, h, w, C) output that
-    comes after a convolution (for livemask's model the rectified output of the last conv block)."""
+    """The Grad-CAM layer: ``name``, or the feature map that feeds the model's last convolution.
+
+    For livemask's model that is ``block2_relu0`` (8x8), the rectified output of the last block's
+    first convolution. Measured on the faces val split (``benchmarks/sweep_gradcam.py``, README
+    "Choosing the Grad-CAM layer"): the map of the last feature map itself (``block2_relu1``, the
+    input of the pooled linear head, where Grad-CAM equals CAM) beats a random deletion order less
+    often and survives re-initialising the model's weights (Adebayo et al., 2018), so it says more
+    about the image than about what the model learned. A model with one convolution gets the last
+    spatial feature map after it."""
     if name:
         try:
             layer = model.get_layer(name)
@@ -33,20 +41,24 @@ def find_conv_layer(model, name: str | None = None):
     import keras
 
     conv_types = (keras.layers.Conv2D, keras.layers.SeparableConv2D, keras.layers.DepthwiseConv2D)
-    seen_conv = False
-    found = None
-    for layer in model.layers:
-        seen_conv = seen_conv or isinstance(layer, conv_types)
-        shape = getattr(layer.output, "shape", ())
-        if seen_conv and len(shape) == 4 and (shape[1] or 0) > 1 and (shape[2] or 0) > 1:
-            found = layer
-    if found is None:
+    convs = [i for i, layer in enumerate(model.layers) if isinstance(layer, conv_types)]
+    if not convs:
         raise ConfigError(f"model '{model.name}' has no convolutional layer with a spatial output for Grad-CAM")
-    return found
+
+    def spatial(layer) -> bool:
+        shape = getattr(layer.output, "shape", ())
+        return len(shape) == 4 and (shape[1] or 0) > 1 and (shape[2] or 0) > 1
+
+    end = convs[-1] if len(convs) > 1 else len(model.layers)  # before the last convolution, if there are two
+    found = [layer for layer in model.layers[convs[0]:end] if spatial(layer)]
+    if not found:
+        raise ConfigError(f"model '{model.name}' has no convolutional layer with a spatial output for Grad-CAM")
+    return found[-1]
 
 
 class GradCAM(Explainer):
-    """Grad-CAM on the target's log-odds; ``layer``: a layer name, or None for the last feature map."""
+    """Grad-CAM on the target's log-odds; ``layer``: a layer name, or None for the feature map that
+    feeds the last convolution."""
 
     method = "gradcam"
 

@@ -27,7 +27,7 @@ def methods_for(method: str) -> tuple[str, ...]:
 class ExplainSuite:
     """The configured explainers and the panel renderer.
 
-    layer: Grad-CAM layer name, or None for the last convolutional feature map.
+    layer: Grad-CAM layer name, or None for the feature map that feeds the last convolution.
     patch_fraction / stride_fraction: occlusion patch side and step as fractions of the crop side
     (a stride below the patch makes overlapping patches).
     fill: what occluded and deleted pixels become: ``blur`` (a Gaussian-blurred copy of the crop,
