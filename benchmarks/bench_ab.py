@@ -7,9 +7,13 @@ figure per run is the run's own ``fps`` from the summary line of its event log: 
 written over the engine's running time (model loading and start-up excluded).
 
 Make the baseline with ``git worktree add /tmp/lm-before <commit>``; it must accept ``--set``
-and write a summary line into ``--events`` (any commit since the first release does).
+and write a summary line into ``--events`` (any commit since the first release does). The two
+sides may also be this checkout with different settings (``--baseline .`` and ``--baseline-set`` /
+``--set``, e.g. the detector's two runtimes).
 
 Usage: python benchmarks/bench_ab.py --baseline /tmp/lm-before [--model PATH] [--loops 4] [--repeats 5]
+       python benchmarks/bench_ab.py --baseline . --baseline-set detector.runtime=opencv \
+           --set detector.runtime=onnxruntime
 """
 
 from __future__ import annotations
@@ -51,11 +55,12 @@ def looped(clip: Path, loops: int, out: Path) -> tuple[Path, int]:
     return out, len(frames) * loops
 
 
-def run_once(checkout: Path, clip: Path, model: str, out: Path) -> dict:
+def run_once(checkout: Path, clip: Path, model: str, out: Path, settings: list[str] = ()) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     events = out / "events.jsonl"
     cmd = [sys.executable, "-m", "livemask", "run", "--source", str(clip), "--headless",
-           "--output", str(out / "out.mp4"), "--events", str(events), "--set", f"classifier.model_path={model}"]
+           "--output", str(out / "out.mp4"), "--events", str(events), "--set", f"classifier.model_path={model}",
+           *(arg for setting in settings for arg in ("--set", setting))]
     env = dict(os.environ, PYTHONPATH=str(checkout))
     proc = subprocess.run(cmd, cwd=checkout, env=env, capture_output=True, text=True, timeout=1800)
     if proc.returncode != 0:
@@ -70,6 +75,10 @@ def main() -> int:
     parser.add_argument("--model", default=str(ROOT / "models" / "mask_classifier.keras"))
     parser.add_argument("--loops", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--baseline-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a config override for the baseline's runs (repeatable)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a config override for this checkout's runs (repeatable)")
     args = parser.parse_args()
     if not (args.baseline / "livemask" / "__main__.py").is_file():
         raise SystemExit(f"--baseline {args.baseline}: not a livemask checkout")
@@ -81,11 +90,12 @@ def main() -> int:
     clip, _ = build_clip(tmp / "clip640x480.mp4")
     clip, n = looped(clip, args.loops, tmp / "looped.mp4")
     sides = {"baseline": args.baseline.resolve(), "this checkout": ROOT}
+    settings = {"baseline": args.baseline_set, "this checkout": args.set}
     load_before = os.getloadavg()
     fps: dict[str, list[float]] = {name: [] for name in sides}
     for r in range(args.repeats):
         for name, checkout in sides.items():
-            result = run_once(checkout, clip, model, tmp / f"{name.replace(' ', '_')}-{r}")
+            result = run_once(checkout, clip, model, tmp / f"{name.replace(' ', '_')}-{r}", settings[name])
             if result["frames"] != n:
                 raise SystemExit(f"{name}: wrote {result['frames']} of {n} frames")
             fps[name].append(result["fps"])
@@ -96,9 +106,9 @@ def main() -> int:
           f"frames; default run settings, --headless --output --events; model {Path(model).name}.")
     print(f"Load average (1/5/15 min) {' / '.join(f'{x:.1f}' for x in load_before)} -> "
           f"{' / '.join(f'{x:.1f}' for x in load_after)}.\n")
-    rows = [[name, str(checkout), f"{statistics.median(v):.1f}", ", ".join(f"{x:.1f}" for x in v)]
-            for (name, checkout), v in zip(sides.items(), fps.values(), strict=True)]
-    print(table(["code", "checkout", "median fps", "runs (interleaved)"], rows))
+    rows = [[name, str(checkout), " ".join(settings[name]) or "-", f"{statistics.median(v):.1f}",
+             ", ".join(f"{x:.1f}" for x in v)] for (name, checkout), v in zip(sides.items(), fps.values(), strict=True)]
+    print(table(["code", "checkout", "--set", "median fps", "runs (interleaved)"], rows))
     print(f"\nthis checkout / baseline: {this / base:.3f} ({(this / base - 1) * 100:+.1f}%)")
     # each repeat ran both sides back to back: the ratio within a repeat cancels slow drifts of machine load
     paired = [a / b for a, b in zip(fps["this checkout"], fps["baseline"], strict=True)]

@@ -27,6 +27,15 @@ MinFace = Annotated[int, Range(0, 4096)]
 T = TypeVar("T")
 
 
+class NetworkError(Exception):
+    """A network call failed in a runtime other than OpenCV's (whose failures are ``cv2.error``);
+    the message is one line. Detectors turn both into a ModelFileError naming the file."""
+
+
+def _failure(err: Exception) -> str:
+    return cv_message(err) if isinstance(err, cv2.error) else str(err)
+
+
 def require_file(path: str | Path, key: str) -> Path:
     """Return ``path`` if it is a file, else raise a one-line error naming it and its config key."""
     p = Path(path).expanduser()
@@ -94,9 +103,9 @@ class FaceDetector(ABC):
         try:
             with native_quiet():
                 self._probe()
-        except cv2.error as err:
+        except (cv2.error, NetworkError) as err:
             raise ModelFileError(f"{self.model_path}: loads, but is not a {self.name} model "
-                                 f"({cv_message(err)})") from None
+                                 f"({_failure(err)})") from None
         except (ValueError, IndexError, TypeError, KeyError) as err:
             raise ModelFileError(f"{self.model_path}: loads, but is not a {self.name} model "
                                  f"(unexpected output: {type(err).__name__}: {str(err)[:120]})") from None
@@ -108,9 +117,9 @@ class FaceDetector(ABC):
         bgr = as_bgr8(image)
         try:
             det = self._detect(bgr)
-        except cv2.error as err:
+        except (cv2.error, NetworkError) as err:
             raise ModelFileError(f"{self.model_path}: the {self.name} network failed on a "
-                                 f"{bgr.shape[1]}x{bgr.shape[0]} image ({cv_message(err)})") from None
+                                 f"{bgr.shape[1]}x{bgr.shape[0]} image ({_failure(err)})") from None
         if not len(det):
             return det
         h, w = bgr.shape[:2]

@@ -97,3 +97,56 @@ def test_optional_detectors_find_the_astronaut(shared_models, astronaut_bgr):
     yunet = YuNetDetector(str(shared_models / "yunet.onnx"))
     for det in (res10.detect(astronaut_bgr), yunet.detect(astronaut_bgr)):
         assert len(det) == 1 and iou(det.boxes[0], ASTRONAUT_FACE) > 0.5
+
+
+# -- the two runtimes of CenterFace ------------------------------------------------------------------------------
+def _scene_photos(data_dir, n: int = 12) -> list:
+    import cv2
+
+    paths = sorted((data_dir / "scenes_extra" / "images").glob("*.jpg"))[:n]
+    return [cv2.imread(str(p)) for p in paths]
+
+
+@pytest.mark.parametrize("long_side", [320, 640])
+def test_onnxruntime_and_opencv_find_the_same_faces(astronaut_bgr, long_side, request):
+    """Same file, same boxes, scores and landmarks from either runtime, at any input size (the ONNX
+    Runtime copy has free input sizes; OpenCV ignores the file's fixed 32x32)."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    ort = CenterFaceDetector(input_long_side=long_side, runtime="onnxruntime", score_threshold=0.3)
+    cv = CenterFaceDetector(input_long_side=long_side, runtime="opencv", score_threshold=0.3)
+    assert (ort.runtime, cv.runtime) == ("onnxruntime", "opencv")
+    images = [astronaut_bgr, astronaut_bgr[:300, :500], np.zeros((240, 320, 3), np.uint8)]
+    try:
+        images += _scene_photos(request.getfixturevalue("data_dir"))
+    except pytest.skip.Exception:
+        pass
+    faces = 0
+    for image in images:
+        a, b = ort.detect(image), cv.detect(image)
+        assert len(a) == len(b), image.shape
+        np.testing.assert_allclose(a.boxes, b.boxes, atol=0.05)
+        np.testing.assert_allclose(a.scores, b.scores, atol=1e-4)
+        np.testing.assert_allclose(a.landmarks, b.landmarks, atol=0.05)
+        faces += len(a)
+    assert faces >= 1
+
+
+def test_runtime_auto_takes_onnxruntime_when_installed_and_bad_names_are_refused():
+    from face_detector.centerface import onnxruntime_available
+    from livemask.core.errors import ConfigError
+
+    assert CenterFaceDetector().runtime == ("onnxruntime" if onnxruntime_available() else "opencv")
+    with pytest.raises(ConfigError, match=r"detector.runtime: expected one of auto, onnxruntime, opencv, got 'trt'"):
+        CenterFaceDetector(runtime="trt")
+
+
+def test_a_file_that_is_not_onnx_is_one_line_with_either_runtime(tmp_path):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    bad = tmp_path / "centerface.onnx"
+    bad.write_bytes(b"\x08\x07not a protobuf graph at all" * 20)
+    for runtime in ("onnxruntime", "opencv"):
+        with pytest.raises(ModelFileError, match=r"centerface.onnx: (cannot load|loads, but is not)") as err:
+            CenterFaceDetector(model_path=str(bad), runtime=runtime)
+        assert "\n" not in str(err.value), runtime

@@ -9,8 +9,8 @@ import time
 import cv2
 import numpy as np
 import pytest
-from livehelpers import astronaut_bgr, clip_frame, read_code, read_events, read_video
-from test_window import find_window, key, start
+from livehelpers import astronaut_bgr, clip_frame, find_window, read_code, read_events, read_video, send_keys
+from test_window import start
 
 pytestmark = pytest.mark.display
 
@@ -35,13 +35,13 @@ def test_rec_mark_in_the_window_and_blurred_snapshot_while_recording(xvfb, tmp_p
     out, events = tmp_path / "o.avi", tmp_path / "e.jsonl"
     proc = start(xvfb, tmp_path, clip, "--output", str(out), "--events", str(events), "--blur-faces")
     try:
-        window = find_window(xvfb, proc)
+        find_window(xvfb, proc)
         time.sleep(3)
-        key(xvfb, window, "s")
+        send_keys(xvfb, proc, "livemask", "s")
         deadline = time.monotonic() + 10
         while not list((tmp_path / "snaps").glob("livemask-*.png")) and time.monotonic() < deadline:
             time.sleep(0.1)
-        key(xvfb, window, "q")
+        send_keys(xvfb, proc, "livemask", "q")
         proc.wait(timeout=30)
     finally:
         proc.kill()
