@@ -184,6 +184,9 @@ def main() -> None:
                         help="extra detector input sizes for the photo API rows (e.g. 480,320: "
                              "--set detector.input_long_side=N, one worker thread)")
     parser.add_argument("--api-only", action="store_true", help="only the photo API rows")
+    parser.add_argument("--opencv", action="store_true",
+                        help="one more photo API setup: the worker with the detector on OpenCV's DNN module "
+                             "(--set detector.runtime=opencv) instead of the default")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -193,9 +196,12 @@ def main() -> None:
     print(f"machine: {machine()}\nload before: {load_before}\n", flush=True)
     rows, other = [], []
     sizes = [int(v) for v in args.photo_sizes.split(",") if v.strip()]
-    setups = [(mode, "worker" if mode.isdigit() else mode) for mode in ["worker", "lock", *map(str, sizes)]]
+    names = ["worker", "lock", *(["opencv"] if args.opencv else []), *map(str, sizes)]
+    setups = [(mode, mode if mode in ("worker", "lock") else "worker") for mode in names]
     for label, mode in setups:
         extra = ("--set", f"detector.input_long_side={label}") if label.isdigit() else ()
+        extra = ("--set", "detector.runtime=opencv") if label == "opencv" else extra
+        label = {"opencv": "worker, detector on OpenCV DNN"}.get(label, label)
         label = f"worker, detector {label} px" if label.isdigit() else label
         srv = Server("--serialise", mode, *extra)
         try:
