@@ -32,6 +32,7 @@ import statistics
 import sys
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -69,6 +70,69 @@ def val_faces(classifier, detector, data: Path, classes: list[str], per_class: i
                 labels.append(label)
                 found += 1
     return np.stack(crops), np.array(labels)
+
+
+def add_face_arguments(parser: argparse.ArgumentParser, timed: int) -> None:
+    """The model and face options shared by this benchmark and the sweeps."""
+    parser.add_argument("--model", default=str(ROOT / "models" / "mask_classifier.keras"))
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    parser.add_argument("--per-class", type=int, default=0, help="faces per class folder (0 = all)")
+    parser.add_argument("--timed", type=int, default=timed, help="faces timed one by one")
+    parser.add_argument("--save-crops", type=Path, help="save the detected crops (.npz, one array per class folder)")
+    parser.add_argument("--crops", type=Path, help="use crops saved by --save-crops (same crop rule) instead of "
+                        "detecting again")
+
+
+def load_faces(args: argparse.Namespace, classifier, classes: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Crops and class-folder labels: from ``--crops``, or found in the val photos (and saved to
+    ``--save-crops`` when given)."""
+    if args.crops:
+        saved = np.load(args.crops)
+        parts = [saved[c][:args.per_class or None] for c in classes]
+        crops, folders = np.concatenate(parts), np.repeat(classes, [len(p) for p in parts])
+    else:
+        from face_detector import CenterFaceDetector
+
+        crops, folders = val_faces(classifier, CenterFaceDetector(), args.data, classes, args.per_class)
+    if args.save_crops:
+        np.savez(args.save_crops, **{c: crops[folders == c] for c in classes})
+    return crops, folders
+
+
+@dataclass
+class SweepFaces:
+    """What the sweeps share: the model, the faces (prepared), their predicted classes, the masked faces
+    called ``mask``, the faces timed one by one, and config.yaml's explain settings."""
+
+    classifier: object
+    x: np.ndarray
+    folders: np.ndarray
+    predicted: np.ndarray
+    masked_called_mask: np.ndarray
+    timed: list[int]
+    settings: dict
+
+
+def sweep_faces(args: argparse.Namespace) -> SweepFaces | None:
+    """The masked and unmasked val faces for a sweep, or None (with a message) without the data."""
+    if not (args.data / "faces").is_dir() and not args.crops:
+        print(f"no faces folder under {args.data}", file=sys.stderr)
+        return None
+    logging.basicConfig(level=logging.WARNING)
+    warnings.filterwarnings("ignore")
+    import keras
+
+    from livemask.apps.compose import load_config
+    from livemask.models.classifier import MaskClassifier
+
+    keras.config.disable_interactive_logging()
+    classifier = MaskClassifier(args.model)
+    crops, folders = load_faces(args, classifier, ["with_mask", "without_mask"])
+    x = classifier.prepare(crops)
+    predicted = classifier.predict_prepared(x).argmax(axis=1)
+    masked = (folders == "with_mask") & (predicted == classifier.class_names.index("mask"))
+    timed = sorted(set(np.linspace(0, len(x) - 1, args.timed).astype(int)))
+    return SweepFaces(classifier, x, folders, predicted, masked, timed, dict(load_config().get("explain", {})))
 
 
 def median_ms(fn, items: list) -> float:
@@ -130,15 +194,9 @@ def verdict(ok: bool, text: str = "") -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=str(ROOT / "models" / "mask_classifier.keras"))
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    add_face_arguments(parser, timed=30)
     parser.add_argument("--classes", nargs="+", default=["with_mask", "without_mask"])
-    parser.add_argument("--per-class", type=int, default=0, help="faces per class folder (0 = all)")
-    parser.add_argument("--timed", type=int, default=30, help="faces timed one by one")
     parser.add_argument("--peer-faces", type=int, default=40, help="faces explained by tf-explain / tf-keras-vis")
-    parser.add_argument("--save-crops", type=Path, help="save the detected crops (.npz, one array per class folder)")
-    parser.add_argument("--crops", type=Path, help="use crops saved by --save-crops (same crop rule) instead of "
-                        "detecting again")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     if not (args.data / "faces").is_dir():
@@ -161,14 +219,7 @@ def main(argv=None) -> int:
     settings = {k: v for k, v in load_config().get("explain", {}).items()}
     suite = ExplainSuite(classifier, **settings)
     t0 = time.perf_counter()
-    if args.crops:
-        saved = np.load(args.crops)
-        parts = [saved[c][:args.per_class or None] for c in args.classes]
-        crops, folders = np.concatenate(parts), np.repeat(args.classes, [len(p) for p in parts])
-    else:
-        crops, folders = val_faces(classifier, CenterFaceDetector(), args.data, args.classes, args.per_class)
-    if args.save_crops:
-        np.savez(args.save_crops, **{c: crops[folders == c] for c in args.classes})
+    crops, folders = load_faces(args, classifier, args.classes)
     log.warning("%d faces in %.0f s", len(crops), time.perf_counter() - t0)
     x = classifier.prepare(crops)
     s = classifier.input_size

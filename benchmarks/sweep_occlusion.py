@@ -14,59 +14,34 @@ at batch 1 with the number of occluded copies it costs.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
-import warnings
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import numpy as np
-from bench_explain import ROOT, figures, median_ms, val_faces
+from bench_explain import add_face_arguments, figures, median_ms, sweep_faces
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=str(ROOT / "models" / "mask_classifier.keras"))
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    add_face_arguments(parser, timed=20)
     parser.add_argument("--grid", default="8:8,8:4,12:8,16:8,16:4,24:8", help="patch:stride pairs in pixels")
     parser.add_argument("--fill", nargs="+", default=["blur", "grey"])
-    parser.add_argument("--per-class", type=int, default=0, help="faces per class folder (0 = all)")
-    parser.add_argument("--timed", type=int, default=20, help="faces timed one by one")
-    parser.add_argument("--crops", type=Path, help="crops saved by bench_explain.py --save-crops")
     args = parser.parse_args(argv)
-    if not (args.data / "faces").is_dir() and not args.crops:
-        print(f"no faces folder under {args.data}", file=sys.stderr)
+    load_start = os.getloadavg()
+    faces = sweep_faces(args)
+    if faces is None:
         return 2
-    logging.basicConfig(level=logging.WARNING)
-    warnings.filterwarnings("ignore")
-    import keras
     from common import machine, table
 
-    from face_detector import CenterFaceDetector
-    from livemask.apps.compose import load_config
     from livemask.explain.base import resize_maps
     from livemask.explain.suite import ExplainSuite
-    from livemask.models.classifier import MaskClassifier
 
-    keras.config.disable_interactive_logging()
-    load_start = os.getloadavg()
+    classifier, x, folders, settings = faces.classifier, faces.x, faces.folders, faces.settings
+    s, timed, masked_called_mask = classifier.input_size, faces.timed, faces.masked_called_mask
     classes = ["with_mask", "without_mask"]
-    classifier = MaskClassifier(args.model)
-    if args.crops:
-        saved = np.load(args.crops)
-        parts = [saved[c][:args.per_class or None] for c in classes]
-        crops, folders = np.concatenate(parts), np.repeat(classes, [len(p) for p in parts])
-    else:
-        crops, folders = val_faces(classifier, CenterFaceDetector(), args.data, classes, args.per_class)
-    x = classifier.prepare(crops)
-    s = classifier.input_size
-    predicted = classifier.predict_prepared(x).argmax(axis=1)
-    masked_called_mask = (folders == "with_mask") & (predicted == classifier.class_names.index("mask"))
-    timed = sorted(set(np.linspace(0, len(x) - 1, args.timed).astype(int)))
-    settings = dict(load_config().get("explain", {}))
     rows = []
     for fill in args.fill:
         for pair in args.grid.split(","):
