@@ -196,13 +196,11 @@ def main() -> None:
     print(f"machine: {machine()}\nload before: {load_before}\n", flush=True)
     rows, other = [], []
     sizes = [int(v) for v in args.photo_sizes.split(",") if v.strip()]
-    names = ["worker", "lock", *(["opencv"] if args.opencv else []), *map(str, sizes)]
-    setups = [(mode, mode if mode in ("worker", "lock") else "worker") for mode in names]
-    for label, mode in setups:
-        extra = ("--set", f"detector.input_long_side={label}") if label.isdigit() else ()
-        extra = ("--set", "detector.runtime=opencv") if label == "opencv" else extra
-        label = {"opencv": "worker, detector on OpenCV DNN"}.get(label, label)
-        label = f"worker, detector {label} px" if label.isdigit() else label
+    setups = [("worker", "worker", ()), ("lock", "lock", ())]  # (row label, serialise mode, --set)
+    if args.opencv:
+        setups.append(("worker, detector on OpenCV DNN", "worker", ("--set", "detector.runtime=opencv")))
+    setups += [(f"worker, detector {n} px", "worker", ("--set", f"detector.input_long_side={n}")) for n in sizes]
+    for label, mode, extra in setups:
         srv = Server("--serialise", mode, *extra)
         try:
             if label == "worker":

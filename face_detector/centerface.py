@@ -5,8 +5,8 @@ stride of 4, a face-centre heat map, log box sizes, centre offsets and five
 landmarks relative to the box.
 
 Two runtimes give the same outputs (to about 1e-5): ONNX Runtime (the ``lite`` extra:
-``onnxruntime`` and ``onnx``), which folds the network's constants and runs it about 1.7
-times as fast on 2 cores (README, "Detector runtime"), and OpenCV's DNN module (always
+``onnxruntime`` and ``onnx``), which folds the network's constants and takes 1.1-1.3x less
+time per call on 2 cores (README, "Detector runtime"), and OpenCV's DNN module (always
 there). ``runtime: auto`` takes ONNX Runtime when both packages are installed. The file
 declares a fixed input of 10x3x32x32, which OpenCV ignores; for ONNX Runtime the batch,
 height and width are made free, and the weights are taken out of the graph's inputs so
@@ -31,6 +31,10 @@ STRIDE = 4
 OUTPUTS = ("537", "538", "539", "540")  # heat map, scale, offset, landmarks
 COARSE_MIN_FRACTION = 0.25  # coarse-pass faces must be at least this fraction of the frame's longer side
 RUNTIMES = ("auto", "onnxruntime", "opencv")
+
+
+def _first_line(err: Exception) -> str:
+    return f"{type(err).__name__}: {(str(err).splitlines() or [''])[0][:160]}"
 
 
 def onnxruntime_available() -> bool:
@@ -79,16 +83,13 @@ class _OnnxRuntimeNet:
                                                 providers=["CPUExecutionProvider"])
             self.input = self.session.get_inputs()[0].name
         except Exception as err:  # onnx's and ONNX Runtime's own errors: one line naming the file
-            first = (str(err).splitlines() or [""])[0][:160]
-            raise ModelFileError(f"{path}: cannot load as a CenterFace (ONNX) model ({type(err).__name__}: {first})") \
-                from None
+            raise ModelFileError(f"{path}: cannot load as a CenterFace (ONNX) model ({_first_line(err)})") from None
 
     def forward(self, blob: np.ndarray) -> list[np.ndarray]:
         try:
             return self.session.run(list(OUTPUTS), {self.input: blob})
         except Exception as err:  # ONNX Runtime's own error types; the detector names the file
-            first = (str(err).splitlines() or [""])[0][:160]
-            raise NetworkError(f"ONNX Runtime: {type(err).__name__}: {first}") from None
+            raise NetworkError(f"ONNX Runtime: {_first_line(err)}") from None
 
 
 def bundled_model_path() -> Path:

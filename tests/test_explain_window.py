@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from livehelpers import window_ids
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "models" / "mask_classifier.keras"  # as the classifier fixture in conftest.py
@@ -205,8 +206,7 @@ def test_g_in_the_live_window_opens_the_explain_window(xvfb, data_dir, tmp_path)
         sent = 0
         end = time.monotonic() + 30
         while time.monotonic() < end and proc.poll() is None:
-            ids = [*_xdotool(xvfb, "search", "--all", "--pid", str(proc.pid), "--name", "^livemask$",
-                             check=False).split(), live]
+            ids = [*window_ids(xvfb, "livemask", proc.pid), live]
             sent += sum(subprocess.run(["xdotool", "key", "--window", i, "q"], env=xvfb,
                                        capture_output=True).returncode == 0 for i in dict.fromkeys(ids))
             try:

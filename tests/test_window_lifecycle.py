@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
-from livehelpers import MODEL, ROOT, cli, read_events, read_video, send_keys, write_clip
+from livehelpers import MODEL, ROOT, cli, read_events, read_video, send_keys, window_ids, write_clip
 
 pytestmark = pytest.mark.display
 
@@ -261,9 +261,7 @@ def _live_window(env, proc, timeout: float = 120) -> str:
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise AssertionError(f"livemask exited early ({proc.returncode}): {proc.communicate()[1][-2000:]}")
-        ids = subprocess.run(["xdotool", "search", "--all", "--pid", str(proc.pid), "--name", "^livemask$"], env=env,
-                             capture_output=True, text=True).stdout.split()
-        for wid in ids:
+        for wid in window_ids(env, "livemask", proc.pid):
             geometry = subprocess.run(["xdotool", "getwindowgeometry", wid], env=env, capture_output=True,
                                       text=True).stdout
             if "320x240" in geometry:
