@@ -187,6 +187,8 @@ def main() -> None:
     parser.add_argument("--opencv", action="store_true",
                         help="one more photo API setup: the worker with the detector on OpenCV's DNN module "
                              "(--set detector.runtime=opencv) instead of the default")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="one more photo API setup per use: the worker with this config override")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -200,6 +202,7 @@ def main() -> None:
     if args.opencv:
         setups.append(("worker, detector on OpenCV DNN", "worker", ("--set", "detector.runtime=opencv")))
     setups += [(f"worker, detector {n} px", "worker", ("--set", f"detector.input_long_side={n}")) for n in sizes]
+    setups += [(f"worker, {kv}", "worker", ("--set", kv)) for kv in args.set]
     for label, mode, extra in setups:
         srv = Server("--serialise", mode, *extra)
         try:

@@ -113,6 +113,12 @@ class FaceDetector(ABC):
     def _probe(self) -> None:
         self._detect(np.zeros((64, 64, 3), np.uint8))
 
+    def describe(self) -> dict:
+        """What ran, for reports: the detector's name and its scalar settings (no paths)."""
+        settings = {k: v for k, v in sorted(vars(self).items())
+                    if isinstance(v, (int, float, str, bool)) and k != "model_path"}
+        return {"name": self.name, **settings}
+
     def detect(self, image: np.ndarray) -> Detections:
         bgr = as_bgr8(image)
         try:

@@ -88,6 +88,11 @@ def test_overrides_win_and_are_validated():
     ("detector:\n  min_face: -1\n", r"detector.min_face: expected an integer in \[0, 4096\], got -1"),
     ("detector:\n  name: yunet\n  upscale: .inf\n", r"detector.upscale: expected a number in \(0, 8\], got inf"),
     ("detector:\n  name: res10\n  input_size: 0\n", r"detector.input_size: expected an integer in \[32, 4096\]"),
+    # choices, checked when the file is read (not when the detector is built)
+    ("detector:\n  runtime: trt\n", r"detector.runtime: expected one of auto, onnxruntime, opencv, got 'trt'$"),
+    ("detector:\n  precision: int4\n", r"detector.precision: expected one of float32, int8, got 'int4'$"),
+    ("detector:\n  precision: 8\n", r"detector.precision: expected one of float32, int8, got int 8$"),
+    ("explain:\n  fill: white\n", r"explain.fill: expected one of grey, blur, got 'white'$"),
     # values whose default is None are type-checked too
     ("detector:\n  model_path: 3\n", r"detector.model_path: expected str or null, got int 3"),
     ("explain:\n  layer: [a]\n", r"explain.layer: expected str or null, got list"),

@@ -150,3 +150,105 @@ def test_a_file_that_is_not_onnx_is_one_line_with_either_runtime(tmp_path):
         with pytest.raises(ModelFileError, match=r"centerface.onnx: (cannot load|loads, but is not)") as err:
             CenterFaceDetector(model_path=str(bad), runtime=runtime)
         assert "\n" not in str(err.value), runtime
+
+
+# -- CenterFace in int8 (detector.precision) ---------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def int8_pair():
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    return (CenterFaceDetector(score_threshold=0.4),
+            CenterFaceDetector(score_threshold=0.4, precision="int8"))
+
+
+def test_int8_finds_the_faces_float32_finds(int8_pair, astronaut_bgr, request):
+    """The 8-bit copy (ranges shipped in the package) is a different network, so boxes and scores move a
+    little; every confident float32 face must still be there, close to where it was."""
+    fp32, int8 = int8_pair
+    assert (fp32.precision, int8.precision) == ("float32", "int8")
+    images = [astronaut_bgr, astronaut_bgr[:300, :500]]
+    try:
+        images += _scene_photos(request.getfixturevalue("data_dir"))
+    except pytest.skip.Exception:
+        pass
+    total = matched = 0
+    for image in images:
+        a, b = fp32.detect(image), int8.detect(image)
+        for box, score in zip(a.boxes, a.scores):
+            best = max((iou(box, other) for other in b.boxes), default=0.0)
+            total += 1
+            matched += best >= 0.5
+            if score >= 0.7:
+                assert best >= 0.8, (image.shape, box, score, best)
+    assert total >= 2 and matched >= 0.9 * total, (matched, total)
+    assert iou(int8.detect(astronaut_bgr).boxes[0], ASTRONAUT_FACE) > 0.5
+
+
+def test_int8_needs_onnx_runtime_and_other_precisions_are_refused():
+    from livemask.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"detector.precision: int8 runs on ONNX Runtime"):
+        CenterFaceDetector(precision="int8", runtime="opencv")
+    with pytest.raises(ConfigError, match=r"detector.precision: expected one of float32, int8, got 'int4'"):
+        CenterFaceDetector(precision="int4")
+
+
+def test_int8_ranges_are_measured_by_calibrate_and_checked_against_the_network(tmp_path, monkeypatch, astronaut_bgr):
+    """``calibrate`` writes ranges that give a working int8 detector; ranges that do not cover the
+    network, or a file that is not a calibration, are refused in one line."""
+    pytest.importorskip("onnxruntime")
+    onnx = pytest.importorskip("onnx")
+    import json
+
+    from face_detector import quantize as q
+    from face_detector.centerface import bundled_model_path
+
+    def float_model():
+        return q.free_sizes(onnx.load(str(bundled_model_path())))
+
+    ranges = tmp_path / "ranges.json"
+    q.calibrate(float_model(), [astronaut_bgr, astronaut_bgr[::-1], astronaut_bgr[:, ::-1]], ranges)
+    data = json.loads(ranges.read_text())["data"]
+    assert len(data) >= 100
+    ops = {n.op_type for n in onnx.load_from_string(q.quantize(float_model(), ranges)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= ops
+    monkeypatch.setattr(q, "RANGES", ranges)
+    found = CenterFaceDetector(precision="int8").detect(astronaut_bgr)
+    assert len(found) == 1 and iou(found.boxes[0], ASTRONAUT_FACE) > 0.5
+
+    partial = tmp_path / "partial.json"
+    partial.write_text(json.dumps({"CLS": "TensorsData", "data": dict(list(data.items())[:10])}))
+    with pytest.raises(ValueError, match=r"partial.json has no range for \d+ of the network's \d+ tensors"):
+        q.quantize(float_model(), partial)
+    junk = tmp_path / "junk.json"
+    junk.write_text("[1, 2")
+    with pytest.raises(ValueError, match=r"junk.json: not a calibration file"):
+        q.quantize(float_model(), junk)
+
+
+def test_int8_with_ranges_for_another_network_is_a_one_line_model_error(tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from face_detector import quantize as q
+
+    other = tmp_path / "other.json"
+    other.write_text('{"CLS": "TensorsData", "data": {"x": {}}}')
+    monkeypatch.setattr(q, "RANGES", other)
+    with pytest.raises(ModelFileError, match=r"centerface.onnx: cannot load as an int8 CenterFace .*other.json has no "
+                                             r"range") as err:
+        CenterFaceDetector(precision="int8")
+    assert "\n" not in str(err.value)
+
+
+def test_crop_cache_key_ignores_the_runtime_but_not_int8(int8_pair):
+    """Training crops are cached under a key of the detector's settings: the two float32 runtimes give
+    the same faces and share a key (and so do caches made before ``precision`` existed); int8 does not."""
+    from livemask.data.train import crop_signature
+
+    fp32, int8 = int8_pair
+    opencv = CenterFaceDetector(score_threshold=0.4, runtime="opencv")
+    assert crop_signature(fp32, 64) == crop_signature(opencv, 64)
+    assert crop_signature(fp32, 64) != crop_signature(int8, 64)
+    legacy = CenterFaceDetector(score_threshold=0.4)
+    del legacy.precision  # a detector from before the setting: the same key as float32
+    assert crop_signature(legacy, 64) == crop_signature(fp32, 64)

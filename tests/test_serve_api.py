@@ -222,6 +222,7 @@ def test_health_summary_and_no_cors(client):
     assert not any(k.lower().startswith("access-control") for k in r.headers)
     s = r.json()
     assert s["requests"]["image"] >= 0 and s["inference"]["mode"] == "worker" and s["live"] is None
+    assert s["detector"]["name"] == "centerface" and s["detector"]["precision"] == "float32"
     r = client.options("/v1/image", headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"})
     assert "access-control-allow-origin" not in r.headers
 

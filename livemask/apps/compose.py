@@ -21,13 +21,14 @@ from livemask import config as _config
 from livemask.config import Config, Schema
 from livemask.core.errors import ConfigError
 from livemask.core.images import ImageLimits
-from livemask.core.params import Range, check_fields
+from livemask.core.params import OneOf, Range, check_fields
 from livemask.core.redact import redact_url
 from livemask.engine.engine import Engine
 from livemask.engine.people import AlertRule, People, PeopleOptions
 from livemask.engine.pipeline import FrameProcessor, PipelineOptions
 from livemask.engine.stream import SourceOptions
 from livemask.engine.tracker import Tracker
+from livemask.explain.base import FILLS
 from livemask.explain.suite import ExplainSuite
 from livemask.models.backends import FaceClassifier, open_classifier
 from livemask.sinks.kiosk import KioskOptions
@@ -124,7 +125,7 @@ EXPLAIN_TYPES = {
     "layer": str | None,
     "patch_fraction": Fraction,
     "stride_fraction": Fraction,
-    "fill": str,
+    "fill": Annotated[str, OneOf(*FILLS)],
     "faithfulness_steps": Annotated[int, Range(0, 1000)],
     "seed": Annotated[int, Range(0, 2**32 - 1)],
     "tile": Annotated[int, Range(48, 4096)],

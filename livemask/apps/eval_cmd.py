@@ -39,6 +39,7 @@ def command(args, config) -> int:
     else:
         raise InputImageError(f"{root}: expected images/ + annotations/, or with_mask/, without_mask/ or "
                               "mask_weared_incorrect/ folders")
+    result["detector"] = detector.describe()  # which runtime and precision ran, next to the figures
     if args.json:
         print(json.dumps(result))
     else:

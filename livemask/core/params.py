@@ -93,6 +93,19 @@ class Text:
         return text
 
 
+@dataclass(frozen=True)
+class OneOf:
+    """Allowed strings: exactly these, e.g. ``Annotated[str, OneOf("float32", "int8")]``."""
+
+    values: tuple[str, ...]
+
+    def __init__(self, *values: str):
+        object.__setattr__(self, "values", tuple(values))
+
+    def describe(self) -> str:
+        return "one of " + ", ".join(self.values)
+
+
 def _num(v: float) -> str:
     return str(int(v)) if float(v).is_integer() else str(v)
 
@@ -106,6 +119,7 @@ class Param:
     range: Range | None = None
     item: Param | None = None  # for list / tuple
     text: Text | None = None  # for str
+    choices: OneOf | None = None  # for str
 
 
 def parse_hint(hint: Any) -> Param:
@@ -115,14 +129,16 @@ def parse_hint(hint: Any) -> Param:
         base, *extras = typing.get_args(hint)
         rng = next((e for e in extras if isinstance(e, Range)), None)
         txt = next((e for e in extras if isinstance(e, Text)), None)
+        one_of = next((e for e in extras if isinstance(e, OneOf)), None)
         inner = parse_hint(base)
-        return Param(inner.kind, inner.optional, rng or inner.range, inner.item, txt or inner.text)
+        return Param(inner.kind, inner.optional, rng or inner.range, inner.item, txt or inner.text,
+                     one_of or inner.choices)
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(hint) if a is not type(None)]
         optional = len(args) < len(typing.get_args(hint))
         inner = parse_hint(args[0]) if len(args) == 1 else Param(None)
-        return Param(inner.kind, optional or inner.optional, inner.range, inner.item, inner.text)
+        return Param(inner.kind, optional or inner.optional, inner.range, inner.item, inner.text, inner.choices)
     if origin in (list, tuple, typing.Sequence) or hint in (list, tuple):
         args = [a for a in typing.get_args(hint) if a is not Ellipsis]
         return Param(tuple if origin is tuple or hint is tuple else list, item=parse_hint(args[0]) if args else None)
@@ -162,9 +178,13 @@ def check_value(where: str, value: Any, param: Param) -> Any:
         ok = False
     if ok and param.text is not None and kind is str and not param.text.contains(value):
         ok = False
+    if ok and param.choices is not None and kind is str and value not in param.choices.values:
+        ok = False
     if not ok:
         number = isinstance(original, (int, float)) and not isinstance(original, bool)
         got = original if number and kind in (int, float) else f"{type(original).__name__} {original!r}"
+        if param.choices is not None and isinstance(original, str):
+            got = repr(original)
         raise ConfigError(f"{where}: expected {_expected(param)}, got {got}")
     return value
 
@@ -182,6 +202,8 @@ def _expected(param: Param, plural: bool = False) -> str:
         text += " " + param.range.describe()
     if param.text is not None and param.kind is str:
         text = ("strings " if plural else "a string ") + param.text.describe()
+    if param.choices is not None and param.kind is str:
+        text = param.choices.describe()
     if param.optional:
         text += " or null"
     return text

@@ -129,7 +129,7 @@ def create_app(detector, classifier, explain_suite=None, *, token: str | None = 
     async def image(file: Annotated[UploadFile, File(description="the image (PNG, JPEG, BMP, WebP)")]):
         started = time.perf_counter()
         img = await read_image(file)
-        detections, predictions = await runner.run(runner.analyse, img)
+        detections, predictions = await runner.analyse(img)
         faces = face_records(detections, predictions)
         stats.count("image", predictions.labels)
         return {"faces": faces, "width": img.shape[1], "height": img.shape[0], "class_names": list(class_names),
@@ -148,16 +148,16 @@ def create_app(detector, classifier, explain_suite=None, *, token: str | None = 
         started = time.perf_counter()
         img = await read_image(file)
 
-        def work():
-            detections, predictions = runner.analyse(img)
-            if face is not None:
-                if face >= len(detections):
-                    raise HTTPException(422, f"face {face}: the image has {len(detections)} face(s)")
-                detections, predictions = detections[face], predictions[face]
-            crops = classifier.crops(img, detections)
-            return detections, predictions, explainer.explain(crops, method, target, arrays)
+        detections, predictions = await runner.analyse(img)
+        if face is not None:
+            if face >= len(detections):
+                raise HTTPException(422, f"face {face}: the image has {len(detections)} face(s)")
+            detections, predictions = detections[face], predictions[face]
 
-        detections, predictions, explained = await runner.run(work)
+        def work():
+            return explainer.explain(classifier.crops(img, detections), method, target, arrays)
+
+        explained = await runner.run(work)
         faces = face_records(detections, predictions)
         for record, extra in zip(faces, explained, strict=True):
             record["explanations"] = extra["explanations"]
@@ -175,6 +175,7 @@ def create_app(detector, classifier, explain_suite=None, *, token: str | None = 
                 "uptime_s": round(time.time() - stats.started, 1),
                 "requests": stats.requests, "faces": stats.faces, "explain": explainer is not None,
                 "inference": {"mode": runner.mode, "calls": runner.calls, "busy_s": round(runner.busy_s, 2)},
+                "detector": detector.describe(),
                 "live": hub.summary() if hub is not None else None}
 
     from livemask.web.live import add_live_routes, add_webcam_route

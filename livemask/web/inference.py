@@ -1,13 +1,16 @@
-"""One model, many requests: every detector / classifier / explainer call goes through one runner.
+"""One thread per model: every detector / classifier / explainer call goes through one runner.
 
-TensorFlow and OpenCV's DNN are not meant to be driven by many threads at once on the same
-model, and on 2 cores parallel calls only fight over the cores. The runner serialises them:
+TensorFlow and ONNX Runtime / OpenCV's DNN are not meant to be driven by many threads at once on
+the same model, and on 2 cores parallel calls only fight over the cores. The runner serialises
+calls per model:
 
-* ``worker`` (default): one dedicated thread runs every call, requests wait on a future;
-  TensorFlow always sees the same thread.
-* ``lock``: the calls run in the server's thread pool under one lock.
+* ``worker`` (default): two dedicated threads, one *lane* per model. The ``detect`` lane runs
+  every face-detector call; the ``model`` lane runs every classifier and explainer call (so
+  TensorFlow always sees the same thread). A request's detection and classification run in turn,
+  but one request's classification can overlap the next request's detection.
+* ``lock``: every call runs in the server's thread pool under one lock (one call at a time).
 
-``benchmarks/bench_serve.py --serialise lock|worker`` measures both at 4 concurrent clients.
+``benchmarks/bench_serve.py`` measures both at 4 concurrent clients.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import numpy as np
 from livemask.core.types import Detections, Predictions
 
 MODES = ("worker", "lock")
+LANES = ("detect", "model")
 
 
 class InferenceRunner:
@@ -32,7 +36,9 @@ class InferenceRunner:
         self.classifier = classifier
         self.mode = mode
         self._lock = threading.Lock()
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="livemask-infer") if mode == "worker" else None
+        self._busy_lock = threading.Lock()
+        self._lanes = ({lane: ThreadPoolExecutor(1, thread_name_prefix=f"livemask-{lane}") for lane in LANES}
+                       if mode == "worker" else {})
         self.calls = 0
         self.busy_s = 0.0
 
@@ -41,47 +47,50 @@ class InferenceRunner:
         try:
             return fn(*args)
         finally:
-            self.calls += 1
-            self.busy_s += time.perf_counter() - started
+            with self._busy_lock:  # two lanes add to the totals
+                self.calls += 1
+                self.busy_s += time.perf_counter() - started
 
     def _locked(self, fn, *args):
         with self._lock:
             return self._timed(fn, *args)
 
-    def call(self, fn, *args):
-        """Run ``fn(*args)`` serialised, from any (non-event-loop) thread."""
-        if self._executor is not None:
-            return self._executor.submit(self._timed, fn, *args).result()
+    def call(self, fn, *args, lane: str = "model"):
+        """Run ``fn(*args)`` in ``lane`` (``detect`` for face-detector calls, ``model`` for classifier
+        and explainer calls), from any thread but the event loop's."""
+        if self._lanes:
+            return self._lanes[lane].submit(self._timed, fn, *args).result()
         return self._locked(fn, *args)
 
-    async def run(self, fn, *args):
-        """Run ``fn(*args)`` serialised, awaiting it from the event loop."""
-        if self._executor is not None:
-            return await asyncio.wrap_future(self._executor.submit(self._timed, fn, *args))
+    async def run(self, fn, *args, lane: str = "model"):
+        """Run ``fn(*args)`` in ``lane``, awaiting it from the event loop."""
+        if self._lanes:
+            return await asyncio.wrap_future(self._lanes[lane].submit(self._timed, fn, *args))
         from starlette.concurrency import run_in_threadpool
 
         return await run_in_threadpool(self._locked, fn, *args)
 
-    def analyse(self, image: np.ndarray, detector=None) -> tuple[Detections, Predictions]:
-        """Detect (with ``detector``, default the photo detector) and classify; call through
-        :meth:`run` or :meth:`call`."""
-        detections = (detector or self.detector).detect(image)
-        return detections, self.classifier.classify(image, detections)
+    async def analyse(self, image: np.ndarray, detector=None) -> tuple[Detections, Predictions]:
+        """Detect (with ``detector``, default the photo detector) in the ``detect`` lane, then classify
+        in the ``model`` lane; awaited from the event loop."""
+        detections = await self.run((detector or self.detector).detect, image, lane="detect")
+        return detections, await self.run(self.classifier.classify, image, detections)
 
     def warmup(self, size: tuple[int, int] = (640, 480)) -> None:
-        """One call on a grey image, in the serialising thread, so the first request is not slow."""
-        self.call(self.analyse, np.full((size[1], size[0], 3), 127, np.uint8))
+        """One call of each model on a grey image, in its own lane, so the first request is not slow."""
+        grey = np.full((size[1], size[0], 3), 127, np.uint8)
+        self.call(self.classifier.classify, grey, self.call(self.detector.detect, grey, lane="detect"))
 
     def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
+        for lane in self._lanes.values():
+            lane.shutdown(wait=True, cancel_futures=True)
 
     def routed_detector(self, detector) -> RoutedDetector:
-        """``detector`` with every ``detect`` call serialised through this runner."""
+        """``detector`` with every ``detect`` call run in the ``detect`` lane."""
         return RoutedDetector(detector, self)
 
     def routed_classifier(self, classifier) -> RoutedClassifier:
-        """``classifier`` with every ``classify`` call serialised through this runner."""
+        """``classifier`` with every ``classify`` call run in the ``model`` lane."""
         return RoutedClassifier(classifier, self)
 
 
@@ -92,7 +101,7 @@ class RoutedDetector:
         self.inner, self.runner = detector, runner
 
     def detect(self, image: np.ndarray) -> Detections:
-        return self.runner.call(self.inner.detect, image)
+        return self.runner.call(self.inner.detect, image, lane="detect")
 
 
 class RoutedClassifier:

@@ -298,7 +298,7 @@ def add_webcam_route(app, runner, max_pixels: int, detector=None) -> None:
                 except UploadImageError as err:
                     await ws.send_text(json.dumps({"frame": number, "error": str(err)}))
                     continue
-                detections, predictions = await runner.run(runner.analyse, image, detector)
+                detections, predictions = await runner.analyse(image, detector)
                 await ws.send_text(json.dumps({
                     "frame": number, "width": image.shape[1], "height": image.shape[0],
                     "faces": face_records(detections, predictions), "received": state["received"],
