@@ -111,7 +111,7 @@ class CenterFaceDetector(FaceDetector):
     ``coarse_long_side``: when non-zero, a second pass at this smaller size finds faces
     too large for the main pass (a face filling a photo); both passes are merged by NMS.
     ``runtime``: ``auto`` (ONNX Runtime when installed, else OpenCV), ``onnxruntime`` or ``opencv``.
-    ``precision``: ``float32``, or ``int8`` (ONNX Runtime only: about 1.8x faster, about 1 point
+    ``precision``: ``float32``, or ``int8`` (ONNX Runtime only: 1.5-1.8x faster per call, about 1 point
     less recall; :mod:`face_detector.quantize`).
     """
 

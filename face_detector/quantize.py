@@ -1,7 +1,7 @@
 """CenterFace in 8-bit integers (``detector.precision: int8``), built in memory at load time.
 
 ONNX Runtime's static quantisation turns each convolution into an int8 one between
-quantise / dequantise pairs (the QDQ format), which its CPU provider runs about 1.8x faster
+quantise / dequantise pairs (the QDQ format), which its CPU provider runs 1.5-1.8x faster
 than float32 on 2 cores with AVX-512 VNNI (README, "Detector runtime"). Static quantisation
 needs the range of every activation. Those ranges were measured once, on 300 real scenes
 (``python -m face_detector.calibrate``), and are shipped as

@@ -46,6 +46,19 @@ def test_headless_file_writes_every_frame_in_order(clip, tmp_path):
     assert summary["ended"] == "end of source" and summary["error"] is None
     assert sum(summary["faces"].values()) == 60 and summary["tracks"] == 1
     assert summary["sinks"]["video"] == summary["sinks"]["events"] == {"written": 60, "dropped": 0, "error": None}
+    assert summary["detector"]["name"] == "centerface" and summary["detector"]["precision"] == "float32"
+
+
+def test_int8_detector_runs_the_whole_clip_and_the_summary_says_so(clip, tmp_path):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    events = tmp_path / "e.jsonl"
+    proc = run_cli("--source", str(clip), "--headless", "--events", str(events), "--set", "detector.precision=int8")
+    assert proc.returncode == 0, proc.stderr
+    assert "WARNING" not in proc.stderr  # the quantiser's advice is not printed
+    lines, summary = read_events(events)
+    assert [x["frame_id"] for x in lines] == list(range(60)) and all(len(x["faces"]) == 1 for x in lines)
+    assert summary["detector"]["precision"] == "int8" and summary["detector"]["runtime"] == "onnxruntime"
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (a device that is always full)")

@@ -227,6 +227,7 @@ class Engine:
             "tracks": tracker.total_tracks if tracker.enabled else None,
             "people": self.people.summary() if self.people is not None else None,
             "fps": round(self.written / elapsed, 2) if elapsed > 0 else None,
+            "detector": self.processor.detector.describe(),  # which detector, runtime and precision made these
             "duration_s": round(elapsed, 2),
             **display,
             "sinks": {r.name: {"written": r.written, "dropped": r.dropped,

@@ -103,6 +103,9 @@ class RoutedDetector:
     def detect(self, image: np.ndarray) -> Detections:
         return self.runner.call(self.inner.detect, image, lane="detect")
 
+    def describe(self) -> dict:
+        return self.inner.describe()
+
 
 class RoutedClassifier:
     """A classifier for the engine's classify stage that takes turns on the models with the API requests."""
