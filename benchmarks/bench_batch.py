@@ -12,7 +12,9 @@ The clips are made here from scikit-image's photos (``livemask.apps.demo``: the 
 Every figure is printed with the load average at that moment (``uptime``): on a shared machine they are
 figures *under load*.
 
-Usage: python benchmarks/bench_batch.py [--clips 6] [--frames 120] [--no-ray]
+Usage: python benchmarks/bench_batch.py [--clips 6] [--frames 120] [--no-ray] [--set SECTION.KEY=VALUE ...]
+
+``--set`` changes the config for every configuration (e.g. ``--set detector.precision=int8``).
 """
 
 from __future__ import annotations
@@ -77,12 +79,15 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=6)
     parser.add_argument("--frames", type=int, default=120)
     parser.add_argument("--no-ray", action="store_true")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="config override for every configuration (repeatable)")
     args = parser.parse_args()
 
     from livemask.apps.compose import load_config
     from livemask.apps.demo import write_demo
+    from livemask.config import apply_overrides, parse_set
 
-    config = load_config()
+    config = apply_overrides(load_config(), parse_set(args.set))
     config["classifier"]["model_path"] = str(ROOT / "models" / "mask_classifier.keras")
     with tempfile.TemporaryDirectory(prefix="bench_batch_") as tmp:
         work = Path(tmp)
@@ -105,7 +110,7 @@ def main() -> None:
 
     print(f"Machine: {machine()}. Batch of {args.clips} clips x {args.frames} frames (640x480, mp4v). "
           f"Load average (1/5/15 min) before -> after each run in the last column (2 cores: above ~2 the "
-          f"machine is shared and the figures are under load).\n")
+          f"machine is shared and the figures are under load). Config overrides: {', '.join(args.set) or 'none'}.\n")
     rows = [[r["engine"], r["workers"], r["threads"], r["frames"], f"{r['wall']:.1f}", f"{r['fps_wall']:.1f}",
              f"{r['fps_steady']:.1f}", f"{r['load']:.1f}", f"{r['file_s']:.2f}", r["load_avg"]] for r in results]
     print(table(["engine", "workers", "threads/worker", "frames", "wall s", "fps (wall)", "fps (processing)",
