@@ -90,6 +90,7 @@ class FaceDetector(ABC):
     """Base class: converts the input once, calls ``_detect`` and clips boxes to the frame."""
 
     name = "detector"
+    concurrent_calls = False  # True: ``detect`` may run in several threads at once (a thread-safe runtime)
 
     def __init__(self, score_threshold: Score = 0.5, min_face: MinFace = 0):
         self.score_threshold = float(score_threshold)

@@ -154,6 +154,11 @@ class CenterFaceDetector(FaceDetector):
         self.coarse_long_side = int(coarse_long_side)
         self.check_model()
 
+    @property
+    def concurrent_calls(self) -> bool:
+        """ONNX Runtime sessions may be run from several threads at once; OpenCV's nets may not."""
+        return self.runtime == "onnxruntime"
+
     def _probe(self) -> None:
         heat, scale, offset, lms = self._forward(np.zeros((32, 32, 3), np.uint8), 32, 32)
         if heat.ndim != 4 or heat.shape[1] != 1 or scale.shape[1] != 2 or offset.shape[1] != 2 or lms.shape[1] != 10:

@@ -1,13 +1,16 @@
-"""One thread per model: every detector / classifier / explainer call goes through one runner.
+"""One lane per model: every detector / classifier / explainer call goes through one runner.
 
-TensorFlow and ONNX Runtime / OpenCV's DNN are not meant to be driven by many threads at once on
-the same model, and on 2 cores parallel calls only fight over the cores. The runner serialises
-calls per model:
+TensorFlow and OpenCV's DNN are not meant to be driven by many threads at once on the same
+model, and on 2 cores many parallel calls only fight over the cores. The runner gives each model
+a *lane*, a thread pool of its own:
 
-* ``worker`` (default): two dedicated threads, one *lane* per model. The ``detect`` lane runs
-  every face-detector call; the ``model`` lane runs every classifier and explainer call (so
-  TensorFlow always sees the same thread). A request's detection and classification run in turn,
-  but one request's classification can overlap the next request's detection.
+* ``worker`` (default): the classifier and the explainers share the *model* lane, one thread, so
+  TensorFlow always sees the same thread. Each face detector (the photo one, the live source's, the
+  webcam's) has a lane of its own: one thread, or :data:`CONCURRENT_DETECTS` threads for a
+  detector whose ``concurrent_calls`` says that ``detect`` may run in several threads at once
+  (CenterFace on ONNX Runtime, whose sessions are thread-safe). A request's detection and
+  classification run in turn, but requests overlap: one photo is classified while the next ones
+  are detected.
 * ``lock``: every call runs in the server's thread pool under one lock (one call at a time).
 
 ``benchmarks/bench_serve.py`` measures both at 4 concurrent clients.
@@ -18,14 +21,14 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 
 from livemask.core.types import Detections, Predictions
 
 MODES = ("worker", "lock")
-LANES = ("detect", "model")
+CONCURRENT_DETECTS = 2  # threads of a thread-safe detector's lane: one per core of the 2-core target
 
 
 class InferenceRunner:
@@ -35,10 +38,11 @@ class InferenceRunner:
         self.detector = detector
         self.classifier = classifier
         self.mode = mode
-        self._lock = threading.Lock()
-        self._busy_lock = threading.Lock()
-        self._lanes = ({lane: ThreadPoolExecutor(1, thread_name_prefix=f"livemask-{lane}") for lane in LANES}
-                       if mode == "worker" else {})
+        self._lock = threading.Lock()  # ``lock`` mode: one call at a time
+        self._busy_lock = threading.Lock()  # the lanes add to the totals from their threads
+        self._lanes_lock = threading.Lock()
+        self._model_lane = ThreadPoolExecutor(1, thread_name_prefix="livemask-model") if mode == "worker" else None
+        self._detect_lanes: dict[int, tuple[object, ThreadPoolExecutor]] = {}  # id(detector) -> (detector, lane)
         self.calls = 0
         self.busy_s = 0.0
 
@@ -47,7 +51,7 @@ class InferenceRunner:
         try:
             return fn(*args)
         finally:
-            with self._busy_lock:  # two lanes add to the totals
+            with self._busy_lock:
                 self.calls += 1
                 self.busy_s += time.perf_counter() - started
 
@@ -55,42 +59,69 @@ class InferenceRunner:
         with self._lock:
             return self._timed(fn, *args)
 
-    def call(self, fn, *args, lane: str = "model"):
-        """Run ``fn(*args)`` in ``lane`` (``detect`` for face-detector calls, ``model`` for classifier
-        and explainer calls), from any thread but the event loop's."""
-        if self._lanes:
-            return self._lanes[lane].submit(self._timed, fn, *args).result()
+    def _detect_lane(self, detector) -> ThreadPoolExecutor:
+        with self._lanes_lock:
+            entry = self._detect_lanes.get(id(detector))
+            if entry is None:  # the detector is kept with its lane, so its id is never reused while the lane lives
+                threads = CONCURRENT_DETECTS if getattr(detector, "concurrent_calls", False) else 1
+                entry = (detector, ThreadPoolExecutor(threads, thread_name_prefix="livemask-detect"))
+                self._detect_lanes[id(detector)] = entry
+            return entry[1]
+
+    def _submit(self, lane: ThreadPoolExecutor, fn, *args) -> Future:
+        return lane.submit(self._timed, fn, *args)
+
+    def call(self, fn, *args):
+        """Run ``fn(*args)`` (a classifier or explainer call) in the model lane, from any thread but the
+        event loop's."""
+        if self._model_lane is not None:
+            return self._submit(self._model_lane, fn, *args).result()
         return self._locked(fn, *args)
 
-    async def run(self, fn, *args, lane: str = "model"):
-        """Run ``fn(*args)`` in ``lane``, awaiting it from the event loop."""
-        if self._lanes:
-            return await asyncio.wrap_future(self._lanes[lane].submit(self._timed, fn, *args))
+    async def run(self, fn, *args):
+        """Run ``fn(*args)`` (a classifier or explainer call) in the model lane, awaited from the event loop."""
+        if self._model_lane is not None:
+            return await asyncio.wrap_future(self._submit(self._model_lane, fn, *args))
         from starlette.concurrency import run_in_threadpool
 
         return await run_in_threadpool(self._locked, fn, *args)
 
+    def detect(self, detector, image: np.ndarray) -> Detections:
+        """``detector.detect(image)`` in the detector's lane, from any thread but the event loop's."""
+        if self._model_lane is not None:
+            return self._submit(self._detect_lane(detector), detector.detect, image).result()
+        return self._locked(detector.detect, image)
+
     async def analyse(self, image: np.ndarray, detector=None) -> tuple[Detections, Predictions]:
-        """Detect (with ``detector``, default the photo detector) in the ``detect`` lane, then classify
-        in the ``model`` lane; awaited from the event loop."""
-        detections = await self.run((detector or self.detector).detect, image, lane="detect")
+        """Detect (with ``detector``, default the photo detector) in its lane, then classify in the model
+        lane; awaited from the event loop."""
+        detector = detector or self.detector
+        if self._model_lane is not None:
+            detections = await asyncio.wrap_future(self._submit(self._detect_lane(detector), detector.detect, image))
+        else:
+            from starlette.concurrency import run_in_threadpool
+
+            detections = await run_in_threadpool(self._locked, detector.detect, image)
         return detections, await self.run(self.classifier.classify, image, detections)
 
     def warmup(self, size: tuple[int, int] = (640, 480)) -> None:
-        """One call of each model on a grey image, in its own lane, so the first request is not slow."""
+        """One call of each model on a grey image, in its lane, so the first request is not slow."""
         grey = np.full((size[1], size[0], 3), 127, np.uint8)
-        self.call(self.classifier.classify, grey, self.call(self.detector.detect, grey, lane="detect"))
+        self.call(self.classifier.classify, grey, self.detect(self.detector, grey))
 
     def close(self) -> None:
-        for lane in self._lanes.values():
+        with self._lanes_lock:
+            lanes = [lane for _, lane in self._detect_lanes.values()]
+            self._detect_lanes.clear()
+        for lane in [*lanes, *([self._model_lane] if self._model_lane is not None else [])]:
             lane.shutdown(wait=True, cancel_futures=True)
 
     def routed_detector(self, detector) -> RoutedDetector:
-        """``detector`` with every ``detect`` call run in the ``detect`` lane."""
+        """``detector`` with every ``detect`` call run in its lane."""
         return RoutedDetector(detector, self)
 
     def routed_classifier(self, classifier) -> RoutedClassifier:
-        """``classifier`` with every ``classify`` call run in the ``model`` lane."""
+        """``classifier`` with every ``classify`` call run in the model lane."""
         return RoutedClassifier(classifier, self)
 
 
@@ -101,7 +132,7 @@ class RoutedDetector:
         self.inner, self.runner = detector, runner
 
     def detect(self, image: np.ndarray) -> Detections:
-        return self.runner.call(self.inner.detect, image, lane="detect")
+        return self.runner.detect(self.inner, image)
 
     def describe(self) -> dict:
         return self.inner.describe()
