@@ -182,7 +182,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=12.0, help="measuring time for the live page and webcam")
     parser.add_argument("--photo-sizes", default="",
                         help="extra detector input sizes for the photo API rows (e.g. 480,320: "
-                             "--set detector.input_long_side=N, one worker thread)")
+                             "--set detector.input_long_side=N, worker mode)")
     parser.add_argument("--api-only", action="store_true", help="only the photo API rows")
     parser.add_argument("--opencv", action="store_true",
                         help="one more photo API setup: the worker with the detector on OpenCV's DNN module "

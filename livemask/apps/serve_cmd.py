@@ -32,7 +32,7 @@ def add_arguments(parser) -> None:
                         help=f"file holding the access token (default: the {TOKEN_ENV} environment variable)")
     parser.add_argument("--max-upload-mb", type=float, default=10.0, help="upload limit in MB (default: 10)")
     parser.add_argument("--serialise", choices=("worker", "lock"), default="worker",
-                        help="how model calls are serialised: one worker thread (default) or one lock")
+                        help="how model calls are serialised: a lane per model (default) or one lock")
 
 
 def is_loopback(host: str) -> bool:
