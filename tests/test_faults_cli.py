@@ -41,6 +41,52 @@ def test_ctrl_c_while_starting_is_one_line_exit_130(tmp_path, astronaut_bgr, del
     assert err.strip().splitlines() == ["livemask: interrupted"] and "Traceback" not in err
 
 
+@pytest.mark.parametrize("becomes", ["import", "model error"])
+def test_ctrl_c_that_turns_into_another_error_is_still_an_interrupt(monkeypatch, capsys, becomes):
+    """A Ctrl-C that lands inside a C extension's import comes out as "ImportError: initialization
+    failed" (seen in CI at 2.5 s into ``livemask image``), and a model loader may wrap that into its own
+    error: either way the user pressed Ctrl-C, so the exit is 130 and the line says so."""
+    import os
+
+    from livemask.apps import cli as cli_module
+    from livemask.core.errors import ModelFileError
+
+    def command(_argv):
+        try:
+            os.kill(os.getpid(), signal.SIGINT)  # delivered here, in the main thread: KeyboardInterrupt
+            time.sleep(5)
+        except KeyboardInterrupt:
+            if becomes == "import":
+                raise ImportError("initialization failed") from None
+            raise ModelFileError("centerface.onnx: cannot load (ImportError: initialization failed)") from None
+        return 0
+
+    previous = signal.getsignal(signal.SIGINT)
+    monkeypatch.setattr(cli_module, "_main", command)
+    monkeypatch.setattr(cli_module, "_interrupts", [])
+    try:
+        assert cli_module.main([]) == 130
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert capsys.readouterr().err.strip().splitlines() == ["livemask: interrupted"]
+
+
+def test_an_error_without_ctrl_c_is_not_an_interrupt(monkeypatch, capsys):
+    from livemask.apps import cli as cli_module
+
+    def command(_argv):
+        raise ImportError("initialization failed")
+
+    previous = signal.getsignal(signal.SIGINT)
+    monkeypatch.setattr(cli_module, "_main", command)
+    monkeypatch.setattr(cli_module, "_interrupts", [])
+    try:
+        assert cli_module.main([]) == cli_module.EXIT_INTERNAL
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert "internal error (ImportError: initialization failed)" in capsys.readouterr().err
+
+
 def test_json_into_a_closed_pipe_exits_quietly_with_141(tmp_path):
     folder = tmp_path / "imgs"
     folder.mkdir()

@@ -108,21 +108,41 @@ def _env_overrides() -> dict:
     return out
 
 
+_interrupts: list[int] = []  # SIGINTs seen by _raise_interrupt
+
+
+def _raise_interrupt(signum, _frame) -> None:
+    """Ctrl-C while a command runs: KeyboardInterrupt, remembered. Code that catches it and raises
+    something else instead (a C extension whose import it interrupts raises "ImportError:
+    initialization failed"; a model loader wraps that into its own error) still ends as an interrupt."""
+    _interrupts.append(signum)
+    raise KeyboardInterrupt
+
+
+def _interrupted() -> int:
+    print("livemask: interrupted", file=sys.stderr, flush=True)
+    return 130
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         if threading_main():
-            signal.signal(signal.SIGINT, signal.default_int_handler)  # from here on: KeyboardInterrupt
+            signal.signal(signal.SIGINT, _raise_interrupt)  # from here on: KeyboardInterrupt
         return _main(argv)
     except LivemaskError as err:
+        if _interrupts and err.exit_code != 130:  # the error came from the interrupt (a load it cut short)
+            return _interrupted()
         print(error_line(err), file=sys.stderr, flush=True)
         return err.exit_code
     except KeyboardInterrupt:
-        print("livemask: interrupted", file=sys.stderr, flush=True)
-        return 130
+        return _interrupted()
     except BrokenPipeError:
         _silence_stdout()
         return EXIT_BROKEN_PIPE
     except Exception as err:  # a bug: still one line; the traceback with --verbose
+        if _interrupts:  # not a bug: the interrupt turned into another exception on its way up
+            log.debug("interrupted", exc_info=True)
+            return _interrupted()
         log.debug("unexpected error", exc_info=True)
         print(f"livemask: error: internal error ({type(err).__name__}: {safe_message(str(err), 200)})",
               file=sys.stderr, flush=True)
