@@ -114,11 +114,13 @@ class FaceDetector(ABC):
     def _probe(self) -> None:
         self._detect(np.zeros((64, 64, 3), np.uint8))
 
+    def settings(self) -> dict:
+        """The detector's scalar settings (thresholds, sizes, runtime, model path), sorted by name."""
+        return {k: v for k, v in sorted(vars(self).items()) if isinstance(v, (int, float, str, bool))}
+
     def describe(self) -> dict:
-        """What ran, for reports: the detector's name and its scalar settings (no paths)."""
-        settings = {k: v for k, v in sorted(vars(self).items())
-                    if isinstance(v, (int, float, str, bool)) and k != "model_path"}
-        return {"name": self.name, **settings}
+        """What ran, for reports: the detector's name and its settings but the model path."""
+        return {"name": self.name, **{k: v for k, v in self.settings().items() if k != "model_path"}}
 
     def detect(self, image: np.ndarray) -> Detections:
         bgr = as_bgr8(image)

@@ -25,7 +25,7 @@ import numpy as np
 
 from face_detector.base import FaceDetector, MinFace, NetworkError, NmsIou, Score, load_model, nms, require_file
 from livemask.core.errors import ConfigError, ModelFileError
-from livemask.core.params import OneOf, Range
+from livemask.core.params import OneOf, Range, check_arguments
 from livemask.core.types import Detections
 
 STRIDE = 4
@@ -130,13 +130,10 @@ class CenterFaceDetector(FaceDetector):
         precision: Annotated[str, OneOf(*PRECISIONS)] = "float32",
     ):
         super().__init__(score_threshold, min_face)
-        if runtime not in RUNTIMES:
-            raise ConfigError(f"detector.runtime: expected one of {', '.join(RUNTIMES)}, got {runtime!r}")
+        check_arguments(CenterFaceDetector, {"runtime": runtime, "precision": precision}, "detector")
         if runtime == "onnxruntime" and not onnxruntime_available():
             raise ConfigError("detector.runtime: onnxruntime needs the 'onnxruntime' and 'onnx' packages "
                               "(pip install 'livemask[lite]'), or use auto / opencv")
-        if precision not in PRECISIONS:
-            raise ConfigError(f"detector.precision: expected one of {', '.join(PRECISIONS)}, got {precision!r}")
         if precision == "int8" and (runtime == "opencv" or not onnxruntime_available()):
             raise ConfigError("detector.precision: int8 runs on ONNX Runtime (the 'lite' extra: pip install "
                               "'livemask[lite]') with detector.runtime auto or onnxruntime")

@@ -116,9 +116,8 @@ def crop_signature(detector, size: int) -> str:
     """Short hash of what the crops depend on: detector settings, crop size, margin and splits."""
     # the runtime (ONNX Runtime or OpenCV) is left out: both give the same outputs to about 1e-5; the
     # precision counts only when it is not the network's own float32 (so caches made before it existed stay valid)
-    settings = {k: v for k, v in sorted(vars(detector).items())
-                if isinstance(v, (int, float, str, bool)) and k != "runtime"
-                and not (k == "precision" and v == "float32")}
+    settings = {k: v for k, v in detector.settings().items()
+                if k != "runtime" and not (k == "precision" and v == "float32")}
     text = (f"v3{type(detector).__name__}{settings}{size}{DEFAULT_MARGIN}{WIDE}{SCENE_HOLDOUT_PERCENT}"
             f"{CALIB_PERCENT}{sorted(LABELS.items())}")
     return hashlib.sha1(text.encode()).hexdigest()[:10]

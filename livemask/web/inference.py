@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -59,7 +59,10 @@ class InferenceRunner:
         with self._lock:
             return self._timed(fn, *args)
 
-    def _detect_lane(self, detector) -> ThreadPoolExecutor:
+    def _detect_lane(self, detector) -> ThreadPoolExecutor | None:
+        """The lane of ``detector`` (made on its first call); None in ``lock`` mode."""
+        if self._model_lane is None:
+            return None
         with self._lanes_lock:
             entry = self._detect_lanes.get(id(detector))
             if entry is None:  # the detector is kept with its lane, so its id is never reused while the lane lives
@@ -68,40 +71,36 @@ class InferenceRunner:
                 self._detect_lanes[id(detector)] = entry
             return entry[1]
 
-    def _submit(self, lane: ThreadPoolExecutor, fn, *args) -> Future:
-        return lane.submit(self._timed, fn, *args)
-
-    def call(self, fn, *args):
-        """Run ``fn(*args)`` (a classifier or explainer call) in the model lane, from any thread but the
-        event loop's."""
-        if self._model_lane is not None:
-            return self._submit(self._model_lane, fn, *args).result()
+    def _call_in(self, lane: ThreadPoolExecutor | None, fn, *args):
+        if lane is not None:
+            return lane.submit(self._timed, fn, *args).result()
         return self._locked(fn, *args)
 
-    async def run(self, fn, *args):
-        """Run ``fn(*args)`` (a classifier or explainer call) in the model lane, awaited from the event loop."""
-        if self._model_lane is not None:
-            return await asyncio.wrap_future(self._submit(self._model_lane, fn, *args))
+    async def _run_in(self, lane: ThreadPoolExecutor | None, fn, *args):
+        if lane is not None:
+            return await asyncio.wrap_future(lane.submit(self._timed, fn, *args))
         from starlette.concurrency import run_in_threadpool
 
         return await run_in_threadpool(self._locked, fn, *args)
 
+    def call(self, fn, *args):
+        """Run ``fn(*args)`` (a classifier or explainer call) in the model lane, from any thread but the
+        event loop's."""
+        return self._call_in(self._model_lane, fn, *args)
+
+    async def run(self, fn, *args):
+        """Run ``fn(*args)`` (a classifier or explainer call) in the model lane, awaited from the event loop."""
+        return await self._run_in(self._model_lane, fn, *args)
+
     def detect(self, detector, image: np.ndarray) -> Detections:
         """``detector.detect(image)`` in the detector's lane, from any thread but the event loop's."""
-        if self._model_lane is not None:
-            return self._submit(self._detect_lane(detector), detector.detect, image).result()
-        return self._locked(detector.detect, image)
+        return self._call_in(self._detect_lane(detector), detector.detect, image)
 
     async def analyse(self, image: np.ndarray, detector=None) -> tuple[Detections, Predictions]:
         """Detect (with ``detector``, default the photo detector) in its lane, then classify in the model
         lane; awaited from the event loop."""
         detector = detector or self.detector
-        if self._model_lane is not None:
-            detections = await asyncio.wrap_future(self._submit(self._detect_lane(detector), detector.detect, image))
-        else:
-            from starlette.concurrency import run_in_threadpool
-
-            detections = await run_in_threadpool(self._locked, detector.detect, image)
+        detections = await self._run_in(self._detect_lane(detector), detector.detect, image)
         return detections, await self.run(self.classifier.classify, image, detections)
 
     def warmup(self, size: tuple[int, int] = (640, 480)) -> None:
