@@ -48,9 +48,6 @@ class CountingDetector:
             time.sleep(self.delay)
         return self.inner.detect(image)
 
-    def describe(self):
-        return self.inner.describe()
-
 
 def run_all(pipeline: Pipeline) -> list[FrameResult]:
     pipeline.start()
