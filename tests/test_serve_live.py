@@ -35,11 +35,12 @@ def scene_with_face(astronaut_bgr) -> np.ndarray:
 
 
 def make_clip(path, astronaut_bgr, seconds: int = 16) -> None:
-    """640x480 at 25 fps: 3 s with the astronaut, 1 s of an empty grey scene, repeated."""
+    """640x480 at 25 fps: 3 s with the astronaut moving right 2 px a frame (so the people stage sees a
+    person, not a picture), 1 s of an empty grey scene, repeated."""
     face, empty = scene_with_face(astronaut_bgr), np.full((480, 640, 3), 90, np.uint8)
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (640, 480))
     for i in range(seconds * FPS):
-        writer.write(empty if (i // FPS) % 4 == 3 else face)
+        writer.write(empty if (i // FPS) % 4 == 3 else np.roll(face, 2 * (i % (4 * FPS)), axis=1))
     writer.release()
 
 
@@ -99,6 +100,9 @@ def test_live_page_over_a_clip_shows_frames_and_changing_counts(browser, astrona
             assert frame_ids > 0
             assert page.locator("#live-events li").count() >= 2
             assert "No mask" in page.inner_text("#live-events")
+            # the people stage: 2 s without a mask (alerts.after_s) is an alert line in the event list
+            page.wait_for_selector("#live-events li.alert", timeout=30_000)
+            assert "alert #" in page.inner_text("#live-events li.alert >> nth=0")
         with page_state(page, "live-explained"):
             page.wait_for_function("document.querySelector('#live-counts [data-label=no_mask]')?.textContent"
                                    ".endsWith(': 1')", timeout=30_000)
@@ -107,6 +111,7 @@ def test_live_page_over_a_clip_shows_frames_and_changing_counts(browser, astrona
             assert "face(s)" in page.inner_text("#live-explained")
         summary = httpx.get(url + "/v1/summary").json()["live"]
         assert summary["frames"] >= 20 and summary["tracks_seen"] >= 1
+        assert set(summary["people"]) >= {"in_view", "counted", "masked", "static"}  # the people stage ran
         context.close()
         assert not errors, errors
     finally:
@@ -195,6 +200,34 @@ def test_frame_hub_keeps_the_newest_frame_events_and_tracks():
     hub.close({"ended": "end of source"})
     s = hub.summary()
     assert s["frames"] == 2 and s["tracks_seen"] == 2 and s["ended"] and s["summary"]["ended"] == "end of source"
+
+
+def test_frame_hub_lines_are_the_event_logs_with_people_static_faces_and_alerts(tmp_path):
+    """With the people stage's analytics, the page's event stream carries exactly the event log's lines
+    (``people``, ``static``, one ``alert`` line per alert), and a static face (a picture) is not counted."""
+    from dataclasses import replace
+
+    from livemask.core.types import Alert, Analytics, PeopleStats
+    from livemask.sinks.recording import EventLog
+
+    image = np.full((120, 160, 3), 60, np.uint8)
+    result = _result(5, image, [[10, 10, 50, 60], [80, 10, 120, 60]], ["no_mask", "no_mask"], [1, 2])
+    alert = Alert(1795800000.0, 1, "no_mask", 2.5, (10, 10, 50, 60), 5)
+    result = replace(result, analytics=Analytics(PeopleStats(1, 3, 1, 1), np.array([False, True]), (alert,)))
+    hub = FrameHub()
+    hub.write(result)
+    log = EventLog(tmp_path / "events.jsonl")
+    log.write(result)
+    log.close()
+    from_log = [json.loads(t) for t in (tmp_path / "events.jsonl").read_text().splitlines()][:2]
+    from_hub = [json.loads(t) for _, t in hub.events_after(0)]
+    assert len(from_hub) == 2 and "alert" in from_hub[1] and from_hub[1] == from_log[1]
+    assert abs(from_hub[0].pop("timestamp") - from_log[0].pop("timestamp")) < 0.01
+    assert from_hub[0] == from_log[0]
+    assert from_hub[0]["people"] == {"in_view": 1, "counted": 3, "masked": 1, "share_masked": 0.3333, "static": 1}
+    assert [f.get("static", False) for f in from_hub[0]["faces"]] == [False, True]
+    assert hub.latest().counts == {"mask": 0, "no_mask": 1}  # track 2 is a picture
+    assert hub.summary()["people"]["counted"] == 3
 
 
 def test_counts_are_tracks_not_boxes():

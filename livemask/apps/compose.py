@@ -289,8 +289,8 @@ def check_alerts(config: Config) -> None:
 
 
 def people_stage(config: Config, class_names: tuple[str, ...]):
-    """For ``livemask batch``: a function making a fresh people stage (alert lines in the event log, no
-    snapshots or other destinations)."""
+    """For ``livemask batch`` and ``serve``'s live source: a function making a fresh people stage (alert
+    lines in the event log, no snapshots or other destinations)."""
     import functools
 
     options: PeopleOptions = build(config, "people")

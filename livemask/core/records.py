@@ -3,7 +3,8 @@
 ``{"box": [x1, y1, x2, y2], "score", "label", "probability", "probabilities": {class: p}}``,
 plus ``"track_id"`` where the face is tracked, ``"static": true`` for a face the people stage marked
 static (a picture; :mod:`livemask.engine.people`) and ``"explanations"`` where it was explained.
-:func:`alert_record` is the one JSON layout of an alert.
+:func:`alert_record` is the one JSON layout of an alert, :func:`event_lines` the one layout of a
+frame's event-log lines (the ``--events`` file and the page's ``/v1/events`` stream).
 Boxes are rounded to 0.1 px, scores and probabilities to 4 decimals.
 """
 
@@ -13,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from livemask.core.types import Alert, Detections, Predictions
+from livemask.core.types import Alert, Detections, FrameResult, Predictions
 
 
 def face_record(box, score: float, probabilities: np.ndarray, class_names: tuple[str, ...],
@@ -58,3 +59,20 @@ def alert_record(alert: Alert) -> dict[str, Any]:
     if alert.position_s is not None:
         record["position_s"] = round(float(alert.position_s), 3)
     return record
+
+
+def event_lines(result: FrameResult, wall_offset: float) -> list[dict[str, Any]]:
+    """A frame's event-log lines: ``{"frame_id", "timestamp"[, "position_s"], "faces"[, "people"]}``,
+    then one ``{"alert": ...}`` line per alert fired on it. ``wall_offset`` turns the frame's monotonic
+    capture time into Unix seconds; ``people`` is there when the people stage ran."""
+    frame = result.frame
+    record: dict[str, Any] = {"frame_id": frame.frame_id, "timestamp": round(frame.timestamp + wall_offset, 3)}
+    if frame.position_ms is not None:
+        record["position_s"] = round(frame.position_ms / 1000.0, 3)
+    analytics = result.analytics
+    record["faces"] = face_records(result.detections, result.predictions, result.track_ids,
+                                   None if analytics is None else analytics.static)
+    if analytics is None:
+        return [record]
+    record["people"] = analytics.people.to_dict()
+    return [record, *({"alert": alert_record(alert)} for alert in analytics.alerts)]

@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from livemask.core.errors import OutputError
-from livemask.core.records import alert_record, face_records
+from livemask.core.records import event_lines
 from livemask.core.types import FrameResult
 from livemask.engine.sink import RunInfo
 from livemask.sinks.render import Renderer
@@ -222,18 +222,8 @@ class EventLog:
     def write(self, result: FrameResult) -> None:
         if self.file is None:  # used without open() (livemask.batch.worker): open on the first line
             self.open()
-        frame = result.frame
-        record = {"frame_id": frame.frame_id, "timestamp": round(frame.timestamp + self._wall_offset, 3)}
-        if frame.position_ms is not None:
-            record["position_s"] = round(frame.position_ms / 1000.0, 3)
-        analytics = result.analytics
-        record["faces"] = face_records(result.detections, result.predictions, result.track_ids,
-                                       None if analytics is None else analytics.static)
-        if analytics is not None:
-            record["people"] = analytics.people.to_dict()
-        self._write(record)
-        for alert in () if analytics is None else analytics.alerts:
-            self._write({"alert": alert_record(alert)})
+        for line in event_lines(result, self._wall_offset):
+            self._write(line)
 
     def write_summary(self, summary: dict) -> None:
         """The summary line on its own (livemask.batch.worker writes it, then calls close())."""

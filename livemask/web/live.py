@@ -4,14 +4,16 @@
 the engine hands it results through a small bounded channel and never waits for it (what it
 could not take is dropped and counted in the run's summary). ``write`` keeps
 only the newest frame (annotated and JPEG-encoded once, whatever the number of viewers)
-and appends one event-log line; it never waits for a viewer, so a slow browser cannot
+and appends the frame's event-log lines (:func:`livemask.core.records.event_lines`: the same lines as
+the ``--events`` file, with ``people`` and an ``alert`` line per alert when the people stage ran); it
+never waits for a viewer, so a slow browser cannot
 stall the loop. Viewers read the newest frame when they are ready for one and skip the
 rest (counted per viewer).
 
 Routes (added by :func:`add_live_routes` when the server has a live source):
 
 * ``GET /v1/stream.mjpg``: multipart MJPEG of the annotated frames (for ``<img>``, VLC, ...).
-* ``GET /v1/events``: Server-Sent Events, one event-log line per frame, then ``end``.
+* ``GET /v1/events``: Server-Sent Events, the event-log lines (one per frame, one per alert), then ``end``.
 * ``WS /v1/live``: per frame a JSON text message (frame id, capture time, faces, counts,
   fps) followed by the JPEG as a binary message; the page measures latency from it.
 * ``POST /v1/live/explain``: Grad-CAM / occlusion for the faces of the newest frame.
@@ -37,7 +39,7 @@ from fastapi import HTTPException, Query, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from livemask.core.records import face_records
+from livemask.core.records import event_lines, face_records
 from livemask.core.types import FrameResult
 from livemask.engine.sink import RunInfo
 from livemask.web.imagecheck import UploadImageError, decode_upload
@@ -61,16 +63,19 @@ class LiveFrame:
 
 
 def count_in_view(result: FrameResult) -> dict[str, int]:
-    """People in view per class: distinct tracks (boxes when the result is not tracked)."""
+    """People in view per class: distinct tracks (boxes when the result is not tracked), without the faces
+    the people stage marked static (pictures)."""
     counts = {name: 0 for name in result.predictions.class_names}
     labels = result.predictions.labels
     if result.track_ids is None:
         for label in labels:
             counts[label] += 1
         return counts
+    static = result.analytics.static if result.analytics is not None else np.zeros(len(labels), np.bool_)
     seen: dict[int, str] = {}
-    for tid, label in zip(result.track_ids, labels, strict=True):
-        seen[int(tid)] = label
+    for tid, label, still in zip(result.track_ids, labels, static, strict=True):
+        if not still:
+            seen[int(tid)] = label
     for label in seen.values():
         counts[label] += 1
     return counts
@@ -132,20 +137,17 @@ class FrameHub:
         if not ok:
             log.warning("frame %d: JPEG encoding failed", result.frame.frame_id)
             return
-        faces = face_records(result.detections, result.predictions, result.track_ids)
+        lines = event_lines(result, self._wall_offset)  # the event log's lines: the frame's, then its alerts'
+        faces = lines[0]["faces"]
         captured = (result.frame.timestamp + self._wall_offset) * 1000.0
-        line = {"frame_id": result.frame.frame_id, "timestamp": round(captured / 1000.0, 3)}
-        if result.frame.position_ms is not None:
-            line["position_s"] = round(result.frame.position_ms / 1000.0, 3)
-        line["faces"] = faces
-        text = json.dumps(line, separators=(",", ":"))
+        texts = [json.dumps(line, separators=(",", ":")) for line in lines]
         with self._lock:
             self.frames += 1
             if result.track_ids is not None:
                 self._tracks.update(int(t) for t in result.track_ids)
             self._latest = LiveFrame(self.frames, buf.tobytes(), result, captured, (now + self._wall_offset) * 1000.0,
                                      faces, counts)
-            self._events.append((self.frames, text))
+            self._events.extend((self.frames, text) for text in texts)
 
     def close(self, summary: dict) -> None:
         with self._lock:
@@ -165,6 +167,8 @@ class FrameHub:
         return {"source": self.info.get("source"), "opened": self.opened, "ended": self.closed,
                 "frames": self.frames, "fps": round(self.fps(), 2),
                 "in_view": latest.counts if latest is not None else {},
+                "people": None if latest is None or latest.result.analytics is None
+                else latest.result.analytics.people.to_dict(),
                 "tracks_seen": len(self._tracks), "info": self.info, "summary": self.summary_at_close}
 
     def shutdown(self) -> None:

@@ -243,8 +243,14 @@ const Live = {
     let lastText = "";
     events.onmessage = (ev) => {
       const line = JSON.parse(ev.data);
+      if (line.alert) {  // the people stage's alert: a tracked face stayed unmasked for alerts.after_s
+        const a = line.alert;
+        list.prepend(el("li", { class: "alert", text: `frame ${a.frame_id}: alert #${a.track_id} ${words(a.label)} for ${a.duration_s.toFixed(1)} s` }));
+        while (list.children.length > 50) list.lastChild.remove();
+        return;
+      }
       const text = line.faces.length
-        ? line.faces.map(f => `${f.track_id !== undefined ? "#" + f.track_id + " " : ""}${words(f.label)} ${pct(f.probability)}`).join(", ")
+        ? line.faces.map(f => `${f.track_id !== undefined ? "#" + f.track_id + " " : ""}${words(f.label)} ${pct(f.probability)}${f.static ? " (static: a picture?)" : ""}`).join(", ")
         : "no faces";
       if (text === lastText) return;  // the list shows changes, not every frame
       lastText = text;
