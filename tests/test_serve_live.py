@@ -187,8 +187,10 @@ def test_frame_hub_keeps_the_newest_frame_events_and_tracks():
     image = np.full((120, 160, 3), 60, np.uint8)
     hub.open(RunInfo("test", 25.0, (160, 120), None, True, ("mask", "no_mask")))
     assert hub.latest() is None and hub.summary()["info"]["size"] == [160, 120]
-    hub.write(_result(0, image, [[10, 10, 50, 60]], ["mask"], [1]))
-    hub.write(_result(1, image, [[10, 10, 50, 60], [80, 10, 120, 60]], ["mask", "no_mask"], [1, 2]))
+    for result in (_result(0, image, [[10, 10, 50, 60]], ["mask"], [1]),
+                   _result(1, image, [[10, 10, 50, 60], [80, 10, 120, 60]], ["mask", "no_mask"], [1, 2])):
+        hub.write(result)  # the threaded frame sink
+        hub.events.write(result)  # the event lines, on the engine's thread
     latest = hub.latest()
     assert latest.seq == 2 and latest.counts == {"mask": 1, "no_mask": 1}
     decoded = cv2.imdecode(np.frombuffer(latest.jpeg, np.uint8), cv2.IMREAD_COLOR)
@@ -215,6 +217,8 @@ def test_frame_hub_lines_are_the_event_logs_with_people_static_faces_and_alerts(
     alert = Alert(1795800000.0, 1, "no_mask", 2.5, (10, 10, 50, 60), 5)
     result = replace(result, analytics=Analytics(PeopleStats(1, 3, 1, 1), np.array([False, True]), (alert,)))
     hub = FrameHub()
+    hub.events.write(result)  # the frame sink dropped this frame (its encoder fell behind): the lines are kept
+    assert hub.latest() is None and len(hub.events_after(0)) == 2
     hub.write(result)
     log = EventLog(tmp_path / "events.jsonl")
     log.write(result)

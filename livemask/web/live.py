@@ -2,13 +2,13 @@
 
 :class:`FrameHub` is one of the engine's sinks (:mod:`livemask.engine.sink`): threaded, so
 the engine hands it results through a small bounded channel and never waits for it (what it
-could not take is dropped and counted in the run's summary). ``write`` keeps
-only the newest frame (annotated and JPEG-encoded once, whatever the number of viewers)
-and appends the frame's event-log lines (:func:`livemask.core.records.event_lines`: the same lines as
-the ``--events`` file, with ``people`` and an ``alert`` line per alert when the people stage ran); it
-never waits for a viewer, so a slow browser cannot
-stall the loop. Viewers read the newest frame when they are ready for one and skip the
-rest (counted per viewer).
+could not take is dropped and counted in the run's summary). ``write`` keeps only the newest
+frame (annotated and JPEG-encoded once, whatever the number of viewers) and never waits for a
+viewer, so a slow browser cannot stall the loop. Its :class:`EventFeed`, on the engine's thread,
+appends every frame's event-log lines (:func:`livemask.core.records.event_lines`: the same lines
+as the ``--events`` file, with ``people`` and an ``alert`` line per alert when the people stage
+ran), so no line is lost when a frame is. Viewers read the newest frame when they are ready for
+one and skip the rest (counted per viewer).
 
 Routes (added by :func:`add_live_routes` when the server has a live source):
 
@@ -81,8 +81,32 @@ def count_in_view(result: FrameResult) -> dict[str, int]:
     return counts
 
 
+class EventFeed:
+    """The hub's event lines, an engine sink on the engine's own thread (not threaded): every frame's
+    lines and every alert reach the page's ``/v1/events``, even when the hub's threaded frame sink drops
+    a frame because the encoder fell behind. Its work is a few face records and ``json.dumps``."""
+
+    name = "browser-events"
+    threaded = False
+
+    def __init__(self, hub: FrameHub):
+        self.hub = hub
+
+    def open(self, info: RunInfo) -> None:
+        pass
+
+    def write(self, result: FrameResult) -> None:
+        self.hub.add_events(result)
+
+    def close(self, summary: dict) -> None:
+        pass
+
+
 class FrameHub:
-    """Newest annotated frame, recent event lines and counts of a live source (thread-safe); an engine sink."""
+    """Newest annotated frame, recent event lines and counts of a live source (thread-safe).
+
+    The engine gets two sinks from it: the hub itself (threaded: annotates and encodes the newest frame)
+    and :attr:`events`, an :class:`EventFeed` that adds the event lines on the engine's thread."""
 
     name = "browser"
     threaded = True
@@ -100,6 +124,8 @@ class FrameHub:
         self._times: deque[float] = deque(maxlen=30)
         self._wall_offset = time.time() - time.monotonic()
         self._tracks: set[int] = set()
+        self._event_seq = 0
+        self.events = EventFeed(self)
         self.info: dict = {}
         self.summary_at_close: dict | None = None
         self.frames = 0
@@ -137,17 +163,24 @@ class FrameHub:
         if not ok:
             log.warning("frame %d: JPEG encoding failed", result.frame.frame_id)
             return
-        lines = event_lines(result, self._wall_offset)  # the event log's lines: the frame's, then its alerts'
-        faces = lines[0]["faces"]
+        analytics = result.analytics
+        faces = face_records(result.detections, result.predictions, result.track_ids,
+                             None if analytics is None else analytics.static)
         captured = (result.frame.timestamp + self._wall_offset) * 1000.0
-        texts = [json.dumps(line, separators=(",", ":")) for line in lines]
         with self._lock:
             self.frames += 1
-            if result.track_ids is not None:
-                self._tracks.update(int(t) for t in result.track_ids)
             self._latest = LiveFrame(self.frames, buf.tobytes(), result, captured, (now + self._wall_offset) * 1000.0,
                                      faces, counts)
-            self._events.extend((self.frames, text) for text in texts)
+
+    def add_events(self, result: FrameResult) -> None:
+        """Append the frame's event-log lines (the frame's, then one per alert) and note its tracks."""
+        texts = [json.dumps(line, separators=(",", ":")) for line in event_lines(result, self._wall_offset)]
+        with self._lock:
+            if result.track_ids is not None:
+                self._tracks.update(int(t) for t in result.track_ids)
+            for text in texts:
+                self._event_seq += 1
+                self._events.append((self._event_seq, text))
 
     def close(self, summary: dict) -> None:
         with self._lock:
