@@ -100,9 +100,12 @@ def test_live_page_over_a_clip_shows_frames_and_changing_counts(browser, astrona
             assert frame_ids > 0
             assert page.locator("#live-events li").count() >= 2
             assert "No mask" in page.inner_text("#live-events")
-            # the people stage: 2 s without a mask (alerts.after_s) is an alert line in the event list
+            # the people stage: 2 s without a mask (alerts.after_s) is an alert line in the event list, and
+            # the moving astronaut is counted as a person, unmasked
             page.wait_for_selector("#live-events li.alert", timeout=30_000)
             assert "alert #" in page.inner_text("#live-events li.alert >> nth=0")
+            page.wait_for_function("/^[1-9][0-9]* \\(masked 0%\\)$/.test("
+                                   "document.getElementById('live-people').textContent)", timeout=30_000)
         with page_state(page, "live-explained"):
             page.wait_for_function("document.querySelector('#live-counts [data-label=no_mask]')?.textContent"
                                    ".endsWith(': 1')", timeout=30_000)

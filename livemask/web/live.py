@@ -15,7 +15,8 @@ Routes (added by :func:`add_live_routes` when the server has a live source):
 * ``GET /v1/stream.mjpg``: multipart MJPEG of the annotated frames (for ``<img>``, VLC, ...).
 * ``GET /v1/events``: Server-Sent Events, the event-log lines (one per frame, one per alert), then ``end``.
 * ``WS /v1/live``: per frame a JSON text message (frame id, capture time, faces, counts,
-  fps) followed by the JPEG as a binary message; the page measures latency from it.
+  fps, the people stage's ``people``) followed by the JPEG as a binary message; the page measures
+  latency from it.
 * ``POST /v1/live/explain``: Grad-CAM / occlusion for the faces of the newest frame.
 
 ``WS /v1/webcam`` (added by :func:`add_webcam_route`, always): the browser sends JPEG
@@ -265,7 +266,8 @@ def add_live_routes(app, hub: FrameHub, runner, classifier, explainer) -> None:
                 await ws.send_text(json.dumps({
                     "seq": f.seq, "frame_id": f.result.frame.frame_id, "captured_ms": f.captured_ms,
                     "sent_ms": time.time() * 1000.0, "faces": f.faces, "counts": f.counts, "fps": round(hub.fps(), 2),
-                    "skipped": skipped, "inference_ms": round(f.result.inference_ms, 1)}))
+                    "skipped": skipped, "inference_ms": round(f.result.inference_ms, 1),
+                    "people": None if f.result.analytics is None else f.result.analytics.people.to_dict()}))
                 await ws.send_bytes(f.jpeg)
             await ws.send_text(json.dumps({"end": True, "summary": hub.summary()}))
             await ws.close()

@@ -222,6 +222,9 @@ const Live = {
       document.getElementById("live-latency").textContent =
         `${Math.round(now - m.captured_ms)} ms (p95 ${Math.round(pct95(stats.latencies.slice(-100)))} ms)`;
       this.showCounts(m.counts);
+      const people = m.people;  // the people stage: people counted by track since the start, and the masked share
+      document.getElementById("live-people").textContent = people
+        ? `${people.counted} (masked ${people.share_masked === null ? "-" : Math.round(100 * people.share_masked) + "%"})` : "-";
       busy = false;
       if (nextBlob) { const b = nextBlob, mm = nextMeta; nextBlob = null; show(b, mm); }
     };
