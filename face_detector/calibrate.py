@@ -13,10 +13,21 @@ from __future__ import annotations
 import argparse
 import random
 import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from face_detector.centerface import bundled_model_path
+import numpy as np
+
+from face_detector.centerface import bundled_model_path, network_input, network_size
 from face_detector.quantize import RANGES, calibrate, free_sizes
+
+CALIBRATION_LONG_SIDE = 640  # the detector's default input_long_side
+
+
+def blobs(frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+    """The network inputs of BGR ``frames``, each resized as the detector does at long side 640."""
+    for bgr in frames:
+        yield network_input(bgr, *network_size(*bgr.shape[:2], CALIBRATION_LONG_SIDE))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     random.Random(0).shuffle(paths)
     paths = sorted(paths[:args.count])
     frames = (image for image in (cv2.imread(str(p)) for p in paths) if image is not None)
-    calibrate(free_sizes(onnx.load(str(bundled_model_path()))), frames, args.output)
+    calibrate(free_sizes(onnx.load(str(bundled_model_path()))), blobs(frames), args.output)
     print(f"{args.output}: ranges from {len(paths)} scenes of {', '.join(str(f) for f in args.folders)}")
     return 0
 

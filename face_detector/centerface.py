@@ -102,6 +102,20 @@ def _round32(v: float) -> int:
     return max(32, int(np.ceil(v / 32.0)) * 32)
 
 
+def network_size(h: int, w: int, long_side: int, upscale: bool = True) -> tuple[int, int]:
+    """(width, height) of the network input for an ``h`` x ``w`` frame: the longer side made
+    ``long_side`` (never enlarged unless ``upscale``), each side rounded up to a multiple of 32."""
+    scale = long_side / max(h, w)
+    if not upscale:
+        scale = min(scale, 1.0)
+    return _round32(w * scale), _round32(h * scale)
+
+
+def network_input(bgr: np.ndarray, width: int, height: int) -> np.ndarray:
+    """The blob the network takes: the BGR frame resized to ``width`` x ``height``, as RGB 0-255, NCHW."""
+    return cv2.dnn.blobFromImage(bgr, 1.0, (width, height), (0, 0, 0), swapRB=True, crop=False)
+
+
 class CenterFaceDetector(FaceDetector):
     """CenterFace detector.
 
@@ -162,14 +176,10 @@ class CenterFaceDetector(FaceDetector):
             raise ValueError(f"output shapes {heat.shape}, {scale.shape}, {offset.shape}, {lms.shape}")
 
     def _forward(self, bgr: np.ndarray, in_w: int, in_h: int):
-        blob = cv2.dnn.blobFromImage(bgr, 1.0, (in_w, in_h), (0, 0, 0), swapRB=True, crop=False)
-        return self.net.forward(blob)
+        return self.net.forward(network_input(bgr, in_w, in_h))
 
     def input_size(self, h: int, w: int, long_side: int | None = None) -> tuple[int, int]:
-        scale = (long_side or self.input_long_side) / max(h, w)
-        if not self.upscale:
-            scale = min(scale, 1.0)
-        return _round32(w * scale), _round32(h * scale)
+        return network_size(h, w, long_side or self.input_long_side, self.upscale)
 
     def _detect(self, bgr: np.ndarray) -> Detections:
         main = self._detect_at(bgr, self.input_long_side)

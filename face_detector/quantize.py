@@ -23,7 +23,7 @@ import contextlib
 import json
 import logging
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +31,6 @@ import numpy as np
 RANGES = Path(__file__).with_name("centerface_int8_ranges.json")
 OUTPUT_TENSORS = ("536", "538", "539", "540")  # the output convolutions: heat-map logits, scale, offset, landmarks
 OPSET = 13  # per-channel QDQ needs DequantizeLinear's axis attribute (opset 13); the file is opset 9
-CALIBRATION_LONG_SIDE = 640
 
 
 def free_sizes(model):
@@ -117,25 +116,18 @@ def quantize(model, ranges: Path | None = None) -> bytes:
         return out.read_bytes()
 
 
-def calibrate(model, frames: Iterable[np.ndarray], ranges: Path) -> None:
-    """Measure the activation ranges of ``model`` (after :func:`free_sizes`) on BGR ``frames``
-    (each resized as the detector would, long side 640) and write them to ``ranges``."""
-    import cv2
+def calibrate(model, blobs: Iterable[np.ndarray], ranges: Path) -> None:
+    """Measure the activation ranges of ``model`` (after :func:`free_sizes`) on network inputs ``blobs``
+    (:func:`face_detector.calibrate.blobs` makes them from frames as the detector would) and write them
+    to ``ranges``."""
     from onnxruntime.quantization import CalibrationDataReader, quantize_static
 
     model = _quantisable(model)
     name = model.graph.input[0].name
 
-    def blobs() -> Iterator[dict]:
-        for bgr in frames:
-            h, w = bgr.shape[:2]
-            scale = CALIBRATION_LONG_SIDE / max(h, w)
-            size = tuple(max(32, int(np.ceil(v * scale / 32.0)) * 32) for v in (w, h))
-            yield {name: cv2.dnn.blobFromImage(bgr, 1.0, size, (0, 0, 0), swapRB=True, crop=False)}
-
     class Reader(CalibrationDataReader):
         def __init__(self):
-            self.it = blobs()
+            self.it = ({name: blob} for blob in blobs)
 
         def get_next(self):
             return next(self.it, None)

@@ -201,13 +201,14 @@ def test_int8_ranges_are_measured_by_calibrate_and_checked_against_the_network(t
     import json
 
     from face_detector import quantize as q
+    from face_detector.calibrate import blobs
     from face_detector.centerface import bundled_model_path
 
     def float_model():
         return q.free_sizes(onnx.load(str(bundled_model_path())))
 
     ranges = tmp_path / "ranges.json"
-    q.calibrate(float_model(), [astronaut_bgr, astronaut_bgr[::-1], astronaut_bgr[:, ::-1]], ranges)
+    q.calibrate(float_model(), blobs([astronaut_bgr, astronaut_bgr[::-1], astronaut_bgr[:, ::-1]]), ranges)
     data = json.loads(ranges.read_text())["data"]
     assert len(data) >= 100
     ops = {n.op_type for n in onnx.load_from_string(q.quantize(float_model(), ranges)).graph.node}
