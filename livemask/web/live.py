@@ -82,6 +82,11 @@ def count_in_view(result: FrameResult) -> dict[str, int]:
     return counts
 
 
+def people_so_far(result: FrameResult) -> dict | None:
+    """The people stage's counts up to this frame (``PeopleStats.to_dict``); None when it did not run."""
+    return None if result.analytics is None else result.analytics.people.to_dict()
+
+
 class EventFeed:
     """The hub's event lines, an engine sink on the engine's own thread (not threaded): every frame's
     lines and every alert reach the page's ``/v1/events``, even when the hub's threaded frame sink drops
@@ -201,8 +206,7 @@ class FrameHub:
         return {"source": self.info.get("source"), "opened": self.opened, "ended": self.closed,
                 "frames": self.frames, "fps": round(self.fps(), 2),
                 "in_view": latest.counts if latest is not None else {},
-                "people": None if latest is None or latest.result.analytics is None
-                else latest.result.analytics.people.to_dict(),
+                "people": None if latest is None else people_so_far(latest.result),
                 "tracks_seen": len(self._tracks), "info": self.info, "summary": self.summary_at_close}
 
     def shutdown(self) -> None:
@@ -267,7 +271,7 @@ def add_live_routes(app, hub: FrameHub, runner, classifier, explainer) -> None:
                     "seq": f.seq, "frame_id": f.result.frame.frame_id, "captured_ms": f.captured_ms,
                     "sent_ms": time.time() * 1000.0, "faces": f.faces, "counts": f.counts, "fps": round(hub.fps(), 2),
                     "skipped": skipped, "inference_ms": round(f.result.inference_ms, 1),
-                    "people": None if f.result.analytics is None else f.result.analytics.people.to_dict()}))
+                    "people": people_so_far(f.result)}))
                 await ws.send_bytes(f.jpeg)
             await ws.send_text(json.dumps({"end": True, "summary": hub.summary()}))
             await ws.close()
