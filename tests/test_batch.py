@@ -119,7 +119,7 @@ def check_batch(proc, out: Path, inputs) -> dict[str, dict]:
     astro = rows[str(inputs["astro"])]
     assert astro["frames"] == "40" and float(astro["duration_s"]) == pytest.approx(1.6)
     assert astro["people"] == "1" and astro["people_no_mask"] == "1" and astro["people_mask"] == "0"
-    assert float(astro["share_masked"]) == 0.0
+    assert float(astro["share_masked"]) == 0.0 and astro["static_faces"] == "0"
     assert float(astro["first_no_mask_s"]) == 0.0 and float(astro["last_no_mask_s"]) == pytest.approx(1.56)
     cat = rows[str(inputs["same_y"])]
     assert cat["people"] == "0" and cat["share_masked"] == "" and cat["first_no_mask_s"] == ""
@@ -133,6 +133,8 @@ def check_batch(proc, out: Path, inputs) -> dict[str, dict]:
         assert summary["input"]["size"] == Path(path).stat().st_size
         lines, run_summary = read_events(folder / "events.jsonl")
         assert len(lines) == int(row["frames"]) and run_summary["frames_written"] == len(lines)
+        if "/photos/" not in path:  # a video's people are the people stage's, as in its event log
+            assert int(row["people"]) == run_summary["people"]["counted"] == (lines[-1]["people"]["counted"])
     assert not list(out.glob(".partial-*"))
     return rows
 
@@ -218,6 +220,26 @@ def test_every_k_keeps_counts_and_true_positions(inputs, tmp_path):
     lines, _ = read_events(out / row["name"] / "events.jsonl")
     assert [x["position_s"] for x in lines] == pytest.approx([i * 3 / 25.0 for i in range(14)])
     assert {f["track_id"] for x in lines for f in x["faces"]} == {1}
+
+
+def test_a_still_photo_filmed_for_4_s_is_a_static_face_not_a_person(tmp_path):
+    """A clip of a photo that never moves (a poster in view): its face is found, labelled and tracked in
+    every frame, but the people stage marks it static, so summary.csv counts no person."""
+    still = tmp_path / "poster.mp4"
+    writer = cv2.VideoWriter(str(still), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, (320, 240))
+    frame = np.ascontiguousarray(astronaut_bgr()[0:240, 100:420])
+    for _ in range(100):
+        writer.write(frame)
+    writer.release()
+    out = tmp_path / "o"
+    proc = run_batch(str(still), "--out", str(out), "--workers", "1")
+    assert proc.returncode == 0, proc.stderr
+    row = rows_by_path(out)[str(still)]
+    lines, run_summary = read_events(out / row["name"] / "events.jsonl")
+    assert all(len(x["faces"]) == 1 for x in lines)  # the face is there in every frame
+    assert row["people"] == "0" and row["people_no_mask"] == "0" and row["share_masked"] == ""
+    assert row["static_faces"] == "1" and run_summary["people"]["static_tracks"] == 1
+    assert float(row["first_no_mask_s"]) == 0.0  # the face times still report what was seen
 
 
 def test_shared_clips_from_a_list_file(data_dir, tmp_path):

@@ -85,6 +85,21 @@ def test_a_still_picture_is_static_never_counted_and_never_alerted():
     assert people.summary()["static_tracks"] == 1
 
 
+def test_people_by_label_uses_each_persons_most_frequent_label_and_keeps_forgotten_people():
+    people = People(PeopleOptions(min_track_s=0.5, forget_s=1.0))
+    for i in range(20):  # person 1: mask for 1.4 s, then no_mask for 0.6 s (mostly mask)
+        image, box = moving_face(i)
+        people.update(result(i, i / 10, image, [box], ["mask" if i < 14 else "no_mask"], [1]))
+    assert people.by_label() == {"mask": 1}
+    for i in range(20, 60):  # person 2 (no_mask) for 4 s; person 1 is gone and folded into the totals
+        image, box = moving_face(i)
+        people.update(result(i, i / 10, image, [box], ["no_mask"], [2]))
+    assert 1 not in people.people  # forgotten
+    assert people.by_label() == {"mask": 1, "no_mask": 1}
+    summary = people.summary()
+    assert summary["counted"] == 2 and summary["masked"] == 1 and summary["share_masked"] == 0.5
+
+
 def test_empty_frames_keep_the_shape():
     people = People()
     image = np.zeros((120, 160, 3), np.uint8)

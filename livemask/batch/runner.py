@@ -27,7 +27,7 @@ from livemask.core.errors import LivemaskError
 log = logging.getLogger(__name__)
 
 BASE_COLUMNS = ["path", "name", "status", "error", "duration_s", "frames", "people"]
-TAIL_COLUMNS = ["share_masked", "first_no_mask_s", "last_no_mask_s", "processing_s", "fps", "worker",
+TAIL_COLUMNS = ["share_masked", "static_faces", "first_no_mask_s", "last_no_mask_s", "processing_s", "fps", "worker",
                 "worker_file", "model_load_s", "attempts", "note"]
 CLASS_ORDER = ["mask", "no_mask", "mask_incorrect"]
 

@@ -9,7 +9,8 @@ Frame sampling (``every`` K > 1): the source decodes every frame but hands on on
 (``position_s`` stays the true position in the file; ``frame_id`` counts processed frames). The detector then
 runs on every sampled frame (carrying boxes across K x detect_every frames is too far), and the tracker's
 ``max_age`` and ``vote_frames`` are divided by K in the composition root, so a track survives and votes over
-the same span of video time as without sampling. People are counted as unique track ids.
+the same span of video time as without sampling. A video's people are the people stage's (by track,
+pictures left out; see :class:`PeopleCounts`).
 """
 
 from __future__ import annotations
@@ -75,8 +76,9 @@ class FileResult:
     error: str | None = None
     duration_s: float | None = None  # length of the video (frames in the file / fps)
     frames: int = 0  # frames processed
-    people: dict[str, int] = field(default_factory=dict)  # unique tracks by their final voted label
-    share_masked: float | None = None  # people labelled mask / all people
+    people: dict[str, int] = field(default_factory=dict)  # people by label (see PeopleCounts)
+    share_masked: float | None = None  # masked people / all people
+    static_faces: int | None = None  # tracks the people stage marked static (pictures), not people
     first_no_mask_s: float | None = None  # position of the first frame with a no_mask face
     last_no_mask_s: float | None = None
     processing_s: float | None = None
@@ -170,14 +172,19 @@ class ImageSource(Source):
 
 
 class PeopleCounts:
-    """A sink: people by class (the last voted label of each track id) and no-mask times (faces per label
-    are in the engine's summary)."""
+    """A sink: people by class and no-mask times (faces per label are in the engine's summary).
+
+    A video's people are the people stage's (``people``): tracks that lasted and showed life, each under
+    the label it carried most often; faces it marks static (pictures) are not people. A photo's are its
+    faces by label (one frame: nothing can show life); without tracking, the most faces of a class seen
+    in one frame."""
 
     name = "people"
     threaded = False
 
-    def __init__(self, people=None):
+    def __init__(self, people=None, photo: bool = False):
         self.people = people  # the run's people stage: its alert count goes into the summary, as `run` has it
+        self.photo = photo
         self.last_label: dict[int, str] = {}
         self.peak: dict[str, int] = {}  # without tracking: the most faces of a class in one frame
         self.first_no_mask = self.last_no_mask = None
@@ -205,6 +212,8 @@ class PeopleCounts:
             summary["alerts"] = {"fired": self.people.fired, "snapshots": 0, "snapshot_errors": 0}
 
     def by_label(self, tracking: bool) -> dict[str, int]:
+        if self.people is not None and not self.photo:
+            return self.people.by_label()
         if not tracking:
             return dict(self.peak)
         out: dict[str, int] = {}
@@ -269,7 +278,7 @@ def process_input(item: BatchInput, out_dir: str | Path, models: Models, options
     tmp.mkdir(parents=True)
     tracker = models.tracker_factory()
     people = models.people_factory() if models.people_factory is not None and tracker.enabled else None
-    counts = PeopleCounts(people)
+    counts = PeopleCounts(people, photo=item.kind == "image")
     stop_event, abandoned, done = threading.Event(), threading.Event(), threading.Event()
     source = engine = None
     outputs = [EVENTS]
@@ -336,7 +345,9 @@ def process_input(item: BatchInput, out_dir: str | Path, models: Models, options
         row.duration_s = round(total / fps, 3)
     row.people = {name: 0 for name in models.classifier.class_names} | counts.by_label(tracker.enabled)
     n_people = sum(row.people.values())
-    row.share_masked = round(row.people.get(MASKED, 0) / n_people, 4) if n_people else None
+    masked = set(people.masked) if people is not None else {MASKED}
+    row.share_masked = round(sum(row.people.get(c, 0) for c in masked) / n_people, 4) if n_people else None
+    row.static_faces = len(people.static_tracks) if people is not None else None
     row.first_no_mask_s, row.last_no_mask_s = counts.first_no_mask, counts.last_no_mask
     row.fps = round(frames / elapsed, 2) if elapsed > 0 else None
     row.status = "ok"

@@ -135,8 +135,7 @@ class People:
         self.fired = 0
         self.too_short = 0  # tracks forgotten before they counted
         self.static_tracks: set[int] = set()  # tracks ever marked static
-        self._done_counted = 0  # forgotten tracks that were people
-        self._done_masked = 0
+        self._done = Counter()  # forgotten tracks that were people, by their most frequent label
         self._wall_offset = time.time() - time.monotonic()
 
     def update(self, result: FrameResult) -> FrameResult:
@@ -181,8 +180,7 @@ class People:
             if alert is not None:
                 alerts.append(alert)
         self._forget(t)
-        counted = self._done_counted + sum(p.counted for p in self.people.values())
-        masked = self._done_masked + sum(p.counted and p.dominant() in self.masked for p in self.people.values())
+        counted, masked = self._totals()
         stats = PeopleStats(in_view, counted, masked, int(static.sum()))
         return replace(result, analytics=Analytics(stats, static, tuple(alerts)))
 
@@ -217,15 +215,23 @@ class People:
         for tid in [k for k, p in self.people.items() if t - p.last_t > self.options.forget_s]:
             p = self.people.pop(tid)
             if p.counted:
-                self._done_counted += 1
-                self._done_masked += p.dominant() in self.masked
+                self._done[p.dominant()] += 1
             elif not p.static:
                 self.too_short += 1
 
+    def by_label(self) -> dict[str, int]:
+        """People counted so far by their most frequent label (pictures and short tracks left out)."""
+        out = Counter(self._done)
+        out.update(p.dominant() for p in self.people.values() if p.counted)
+        return dict(out)
+
+    def _totals(self) -> tuple[int, int]:
+        by_label = self.by_label()
+        return sum(by_label.values()), sum(n for label, n in by_label.items() if label in self.masked)
+
     def summary(self) -> dict:
         """People over the whole run (for the run's summary)."""
-        counted = self._done_counted + sum(p.counted for p in self.people.values())
-        masked = self._done_masked + sum(p.counted and p.dominant() in self.masked for p in self.people.values())
+        counted, masked = self._totals()
         not_counted = self.too_short + sum(not p.counted and not p.static for p in self.people.values())
         return {"counted": counted, "masked": masked,
                 "share_masked": round(masked / counted, 4) if counted else None,
