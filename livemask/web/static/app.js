@@ -243,7 +243,7 @@ const Live = {
     ws.onerror = () => setStatus("live stream: connection failed", true);
     const events = new EventSource(withToken("/v1/events"));
     const list = document.getElementById("live-events");
-    let lastText = "";
+    let lastKey = "";
     events.onmessage = (ev) => {
       const line = JSON.parse(ev.data);
       if (line.alert) {  // the people stage's alert: a tracked face stayed unmasked for alerts.after_s
@@ -252,11 +252,16 @@ const Live = {
         while (list.children.length > 50) list.lastChild.remove();
         return;
       }
-      const text = line.faces.length
-        ? line.faces.map(f => `${f.track_id !== undefined ? "#" + f.track_id + " " : ""}${words(f.label)} ${pct(f.probability)}${f.static ? " (static: a picture?)" : ""}`).join(", ")
+      // faces in track order, so a change of the detector's order is not a change
+      const faces = [...line.faces].sort((a, b) => (a.track_id ?? 0) - (b.track_id ?? 0));
+      const text = faces.length
+        ? faces.map(f => `${f.track_id !== undefined ? "#" + f.track_id + " " : ""}${words(f.label)} ${pct(f.probability)}${f.static ? " (static: a picture?)" : ""}`).join(", ")
         : "no faces";
-      if (text === lastText) return;  // the list shows changes, not every frame
-      lastText = text;
+      // the list shows changes of who is in view and how they are labelled, not every frame (nor every
+      // wiggle of a probability): the key leaves the probabilities out
+      const key = JSON.stringify(faces.map(f => [f.track_id, f.label, !!f.static]));
+      if (key === lastKey) return;
+      lastKey = key;
       list.prepend(el("li", { text: `frame ${line.frame_id}: ${text}` }));
       while (list.children.length > 50) list.lastChild.remove();
     };
