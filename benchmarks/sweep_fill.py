@@ -45,20 +45,19 @@ def main(argv: list[str] | None = None) -> int:
     from livemask.explain.base import resize_maps
     from livemask.explain.suite import ExplainSuite
 
-    classifier, x, folders, settings = faces.classifier, faces.x, faces.folders, faces.settings
-    s, masked_called_mask = classifier.input_size, faces.masked_called_mask
-    masked = folders == "with_mask"
+    x, s = faces.x, faces.classifier.input_size
+    masked = faces.folders == "with_mask"
     fills = [("blur", sigma) for sigma in args.sigma] + ([("grey", None)] if args.grey else [])
     rows = []
     for fill, sigma in fills:
-        options = {**settings, "fill": fill}
+        options = {**faces.settings, "fill": fill}
         if sigma is not None:
             options["blur_sigma_fraction"] = sigma / s
-        suite = ExplainSuite(classifier, **options)
+        suite = ExplainSuite(faces.classifier, **options)
         for method, explainer in suite.explainers.items():
             result = explainer.explain_prepared(x, faithfulness=False)
             faith = explainer.score(x, resize_maps(result.raw, s), result.targets)
-            f = figures(faith, result.maps, masked_called_mask)
+            f = figures(faith, result.maps, faces.masked_called_mask)
             inserted = faith.insertion_auc > faith.random_insertion_auc
             rows.append([fill if sigma is None else f"blur, sigma {sigma:g} px", method, f"{f['ratio_median']:.2f}",
                          f"{f['ratio_below_1']:.0%}", f"{f['insertion_above']:.0%}", f"{inserted[masked].mean():.0%}",
