@@ -157,8 +157,8 @@ def main() -> int:
             page.screenshot(path=str(out / "serve-live.png"), full_page=True)
             print(f"{out / 'serve-live.png'}: people so far {page.inner_text('#live-people')!r}")
         finally:
+            browser.close()  # first: an open stream would hold up the server's graceful shutdown
             stop(proc)
-            browser.close()
     return 0
 
 

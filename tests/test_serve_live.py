@@ -119,6 +119,8 @@ def test_live_page_over_a_clip_shows_frames_and_changing_counts(browser, astrona
             page.click("#live-explain")
             page.wait_for_selector("#live-explained[data-state='explained']", timeout=60_000)
             assert "face(s)" in page.inner_text("#live-explained")
+            # the face's own caption says its label is the tracker's vote, the maps' captions the crop's own
+            assert "voted over recent frames" in page.inner_text("#live-explained figcaption >> nth=0")
         summary = httpx.get(url + "/v1/summary").json()["live"]
         assert summary["frames"] >= 20 and summary["tracks_seen"] >= 1
         assert set(summary["people"]) >= {"in_view", "counted", "masked", "static"}  # the people stage ran

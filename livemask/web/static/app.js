@@ -82,7 +82,11 @@ function renderExplained(container, data, faceIndexBase) {
     container.querySelector(`.explain-row[data-index="${index}"]`)?.remove();
     const row = el("div", { class: "explain-row", "data-index": String(index) });
     row.append(el("figure", {}, el("img", { src: "data:image/png;base64," + f.crop_png, alt: "face crop" }),
-      el("figcaption", { text: `face ${index + 1}: ${words(f.label)} ${pct(f.probability)}` })));
+      // a tracked face (the Live page) carries its label voted over recent frames, which can differ from
+      // the probability of this frame's crop alone that the maps beside it explain
+      el("figcaption", { text: f.track_id !== undefined
+        ? `face ${index + 1} (#${f.track_id}): ${words(f.label)} ${pct(f.probability)}, voted over recent frames`
+        : `face ${index + 1}: ${words(f.label)} ${pct(f.probability)}` })));
     for (const e of f.explanations) {
       const cap = `${METHOD_TITLES[e.method] || e.method} [${words(e.target)} ${pct(e.target_probability)}] ${Math.round(e.ms)} ms`;
       const faith = e.faithfulness
