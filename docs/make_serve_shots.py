@@ -21,12 +21,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
+import re
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 import cv2
@@ -81,28 +79,16 @@ def scene(photos: list[np.ndarray], t: float = 0.0) -> np.ndarray:
     return frame
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def serve(*args: str) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "livemask", "serve", "--port", str(port), *args], cwd=ROOT,
-                            stdin=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"livemask serve exited with {proc.returncode}")
-        try:
-            urllib.request.urlopen(url + "/healthz", timeout=2).read()
-            return proc, url
-        except OSError:
-            time.sleep(0.5)
-    proc.terminate()
-    raise SystemExit("livemask serve did not answer within 120 s")
+    """``livemask serve`` on a free port (``--port 0``) and its URL, from the line it prints once it listens."""
+    proc = subprocess.Popen([sys.executable, "-m", "livemask", "serve", "--port", "0", *args], cwd=ROOT,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    match = re.search(r"serving on (http://\S+?)/", line)
+    if match is None:
+        stop(proc)
+        raise SystemExit(f"livemask serve did not start (exit status {proc.returncode}): {line.strip()!r}")
+    return proc, match.group(1)
 
 
 def stop(proc: subprocess.Popen) -> None:
