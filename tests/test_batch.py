@@ -17,6 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from clipmaker import write_frames
 from livehelpers import MODEL, astronaut_bgr, read_events, run_cli, write_clip
 
 from livemask.batch.inputs import expand_inputs, output_name
@@ -225,12 +226,7 @@ def test_every_k_keeps_counts_and_true_positions(inputs, tmp_path):
 def test_a_still_photo_filmed_for_4_s_is_a_static_face_not_a_person(tmp_path):
     """A clip of a photo that never moves (a poster in view): its face is found, labelled and tracked in
     every frame, but the people stage marks it static, so summary.csv counts no person."""
-    still = tmp_path / "poster.mp4"
-    writer = cv2.VideoWriter(str(still), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, (320, 240))
-    frame = np.ascontiguousarray(astronaut_bgr()[0:240, 100:420])
-    for _ in range(100):
-        writer.write(frame)
-    writer.release()
+    still = write_frames(tmp_path / "poster.avi", [np.ascontiguousarray(astronaut_bgr()[0:240, 100:420])] * 100, 25.0)
     out = tmp_path / "o"
     proc = run_batch(str(still), "--out", str(out), "--workers", "1")
     assert proc.returncode == 0, proc.stderr
