@@ -1,6 +1,6 @@
-"""How the fill (blur strength, or the model's mid-grey) changes both maps and their scores (issue 8).
+"""How the fill (blur strength, the model's mid-grey, or skin) changes both maps and their scores (issue 8).
 
-    python benchmarks/sweep_fill.py [--sigma 4 6 8 12 16] [--grey] [--model models/mask_classifier.keras]
+    python benchmarks/sweep_fill.py [--sigma 4 6 8 12 16] [--grey] [--skin] [--model models/mask_classifier.keras]
         [--per-class N] [--crops F]
 
 The same faces as ``bench_explain.py`` (largest face of each ``faces`` val photo, or crops it
@@ -32,9 +32,10 @@ HEADER = ["fill", "method", "ratio median", "ratio < 1", "insertion > random", "
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_face_arguments(parser, timed=1)
-    parser.add_argument("--sigma", nargs="+", type=float, default=[4, 6, 8, 12, 16],
+    parser.add_argument("--sigma", nargs="*", type=float, default=[4, 6, 8, 12, 16],
                         help="blur sigmas in pixels of the model's crop")
     parser.add_argument("--grey", action="store_true", help="also the model's mid-grey fill")
+    parser.add_argument("--skin", action="store_true", help="also the skin fill (each face's forehead colour)")
     args = parser.parse_args(argv)
     load_start = os.getloadavg()
     faces = sweep_faces(args)
@@ -47,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
 
     x, s = faces.x, faces.classifier.input_size
     masked = faces.folders == "with_mask"
-    fills = [("blur", sigma) for sigma in args.sigma] + ([("grey", None)] if args.grey else [])
+    fills = ([("blur", sigma) for sigma in args.sigma] + ([("grey", None)] if args.grey else [])
+             + ([("skin", None)] if args.skin else []))
     rows = []
     for fill, sigma in fills:
         options = {**faces.settings, "fill": fill}

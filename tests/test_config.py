@@ -92,7 +92,7 @@ def test_overrides_win_and_are_validated():
     ("detector:\n  runtime: trt\n", r"detector.runtime: expected one of auto, onnxruntime, opencv, got 'trt'$"),
     ("detector:\n  precision: int4\n", r"detector.precision: expected one of float32, int8, got 'int4'$"),
     ("detector:\n  precision: 8\n", r"detector.precision: expected one of float32, int8, got int 8$"),
-    ("explain:\n  fill: white\n", r"explain.fill: expected one of grey, blur, got 'white'$"),
+    ("explain:\n  fill: white\n", r"explain.fill: expected one of grey, blur, skin, got 'white'$"),
     # values whose default is None are type-checked too
     ("detector:\n  model_path: 3\n", r"detector.model_path: expected str or null, got int 3"),
     ("explain:\n  layer: [a]\n", r"explain.layer: expected str or null, got list"),

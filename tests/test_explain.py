@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from livemask.explain import faithfulness as faith
-from livemask.explain.base import Explanations, normalise, resize_maps, resolve_targets
+from livemask.explain.base import SKIN_BAND, Explanations, normalise, resize_maps, resolve_targets
 from livemask.explain.gradcam import GradCAM, find_conv_layer
 from livemask.explain.occlusion import Occlusion, patch_starts
 from livemask.explain.scores import log_odds
@@ -200,7 +200,8 @@ def _occlusion_loop(classifier, x: np.ndarray, target: int, patch: int, stride: 
 
 
 @pytest.mark.parametrize(("patch_fraction", "stride_fraction", "fill"),
-                         [(0.125, 0.125, "grey"), (0.25, 0.125, "blur"), (0.25, 0.1875, "grey")])
+                         [(0.125, 0.125, "grey"), (0.25, 0.125, "blur"), (0.25, 0.1875, "grey"),
+                          (0.125, 0.125, "skin")])
 def test_batched_occlusion_equals_a_per_patch_loop(classifier, mixed_crops, patch_fraction, stride_fraction, fill):
     import cv2
 
@@ -211,6 +212,8 @@ def test_batched_occlusion_equals_a_per_patch_loop(classifier, mixed_crops, patc
     for i in range(len(crops)):
         if fill == "grey":
             filled = np.full_like(x[i], classifier.spec.pixel_for(0.0))
+        elif fill == "skin":
+            filled = np.full_like(x[i], 0.0) + _forehead_median(x[i])
         else:
             filled = cv2.GaussianBlur(x[i], (0, 0), sigmaX=explainer.blur_sigma, borderType=cv2.BORDER_REFLECT)
         expected = _occlusion_loop(classifier, x[i], int(result.targets[i]), explainer.patch, explainer.stride, filled)
@@ -219,13 +222,49 @@ def test_batched_occlusion_equals_a_per_patch_loop(classifier, mixed_crops, patc
     assert patch_starts(64, 16, 8)[-1] == 48 and patch_starts(64, 16, 12) == [0, 12, 24, 36, 48]
 
 
-def test_occlusion_fill_is_the_models_own_mid_grey_or_a_blur(classifier, astronaut_crops):
-    x = classifier.prepare(astronaut_crops)
+def _forehead_median(x: np.ndarray) -> np.ndarray:
+    """The skin fill's colour for one model input (S, S, 3), computed here from SKIN_BAND's fractions."""
+    (r0, r1), (c0, c1) = SKIN_BAND
+    s = x.shape[0]
+    return np.median(x[round(s * r0):round(s * r1), round(s * c0):round(s * c1)].reshape(-1, 3), axis=0)
+
+
+def test_occlusion_fill_is_the_models_own_mid_grey_a_blur_or_the_forehead_colour(classifier, astronaut_crops):
+    x = classifier.prepare(np.concatenate([astronaut_crops, astronaut_crops[:, ::-1]]))
     fill = Occlusion(classifier, fill="grey").fill_values(x)
     preprocess = classifier.model.get_layer("preprocess")
     np.testing.assert_allclose(preprocess(fill).numpy(), 0.0, atol=1e-6)  # the middle of the [-1, 1] range
     blurred = Occlusion(classifier, fill="blur").fill_values(x)
     assert blurred.shape == x.shape and 0 < np.abs(blurred - x).mean() < 40
+    skin = Occlusion(classifier, fill="skin").fill_values(x)
+    assert skin.shape == x.shape and skin.dtype == x.dtype
+    for i in range(len(x)):  # one flat colour per face: its forehead band's median
+        np.testing.assert_allclose(skin[i], np.broadcast_to(_forehead_median(x[i]), x[i].shape))
+    assert np.abs(skin[0, 0, 0] - skin[1, 0, 0]).max() > 1, "an upside-down face has another 'forehead'"
+    assert Occlusion(classifier, fill="skin").fill_values(x[:0]).shape == (0, *x.shape[1:])
+
+
+def test_a_mask_filled_with_skin_reads_less_like_a_mask_than_a_blurred_one(classifier, val_masked_crops):
+    """Why the skin fill exists: blurring the lower half of a masked face keeps much of the mask's
+    evidence, painting it over with the face's own skin colour removes more of it."""
+    if "mask" not in classifier.class_names:
+        pytest.skip("the model has no 'mask' class")
+    mask_id = classifier.spec.class_index("mask")
+    crops = val_masked_crops[classifier.predict_crops(val_masked_crops).class_ids == mask_id]
+    x = classifier.prepare(crops)
+    half = classifier.input_size // 2
+    scorer = Occlusion(classifier).scorer
+    targets = np.full(len(x), mask_id)
+    drops = {}
+    for fill in ("blur", "skin"):
+        filled = x.copy()
+        filled[:, half:] = Occlusion(classifier, fill=fill).fill_values(x)[:, half:]
+        drops[fill] = scorer.scores(x, targets) - scorer.scores(filled, targets)
+    more = float(np.mean(drops["skin"] > drops["blur"]))
+    print(f"\nlower half filled, mask log-odds drop (median): blur {np.median(drops['blur']):.2f}, "
+          f"skin {np.median(drops['skin']):.2f}; skin drops more on {more:.0%} of {len(x)} faces")
+    assert len(x) >= 100
+    assert np.median(drops["skin"]) > np.median(drops["blur"]) and more > 0.5
 
 
 # -- sanity checks --------------------------------------------------------------------------

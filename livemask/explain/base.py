@@ -15,7 +15,9 @@ Every method explains and is measured on the same score, the target's log-odds
 Occluded and deleted pixels are filled *in the model's input space*: ``grey`` uses
 ``spec.pixel_for(0.0)``, the input value that the model's own preprocessing maps to the
 middle (0) of the network's [-1, 1] range; ``blur`` uses a Gaussian-blurred copy of the
-crop (sigma = ``blur_sigma_fraction`` of the crop side).
+crop (sigma = ``blur_sigma_fraction`` of the crop side); ``skin`` uses one flat colour per face,
+the median of its forehead band (:data:`SKIN_BAND`), a stand-in for bare skin: a patch of mask
+filled with it reads as no mask, where a blurred mask still reads as a mask.
 
 The caller's model is never changed: the explainers build separate functional models that
 share its layers and weights, and nothing sets activations, trainability or weights.
@@ -40,7 +42,11 @@ from livemask.explain.scores import LogitScorer, log_odds
 log = logging.getLogger(__name__)
 
 EPS = 1e-12  # keeps an all-zero map at 0 (not NaN) without flattening small real maps
-FILLS = ("grey", "blur")
+FILLS = ("grey", "blur", "skin")
+# the skin fill's sample, as fractions of the crop side: rows 16-36% (CenterFace's eyes sit at 41% of
+# the crop's height, the nose tip at 58%: the band is forehead and brows, above any mask worn or pushed
+# up), columns 30-70% (clear of the hair and background at the sides)
+SKIN_BAND = ((0.16, 0.36), (0.30, 0.70))
 MAX_FACES_PER_SCORE = 16  # faces whose faithfulness copies are built at once (about 35 MB at 64 px)
 
 # a target: None (each face's predicted class), a class name for every face, one name per
@@ -137,7 +143,7 @@ class Explanations:
 class Explainer:
     """Base explainer: a method overrides :meth:`_raw_maps` only.
 
-    ``fill``: ``grey`` or ``blur`` (see module doc); ``blur_sigma_fraction``: the blur's sigma
+    ``fill``: ``grey``, ``blur`` or ``skin`` (see module doc); ``blur_sigma_fraction``: the blur's sigma
     as a fraction of the crop side; ``faithfulness_steps``: points of the deletion and
     insertion curves (0 switches scoring off); ``seed``: the random reference order and
     tie-breaking (mixed with each face's pixels); ``scorer``: a :class:`LogitScorer` of the same
@@ -181,6 +187,11 @@ class Explainer:
             return np.full_like(x, self.spec.pixel_for(0.0))
         if not len(x):
             return x.copy()
+        if self.fill == "skin":
+            s = x.shape[1]
+            (r0, r1), (c0, c1) = SKIN_BAND
+            band = x[:, round(s * r0):round(s * r1), round(s * c0):round(s * c1)].reshape(len(x), -1, x.shape[-1])
+            return np.broadcast_to(np.median(band, axis=1)[:, None, None, :], x.shape).astype(x.dtype)
         return np.stack([cv2.GaussianBlur(img, (0, 0), sigmaX=self.blur_sigma, borderType=cv2.BORDER_REFLECT)
                          for img in x])
 

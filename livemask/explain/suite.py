@@ -31,7 +31,8 @@ class ExplainSuite:
     patch_fraction / stride_fraction: occlusion patch side and step as fractions of the crop side
     (a stride below the patch makes overlapping patches).
     fill: what occluded and deleted pixels become: ``blur`` (a Gaussian-blurred copy of the crop,
-    sigma = blur_sigma_fraction of the crop side) or ``grey`` (the model's own mid-grey).
+    sigma = blur_sigma_fraction of the crop side), ``grey`` (the model's own mid-grey) or ``skin``
+    (each face's forehead colour, flat).
     faithfulness_steps: points of the deletion and insertion curves (0 = no score).
     seed: the random reference order and tie-breaking.
     tile: side in pixels of each crop / map tile in the panel; alpha: heat-map opacity.
