@@ -184,7 +184,7 @@ class PeopleCounts:
 
     def __init__(self, people=None, photo: bool = False):
         self.people = people  # the run's people stage: its alert count goes into the summary, as `run` has it
-        self.photo = photo
+        self.from_people = people is not None and not photo  # a video with the people stage: it counts
         self.last_label: dict[int, str] = {}
         self.peak: dict[str, int] = {}  # without tracking: the most faces of a class in one frame
         self.first_no_mask = self.last_no_mask = None
@@ -194,14 +194,15 @@ class PeopleCounts:
 
     def write(self, result) -> None:
         labels = result.predictions.labels
-        per_frame: dict[str, int] = {}
-        for label in labels:
-            per_frame[label] = per_frame.get(label, 0) + 1
-        for label, n in per_frame.items():
-            self.peak[label] = max(self.peak.get(label, 0), n)
-        if result.track_ids is not None:
-            for tid, label in zip(result.track_ids, labels, strict=True):
-                self.last_label[int(tid)] = label
+        if not self.from_people:  # the counts by_label reads when the people stage does not count
+            per_frame: dict[str, int] = {}
+            for label in labels:
+                per_frame[label] = per_frame.get(label, 0) + 1
+            for label, n in per_frame.items():
+                self.peak[label] = max(self.peak.get(label, 0), n)
+            if result.track_ids is not None:
+                for tid, label in zip(result.track_ids, labels, strict=True):
+                    self.last_label[int(tid)] = label
         if UNMASKED in labels:
             pos = (result.frame.position_ms or 0.0) / 1000.0
             self.first_no_mask = pos if self.first_no_mask is None else self.first_no_mask
@@ -212,7 +213,7 @@ class PeopleCounts:
             summary["alerts"] = {"fired": self.people.fired, "snapshots": 0, "snapshot_errors": 0}
 
     def by_label(self, tracking: bool) -> dict[str, int]:
-        if self.people is not None and not self.photo:
+        if self.from_people:
             return self.people.by_label()
         if not tracking:
             return dict(self.peak)
