@@ -71,10 +71,11 @@ def dead_port() -> int:
 
 
 def one_run(url: str | None, detector, classifier, snapshots: Path) -> dict:
+    from livemask.engine.capture import Capture
     from livemask.engine.engine import Engine
     from livemask.engine.people import AlertRule, People, PeopleOptions
     from livemask.engine.pipeline import FrameProcessor
-    from livemask.engine.stream import Capture, FileSource
+    from livemask.engine.sources import FileSource
     from livemask.engine.tracker import Tracker
     from livemask.sinks.alerts import AlertSink, WebhookNotifier
     from livemask.sinks.recording import EventLog
@@ -101,7 +102,7 @@ def main() -> int:
 
     import_tensorflow_quietly()
     from face_detector import CenterFaceDetector
-    from livemask.models.classifier import MaskClassifier
+    from livemask.models.backends.keras_model import MaskClassifier
 
     detector = CenterFaceDetector(input_long_side=320, coarse_long_side=0)  # `livemask run`'s video setting
     classifier = MaskClassifier(args.model)

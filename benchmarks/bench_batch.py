@@ -45,19 +45,19 @@ def run_config(clips: list[Path], config: dict, engine: str, workers: int, threa
     options = FileOptions()
     factory = model_factory(config, 1, threads)  # as the command: 1 thread = stages in turn, 2+ = overlapped
 
-    def make_engine(out_dir):
+    def make_executor(out_dir):
         if engine == "ray":
-            from livemask.batch.ray_engine import RayEngine
+            from livemask.batch.ray_executor import RayExecutor
 
-            return RayEngine(factory, out_dir, options, workers, threads)
-        from livemask.batch.local import LocalEngine
+            return RayExecutor(factory, out_dir, options, workers, threads)
+        from livemask.batch.local_executor import LocalExecutor
 
-        return LocalEngine(factory, out_dir, options, workers, threads)
+        return LocalExecutor(factory, out_dir, options, workers, threads)
 
     out = Path(tempfile.mkdtemp(dir=work))
     before = load_average()
     started = time.monotonic()
-    report = run_batch([str(c) for c in clips], out, make_engine, progress=False)
+    report = run_batch([str(c) for c in clips], out, make_executor, progress=False)
     wall = time.monotonic() - started
     assert report.count("ok") == len(clips), [r.error for r in report.rows]
     frames = sum(r.frames for r in report.rows)

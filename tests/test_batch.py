@@ -21,7 +21,7 @@ from clipmaker import write_frames
 from livehelpers import MODEL, astronaut_bgr, read_events, run_cli, write_clip
 
 from livemask.batch.inputs import expand_inputs, output_name
-from livemask.batch.outputs import completed_summary
+from livemask.batch.out_folder import completed_summary
 
 TIMEOUT = 400
 

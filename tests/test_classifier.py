@@ -11,9 +11,9 @@ from conftest import MODEL
 
 from livemask.core.errors import InputImageError, ModelFileError
 from livemask.core.types import Detections
-from livemask.models.classifier import MaskClassifier
+from livemask.models.backends.keras_model import MaskClassifier
 from livemask.models.crop import crop_face
-from livemask.models.modelspec import read_spec
+from livemask.models.keras_layers import read_spec
 
 
 def test_model_file_is_small_and_loads_in_safe_mode():

@@ -201,8 +201,8 @@ def test_int8_ranges_are_measured_by_calibrate_and_checked_against_the_network(t
     import json
 
     from face_detector import quantize as q
-    from face_detector.calibrate import blobs
     from face_detector.centerface import bundled_model_path
+    from face_detector.measure_ranges import blobs
 
     def float_model():
         return q.free_sizes(onnx.load(str(bundled_model_path())))

@@ -274,7 +274,7 @@ def test_model_randomisation_changes_the_gradcam_map(classifier, mixed_crops, tm
     import keras
     from scipy.stats import spearmanr
 
-    from livemask.models.classifier import MaskClassifier
+    from livemask.models.backends.keras_model import MaskClassifier
 
     keras.utils.set_random_seed(123)
     random_model = keras.models.clone_model(classifier.model)  # same architecture, fresh initial weights

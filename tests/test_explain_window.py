@@ -30,10 +30,10 @@ import json, subprocess, sys, time
 from pathlib import Path
 import cv2, numpy as np, skimage.data
 from face_detector import CenterFaceDetector
-from livemask.models.classifier import MaskClassifier
+from livemask.models.backends.keras_model import MaskClassifier
 from livemask.apps.compose import apply_overrides, explain_session_factory, load_config
 from livemask.core.errors import LivemaskError
-from livemask.explain.live import WINDOW, ExplainSession
+from livemask.explain.frozen_frame import WINDOW, ExplainSession
 from livemask.core.types import Detections, Frame, FrameResult
 
 model, out_dir = sys.argv[1], Path(sys.argv[2])

@@ -123,9 +123,9 @@ def test_any_class_count_and_contract(tmp_path):
     """A 3-class BGR model with its own scaling, margin and temperature keeps all of it when exported."""
     import keras
 
-    from livemask.models.classifier import MaskClassifier
+    from livemask.models.backends.keras_model import MaskClassifier
     from livemask.models.export import export_classifier
-    from livemask.models.modelspec import ClassProbabilities, Preprocess
+    from livemask.models.keras_layers import ClassProbabilities, Preprocess
 
     keras.utils.set_random_seed(3)
     inputs = keras.Input((32, 32, 3))

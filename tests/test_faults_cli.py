@@ -18,7 +18,8 @@ from livehelpers import cli, run_cli
 
 from livemask.apps.cli import error_line
 from livemask.core.errors import Interrupted, LivemaskError, SourceError
-from livemask.engine.stream import Capture, FileSource, UrlSource
+from livemask.engine.capture import Capture
+from livemask.engine.sources import FileSource, UrlSource
 
 
 def test_error_line_is_one_redacted_bounded_line():

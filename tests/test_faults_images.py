@@ -18,7 +18,8 @@ from livehelpers import read_code
 from livemask.core.errors import InputImageError
 from livemask.core.images import DEFAULT_MAX_PIXELS, read_image, set_max_pixels
 from livemask.core.imagesize import header_size
-from livemask.engine.stream import Capture, FolderSource
+from livemask.engine.capture import Capture
+from livemask.engine.sources import FolderSource
 
 RSS_LIMIT_MB = 1536
 

@@ -87,7 +87,7 @@ def bad_classifiers(tmp_path_factory):
     import_tensorflow_quietly()
     import keras
 
-    from livemask.models.modelspec import ClassProbabilities, Preprocess
+    from livemask.models.keras_layers import ClassProbabilities, Preprocess
 
     def model(size, dense, names, outputs=1, channels=3):
         inp = keras.Input((size, size, channels))
@@ -120,7 +120,7 @@ def bad_classifiers(tmp_path_factory):
     ("random.h5", "cannot load model (not an HDF5 file, as a .h5 file is"),
 ])
 def test_classifier_files(bad_classifiers, name, expected):
-    from livemask.models.classifier import MaskClassifier
+    from livemask.models.backends.keras_model import MaskClassifier
 
     with pytest.raises(ModelFileError) as err:
         MaskClassifier(str(bad_classifiers / name))

@@ -17,7 +17,7 @@ import pytest
 from conftest import MODEL, ROOT
 
 from livemask.core.errors import OutputError
-from livemask.core.outputs import OutputNames, check_output_file, prepare_out_dir, save_array, write_image
+from livemask.core.output_paths import OutputNames, check_output_file, prepare_out_dir, save_array, write_image
 
 SET_MODEL = ["--set", f"classifier.model_path={MODEL}"]
 

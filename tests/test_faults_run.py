@@ -16,10 +16,11 @@ import pytest
 from livehelpers import cli, read_code, read_events, read_video, run_cli, write_clip
 
 from livemask.core.errors import LivemaskError, OutputError
+from livemask.engine.capture import Capture
 from livemask.engine.engine import Engine
 from livemask.engine.pipeline import FrameProcessor
 from livemask.engine.sink import BaseSink
-from livemask.engine.stream import Capture, FileSource
+from livemask.engine.sources import FileSource
 from livemask.engine.tracker import Tracker
 from livemask.sinks.recording import EventLog
 

@@ -9,7 +9,8 @@ import pytest
 from livehelpers import MjpegServer, read_events, run_cli
 
 from livemask.core.redact import redact_text, redact_url
-from livemask.engine.stream import SourceOptions, UrlSource, parse_source
+from livemask.engine.capture import SourceOptions
+from livemask.engine.sources import UrlSource, parse_source
 
 SECRETS = ("s3cr3tPW", "Zx9TOKEN", "qu3ryT0k", "k3yV4lue", "s1gnature")
 

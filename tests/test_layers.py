@@ -125,7 +125,7 @@ def test_the_checks_can_fail():
     g = {"livemask.config": {"livemask.apps.compose"}, "livemask.apps.compose": {"livemask.config"}}
     assert cycles(g) == [["livemask.apps.compose", "livemask.config"]]
     assert layer("livemask.config") < layer("livemask.apps.compose")
-    assert layer("face_detector.centerface") == layer("livemask.models.classifier")
+    assert layer("face_detector.centerface") == layer("livemask.models.backends.keras_model")
     assert imports("livemask.config", ROOT / "livemask" / "config.py", set(modules())) <= {
         "livemask.core", "livemask.core.errors", "livemask.core.params", "livemask.core.safeyaml"}
 
@@ -133,4 +133,4 @@ def test_the_checks_can_fail():
 def test_only_the_composition_root_builds_from_the_config():
     """Below livemask.apps, nobody imports the config's builders (only PROJECT_ROOT, to find model files)."""
     users = {a for a, targets in graph().items() if "livemask.config" in targets and layer(a) < layer("livemask.apps")}
-    assert users <= {"livemask.models.classifier", "livemask.models.export"}  # both: PROJECT_ROOT only
+    assert users <= {"livemask.models.backends.keras_model", "livemask.models.export"}  # both: PROJECT_ROOT only

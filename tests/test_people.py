@@ -10,10 +10,11 @@ from clipmaker import pasted_photo_clip
 from livehelpers import astronaut_bgr, read_alerts, read_events
 
 from livemask.core.types import Detections, Frame, FrameResult, Predictions
+from livemask.engine.capture import Capture
 from livemask.engine.engine import Engine
 from livemask.engine.people import AlertRule, People, PeopleOptions
 from livemask.engine.pipeline import FrameProcessor
-from livemask.engine.stream import Capture, FileSource
+from livemask.engine.sources import FileSource
 from livemask.engine.tracker import Tracker
 from livemask.sinks.recording import EventLog
 

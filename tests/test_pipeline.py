@@ -10,8 +10,9 @@ from livehelpers import MODEL, read_code, write_clip
 
 from livemask.core.errors import ConfigError, LivemaskError
 from livemask.core.types import FrameResult
+from livemask.engine.capture import Capture
 from livemask.engine.pipeline import FrameProcessor, Pipeline, PipelineOptions
-from livemask.engine.stream import Capture, FileSource, Source
+from livemask.engine.sources import FileSource, Source
 from livemask.engine.tracker import Tracker
 
 
@@ -29,7 +30,7 @@ def detector():
 
 @pytest.fixture(scope="module")
 def classifier():
-    from livemask.models.classifier import MaskClassifier
+    from livemask.models.backends.keras_model import MaskClassifier
 
     c = MaskClassifier(str(MODEL))
     c.warmup()

@@ -24,7 +24,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from livemask.core.types import Detections, Frame, FrameResult, Predictions
 from livemask.engine.sink import RunInfo
-from livemask.web.live import FrameHub, count_in_view
+from livemask.web.hub import FrameHub, count_in_view
 
 FPS = 25
 

@@ -15,14 +15,13 @@ from livehelpers import MjpegServer, read_code, write_clip
 
 from livemask.core.errors import SourceError
 from livemask.core.types import Frame
-from livemask.engine.stream import (
+from livemask.engine.capture import Capture, SourceOptions
+from livemask.engine.sources import (
     BufferPolicy,
     CameraSource,
-    Capture,
     FileSource,
     FolderSource,
     Source,
-    SourceOptions,
     UrlSource,
     parse_source,
 )

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import MODEL, ROOT
 
-from livemask.data.calibrate import ece_of_probabilities, expected_calibration_error, fit_temperature, softmax
+from livemask.data.temperature import ece_of_probabilities, expected_calibration_error, fit_temperature, softmax
 
 
 def livemask(*args, timeout=300):

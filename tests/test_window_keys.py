@@ -72,7 +72,7 @@ def result(frame_id: int = 7) -> FrameResult:
 
 @pytest.fixture
 def window(tmp_path):
-    # the run's own factory: it imports livemask.explain.live only when the first explanation key comes
+    # the run's own factory: it imports livemask.explain.frozen_frame only when the first explanation key comes
     w = LiveWindow("livemask-test", tmp_path / "snaps", explain=explain_session_factory(None, None))
     w.shown, w.result = np.full((48, 64, 3), 90, np.uint8), result()
     return w
@@ -115,7 +115,7 @@ def test_esc_after_an_explanation_key_never_quits(window, state):
 
 
 def test_esc_after_an_explanation_key_without_a_session_does_not_quit(window, monkeypatch):
-    monkeypatch.setitem(sys.modules, "livemask.explain.live", None)  # explanations unavailable
+    monkeypatch.setitem(sys.modules, "livemask.explain.frozen_frame", None)  # explanations unavailable
     window.handle_key(ord("g"))
     assert window.handle_key(ESC) is None
     assert window.handle_key(ESC) == "quit"
@@ -137,7 +137,7 @@ def test_messages_expire(window, monkeypatch):
 
 
 def test_missing_explanation_module_is_a_visible_message(window, monkeypatch):
-    monkeypatch.setitem(sys.modules, "livemask.explain.live", None)  # import fails
+    monkeypatch.setitem(sys.modules, "livemask.explain.frozen_frame", None)  # import fails
     assert window.handle_key(ord("g")) is None
     assert any("explanations unavailable" in line for line in window.overlay_lines())
     assert window.session is None

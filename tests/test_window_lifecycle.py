@@ -34,8 +34,8 @@ import cv2, numpy as np, skimage.data
 from face_detector import CenterFaceDetector
 from livemask.apps.compose import apply_overrides, explain_session_factory, load_config
 from livemask.core.types import Frame, FrameResult
-from livemask.explain.live import WINDOW
-from livemask.models.classifier import MaskClassifier
+from livemask.explain.frozen_frame import WINDOW
+from livemask.models.backends.keras_model import MaskClassifier
 from livemask.sinks.window import ESC, LiveWindow
 
 model, out_dir, rounds, live_name = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4]

@@ -9,9 +9,10 @@ import threading
 import pytest
 from livehelpers import read_events, read_video, write_clip
 
+from livemask.engine.capture import Capture
 from livemask.engine.engine import Engine
 from livemask.engine.pipeline import FrameProcessor
-from livemask.engine.stream import Capture, FileSource
+from livemask.engine.sources import FileSource
 from livemask.engine.tracker import Tracker
 from livemask.sinks.recording import EventLog, VideoSink
 
@@ -78,7 +79,7 @@ def test_display_lost_finishes_every_output_once(clip, classifier, tmp_path):
 
 HOOK_SCRIPT = r"""
 import ctypes, sys
-from livemask.sinks.winwatch import on_lost_connection
+from livemask.sinks.x11 import on_lost_connection
 
 disarm = on_lost_connection(lambda: print("finished outputs", flush=True) or 5)
 if sys.argv[1] == "c-exit":  # what Qt's X11 plugin does when the connection breaks

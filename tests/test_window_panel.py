@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from livemask.explain.panel import FaceView, PanelRenderer
-from livemask.sinks.winwatch import Area
+from livemask.sinks.window_policy import Area
 
 
 def faces_and_results(n: int, methods=("gradcam",)):
@@ -52,10 +52,10 @@ def test_area_origin_in_a_corner():
     ((0, 0, 1100, 700), Area(426, 266, 854, 534, corner=True)),  # neither: the bottom-right part
 ])
 def test_panel_area_beside_below_or_in_the_corner(monkeypatch, live, expected):
-    from livemask.sinks import winwatch
+    from livemask.sinks import window_policy
 
-    monkeypatch.setattr(winwatch, "screen_size", lambda: (1280, 800))
-    monkeypatch.setattr(winwatch.cv2, "getWindowImageRect", lambda name: live)
-    assert winwatch.panel_area("livemask") == expected
-    monkeypatch.setattr(winwatch, "screen_size", lambda: None)
-    assert winwatch.panel_area("livemask") == Area()  # screen unknown: no limit, not moved
+    monkeypatch.setattr(window_policy, "screen_size", lambda: (1280, 800))
+    monkeypatch.setattr(window_policy.cv2, "getWindowImageRect", lambda name: live)
+    assert window_policy.panel_area("livemask") == expected
+    monkeypatch.setattr(window_policy, "screen_size", lambda: None)
+    assert window_policy.panel_area("livemask") == Area()  # screen unknown: no limit, not moved

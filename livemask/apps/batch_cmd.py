@@ -49,7 +49,7 @@ def build_models(config: dict, every: int = 1, overlap: bool = True):
     every sampled frame, i.e. every K source frames instead of every ``pipeline.detect_every``.
     """
     from livemask.core.quiet import import_tensorflow_quietly
-    from livemask.engine.stream import quiet_video_backend
+    from livemask.engine.sources import quiet_video_backend
 
     quiet_video_backend()
     import_tensorflow_quietly()  # first: the composition root imports the TensorFlow backend
@@ -99,20 +99,20 @@ def command(args, config) -> int:
     options = FileOptions(args.every, args.write_video, args.blur_faces)
     factory = model_factory(config, args.every, threads)
     if args.engine == "ray":
-        from livemask.batch.ray_engine import import_ray
+        from livemask.batch.ray_executor import import_ray
 
         import_ray()  # the one-line install hint before anything else happens
 
-    def make_engine(out_dir):
+    def make_executor(out_dir):
         if args.engine == "ray":
-            from livemask.batch.ray_engine import RayEngine
+            from livemask.batch.ray_executor import RayExecutor
 
-            return RayEngine(factory, out_dir, options, workers, threads, args.address)
-        from livemask.batch.local import LocalEngine
+            return RayExecutor(factory, out_dir, options, workers, threads, args.address)
+        from livemask.batch.local_executor import LocalExecutor
 
-        return LocalEngine(factory, out_dir, options, workers, threads)
+        return LocalExecutor(factory, out_dir, options, workers, threads)
 
-    report = run_batch(args.inputs, args.out, make_engine, resume=args.resume, progress=not args.no_progress)
+    report = run_batch(args.inputs, args.out, make_executor, resume=args.resume, progress=not args.no_progress)
     ok, failed, skipped = report.count("ok"), report.count("failed"), report.count("skipped")
     print(f"livemask: batch: {ok} ok, {failed} failed, {skipped} skipped in {report.elapsed_s:.1f} s; "
           f"summary in {report.tables[0] if report.tables else args.out}", file=sys.stderr)

@@ -23,10 +23,10 @@ from livemask.core.errors import ConfigError
 from livemask.core.images import ImageLimits
 from livemask.core.params import OneOf, Range, check_fields
 from livemask.core.redact import redact_url
+from livemask.engine.capture import SourceOptions
 from livemask.engine.engine import Engine
 from livemask.engine.people import AlertRule, People, PeopleOptions
 from livemask.engine.pipeline import FrameProcessor, PipelineOptions
-from livemask.engine.stream import SourceOptions
 from livemask.engine.tracker import Tracker
 from livemask.explain.base import FILLS
 from livemask.explain.suite import ExplainSuite
@@ -178,7 +178,7 @@ def explain_session_factory(config: Config, classifier: FaceClassifier) -> Calla
     """For the live window: makes the explanation session on the first g / o / e key (import included)."""
 
     def make():
-        from livemask.explain.live import ExplainSession
+        from livemask.explain.frozen_frame import ExplainSession
 
         classifier.model  # noqa: B018  (an exported model raises here: explanations need the Keras model)
         return ExplainSession(classifier, make_suite=lambda: explain_suite(config, classifier))

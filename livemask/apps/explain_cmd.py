@@ -17,7 +17,7 @@ from pathlib import Path
 from livemask.apps.image_cmd import error_line
 from livemask.core.errors import InputImageError, LivemaskError
 from livemask.core.images import list_images, read_image
-from livemask.core.outputs import OutputNames, prepare_out_dir, save_array, write_image
+from livemask.core.output_paths import OutputNames, prepare_out_dir, save_array, write_image
 from livemask.core.records import face_record
 
 log = logging.getLogger(__name__)

@@ -35,7 +35,7 @@ def add_arguments(parser) -> None:
 def command(args, config) -> int:
     from livemask.config import apply_overrides, build
     from livemask.models.export import check_options, export_classifier, face_crops
-    from livemask.models.modelspec import read_spec
+    from livemask.models.keras_layers import read_spec
 
     config = apply_overrides(config, {"classifier.model_path": args.model}, "command line")
     model_path = config["classifier"].get("model_path", "models/mask_classifier.keras")
@@ -50,7 +50,7 @@ def command(args, config) -> int:
                           f"--calibration DIR ({DEFAULT_CALIBRATION} not found)")
     crops = None
     if folder is not None:
-        from livemask.models.classifier import load_keras_model
+        from livemask.models.backends.keras_model import load_keras_model
 
         spec = read_spec(load_keras_model(model_path))
         detector = build(config, "detector")

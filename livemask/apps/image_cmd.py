@@ -9,7 +9,7 @@ from pathlib import Path
 
 from livemask.core.errors import InputImageError, LivemaskError
 from livemask.core.images import list_images, read_image
-from livemask.core.outputs import OutputNames, prepare_out_dir, write_image
+from livemask.core.output_paths import OutputNames, prepare_out_dir, write_image
 from livemask.core.records import face_records
 from livemask.sinks.draw import FaceAnnotator
 

@@ -33,7 +33,7 @@ def check_outputs(source, output: str | None, events: str | None) -> None:
     """Before any work: an output that is the source or the other output, a folder, under /proc, /sys or
     /dev (a device or pipe such as ``/dev/null`` or ``/dev/stdout`` is allowed for ``--events``), of an
     unknown video type, or in a folder that cannot be created or written, is one OutputError line (exit 2)."""
-    from livemask.core.outputs import check_output_file, prepare_out_dir
+    from livemask.core.output_paths import check_output_file, prepare_out_dir
     from livemask.sinks.recording import FOURCC
 
     inputs = _local_input(source)

@@ -70,7 +70,7 @@ def display_lost(engine) -> int:
 
 def command(args, config) -> int:
     from livemask.apps import compose
-    from livemask.engine.stream import quiet_video_backend
+    from livemask.engine.sources import quiet_video_backend
 
     config = compose.apply_overrides(config, {
         "source.source": args.source, "source.realtime": args.realtime, "run.headless": args.headless,

@@ -93,7 +93,7 @@ def command(args, config) -> int:
         raise ConfigError(f"--max-upload-mb must be positive, got {args.max_upload_mb}")
     capture = None
     if args.source is not None:  # open the source first: a missing file or camera fails before the models load
-        from livemask.engine.stream import quiet_video_backend
+        from livemask.engine.sources import quiet_video_backend
 
         quiet_video_backend(getattr(args, "verbose", False))
         # a file plays at its own frame rate, like a camera (frames are dropped, counted, when behind)
@@ -121,7 +121,7 @@ def command(args, config) -> int:
         video_detector = compose.detector(config, build(config, "pipeline").detector_long_side)
         hub = None
         if capture is not None:
-            from livemask.web.live import FrameHub
+            from livemask.web.hub import FrameHub
 
             hub = FrameHub()
             # the people stage as in `run`: pictures left out of the counts, alerts as event lines on the page

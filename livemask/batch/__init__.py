@@ -4,6 +4,6 @@
   with stable unique output names;
 * :mod:`.worker` holds :func:`~.worker.process_input`, the whole per-file job (the one function an engine calls);
 * :mod:`.outputs` the atomic output folders, the resume check and ``summary.csv`` / ``.parquet``;
-* :mod:`.local` and :mod:`.ray_engine` run ``process_input`` on worker processes or Ray actors that load the
+* :mod:`.local_executor` and :mod:`.ray_executor` run ``process_input`` on worker processes or Ray actors that load the
   models once; :mod:`.runner` schedules, shows progress, handles Ctrl-C and writes the summary.
 """

@@ -18,9 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from livemask.batch.engines import Control, Engine
+from livemask.batch.executors import Control, Executor
 from livemask.batch.inputs import BatchInput, expand_inputs
-from livemask.batch.outputs import OutputLock, completed_summary, remove_partials, write_table
+from livemask.batch.out_folder import OutputLock, completed_summary, remove_partials, write_table
 from livemask.batch.worker import FileResult
 from livemask.core.errors import LivemaskError
 
@@ -107,8 +107,8 @@ def previous_row(summary: dict, item: BatchInput) -> FileResult:
     return FileResult(**{k: v for k, v in data.items() if k in known})
 
 
-def run_batch(arguments: list[str], out_dir: str | Path, make_engine: Callable[[Path], Engine], resume: bool = False,
-              progress: bool = True, checkpoint_s: float = 30.0) -> BatchReport:
+def run_batch(arguments: list[str], out_dir: str | Path, make_executor: Callable[[Path], Executor],
+              resume: bool = False, progress: bool = True, checkpoint_s: float = 30.0) -> BatchReport:
     items = expand_inputs(arguments)
     if not items:
         raise LivemaskError("no inputs: the paths given hold no video or image files")
@@ -131,7 +131,7 @@ def run_batch(arguments: list[str], out_dir: str | Path, make_engine: Callable[[
                 todo.append(item)
         if resume:
             log.info("resume: %d of %d inputs already done", len(items) - len(todo), len(items))
-        engine = make_engine(out_dir) if todo else None
+        engine = make_executor(out_dir) if todo else None
         control = Control()
         bar = None
         if progress and todo:

@@ -30,10 +30,11 @@ import cv2
 import numpy as np
 
 from livemask.batch.inputs import BatchInput
-from livemask.batch.outputs import EVENTS, SUMMARY_JSON, partial_dir, publish, write_json_atomic
+from livemask.batch.out_folder import EVENTS, SUMMARY_JSON, partial_dir, publish, write_json_atomic
 from livemask.core.errors import LivemaskError, SourceError
 from livemask.core.images import read_image
-from livemask.engine.stream import Capture, FileSource, Source
+from livemask.engine.capture import Capture
+from livemask.engine.sources import FileSource, Source
 
 log = logging.getLogger(__name__)
 

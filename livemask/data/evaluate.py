@@ -26,8 +26,8 @@ import numpy as np
 from livemask.core.errors import InputImageError
 from livemask.core.geometry import iou_matrix, match_by_score
 from livemask.core.images import read_image
-from livemask.data.calibrate import ece_of_probabilities
 from livemask.data.datasets import CLASS_OF_LABEL, DataReport, fit_boxes, load_face_folders, load_scenes
+from livemask.data.temperature import ece_of_probabilities
 
 log = logging.getLogger(__name__)
 

@@ -129,7 +129,7 @@ def build_model(size: int = 64, margin: float = DEFAULT_MARGIN, seed: int = 0,
     import keras
     from keras import layers
 
-    from livemask.models.modelspec import ClassProbabilities, Preprocess
+    from livemask.models.keras_layers import ClassProbabilities, Preprocess
 
     keras.utils.set_random_seed(seed)
     inputs = keras.Input((size, size, 3), name="face_rgb")
@@ -285,7 +285,7 @@ def train(data: Path, out: Path, detector, size: int = 64, epochs: int = 30, bat
     model.fit(ds, epochs=epochs, validation_data=val, verbose=2)
     train_s = time.monotonic() - t0
 
-    from livemask.data.calibrate import expected_calibration_error, fit_temperature, logits_of
+    from livemask.data.temperature import expected_calibration_error, fit_temperature, logits_of
 
     calib = crops.part == "faces-calib"
     logits = logits_of(model, np.ascontiguousarray(crops.base[..., ::-1], dtype=np.float32))
@@ -317,7 +317,7 @@ def train(data: Path, out: Path, detector, size: int = 64, epochs: int = 30, bat
 
 def crop_report(model_path: Path, crops: CropSet) -> dict:
     """Accuracy and confusion per evaluation part and per source, and by face size on held-out scenes."""
-    from livemask.models.classifier import MaskClassifier
+    from livemask.models.backends.keras_model import MaskClassifier
 
     clf = MaskClassifier(str(model_path))
     pred = clf.predict_crops(crops.base).class_ids

@@ -29,10 +29,10 @@ from collections.abc import Callable, Sequence
 from livemask.core.errors import LivemaskError
 from livemask.core.redact import one_line, redact_text
 from livemask.core.types import FrameResult
+from livemask.engine.capture import Capture
 from livemask.engine.people import People
 from livemask.engine.pipeline import FrameProcessor, Percentiles, Pipeline
 from livemask.engine.sink import Display, RunInfo, Sink, SinkRunner, describe
-from livemask.engine.stream import Capture
 
 log = logging.getLogger(__name__)
 

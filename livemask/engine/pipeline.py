@@ -28,8 +28,8 @@ import numpy as np
 from livemask.core.errors import LivemaskError
 from livemask.core.params import Range, check_fields
 from livemask.core.types import Detections, Frame, FrameResult
+from livemask.engine.capture import Capture
 from livemask.engine.channel import BufferPolicy, Channel
-from livemask.engine.stream import Capture
 from livemask.engine.tracker import Tracker
 
 log = logging.getLogger(__name__)

@@ -52,7 +52,7 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
 
 def class_head(model):
     """The model's ``ClassProbabilities`` layer (its input are the logits)."""
-    from livemask.models.modelspec import ClassProbabilities
+    from livemask.models.keras_layers import ClassProbabilities
 
     heads = [layer for layer in model.layers if isinstance(layer, ClassProbabilities)]
     if len(heads) != 1:

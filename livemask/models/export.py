@@ -187,7 +187,7 @@ def _compare(clf, exported, crops: np.ndarray | None) -> tuple[int, float | None
 def check_options(model_path: str | Path, fmt: str, output: str | Path | None = None,
                   quantize: str | None = None) -> tuple[Path, Path]:
     """Validate the options before any work; returns (the .keras file, the file to write)."""
-    from livemask.models.classifier import resolve_model_path
+    from livemask.models.backends.keras_model import resolve_model_path
 
     if fmt not in FORMATS:
         raise ExportError(f"--format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
@@ -214,7 +214,7 @@ def export_classifier(model_path: str | Path, fmt: str, output: str | Path | Non
     (default: the calibration crops).
     """
     from livemask.models.backends import open_classifier
-    from livemask.models.classifier import MaskClassifier
+    from livemask.models.backends.keras_model import MaskClassifier
 
     source, out = check_options(model_path, fmt, output, quantize)
     if quantize and (calibration is None or not len(calibration)):

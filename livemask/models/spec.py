@@ -4,7 +4,7 @@
 input size, colour order, the 0-255 -> network scaling, the crop margin it was trained
 with, the class names in output order and the calibration temperature. A ``.keras``
 file carries it in its ``Preprocess`` / ``ClassProbabilities`` layers
-(:mod:`livemask.models.modelspec`); an exported ``.onnx`` or ``.tflite`` file carries it
+(:mod:`livemask.models.keras_layers`); an exported ``.onnx`` or ``.tflite`` file carries it
 as JSON (:meth:`ModelSpec.to_json`), in the ONNX metadata or in a sidecar file. This
 module imports neither Keras nor TensorFlow, so the lean runtimes can use it.
 """

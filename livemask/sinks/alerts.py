@@ -28,7 +28,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
-from livemask.core.outputs import write_image
+from livemask.core.output_paths import write_image
 from livemask.core.records import alert_record
 from livemask.core.redact import redact_url, safe_message
 from livemask.core.types import Alert, FrameResult

@@ -11,11 +11,10 @@ from __future__ import annotations
 import time
 from collections import deque
 
-import cv2
 import numpy as np
 
 from livemask.core.types import FrameResult
-from livemask.sinks.draw import FONT, FaceAnnotator, count_labels, count_line, draw_status
+from livemask.sinks.draw import FaceAnnotator, count_labels, count_line, draw_rec, draw_status
 from livemask.sinks.privacy import FaceBlur
 
 
@@ -69,17 +68,3 @@ class Renderer:
         if self.snapshot_blur is None or self.blur is not None or result is None:
             return image
         return self.snapshot_blur.apply(image.copy(), result.detections.boxes)
-
-
-def draw_rec(image: np.ndarray) -> np.ndarray:
-    """A red dot and "REC" in the top-right corner (a recording is being written)."""
-    scale = 0.6 * max(1.0, image.shape[1] / 960)
-    (tw, th), base = cv2.getTextSize("REC", FONT, scale, 2)
-    r = max(th // 2, 4)
-    x2, y = image.shape[1] - 8, 8 + th
-    x1 = x2 - tw - 3 * r - 6
-    band = image[max(y - th - 4, 0):y + base + 4, max(x1 - 4, 0):x2 + 4]
-    band[:] = (band * 0.4).astype(image.dtype)
-    cv2.circle(image, (x1 + r, y - th // 2), r, (0, 0, 230), cv2.FILLED, cv2.LINE_AA)
-    cv2.putText(image, "REC", (x1 + 3 * r, y), FONT, scale, (255, 255, 255), 2, cv2.LINE_AA)
-    return image

@@ -22,12 +22,13 @@ import cv2
 import numpy as np
 
 from livemask.core.errors import DisplayError, LivemaskError
-from livemask.core.outputs import write_image
+from livemask.core.output_paths import write_image
 from livemask.core.types import FrameResult
 from livemask.engine.pipeline import Percentiles
 from livemask.engine.sink import RunInfo
 from livemask.sinks.render import Renderer
-from livemask.sinks.winwatch import ClosedWatch, on_lost_connection, probe_x_display, screen_size, snapshot_base
+from livemask.sinks.window_policy import ClosedWatch, snapshot_base
+from livemask.sinks.x11 import on_lost_connection, probe_x_display, screen_size
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,7 @@ class LiveWindow:
 
     def when_lost(self, callback: Callable[[], int]) -> None:
         """Call ``callback`` if the X connection is lost while the window is open (see
-        :func:`~livemask.sinks.winwatch.on_lost_connection`; the process then exits with its return value)."""
+        :func:`~livemask.sinks.x11.on_lost_connection`; the process then exits with its return value)."""
         self._lost = callback
 
     # -- the sink side (engine) ------------------------------------------------------------

@@ -59,7 +59,7 @@ def create_app(detector, classifier, explain_suite=None, *, token: str | None = 
                video_detector=None, on_shutdown=None) -> FastAPI:
     """The app. ``explain_suite``: an ``ExplainSuite`` (None: ``/v1/explain`` answers 503);
     ``token``: required on every request but the static assets (None: open, loopback only);
-    ``hub``: a :class:`~livemask.web.live.FrameHub` for the live page; ``video_detector``: the
+    ``hub``: a :class:`~livemask.web.hub.FrameHub` for the live page; ``video_detector``: the
     detector for browser-webcam frames (default: ``detector``; a video-size one is faster);
     ``on_shutdown``: called when the server stops, before the models are released (the live engine)."""
     runner = runner or InferenceRunner(detector, classifier, serialise)
@@ -178,7 +178,7 @@ def create_app(detector, classifier, explain_suite=None, *, token: str | None = 
                 "detector": detector.describe(),
                 "live": hub.summary() if hub is not None else None}
 
-    from livemask.web.live import add_live_routes, add_webcam_route
+    from livemask.web.hub import add_live_routes, add_webcam_route
 
     add_webcam_route(app, runner, max_pixels, video_detector)
     if hub is not None:

@@ -35,12 +35,12 @@ def needs_tensorflow(model_path: str) -> bool:
 def open_classifier(model_path: str = DEFAULT_MODEL,
                     batch_sizes: list[Annotated[int, Range(1, 4096)]] = DEFAULT_BATCH_SIZES) -> FaceClassifier:
     """The ``classifier`` section of config.yaml: load ``model_path`` with the backend its suffix names."""
-    from livemask.models.classifier import resolve_model_path
+    from livemask.models.backends.keras_model import resolve_model_path
 
     p = resolve_model_path(model_path)
     suffix = p.suffix.lower()
     if suffix in KERAS_SUFFIXES:
-        from livemask.models.classifier import MaskClassifier
+        from livemask.models.backends.keras_model import MaskClassifier
 
         return MaskClassifier(model_path, batch_sizes)
     if not p.is_file():

@@ -1,6 +1,6 @@
-"""Measure CenterFace's int8 activation ranges on real scenes: ``python -m face_detector.calibrate``.
+"""Measure CenterFace's int8 activation ranges on real scenes: ``python -m face_detector.measure_ranges``.
 
-    python -m face_detector.calibrate ../shared/data/scenes ../shared/data/scenes_extra [--count 300]
+    python -m face_detector.measure_ranges ../shared/data/scenes ../shared/data/scenes_extra [--count 300]
 
 Draws ``--count`` images (seed 0) from the train lists of the VOC folders given (never a val
 list), runs the float network on them as the detector would (long side 640) and writes the
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     import cv2
     import onnx
 
-    parser = argparse.ArgumentParser(prog="python -m face_detector.calibrate", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m face_detector.measure_ranges", description=__doc__.splitlines()[0])
     parser.add_argument("folders", nargs="+", type=Path, help="VOC folders (images/ and a list of names)")
     parser.add_argument("--list", default="train.txt", help="list file inside each folder (never a val list)")
     parser.add_argument("--count", type=int, default=300, help="scenes drawn at random (seed 0)")

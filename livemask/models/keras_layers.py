@@ -41,7 +41,7 @@ class ClassProbabilities(keras.layers.Layer):
     """Softmax over ``logits / temperature``; records the class names in output order.
 
     ``temperature`` is fitted after training on faces that were not trained on (see
-    ``livemask.data.calibrate``), so a probability of 0.9 is right about nine times in ten.
+    ``livemask.data.temperature``), so a probability of 0.9 is right about nine times in ten.
     Models saved before calibration existed load with temperature 1.
     """
 

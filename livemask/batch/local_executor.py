@@ -3,7 +3,7 @@
 Every worker has its own one-slot task queue, so the driver always knows which file a worker holds. The
 driver polls the workers' liveness: a worker that dies (killed, out of memory, a crash in native code)
 is replaced by a fresh process and its file is tried once more, then reported failed
-(:data:`~livemask.batch.engines.MAX_ATTEMPTS`). Workers ignore SIGINT (Ctrl-C in a terminal reaches the
+(:data:`~livemask.batch.executors.MAX_ATTEMPTS`). Workers ignore SIGINT (Ctrl-C in a terminal reaches the
 whole process group; the driver decides), and leave on their own, abandoning the file they hold, when
 the driver process is gone.
 """
@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
-from livemask.batch.engines import MAX_ATTEMPTS, Control, Engine, crashed
+from livemask.batch.executors import MAX_ATTEMPTS, Control, Executor, crashed
 from livemask.batch.inputs import BatchInput
 from livemask.batch.worker import FileOptions, FileResult
 
@@ -62,7 +62,7 @@ def _worker_main(wid: int, factory: Callable, threads: int, out_dir: str, option
         results.put(("done", wid, process_input(item, out_dir, models, options, should_stop, done, attempts)))
 
 
-class LocalEngine(Engine):
+class LocalExecutor(Executor):
     name = "local"
 
     def __init__(self, factory: Callable, out_dir: Path, options: FileOptions, workers: int = 1, threads: int = 1,

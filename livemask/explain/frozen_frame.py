@@ -47,7 +47,7 @@ import numpy as np
 from livemask.core.errors import LivemaskError
 from livemask.core.types import FrameResult
 from livemask.explain.suite import ExplainSuite, methods_for
-from livemask.sinks.winwatch import ClosedWatch, panel_area, snapshot_base
+from livemask.sinks.window_policy import ClosedWatch, panel_area, snapshot_base
 
 log = logging.getLogger(__name__)
 
@@ -231,7 +231,7 @@ class ExplainSession:
         (default base: ``livemask-<time>-f<explained frame id>``); None when no panel is shown."""
         if not self._open or self._shown is None:
             return None
-        from livemask.core.outputs import write_image
+        from livemask.core.output_paths import write_image
 
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -25,7 +25,7 @@ def crashed(item: BatchInput, attempts: int, why: str, worker: str | None) -> Fi
                       attempts=attempts)
 
 
-class Engine:
+class Executor:
     """Runs :func:`livemask.batch.worker.process_input` for each item on workers that load the models once.
 
     ``run`` calls ``on_result`` (in the calling thread) once for every item it started, returns when no

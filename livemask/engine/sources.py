@@ -1,19 +1,8 @@
-"""Video sources and the capture thread that reads them.
+"""Video sources: a camera index, a video file, an RTSP/HTTP(S) URL or an image folder.
 
-A :class:`Source` opens and reads one kind of input (camera index, video file,
-RTSP/HTTP(S) URL, image folder) and returns BGR uint8 images. :class:`Capture` runs a
-source in its own thread and hands typed :class:`~livemask.core.types.Frame` objects to the
-consumer through a bounded queue:
-
-* live sources (camera, URL, a file paced with ``realtime``) use :attr:`BufferPolicy.DROP_OLDEST`:
-  when the consumer falls behind the oldest waiting frame is thrown away and counted, so
-  what the consumer gets is always recent;
-* files and folders use :attr:`BufferPolicy.BLOCK`: the reader waits for room, nothing is lost.
-
-The thread ends with the channel's end marker on every path (end of input, stop request,
-error); an error is re-raised in the consumer as :class:`~livemask.errors.SourceError`.
-:meth:`Capture.stop` returns within a second whatever the thread is doing, and the
-source is released in the thread's ``finally``.
+A :class:`Source` opens and reads one kind of input and returns BGR uint8 images; the capture
+thread that runs it lives in :mod:`livemask.engine.capture`. A source's errors are
+:class:`~livemask.core.errors.SourceError`.
 """
 
 from __future__ import annotations
@@ -23,20 +12,15 @@ import os
 import re
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
 
 import cv2
 import numpy as np
 
 from livemask.core.errors import Interrupted, LivemaskError, SourceError
-from livemask.core.images import IMAGE_SUFFIXES, as_bgr8, read_image
-from livemask.core.params import Range, check_fields
+from livemask.core.images import IMAGE_SUFFIXES, read_image
 from livemask.core.redact import redact_url
-from livemask.core.types import Frame
-from livemask.engine.channel import BufferPolicy, Channel
-from livemask.engine.containers import frame_count_is_exact, truncation
+from livemask.engine.video_container import frame_count_is_exact, truncation
 
 log = logging.getLogger(__name__)
 
@@ -361,158 +345,3 @@ def parse_source(text: str | int) -> tuple[str, str | int]:
     if Path(text).is_dir():
         return "folder", text
     return "file", text
-
-
-@dataclass
-class SourceOptions:
-    """The ``source`` section of config.yaml (see there for the meaning of each key)."""
-
-    source: str | int = "0"
-    queue_size: Annotated[int, Range(1, 1000)] = 4
-    live_queue_size: Annotated[int, Range(1, 1000)] = 1
-    realtime: bool = False
-    reconnect_tries: Annotated[int, Range(0, 10_000)] = 5
-    reconnect_delay_s: Annotated[float, Range(0, 3600)] = 0.5
-    reconnect_max_delay_s: Annotated[float, Range(0, 3600)] = 5.0
-    timeout_s: Annotated[float, Range(0, 3600, lo_open=True)] = 5.0
-    folder_fps: Annotated[float, Range(0, 1000)] = 10.0
-
-    def __post_init__(self) -> None:
-        check_fields(self)
-        self.source = str(self.source)
-
-    def make_capture(self, stop_event: threading.Event | None = None, max_frames: int | None = None,
-                     source: Source | None = None) -> Capture:
-        """The source in a :class:`Capture` with the queue size for its kind (live or not)."""
-        source = source or self.make_source(stop_event)
-        live = source.live or self.realtime
-        return Capture(source, self.live_queue_size if live else self.queue_size, realtime=self.realtime,
-                       max_frames=max_frames, stop_event=stop_event)
-
-    def make_source(self, stop_event: threading.Event | None = None) -> Source:
-        kind, value = parse_source(self.source)
-        if kind == "camera":
-            return CameraSource(value)
-        if kind == "url":
-            return UrlSource(value, self.reconnect_tries, self.reconnect_delay_s, self.reconnect_max_delay_s,
-                             self.timeout_s, stop_event)
-        if kind == "folder":
-            return FolderSource(value, self.folder_fps)
-        return FileSource(value)
-
-
-@dataclass
-class CaptureStats:
-    """Counters of one capture run, read by the pipeline for the summary."""
-
-    frames: int = 0  # frames read from the source
-    dropped: int = 0  # frames thrown away because the consumer was behind
-    reconnects: int = 0
-    skipped: int = 0  # unreadable inputs skipped (images of a folder source)
-    gap_s: float = 0.0
-    error: str | None = None
-
-
-class Capture:
-    """Reads a :class:`Source` in a thread into a bounded queue of :class:`Frame`.
-
-    The queue is a :class:`~livemask.engine.channel.Channel`: DROP_OLDEST for live sources,
-    BLOCK for files and folders;
-    ``realtime`` paces a file or folder at its own fps and makes it behave like a camera
-    (DROP_OLDEST). ``max_frames`` stops reading after that many frames.
-    """
-
-    def __init__(self, source: Source, queue_size: int = 4, realtime: bool = False, max_frames: int | None = None,
-                 stop_event: threading.Event | None = None):
-        self.source = source
-        self.realtime = bool(realtime) and not source.live
-        self.live = source.live or self.realtime
-        self.policy = BufferPolicy.DROP_OLDEST if self.live else BufferPolicy.BLOCK
-        self.max_frames = max_frames
-        self.stop_event = stop_event or threading.Event()
-        self.queue: Channel[Frame] = Channel(queue_size, self.policy, self.stop_event, "capture")
-        if isinstance(source, UrlSource):
-            source.stop_event = self.stop_event
-        self.stats = CaptureStats()
-        self._thread: threading.Thread | None = None
-
-    # -- producer side ------------------------------------------------------------------
-    def open(self) -> Capture:
-        """Open the source in the calling thread, so that "cannot open" errors surface at once."""
-        self.source.open()
-        return self
-
-    def start(self) -> Capture:
-        if not self.source._opened:
-            self.open()
-        self._thread = threading.Thread(target=self._run, name=f"capture[{self.source.name}]", daemon=True)
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        error: SourceError | None = None
-        try:
-            fps = self.source.fps or 30.0
-            started = time.monotonic()
-            frame_id = 0
-            while not self.stop_event.is_set():
-                if self.max_frames is not None and frame_id >= self.max_frames:
-                    break
-                if self.realtime:
-                    due = started + frame_id / fps
-                    if self.stop_event.wait(max(due - time.monotonic(), 0.0)):
-                        break
-                image = self.source.read()
-                if image is None:
-                    break
-                frame = Frame(frame_id, time.monotonic(), as_bgr8(image, self.source.name), self.source.name,
-                              self.source.position_ms())
-                frame_id += 1
-                self.stats.frames = frame_id
-                self.queue.put(frame)
-                self.stats.dropped = self.queue.dropped
-        except BaseException as err:  # every error must reach the consumer
-            error = err if isinstance(err, SourceError) else SourceError(f"{self.source.name}: {err}")
-            self.stats.error = str(error)
-        finally:
-            self.stats.reconnects = self.source.reconnects
-            self.stats.skipped = self.source.skipped
-            self.stats.gap_s = self.source.gap_s
-            try:
-                self.source.close()
-            except Exception as err:
-                log.warning("%s: error while closing: %s", self.source.name, err)
-            self.stats.dropped = self.queue.dropped
-            self.queue.close(error)
-
-    # -- consumer side ------------------------------------------------------------------
-    def get(self, timeout: float = 0.1) -> Frame | None:
-        """Next frame; ``None`` at the end; raises queue.Empty on timeout and SourceError on failure."""
-        return self.queue.get(timeout=timeout)
-
-    def __iter__(self):
-        return iter(self.queue)
-
-    def stop(self, timeout: float = 0.9) -> None:
-        """Ask the thread to end, drain the queue, join; returns within ``timeout`` (+ a little)."""
-        self.stop_event.set()
-        deadline = time.monotonic() + timeout
-        while self._thread is not None and self._thread.is_alive() and time.monotonic() < deadline:
-            self.queue.drain()
-            self._thread.join(timeout=0.02)
-        self.queue.drain()
-        if self._thread is not None and self._thread.is_alive():
-            log.warning("%s: capture thread still busy in a read; it will release the source when that returns",
-                        self.source.name)
-        elif self._thread is None:
-            self.source.close()
-
-    @property
-    def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def __enter__(self) -> Capture:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()

@@ -4,7 +4,7 @@ A worker writes an input's files into ``DIR/.partial-<name>-<host>-<pid>/`` and,
 and ``summary.json`` (written last) is in place, renames that folder to ``DIR/<name>/``. A killed batch thus
 leaves at most a ``.partial-*`` folder, which the next run removes; a folder without the ``.partial-``
 prefix is always complete. (The project-wide helper for atomic outputs is being written in
-``livemask/core/outputs.py``; these batch-specific ones stay here until the two are unified.)
+``livemask/core/output_paths.py``; these batch-specific ones stay here until the two are unified.)
 """
 
 from __future__ import annotations

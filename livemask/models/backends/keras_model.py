@@ -40,7 +40,7 @@ def load_keras_model(model_path: str, key: str = "classifier.model_path"):
         raise ModelFileError(f"{p}: cannot load model (not {kind}, as a {p.suffix} file is; config key '{key}')")
     import keras
 
-    import livemask.models.modelspec  # noqa: F401  (registers the custom layers)
+    import livemask.models.keras_layers  # noqa: F401  (registers the custom layers)
 
     try:
         return keras.saving.load_model(p, compile=False, safe_mode=True)
@@ -92,7 +92,7 @@ class MaskClassifier(FaceClassifier):
         self.model = load_keras_model(model_path)
         import tensorflow as tf
 
-        from livemask.models.modelspec import read_spec
+        from livemask.models.keras_layers import read_spec
 
         self.model_path = str(resolve_model_path(model_path))
         self.spec = checked_spec(self.model, self.model_path, read_spec)

@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
-from livemask.batch.engines import MAX_ATTEMPTS, Control, Engine, crashed
+from livemask.batch.executors import MAX_ATTEMPTS, Control, Executor, crashed
 from livemask.batch.inputs import BatchInput
 from livemask.batch.worker import FileOptions, FileResult
 from livemask.core.errors import LivemaskError
@@ -57,7 +57,7 @@ class BatchActor:
         return process_input(item, self.out_dir, self.models, self.options, worker_file=self.done, attempts=attempts)
 
 
-class RayEngine(Engine):
+class RayExecutor(Executor):
     name = "ray"
 
     def __init__(self, factory: Callable, out_dir: Path, options: FileOptions, workers: int = 1, threads: int = 1,
