@@ -83,7 +83,7 @@ def one_run(url: str | None, detector, classifier, snapshots: Path) -> dict:
     capture = Capture(FileSource(CLIP), queue_size=4, stop_event=threading.Event())
     capture.open()
     notifiers = [WebhookNotifier(url, timeout_s=2.0, retries=3, backoff_s=0.5)] if url else []
-    people = People(PeopleOptions(), AlertRule(after_s=0.3, cooldown_s=1.0), snapshots)
+    people = People(PeopleOptions(), AlertRule(("no_mask", "mask_incorrect"), after_s=0.3, cooldown_s=1.0), snapshots)
     with tempfile.TemporaryDirectory() as tmp:
         sinks = [AlertSink(notifiers, finish_s=0.0), EventLog(Path(tmp) / "e.jsonl")]
         engine = Engine(capture, FrameProcessor(detector, classifier, Tracker(), 2), sinks, people=people)

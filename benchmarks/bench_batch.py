@@ -2,7 +2,7 @@
 
 The clips are made here from scikit-image's photos (``livemask.apps.demo``: the astronaut moving across a
 640x480 frame), ``--clips`` files of ``--frames`` frames each. Each configuration runs the real batch
-(:func:`livemask.batch.runner.run_batch` with the composition root's ``build_models``) into a fresh folder:
+(:func:`livemask.batch.runner.run_batch` with the composition root's ``batch_models``) into a fresh folder:
 
 * ``wall``: from start to summary written, including worker start-up and model loading;
 * ``fps (wall)``: frames / wall; ``fps (processing)``: the sum over workers of each worker's frames / the
@@ -38,12 +38,12 @@ def load_average() -> str:
 
 
 def run_config(clips: list[Path], config: dict, engine: str, workers: int, threads: int, work: Path) -> dict:
-    from livemask.apps.batch_cmd import model_factory
+    from livemask.apps.compose import batch_model_factory
     from livemask.batch.runner import run_batch
     from livemask.batch.worker import FileOptions
 
     options = FileOptions()
-    factory = model_factory(config, 1, threads)  # as the command: 1 thread = stages in turn, 2+ = overlapped
+    factory = batch_model_factory(config, 1, threads)  # as the command: 1 thread = stages in turn, 2+ = overlapped
 
     def make_executor(out_dir):
         if engine == "ray":

@@ -182,11 +182,12 @@ def run_livemask(models: Models, clip: Path, out_dir: Path, long_side: int, dete
                  source=None, write_video: bool = True, window=None) -> dict:
     """One ``livemask run --headless --output --events`` equivalent (the engine and the run's sinks);
     fps from the start of the run to the last write."""
-    from livemask.apps.compose import RunOptions, run_sinks
+    from livemask.apps.compose import run_sinks
     from livemask.engine.capture import SourceOptions
     from livemask.engine.engine import Engine
     from livemask.engine.pipeline import FrameProcessor
     from livemask.engine.sources import FileSource
+    from livemask.sinks.run_outputs import RunOptions
 
     source = source or FileSource(clip)
     processor = FrameProcessor(models.detector(long_side), models.classifier, models.tracker(), detect_every)

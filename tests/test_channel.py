@@ -79,4 +79,4 @@ def test_get_times_out_and_drain_empties():
         ch.get_nowait()
     for i in range(3):
         ch.put(i)
-    assert ch.full() and ch.drain() == 3 and ch.qsize() == 0
+    assert ch._queue.full() and ch.drain() == 3 and ch._queue.qsize() == 0

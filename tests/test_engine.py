@@ -7,12 +7,13 @@ import time
 
 import pytest
 from livehelpers import read_code, read_events, read_video, write_clip
+from sinkhelpers import BaseSink
 
 from livemask.core.errors import OutputError
 from livemask.engine.capture import Capture
 from livemask.engine.engine import Engine
 from livemask.engine.pipeline import FrameProcessor
-from livemask.engine.sink import BaseSink, Sink
+from livemask.engine.sink import Sink
 from livemask.engine.sources import FileSource
 from livemask.engine.tracker import Tracker
 from livemask.sinks.recording import EventLog, VideoSink

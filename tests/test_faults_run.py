@@ -14,12 +14,12 @@ import time
 import cv2
 import pytest
 from livehelpers import cli, read_code, read_events, read_video, run_cli, write_clip
+from sinkhelpers import BaseSink
 
 from livemask.core.errors import LivemaskError, OutputError
 from livemask.engine.capture import Capture
 from livemask.engine.engine import Engine
 from livemask.engine.pipeline import FrameProcessor
-from livemask.engine.sink import BaseSink
 from livemask.engine.sources import FileSource
 from livemask.engine.tracker import Tracker
 from livemask.sinks.recording import EventLog

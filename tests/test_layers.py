@@ -134,3 +134,28 @@ def test_only_the_composition_root_builds_from_the_config():
     """Below livemask.apps, nobody imports the config's builders (only PROJECT_ROOT, to find model files)."""
     users = {a for a, targets in graph().items() if "livemask.config" in targets and layer(a) < layer("livemask.apps")}
     assert users <= {"livemask.models.backends.keras_model", "livemask.models.export"}  # both: PROJECT_ROOT only
+
+
+def builders_used(path: Path) -> list[str]:
+    """Where a module takes the config's ``build`` (imported by name, or as ``compose.build`` / ``config.build``)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom) and node.module in ("livemask.config", "livemask.apps.compose"):
+            found += [f"{path.name}:{node.lineno} imports build" for a in node.names if a.name == "build"]
+        elif isinstance(node, ast.Attribute) and node.attr == "build" and isinstance(node.value, ast.Name) \
+                and node.value.id in ("compose", "config", "_config"):
+            found.append(f"{path.name}:{node.lineno} calls {node.value.id}.build")
+    return found
+
+
+def test_only_compose_turns_config_sections_into_objects():
+    """Every command gets its objects from livemask/apps/compose.py: nobody else calls the config's build."""
+    allowed = {"livemask.apps.compose", "livemask.config"}
+    users = [hit for name, path in sorted(modules().items()) if name not in allowed for hit in builders_used(path)]
+    assert users == []
+
+
+def test_the_builder_check_can_fail(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("from livemask.config import build\nfrom livemask.apps import compose\ncompose.build({}, 'x')\n")
+    assert builders_used(bad) == ["bad.py:1 imports build", "bad.py:3 calls compose.build"]

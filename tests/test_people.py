@@ -119,7 +119,7 @@ def test_a_photo_on_the_wall_is_marked_static_and_left_out_next_to_a_real_moving
     capture.open()
     events = tmp_path / "e.jsonl"
     options = PeopleOptions()
-    people = People(options, AlertRule(), None)
+    people = People(options, AlertRule(("no_mask", "mask_incorrect"), 2.0, 30.0), None)
     engine = Engine(capture, FrameProcessor(CenterFaceDetector(input_long_side=320), classifier, Tracker(), 2),
                     [EventLog(events)], people=people)
     summary = engine.run()

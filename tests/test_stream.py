@@ -230,7 +230,7 @@ def _assert_stops_quickly(capture: Capture) -> None:
 def test_stop_when_blocked_on_a_full_queue(clip):
     capture = Capture(FileSource(clip), queue_size=1).start()
     time.sleep(0.3)  # the reader has filled the queue and now waits for room
-    assert capture.alive and capture.queue.full()
+    assert capture.alive and capture.queue._queue.full()
     _assert_stops_quickly(capture)
     assert not capture.alive and capture.source.cap is None  # joined and released
 

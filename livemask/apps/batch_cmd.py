@@ -1,14 +1,13 @@
 """``livemask batch``: many videos and photos, each into its own output folder, with a summary table.
 
-This module is the batch's composition root: it reads the config and hands the worker processes (or Ray
-actors) :func:`build_models`, which each of them calls once. Everything else lives in :mod:`livemask.batch`.
+It hands the worker processes (or Ray actors) the composition root's
+:func:`~livemask.apps.compose.batch_models`, which each of them calls once. Everything else lives in
+:mod:`livemask.batch`.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
-import math
 import os
 import sys
 
@@ -38,51 +37,6 @@ def add_arguments(parser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def build_models(config: dict, every: int = 1, overlap: bool = True):
-    """Detector, classifier (warmed up) and a tracker factory, as config.yaml says; run once per worker.
-
-    ``overlap``: detect and classify in overlapping threads (a worker with two or more cores) or in turn
-    (a worker with one core: it then keeps one core busy, not two, and N workers scale on N cores).
-
-    With ``every`` K > 1 the tracker's ``max_age`` (detector runs a track survives unseen) and ``vote_frames``
-    are scaled so that they cover the same span of video as without sampling: the detector then runs on
-    every sampled frame, i.e. every K source frames instead of every ``pipeline.detect_every``.
-    """
-    from livemask.core.quiet import import_tensorflow_quietly
-    from livemask.engine.sources import quiet_video_backend
-
-    quiet_video_backend()
-    import_tensorflow_quietly()  # first: the composition root imports the TensorFlow backend
-    from livemask.apps import compose
-    from livemask.apps.compose import build
-    from livemask.batch.worker import Models
-    from livemask.engine.tracker import Tracker
-
-    pipeline = build(config, "pipeline")
-    source = build(config, "source")
-    detector = compose.detector(config, pipeline.detector_long_side)
-    classifier = compose.classifier(config)
-    classifier.warmup()
-    tracker_args = dict(config.get("tracker", {}))
-    if every > 1:
-        defaults = Tracker()
-        max_age = tracker_args.get("max_age", defaults.max_age)
-        votes = tracker_args.get("vote_frames", defaults.vote_frames)
-        tracker_args["max_age"] = max(1, math.ceil(max_age * pipeline.detect_every / every))
-        tracker_args["vote_frames"] = max(1, math.ceil(votes / every))
-    build(config, "tracker", **tracker_args)  # fail here, not in the first file, on a bad tracker section
-    factory = functools.partial(Tracker, **tracker_args)
-    people = compose.people_stage(config, tuple(classifier.class_names))
-    return Models(detector, classifier, factory, pipeline.detect_every, pipeline.stage_queue, source.queue_size,
-                  overlap, people_factory=people)
-
-
-def model_factory(config: dict, every: int, threads: int):
-    """What each worker calls once to build its models: a worker with one thread (one core) runs its
-    stages in turn, a worker with more overlaps them."""
-    return functools.partial(build_models, config, every, threads >= 2)
-
-
 def command(args, config) -> int:
     from livemask.batch.runner import run_batch
     from livemask.batch.worker import FileOptions
@@ -97,7 +51,9 @@ def command(args, config) -> int:
         raise ConfigError("--address needs --engine ray")
     threads = args.threads if args.threads is not None else max(1, cores // workers)
     options = FileOptions(args.every, args.write_video, args.blur_faces)
-    factory = model_factory(config, args.every, threads)
+    from livemask.apps.compose import batch_model_factory
+
+    factory = batch_model_factory(config, args.every, threads)
     if args.engine == "ray":
         from livemask.batch.ray_executor import import_ray
 

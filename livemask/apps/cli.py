@@ -175,7 +175,7 @@ def _main(argv: list[str] | None) -> int:
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     for handler in logging.getLogger().handlers:
         handler.setFormatter(_RedactingFormatter(handler.formatter._fmt if handler.formatter else None))
-    from livemask.apps.compose import apply_overrides, build, load_config
+    from livemask.apps.compose import apply_image_limits, apply_overrides, load_config
     from livemask.config import parse_set
     from livemask.core.quiet import import_tensorflow_quietly
     from livemask.models.backends import DEFAULT_MODEL, needs_tensorflow
@@ -183,7 +183,7 @@ def _main(argv: list[str] | None) -> int:
     config = load_config(args.config)
     config = apply_overrides(config, _env_overrides(), "environment")
     config = apply_overrides(config, parse_set(args.set), "--set")
-    build(config, "images").apply()  # pixel limit, before any image is decoded
+    apply_image_limits(config)  # pixel limit, before any image is decoded
     # TensorFlow first (as its slow import must not run while a live source is already open), but
     # only when the command or the configured model needs it: exported models run without it
     model_path = config.get("classifier", {}).get("model_path", DEFAULT_MODEL)

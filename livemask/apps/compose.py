@@ -12,131 +12,32 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
 
 from face_detector import DETECTORS
 from livemask import config as _config
 from livemask.config import Config, Schema
 from livemask.core.errors import ConfigError
 from livemask.core.images import ImageLimits
-from livemask.core.params import OneOf, Range, check_fields
-from livemask.core.redact import redact_url
 from livemask.engine.capture import SourceOptions
 from livemask.engine.engine import Engine
 from livemask.engine.people import AlertRule, People, PeopleOptions
 from livemask.engine.pipeline import FrameProcessor, PipelineOptions
 from livemask.engine.tracker import Tracker
-from livemask.explain.base import FILLS
 from livemask.explain.suite import ExplainSuite
 from livemask.models.backends import FaceClassifier, open_classifier
+from livemask.sinks.alerts import AlertOptions
 from livemask.sinks.kiosk import KioskOptions
+from livemask.sinks.privacy import PrivacyOptions
+from livemask.sinks.run_outputs import RunOptions
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class RunOptions:
-    """The ``run`` section of config.yaml (see there for the meaning of each key)."""
-
-    headless: bool = False
-    output: str | None = None
-    events: str | None = None
-    snapshot_dir: str = "snapshots"
-    snapshot_overlay: bool = False
-    window_name: str = "livemask"
-    progress: bool = True
-    overlay: bool = True
-
-    def __post_init__(self) -> None:
-        check_fields(self)
-
-
-Seconds = Annotated[float, Range(0, 86_400)]
-
-
-@dataclass
-class AlertOptions:
-    """The ``alerts`` section of config.yaml (see there for the meaning of each key)."""
-
-    enabled: bool = True
-    classes: list[str] = field(default_factory=lambda: ["no_mask", "mask_incorrect"])
-    after_s: Seconds = 2.0
-    cooldown_s: Seconds = 30.0
-    snapshots: bool = True
-    webhook: str | None = None
-    webhook_timeout_s: Annotated[float, Range(0, 600, lo_open=True)] = 2.0
-    webhook_retries: Annotated[int, Range(0, 20)] = 3
-    webhook_backoff_s: Annotated[float, Range(0, 600)] = 0.5
-    command: str | None = None
-    command_timeout_s: Annotated[float, Range(0, 3600, lo_open=True)] = 5.0
-    sound: bool = False
-    queue_size: Annotated[int, Range(1, 10_000)] = 16
-    finish_s: Annotated[float, Range(0, 600)] = 5.0
-
-    def __post_init__(self) -> None:
-        check_fields(self)
-        if not self.classes:
-            raise ConfigError("alerts.classes: expected at least one class name")
-        if self.webhook is not None:
-            from urllib.parse import urlsplit
-
-            try:
-                parts = urlsplit(self.webhook)
-                ok = parts.scheme in ("http", "https") and bool(parts.hostname)
-                parts.port  # noqa: B018  (a bad port raises here)
-            except ValueError:
-                ok = False
-            if not ok:
-                raise ConfigError(f"alerts.webhook: expected an http:// or https:// URL, got "
-                                  f"{redact_url(self.webhook)!r}")
-        if self.command is not None:
-            import shlex
-
-            try:
-                args = shlex.split(self.command)
-            except ValueError as err:
-                raise ConfigError(f"alerts.command: cannot split {self.command!r} ({err})") from None
-            if not args:
-                raise ConfigError("alerts.command: empty command")
-
-
-@dataclass
-class PrivacyOptions:
-    """The ``privacy`` section of config.yaml (see there for the meaning of each key)."""
-
-    blur_faces: str | bool = "off"  # YAML reads an unquoted off as false: that means "off" too
-    blur_live: bool = False
-
-    def __post_init__(self) -> None:
-        from livemask.sinks.privacy import BLUR_MODES
-
-        check_fields(self)
-        if self.blur_faces is False:
-            self.blur_faces = "off"
-        if self.blur_faces not in BLUR_MODES:
-            raise ConfigError(f"privacy.blur_faces: expected one of {', '.join(BLUR_MODES)}, got {self.blur_faces!r}")
-
-
-Fraction = Annotated[float, Range(0, 1, lo_open=True)]
-# ExplainSuite (livemask.explain) does not declare its argument types; they are declared here
-EXPLAIN_TYPES = {
-    "layer": str | None,
-    "patch_fraction": Fraction,
-    "stride_fraction": Fraction,
-    "fill": Annotated[str, OneOf(*FILLS)],
-    "faithfulness_steps": Annotated[int, Range(0, 1000)],
-    "seed": Annotated[int, Range(0, 2**32 - 1)],
-    "tile": Annotated[int, Range(48, 4096)],
-    "alpha": Annotated[float, Range(0, 1)],
-    "colormap": str,
-}
-
 SCHEMA = (Schema()
           .register("detector", DETECTORS)
           .register("classifier", open_classifier)  # .keras, .onnx or .tflite, by suffix
-          .register("explain", ExplainSuite, declared=EXPLAIN_TYPES)
+          .register("explain", ExplainSuite)
           .register("source", SourceOptions)
           .register("pipeline", PipelineOptions)
           .register("tracker", Tracker)
@@ -166,8 +67,29 @@ def detector(config: Config, video_long_side: int = 0):
     return build(config, "detector")
 
 
+def video_detector(config: Config):
+    """The configured detector at the pipeline's video input size (``pipeline.detector_long_side``)."""
+    return detector(config, pipeline_options(config).detector_long_side)
+
+
 def classifier(config: Config) -> FaceClassifier:
     return build(config, "classifier")
+
+
+def pipeline_options(config: Config) -> PipelineOptions:
+    return build(config, "pipeline")
+
+
+def apply_image_limits(config: Config) -> None:
+    """The ``images`` section's pixel limit, in force for every image decoded from now on."""
+    build(config, "images").apply()
+
+
+def capture(config: Config, stop_event: threading.Event | None = None, max_frames: int | None = None,
+            source=None):
+    """The ``source`` section's capture (not opened yet)."""
+    options: SourceOptions = build(config, "source")
+    return options.make_capture(stop_event, max_frames, source)
 
 
 def explain_suite(config: Config, classifier: FaceClassifier) -> ExplainSuite:
@@ -190,10 +112,10 @@ def engine(config: Config, capture, det, clf, sinks=(), display=None,
            stop_reason: Callable[[], str | None] | None = None, tracker=None, people=None) -> Engine:
     """The engine over an opened ``capture`` with the given models and sinks (the stages from the config;
     the tracker too unless given)."""
-    pipeline_options: PipelineOptions = build(config, "pipeline")
+    pipeline = pipeline_options(config)
     processor = FrameProcessor(det, clf, tracker if tracker is not None else build(config, "tracker"),
-                               pipeline_options.detect_every)
-    return Engine(capture, processor, sinks, display, pipeline_options.stage_queue, stop_reason, people=people)
+                               pipeline.detect_every)
+    return Engine(capture, processor, sinks, display, pipeline.stage_queue, stop_reason, people=people)
 
 
 # -- livemask run --------------------------------------------------------------------------------
@@ -233,21 +155,20 @@ def run_engine(config: Config, stop_event: threading.Event, max_frames: int | No
                stop_reason: Callable[[], str | None] | None = None, source=None, extra_sinks=()) -> Engine:
     """Open the source (failing fast, before the models load), build the models, the sinks and the engine."""
     options = run_options(config)
-    source_options: SourceOptions = build(config, "source")
-    pipeline_options: PipelineOptions = build(config, "pipeline")
-    capture = source_options.make_capture(stop_event, max_frames, source)
-    capture.open()  # a missing camera or file fails here, before the models load
-    src = capture.source
+    pipeline = pipeline_options(config)
+    cap = capture(config, stop_event, max_frames, source)
+    cap.open()  # a missing camera or file fails here, before the models load
+    src = cap.source
     log.info("source %s: %s, %.2f fps%s", src.name, "x".join(map(str, src.size or ("?", "?"))), src.fps,
              f", {src.frame_count} frames" if src.frame_count else "")
     try:
-        det = detector(config, pipeline_options.detector_long_side)
+        det = detector(config, pipeline.detector_long_side)
         clf = classifier(config)
         clf.warmup()
         tracker = build(config, "tracker")
         people, alert_sink, blur = people_parts(config, options, tracker, tuple(clf.class_names))
     except BaseException:
-        capture.stop()
+        cap.stop()
         raise
     display = None
     kiosk = kiosk_options(config)
@@ -257,7 +178,7 @@ def run_engine(config: Config, stop_event: threading.Event, max_frames: int | No
 
         # no explanations, snapshots or pause: every key but the quit sequence does nothing
         display = LiveWindow(options.window_name, options.snapshot_dir, None, KioskRenderer(kiosk),
-                             pipeline_options.max_display_age_ms, keys=QuitSequence(kiosk.quit_keys,
+                             pipeline.max_display_age_ms, keys=QuitSequence(kiosk.quit_keys,
                                                                                     kiosk.quit_within_s),
                              fullscreen=kiosk.fullscreen)
     elif not options.headless:
@@ -268,10 +189,10 @@ def run_engine(config: Config, stop_event: threading.Event, max_frames: int | No
         renderer = Renderer(options.overlay, blur=blur if privacy.blur_live else None, snapshot_blur=blur,
                             recording_notice=bool(options.output))
         display = LiveWindow(options.window_name, options.snapshot_dir, explain_session_factory(config, clf),
-                             renderer, pipeline_options.max_display_age_ms,
+                             renderer, pipeline.max_display_age_ms,
                              snapshot_overlay=options.snapshot_overlay)
-    sinks = run_sinks(options, capture.live, extra_sinks, alert_sink, blur)
-    return engine(config, capture, det, clf, sinks, display, stop_reason, tracker, people)
+    sinks = run_sinks(options, cap.live, extra_sinks, alert_sink, blur)
+    return engine(config, cap, det, clf, sinks, display, stop_reason, tracker, people)
 
 
 def check_alerts(config: Config) -> None:
@@ -341,3 +262,93 @@ def people_parts(config: Config, options: RunOptions, tracker: Tracker, class_na
     if alerts.sound:
         notifiers.append(SoundNotifier(queue_size=min(alerts.queue_size, 4)))
     return people, AlertSink(notifiers, blur, alerts.finish_s), blur
+
+
+# -- livemask batch ------------------------------------------------------------------------------
+def batch_models(config: Config, every: int = 1, overlap: bool = True):
+    """Detector, classifier (warmed up), tracker and people factories and the per-file wiring, as config.yaml
+    says; each batch worker calls this once.
+
+    ``overlap``: detect and classify in overlapping threads (a worker with two or more cores) or in turn
+    (a worker with one core: it then keeps one core busy, not two, and N workers scale on N cores).
+
+    With ``every`` K > 1 the tracker's ``max_age`` (detector runs a track survives unseen) and ``vote_frames``
+    are scaled so that they cover the same span of video as without sampling: the detector then runs on
+    every sampled frame, i.e. every K source frames instead of every ``pipeline.detect_every``.
+    """
+    import functools
+    import math
+
+    from livemask.batch.worker import Models
+    from livemask.core.quiet import import_tensorflow_quietly
+    from livemask.engine.sources import quiet_video_backend
+
+    quiet_video_backend()
+    if _needs_tensorflow(config):
+        import_tensorflow_quietly()  # before OpenCV's and the models' threads start
+    pipeline = pipeline_options(config)
+    source: SourceOptions = build(config, "source")
+    det = detector(config, pipeline.detector_long_side)
+    clf = classifier(config)
+    clf.warmup()
+    tracker_args = dict(config.get("tracker", {}))
+    if every > 1:
+        defaults = Tracker()
+        max_age = tracker_args.get("max_age", defaults.max_age)
+        votes = tracker_args.get("vote_frames", defaults.vote_frames)
+        tracker_args["max_age"] = max(1, math.ceil(max_age * pipeline.detect_every / every))
+        tracker_args["vote_frames"] = max(1, math.ceil(votes / every))
+    build(config, "tracker", **tracker_args)  # fail here, not in the first file, on a bad tracker section
+    factory = functools.partial(Tracker, **tracker_args)
+    people = people_stage(config, tuple(clf.class_names))
+    return Models(det, clf, factory, pipeline.detect_every, pipeline.stage_queue, source.queue_size,
+                  overlap, people_factory=people, file_run=batch_file_run)
+
+
+def _needs_tensorflow(config: Config) -> bool:
+    from livemask.models.backends import DEFAULT_MODEL, needs_tensorflow
+
+    return needs_tensorflow(config.get("classifier", {}).get("model_path", DEFAULT_MODEL))
+
+
+def batch_model_factory(config: Config, every: int, threads: int):
+    """What each batch worker calls once to build its models: a worker with one thread (one core) runs its
+    stages in turn, a worker with more overlaps them."""
+    import functools
+
+    return functools.partial(batch_models, config, every, threads >= 2)
+
+
+def batch_file_run(models, item, folder: Path, options, stop_event: threading.Event,
+                   stop_reason: Callable[[], str | None]):
+    """One batch input's run: its source and capture (opened), the batch's sinks (people counts, the event
+    log and, with ``write_video``, the annotated video or photo) and the engine of ``livemask run``."""
+    from livemask.batch.file_parts import AnnotatedImage, FileRun, PeopleCounts, make_source
+    from livemask.batch.out_folder import EVENTS
+    from livemask.engine.capture import Capture
+    from livemask.sinks.privacy import FaceBlur
+    from livemask.sinks.recording import EventLog, VideoSink
+    from livemask.sinks.render import Renderer
+
+    tracker = models.tracker_factory()
+    people = models.people_factory() if models.people_factory is not None and tracker.enabled else None
+    counts = PeopleCounts(people, photo=item.kind == "image")
+    source = make_source(item, options.every)
+    cap = Capture(source, models.queue_size, stop_event=stop_event)
+    cap.open()
+    outputs = [EVENTS]
+    sinks: list = [counts, EventLog(folder / EVENTS)]  # counts close first: the summary line has their alerts
+    if options.write_video:
+        renderer = Renderer(overlay=False, blur=FaceBlur("blur") if options.blur_faces else None)
+        if item.kind == "image":
+            name = "annotated" + (Path(item.path).suffix.lower() or ".png")
+            sinks.append(AnnotatedImage(folder / name, renderer))
+        else:
+            name = "annotated.mp4"
+            sinks.append(VideoSink(folder / name, renderer, fps=(source.fps or 30.0) / options.every))
+        outputs.append(name)
+    processor = FrameProcessor(models.detector, models.classifier, tracker,
+                               1 if options.every > 1 else models.detect_every)
+    run = Engine(cap, processor, sinks, stage_queue=models.stage_queue, overlap=models.overlap,
+                 stop_reason=stop_reason, people=people)
+    return FileRun(run, source, counts, tracker.enabled, people, outputs)

@@ -57,7 +57,7 @@ def image_record(path: Path, panel: Path, detections, results, map_files: dict[s
 
 
 def command(args, config) -> int:
-    from livemask.apps.compose import build
+    from livemask.apps import compose
     from livemask.explain.suite import methods_for
 
     methods_for(args.method)
@@ -66,9 +66,9 @@ def command(args, config) -> int:
         raise InputImageError("no images found in " + ", ".join(map(str, args.paths)))
     prepare_out_dir(args.out)  # a file, /proc or an unwritable folder fails here, before the models load
     names = OutputNames(args.out, paths)
-    detector = build(config, "detector")
-    classifier = build(config, "classifier")
-    suite = build(config, "explain", classifier=classifier)
+    detector = compose.detector(config)
+    classifier = compose.classifier(config)
+    suite = compose.explain_suite(config, classifier)
     if args.target is not None and args.target not in classifier.class_names:
         raise LivemaskError(f"--target {args.target!r}: the model's classes are {', '.join(classifier.class_names)}")
     suite.warmup()  # compile once, so the reported times are per face, not per trace

@@ -33,7 +33,8 @@ def add_arguments(parser) -> None:
 
 
 def command(args, config) -> int:
-    from livemask.config import apply_overrides, build
+    from livemask.apps import compose
+    from livemask.config import apply_overrides
     from livemask.models.export import check_options, export_classifier, face_crops
     from livemask.models.keras_layers import read_spec
 
@@ -53,7 +54,7 @@ def command(args, config) -> int:
         from livemask.models.backends.keras_model import load_keras_model
 
         spec = read_spec(load_keras_model(model_path))
-        detector = build(config, "detector")
+        detector = compose.detector(config)
         crops = face_crops(folder, detector, spec.input_size, spec.crop_margin, args.calibration_images)
         log.info("%d face crops from %s", len(crops), folder)
     result = export_classifier(model_path, args.format, args.output, args.quantize, crops)

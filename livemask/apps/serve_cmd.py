@@ -86,7 +86,8 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def command(args, config) -> int:
-    from livemask.config import apply_overrides, build
+    from livemask.apps import compose
+    from livemask.config import apply_overrides
 
     token = resolve_token(args.host, args.token_file)
     if args.max_upload_mb <= 0:
@@ -98,7 +99,7 @@ def command(args, config) -> int:
         quiet_video_backend(getattr(args, "verbose", False))
         # a file plays at its own frame rate, like a camera (frames are dropped, counted, when behind)
         config = apply_overrides(config, {"source.source": args.source, "source.realtime": True}, "command line")
-        capture = build(config, "source").make_capture()
+        capture = compose.capture(config)
         capture.open()
     sock = bind(args.host, args.port)
     live = None
@@ -108,17 +109,14 @@ def command(args, config) -> int:
         from livemask.web.app import create_app
         from livemask.web.inference import InferenceRunner
 
-        detector = build(config, "detector")
-        classifier = build(config, "classifier")
+        detector = compose.detector(config)
+        classifier = compose.classifier(config)
         classifier.warmup()
-        suite = build(config, "explain", classifier=classifier)
+        suite = compose.explain_suite(config, classifier)
         suite.warmup()
         runner = InferenceRunner(detector, classifier, args.serialise)
         runner.warmup()
-        from livemask.apps import compose
-
-        # webcam frames: the video input size
-        video_detector = compose.detector(config, build(config, "pipeline").detector_long_side)
+        video_detector = compose.video_detector(config)  # webcam frames: the video input size
         hub = None
         if capture is not None:
             from livemask.web.hub import FrameHub

@@ -18,7 +18,7 @@ from pathlib import Path
 from livemask.batch.executors import MAX_ATTEMPTS, Control, Executor, crashed
 from livemask.batch.inputs import BatchInput
 from livemask.batch.worker import FileOptions, FileResult
-from livemask.core.errors import LivemaskError
+from livemask.core.errors import LivemaskError, exception_line
 
 log = logging.getLogger(__name__)
 
@@ -127,9 +127,8 @@ class RayExecutor(Executor):
                         result = ray.get(ref, timeout=60)
                     except RayActorError as err:
                         if "creation task" in str(err):  # the constructor (model loading) failed
-                            text = [x for x in str(err).strip().splitlines() if x.strip()]
-                            raise LivemaskError(f"a batch worker could not start: {text[-1] if text else err}") \
-                                from None
+                            raise LivemaskError("a batch worker could not start: "
+                                                f"{exception_line(err, last=True, with_type=False)}") from None
                         why = f"Ray actor died ({type(err).__name__})"
                         log.warning("%s: %s", item.path, why)
                         ray.kill(actor, no_restart=True)
@@ -141,9 +140,8 @@ class RayExecutor(Executor):
                             new_actor()
                         continue
                     except (RayTaskError, GetTimeoutError) as err:  # process_input itself never raises
-                        text = [x for x in str(err).strip().splitlines() if x.strip()]
                         on_result(FileResult(item.path, item.name, "failed", attempts=attempts,
-                                             error=f"{type(err).__name__}: {text[-1] if text else ''}"))
+                                             error=exception_line(err, last=True)))
                         idle.append(actor)
                         continue
                     if result.worker_file == 1:

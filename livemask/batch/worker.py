@@ -1,7 +1,8 @@
 """The per-file job of a batch: :func:`process_input` (one input -> one complete output folder -> a row).
 
-Engines call only this function, with :class:`Models` built once per worker process (by the composition
-root, :func:`livemask.apps.batch_cmd.build_models`) and the batch's :class:`FileOptions`. Each file runs on
+Executors call only this function, with :class:`Models` built once per worker process (by the composition
+root, :func:`livemask.apps.compose.batch_models`, which also wires each file's run) and the batch's
+:class:`FileOptions`. Each file runs on
 the engine of ``livemask run`` with the batch's sinks, so its ``events.jsonl`` holds the same lines and
 summary as ``livemask run --headless --events`` on that file.
 
@@ -27,18 +28,13 @@ from pathlib import Path
 from typing import Any
 
 import cv2
-import numpy as np
 
+from livemask.batch.file_parts import MASKED, FileRun
 from livemask.batch.inputs import BatchInput
-from livemask.batch.out_folder import EVENTS, SUMMARY_JSON, partial_dir, publish, write_json_atomic
-from livemask.core.errors import LivemaskError, SourceError
-from livemask.core.images import read_image
-from livemask.engine.capture import Capture
-from livemask.engine.sources import FileSource, Source
+from livemask.batch.out_folder import SUMMARY_JSON, partial_dir, publish, write_json_atomic
+from livemask.core.errors import LivemaskError, SourceError, exception_line
 
 log = logging.getLogger(__name__)
-
-MASKED, UNMASKED = "mask", "no_mask"
 
 
 @dataclass
@@ -54,6 +50,8 @@ class Models:
     overlap: bool = True  # detect and classify in overlapping threads (False: in turn, about one core)
     load_s: float = 0.0  # seconds it took to build these (model loading and warm-up)
     people_factory: Callable[[], Any] | None = None  # a fresh people stage per file (counts, static faces, alerts)
+    # the composition root's wiring of one input: (models, item, folder, options, stop_event, stop_reason) -> FileRun
+    file_run: Callable[..., FileRun] | None = None
 
 
 @dataclass(frozen=True)
@@ -113,145 +111,8 @@ def limit_threads(threads: int) -> None:
     cv2.setNumThreads(threads)
 
 
-# -- sources ------------------------------------------------------------------------------------------
-class SampledVideoSource(FileSource):
-    """A video file or URL read to the end, handing on every ``every``-th frame (the others only grabbed)."""
-
-    def __init__(self, path: str, every: int = 1, url: bool = False, timeout_s: float = 10.0):
-        super().__init__(path)
-        self.every = int(every)
-        self.url = url
-        self.timeout_ms = int(timeout_s * 1000)
-
-    def _open(self) -> None:
-        if not self.url:
-            return super()._open()
-        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, self.timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, self.timeout_ms]
-        cap = cv2.VideoCapture(self.name, cv2.CAP_FFMPEG, params)
-        if not cap.isOpened():
-            cap.release()
-            raise SourceError(f"{self.name}: cannot open as a video")
-        self.cap = cap
-        self._describe(cap)
-        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-        self.frame_count = count if count > 0 else None
-
-    def _read(self) -> np.ndarray | None:
-        for _ in range(self.every - 1 if self.frames_read else 0):
-            if not self.cap.grab():
-                return self._ended()
-            self.frames_read += 1
-        return super()._read()
-
-    def _ended(self) -> None:
-        if self.frame_count and self.frames_read < self.frame_count - 2:
-            raise SourceError(f"{self.path}: video ends at frame {self.frames_read} of {self.frame_count} "
-                              "(truncated or corrupt file)")
-        return None
-
-
-class ImageSource(Source):
-    """One photo as a one-frame source."""
-
-    def __init__(self, path: str):
-        super().__init__(path)
-        self.done = False
-
-    def _open(self) -> None:
-        self.image = read_image(self.name)  # InputImageError names the file
-        self.size = (self.image.shape[1], self.image.shape[0])
-        self.frame_count = 1
-
-    def _read(self) -> np.ndarray | None:
-        if self.done:
-            return None
-        self.done = True
-        return self.image
-
-    def position_ms(self) -> float | None:
-        return 0.0
-
-
-class PeopleCounts:
-    """A sink: people by class and no-mask times (faces per label are in the engine's summary).
-
-    A video's people are the people stage's (``people``): tracks that lasted and showed life, each under
-    the label it carried most often; faces it marks static (pictures) are not people. A photo's are its
-    faces by label (one frame: nothing can show life); without tracking, the most faces of a class seen
-    in one frame."""
-
-    name = "people"
-    threaded = False
-
-    def __init__(self, people=None, photo: bool = False):
-        self.people = people  # the run's people stage: its alert count goes into the summary, as `run` has it
-        self.from_people = people is not None and not photo  # a video with the people stage: it counts
-        self.last_label: dict[int, str] = {}
-        self.peak: dict[str, int] = {}  # without tracking: the most faces of a class in one frame
-        self.first_no_mask = self.last_no_mask = None
-
-    def open(self, info) -> None:
-        pass
-
-    def write(self, result) -> None:
-        labels = result.predictions.labels
-        if not self.from_people:  # the counts by_label reads when the people stage does not count
-            per_frame: dict[str, int] = {}
-            for label in labels:
-                per_frame[label] = per_frame.get(label, 0) + 1
-            for label, n in per_frame.items():
-                self.peak[label] = max(self.peak.get(label, 0), n)
-            if result.track_ids is not None:
-                for tid, label in zip(result.track_ids, labels, strict=True):
-                    self.last_label[int(tid)] = label
-        if UNMASKED in labels:
-            pos = (result.frame.position_ms or 0.0) / 1000.0
-            self.first_no_mask = pos if self.first_no_mask is None else self.first_no_mask
-            self.last_no_mask = pos
-
-    def close(self, summary: dict) -> None:
-        if self.people is not None and self.people.rule is not None:  # alert lines are in the event log only
-            summary["alerts"] = {"fired": self.people.fired, "snapshots": 0, "snapshot_errors": 0}
-
-    def by_label(self, tracking: bool) -> dict[str, int]:
-        if self.from_people:
-            return self.people.by_label()
-        if not tracking:
-            return dict(self.peak)
-        out: dict[str, int] = {}
-        for label in self.last_label.values():
-            out[label] = out.get(label, 0) + 1
-        return out
-
-
-class AnnotatedImage:
-    """A sink for a one-photo input: its annotated copy, written where the file's suffix says."""
-
-    name = "image"
-    threaded = False
-
-    def __init__(self, path: Path, renderer):
-        self.path, self.renderer = path, renderer
-
-    def open(self, info) -> None:
-        pass
-
-    def write(self, result) -> None:
-        if not cv2.imwrite(str(self.path), self.renderer.render(result)):
-            raise LivemaskError(f"{self.path}: cannot write the annotated image")
-
-    def close(self, summary: dict) -> None:
-        pass
-
-
 class Abandoned(Exception):
     """The batch was stopped (second Ctrl-C) or its driver died while this file was running."""
-
-
-def _make_source(item: BatchInput, every: int) -> Source:
-    if item.kind == "image":
-        return ImageSource(item.path)
-    return SampledVideoSource(item.path, every, url=item.kind == "url")
 
 
 def process_input(item: BatchInput, out_dir: str | Path, models: Models, options: FileOptions,
@@ -265,12 +126,6 @@ def process_input(item: BatchInput, out_dir: str | Path, models: Models, options
     ``failed`` row and leaves no output folder. ``should_stop`` is polled every 0.1 s; when it turns
     true the run stops, the partial output is removed and the row is ``skipped`` ("abandoned").
     """
-    from livemask.engine.engine import Engine
-    from livemask.engine.pipeline import FrameProcessor
-    from livemask.sinks.privacy import FaceBlur
-    from livemask.sinks.recording import EventLog, VideoSink
-    from livemask.sinks.render import Renderer
-
     out_dir = Path(out_dir)
     started = time.monotonic()
     row = FileResult(item.path, item.name, "failed", worker=worker_id(), worker_file=worker_file,
@@ -278,12 +133,8 @@ def process_input(item: BatchInput, out_dir: str | Path, models: Models, options
     tmp = partial_dir(out_dir, item.name)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    tracker = models.tracker_factory()
-    people = models.people_factory() if models.people_factory is not None and tracker.enabled else None
-    counts = PeopleCounts(people, photo=item.kind == "image")
     stop_event, abandoned, done = threading.Event(), threading.Event(), threading.Event()
-    source = engine = None
-    outputs = [EVENTS]
+    run: FileRun | None = None
     error: str | None = None
     run_summary: dict = {}
 
@@ -297,23 +148,9 @@ def process_input(item: BatchInput, out_dir: str | Path, models: Models, options
     watcher = threading.Thread(target=watch, name="batch-stop-watch", daemon=True)
     watcher.start()
     try:
-        source = _make_source(item, options.every)
-        capture = Capture(source, models.queue_size, stop_event=stop_event)
-        capture.open()
-        sinks: list = [counts, EventLog(tmp / EVENTS)]  # counts close first: the summary line has their alerts
-        if options.write_video:
-            renderer = Renderer(overlay=False, blur=FaceBlur("blur") if options.blur_faces else None)
-            if item.kind == "image":
-                name = "annotated" + (Path(item.path).suffix.lower() or ".png")
-                sinks.append(AnnotatedImage(tmp / name, renderer))
-            else:
-                name = "annotated.mp4"
-                sinks.append(VideoSink(tmp / name, renderer, fps=(source.fps or 30.0) / options.every))
-            outputs.append(name)
-        processor = FrameProcessor(models.detector, models.classifier, tracker,
-                                   1 if options.every > 1 else models.detect_every)
-        engine = Engine(capture, processor, sinks, stage_queue=models.stage_queue, overlap=models.overlap,
-                        stop_reason=lambda: "abandoned" if abandoned.is_set() else None, people=people)
+        run = models.file_run(models, item, tmp, options, stop_event,
+                              lambda: "abandoned" if abandoned.is_set() else None)
+        engine = run.engine
         run_summary = engine.run()
         if abandoned.is_set():
             raise Abandoned
@@ -325,13 +162,12 @@ def process_input(item: BatchInput, out_dir: str | Path, models: Models, options
         error = "abandoned" if abandoned.is_set() else str(err)
     except Exception as err:  # anything unexpected fails this file only
         log.debug("unexpected error on %s", item.path, exc_info=True)
-        text = str(err).strip().splitlines()
-        error = f"{type(err).__name__}: {text[-1] if text else 'no message'}"
+        error = exception_line(err, last=True)
     finally:
         done.set()
         watcher.join(timeout=1.0)
 
-    frames = engine.written if engine is not None else 0
+    frames = run.engine.written if run is not None else 0
     elapsed = time.monotonic() - started
     row.processing_s = round(elapsed, 3)
     row.frames = frames
@@ -341,11 +177,12 @@ def process_input(item: BatchInput, out_dir: str | Path, models: Models, options
         row.status = "skipped" if error == "abandoned" else "failed"
         return row
 
+    source, people, counts = run.source, run.people, run.counts
     fps = source.fps or 0.0
     if item.kind != "image" and fps > 0:
         total = source.frame_count or source.frames_read
         row.duration_s = round(total / fps, 3)
-    row.people = {name: 0 for name in models.classifier.class_names} | counts.by_label(tracker.enabled)
+    row.people = {name: 0 for name in models.classifier.class_names} | counts.by_label(run.tracking)
     n_people = sum(row.people.values())
     masked = set(people.masked) if people is not None else {MASKED}
     row.share_masked = round(sum(row.people.get(c, 0) for c in masked) / n_people, 4) if n_people else None
@@ -354,7 +191,7 @@ def process_input(item: BatchInput, out_dir: str | Path, models: Models, options
     row.fps = round(frames / elapsed, 2) if elapsed > 0 else None
     row.status = "ok"
     write_json_atomic(tmp / SUMMARY_JSON, {
-        "status": "ok", "input": item.fingerprint, "outputs": outputs, "every": options.every,
+        "status": "ok", "input": item.fingerprint, "outputs": run.outputs, "every": options.every,
         "row": asdict(row), "run": run_summary,
     })
     if should_stop():  # the driver died or gave up while we were closing: publish nothing

@@ -61,3 +61,13 @@ class Interrupted(LivemaskError):
     """Ctrl-C / SIGTERM arrived while a blocking step (connecting to a stream) was under way."""
 
     exit_code = 130
+
+
+def exception_line(err: BaseException, last: bool = False, limit: int = 200, with_type: bool = True) -> str:
+    """One line for an unexpected exception: ``Type: message``, where message is the first non-empty line of
+    ``str(err)`` (the summary most libraries put first), or with ``last`` the last one (where a library wraps a
+    traceback around the cause: Ray's task errors, OpenCV's window errors), cut at ``limit`` characters."""
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    text = (lines[-1] if last else lines[0]) if lines else "no message"
+    text = text[:limit]
+    return f"{type(err).__name__}: {text}" if with_type else text

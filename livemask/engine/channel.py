@@ -124,12 +124,6 @@ class Channel(Generic[T]):
                 return n
             n += 1
 
-    def full(self) -> bool:
-        return self._queue.full()
-
-    def qsize(self) -> int:
-        return self._queue.qsize()
-
     def __iter__(self):
         """Items until the end marker (waiting as long as it takes)."""
         while True:

@@ -39,6 +39,7 @@ from typing import Annotated
 import cv2
 import numpy as np
 
+from livemask.core.clock import wall_offset
 from livemask.core.params import Range, check_fields
 from livemask.core.types import Alert, Analytics, FrameResult, PeopleStats
 
@@ -62,11 +63,12 @@ class PeopleOptions:
 
 @dataclass
 class AlertRule:
-    """When a track fires an alert (built from the ``alerts`` section)."""
+    """When a track fires an alert (built from the ``alerts`` section, whose defaults are
+    :class:`~livemask.sinks.alerts.AlertOptions`')."""
 
-    classes: tuple[str, ...] = ("no_mask", "mask_incorrect")
-    after_s: Annotated[float, Range(0, 86_400)] = 2.0
-    cooldown_s: Annotated[float, Range(0, 86_400)] = 30.0
+    classes: tuple[str, ...]
+    after_s: Annotated[float, Range(0, 86_400)]
+    cooldown_s: Annotated[float, Range(0, 86_400)]
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -136,7 +138,7 @@ class People:
         self.too_short = 0  # tracks forgotten before they counted
         self.static_tracks: set[int] = set()  # tracks ever marked static
         self._done = Counter()  # forgotten tracks that were people, by their most frequent label
-        self._wall_offset = time.time() - time.monotonic()
+        self._wall_offset = wall_offset()
 
     def update(self, result: FrameResult) -> FrameResult:
         from dataclasses import replace

@@ -26,7 +26,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from livemask.core.errors import LivemaskError, OutputError
+from livemask.core.errors import LivemaskError, OutputError, exception_line
 from livemask.core.types import FrameResult
 from livemask.engine.channel import BufferPolicy, Channel
 
@@ -57,26 +57,6 @@ class Sink(Protocol):
     def close(self, summary: dict) -> None: ...
 
 
-class BaseSink:
-    """Convenience base: every hook optional."""
-
-    name = "sink"
-    threaded = False
-    queue_size = 8
-
-    def open(self, info: RunInfo) -> None:
-        pass
-
-    def write(self, result: FrameResult) -> None:
-        pass
-
-    def close(self, summary: dict) -> None:
-        pass
-
-    def stats(self) -> dict[str, Any]:
-        return {}
-
-
 class Display(Sink, Protocol):
     """The main-thread sink (the window)."""
 
@@ -89,9 +69,8 @@ class Display(Sink, Protocol):
 
 
 def describe(err: BaseException) -> str:
-    """One line for an unexpected exception."""
-    text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[-1] if text else 'no message'}"
+    """One line for an unexpected exception in a sink (its cause is the message's last line)."""
+    return exception_line(err, last=True)
 
 
 class SinkRunner:

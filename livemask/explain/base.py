@@ -154,12 +154,6 @@ class Explainer:
 
     def __init__(self, classifier, fill: str = "blur", blur_sigma_fraction: float = 0.0625,
                  faithfulness_steps: int = 12, seed: int = 0, scorer: LogitScorer | None = None):
-        if fill not in FILLS:
-            raise ConfigError(f"explain.fill: expected one of {', '.join(FILLS)}, got {fill!r}")
-        if not 0 < blur_sigma_fraction <= 1:
-            raise ConfigError(f"explain.blur_sigma_fraction: expected 0 < value <= 1, got {blur_sigma_fraction}")
-        if faithfulness_steps < 0:
-            raise ConfigError(f"explain.faithfulness_steps: expected >= 0, got {faithfulness_steps}")
         self.classifier = classifier
         self.model = classifier.model
         self.spec = classifier.spec

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from livemask.core.errors import ConfigError
 from livemask.explain.base import Explainer
 from livemask.explain.scores import log_odds
 
@@ -28,16 +27,13 @@ def patch_starts(size: int, patch: int, stride: int) -> list[int]:
 
 
 class Occlusion(Explainer):
-    """``patch_fraction`` / ``stride_fraction``: patch side and step as fractions of the crop side."""
+    """``patch_fraction`` / ``stride_fraction``: patch side and step as fractions of the crop side (their
+    range is checked at config load, :class:`~livemask.explain.suite.ExplainSuite`)."""
 
     method = "occlusion"
 
     def __init__(self, classifier, patch_fraction: float = 0.125, stride_fraction: float = 0.125, **kwargs):
         super().__init__(classifier, **kwargs)
-        if not 0 < patch_fraction <= 1:
-            raise ConfigError(f"explain.patch_fraction: expected 0 < value <= 1, got {patch_fraction}")
-        if not 0 < stride_fraction <= 1:
-            raise ConfigError(f"explain.stride_fraction: expected 0 < value <= 1, got {stride_fraction}")
         s = self.size
         self.patch = max(1, round(s * patch_fraction))
         self.stride = max(1, round(s * stride_fraction))

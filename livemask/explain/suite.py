@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import cv2
 import numpy as np
 
 from livemask.core.errors import ConfigError
-from livemask.explain.base import Explainer, Explanations, Targets
+from livemask.core.params import OneOf, Range
+from livemask.explain.base import FILLS, Explainer, Explanations, Targets
 from livemask.explain.gradcam import GradCAM
 from livemask.explain.occlusion import Occlusion
 from livemask.explain.panel import FaceView, PanelRenderer
 from livemask.explain.scores import LogitScorer
 
 METHODS = ("gradcam", "occlusion")
+Fraction = Annotated[float, Range(0, 1, lo_open=True)]
 
 
 def methods_for(method: str) -> tuple[str, ...]:
@@ -37,19 +41,18 @@ class ExplainSuite:
     seed: the random reference order and tie-breaking.
     tile: side in pixels of each crop / map tile in the panel; alpha: heat-map opacity.
     colormap: an OpenCV colour map name (jet, turbo, inferno, ...).
+
+    The ranges are declared here and checked once, when config.yaml (or ``--set``) is loaded.
     """
 
-    def __init__(self, classifier, layer: str | None = None, patch_fraction: float = 0.125,
-                 stride_fraction: float = 0.125, fill: str = "blur", blur_sigma_fraction: float = 0.0625,
-                 faithfulness_steps: int = 12, seed: int = 0, tile: int = 160, alpha: float = 0.5,
-                 colormap: str = "jet"):
+    def __init__(self, classifier, layer: str | None = None, patch_fraction: Fraction = 0.125,
+                 stride_fraction: Fraction = 0.125, fill: Annotated[str, OneOf(*FILLS)] = "blur",
+                 blur_sigma_fraction: Fraction = 0.0625, faithfulness_steps: Annotated[int, Range(0, 1000)] = 12,
+                 seed: Annotated[int, Range(0, 2**32 - 1)] = 0, tile: Annotated[int, Range(48, 4096)] = 160,
+                 alpha: Annotated[float, Range(0, 1)] = 0.5, colormap: str = "jet"):
         cmap = getattr(cv2, f"COLORMAP_{str(colormap).upper()}", None)
         if cmap is None:
             raise ConfigError(f"explain.colormap: unknown OpenCV colour map {colormap!r}")
-        if tile < 48:
-            raise ConfigError(f"explain.tile: expected at least 48 pixels, got {tile}")
-        if not 0 <= alpha <= 1:
-            raise ConfigError(f"explain.alpha: expected 0 <= alpha <= 1, got {alpha}")
         common = dict(fill=fill, blur_sigma_fraction=blur_sigma_fraction, faithfulness_steps=faithfulness_steps,
                       seed=seed, scorer=LogitScorer(classifier))
         self.classifier = classifier

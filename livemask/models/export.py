@@ -32,7 +32,7 @@ import numpy as np
 
 from livemask import __version__
 from livemask.config import PROJECT_ROOT
-from livemask.core.errors import InputImageError, LivemaskError
+from livemask.core.errors import InputImageError, LivemaskError, exception_line
 from livemask.core.images import IMAGE_SUFFIXES, read_image
 from livemask.models.crop import crop_face
 
@@ -115,10 +115,6 @@ def _tool(module: str, package: str) -> None:
 
     if importlib.util.find_spec(module) is None:
         raise ExportError(f"exporting needs {package}: pip install 'livemask[export]' (or pip install {package})")
-
-
-def _first_line(err: BaseException) -> str:
-    return ((str(err).strip().splitlines() or [""])[0])[:200]
 
 
 def _contract(clf, source: Path, quantization: str, calibration_faces: int) -> dict:
@@ -236,7 +232,7 @@ def export_classifier(model_path: str | Path, fmt: str, output: str | Path | Non
         except LivemaskError:
             raise
         except Exception as err:
-            raise ExportError(f"export to {fmt} failed ({type(err).__name__}: {_first_line(err)})") from None
+            raise ExportError(f"export to {fmt} failed ({exception_line(err)})") from None
         sidecar = None
         if fmt == "tflite":
             contract["model_sha256"] = hashlib.sha256(made.read_bytes()).hexdigest()

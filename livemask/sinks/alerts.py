@@ -22,13 +22,17 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Annotated
 from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
+from livemask.core.errors import ConfigError
 from livemask.core.output_paths import write_image
+from livemask.core.params import Range, check_fields
 from livemask.core.records import alert_record
 from livemask.core.redact import redact_url, safe_message
 from livemask.core.types import Alert, FrameResult
@@ -37,6 +41,55 @@ from livemask.engine.sink import RunInfo, describe
 from livemask.sinks.privacy import FaceBlur
 
 log = logging.getLogger(__name__)
+
+
+Seconds = Annotated[float, Range(0, 86_400)]
+
+
+@dataclass
+class AlertOptions:
+    """The ``alerts`` section of config.yaml (see there for the meaning of each key)."""
+
+    enabled: bool = True
+    classes: list[str] = field(default_factory=lambda: ["no_mask", "mask_incorrect"])
+    after_s: Seconds = 2.0
+    cooldown_s: Seconds = 30.0
+    snapshots: bool = True
+    webhook: str | None = None
+    webhook_timeout_s: Annotated[float, Range(0, 600, lo_open=True)] = 2.0
+    webhook_retries: Annotated[int, Range(0, 20)] = 3
+    webhook_backoff_s: Annotated[float, Range(0, 600)] = 0.5
+    command: str | None = None
+    command_timeout_s: Annotated[float, Range(0, 3600, lo_open=True)] = 5.0
+    sound: bool = False
+    queue_size: Annotated[int, Range(1, 10_000)] = 16
+    finish_s: Annotated[float, Range(0, 600)] = 5.0
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        if not self.classes:
+            raise ConfigError("alerts.classes: expected at least one class name")
+        if self.webhook is not None:
+            from urllib.parse import urlsplit
+
+            try:
+                parts = urlsplit(self.webhook)
+                ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+                parts.port  # noqa: B018  (a bad port raises here)
+            except ValueError:
+                ok = False
+            if not ok:
+                raise ConfigError(f"alerts.webhook: expected an http:// or https:// URL, got "
+                                  f"{redact_url(self.webhook)!r}")
+        if self.command is not None:
+            import shlex
+
+            try:
+                args = shlex.split(self.command)
+            except ValueError as err:
+                raise ConfigError(f"alerts.command: cannot split {self.command!r} ({err})") from None
+            if not args:
+                raise ConfigError("alerts.command: empty command")
 
 
 class Notifier:

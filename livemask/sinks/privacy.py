@@ -6,8 +6,13 @@ already seen the sharp crop, so verdicts do not change.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
+
+from livemask.core.errors import ConfigError
+from livemask.core.params import check_fields
 
 BLUR_MODES = ("off", "pixelate", "blur")
 
@@ -55,3 +60,18 @@ class FaceBlur:
 def face_blur(mode: str | None) -> FaceBlur | None:
     """The blur for a ``privacy.blur_faces`` value; None for ``off``."""
     return None if mode in (None, "off") else FaceBlur(mode)
+
+
+@dataclass
+class PrivacyOptions:
+    """The ``privacy`` section of config.yaml (see there for the meaning of each key)."""
+
+    blur_faces: str | bool = "off"  # YAML reads an unquoted off as false: that means "off" too
+    blur_live: bool = False
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        if self.blur_faces is False:
+            self.blur_faces = "off"
+        if self.blur_faces not in BLUR_MODES:
+            raise ConfigError(f"privacy.blur_faces: expected one of {', '.join(BLUR_MODES)}, got {self.blur_faces!r}")

@@ -24,6 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from livemask.core.clock import wall_offset
 from livemask.core.errors import OutputError
 from livemask.core.records import event_lines
 from livemask.core.types import FrameResult
@@ -203,7 +204,7 @@ class EventLog:
             raise OutputError(f"cannot write {self.path} ({err.strerror or err})") from None
         self._flushed = time.monotonic()
         # monotonic capture times -> wall clock
-        self._wall_offset = time.time() - time.monotonic()
+        self._wall_offset = wall_offset()
 
     def _failed(self, err: OSError) -> OutputError:
         return OutputError(f"cannot write {self.path} ({err.strerror or err})")

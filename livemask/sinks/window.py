@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from livemask.core.errors import DisplayError, LivemaskError
+from livemask.core.errors import DisplayError, LivemaskError, exception_line
 from livemask.core.output_paths import write_image
 from livemask.core.types import FrameResult
 from livemask.engine.pipeline import Percentiles
@@ -136,7 +136,8 @@ class LiveWindow:
             else:
                 cv2.namedWindow(self.title, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)  # no Qt toolbar
         except cv2.error as err:
-            raise DisplayError(f"cannot open a window ({str(err).strip().splitlines()[-1]}); use --headless") from None
+            raise DisplayError(f"cannot open a window ({exception_line(err, last=True, with_type=False)}); "
+                               "use --headless") from None
         self._start_session()  # the explainer builds and compiles in the background, before the first key
         if self._lost is not None:  # after Qt's X11 plugin is loaded: this handler runs before Qt's own
             self._disarm = on_lost_connection(self._lost)

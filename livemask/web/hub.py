@@ -40,6 +40,7 @@ from fastapi import HTTPException, Query, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from livemask.core.clock import wall_offset
 from livemask.core.records import event_lines, face_records
 from livemask.core.types import FrameResult
 from livemask.engine.sink import RunInfo
@@ -119,16 +120,14 @@ class FrameHub:
     queue_size = 2
 
     def __init__(self, jpeg_quality: int = 80, events_kept: int = 500, overlay: bool = True):
-        from livemask.sinks.draw import FaceAnnotator
+        from livemask.sinks.render import Renderer
 
         self.jpeg_quality = int(jpeg_quality)
-        self.overlay = overlay
-        self.annotator = FaceAnnotator()
+        self.renderer = Renderer(overlay)  # the window's and the recording's drawing: boxes, labels, status
         self._lock = threading.Lock()
         self._latest: LiveFrame | None = None
         self._events: deque[tuple[int, str]] = deque(maxlen=int(events_kept))
-        self._times: deque[float] = deque(maxlen=30)
-        self._wall_offset = time.time() - time.monotonic()
+        self._wall_offset = wall_offset()
         self._tracks: set[int] = set()
         self._event_seq = 0
         self.events = EventFeed(self)
@@ -146,25 +145,13 @@ class FrameHub:
             self.opened = True
 
     def fps(self) -> float:
-        t = self._times
-        return (len(t) - 1) / max(t[-1] - t[0], 1e-6) if len(t) >= 2 else 0.0
-
-    def _annotate(self, result: FrameResult, counts: dict) -> np.ndarray:
-        from livemask.sinks.draw import count_line, draw_status
-
-        image = result.frame.image.copy()
-        if self.overlay:
-            lines = [f"{self.fps():5.1f} fps  infer {result.inference_ms:4.0f} ms",
-                     count_line(counts)]
-            draw_status(image, lines)
-        return self.annotator.annotate(image, result.detections, result.predictions, result.track_ids)
+        return self.renderer.fps()
 
     def write(self, result: FrameResult) -> None:
         """Take one result: annotate and encode it once, keep it as the newest frame, add its event line."""
+        image = self.renderer.render(result)
         now = time.monotonic()
-        self._times.append(now)
         counts = count_in_view(result)
-        image = self._annotate(result, counts)
         ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
         if not ok:
             log.warning("frame %d: JPEG encoding failed", result.frame.frame_id)

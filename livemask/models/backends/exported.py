@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from livemask.core.errors import ModelFileError
+from livemask.core.errors import ModelFileError, exception_line
 from livemask.core.quiet import stderr_to_devnull
 from livemask.models.backends.base import DEFAULT_BATCH_SIZES, FaceClassifier, check_batch_sizes
 from livemask.models.spec import ModelSpec
@@ -37,14 +37,6 @@ class ExplanationsNeedKeras(ModelFileError, ImportError):
 
 def sidecar_path(model_path: Path) -> Path:
     return model_path.with_name(model_path.name + SIDECAR_SUFFIX)
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _first_line(err: BaseException) -> str:
-    return ((str(err).strip().splitlines() or [""])[0])[:200]
 
 
 def _threads() -> int:
@@ -85,7 +77,7 @@ class ExportedClassifier(FaceClassifier):
         except ModelFileError:
             raise
         except Exception as err:
-            raise ModelFileError(f"{self.path}: cannot run model ({type(err).__name__}: {_first_line(err)})") from None
+            raise ModelFileError(f"{self.path}: cannot run model ({exception_line(err)})") from None
         self._check_shapes((1, s, s, 3), out.shape)
 
 
@@ -115,8 +107,8 @@ class OnnxClassifier(ExportedClassifier):
         try:
             self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
         except Exception as err:  # InvalidProtobuf, Fail, ... for a file that is not an ONNX model
-            raise ModelFileError(f"{self.path}: not a readable ONNX model ({type(err).__name__}: "
-                                 f"{_first_line(err)})") from None
+            raise ModelFileError(f"{self.path}: not a readable ONNX model ("
+                                 f"{exception_line(err)})") from None
         meta = self.session.get_modelmeta().custom_metadata_map
         if METADATA_KEY not in meta:
             raise ModelFileError(f"{self.path}: no livemask contract in the ONNX metadata (key '{METADATA_KEY}'); "
@@ -162,7 +154,8 @@ class LiteRTClassifier(ExportedClassifier):
         try:
             data = json.loads(side.read_text())
         except (OSError, ValueError, UnicodeDecodeError) as err:
-            raise ModelFileError(f"{side}: bad livemask model contract: not JSON ({_first_line(err)})") from None
+            raise ModelFileError(f"{side}: bad livemask model contract: not JSON "
+                                 f"({exception_line(err, with_type=False)})") from None
         digest = hashlib.sha256(self._content).hexdigest()
         if isinstance(data, dict) and data.get("model_sha256") != digest:
             raise ModelFileError(f"{side}: written for another model file (its model_sha256 does not match "
@@ -189,8 +182,8 @@ class LiteRTClassifier(ExportedClassifier):
             except ModelFileError:
                 raise
             except Exception as err:
-                raise ModelFileError(f"{self.path}: cannot load LiteRT model ({type(err).__name__}: "
-                                     f"{_first_line(err)})") from None
+                raise ModelFileError(f"{self.path}: cannot load LiteRT model ("
+                                     f"{exception_line(err)})") from None
             self._interpreters[batch] = (it, it.get_input_details()[0], it.get_output_details()[0])
         return self._interpreters[batch]
 

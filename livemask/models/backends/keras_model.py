@@ -9,7 +9,7 @@ from typing import Annotated
 import numpy as np
 
 from livemask.config import PROJECT_ROOT
-from livemask.core.errors import ModelFileError
+from livemask.core.errors import ModelFileError, exception_line
 from livemask.core.params import Range
 from livemask.models.backends.base import DEFAULT_BATCH_SIZES, DEFAULT_MODEL, FaceClassifier, check_batch_sizes
 
@@ -45,8 +45,7 @@ def load_keras_model(model_path: str, key: str = "classifier.model_path"):
     try:
         return keras.saving.load_model(p, compile=False, safe_mode=True)
     except Exception as err:  # Keras raises many types for a bad file
-        first_line = (str(err).splitlines() or [""])[0][:200]
-        raise ModelFileError(f"{p}: cannot load model ({type(err).__name__}: {first_line})") from None
+        raise ModelFileError(f"{p}: cannot load model ({exception_line(err)})") from None
 
 
 MIN_INPUT, MAX_INPUT = 8, 1024
