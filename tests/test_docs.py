@@ -110,18 +110,18 @@ def is_external(target: str) -> bool:
     return bool(re.match(r"^[a-z][a-z0-9+.-]*:", target, re.IGNORECASE)) or target.startswith("//")
 
 
-def broken_links(path: Path, anchor_cache: dict[Path, set[str]]) -> list[str]:
+def broken_links(path: Path, anchor_cache: dict[Path, set[str]], root: Path = ROOT) -> list[str]:
     problems = []
     for number, target in links(path):
         if not target or is_external(target):
             continue
         file_part, _, fragment = target.partition("#")
         dest = (path.parent / file_part).resolve() if file_part else path.resolve()
-        where = f"{path.relative_to(ROOT)}:{number}: {target}"
+        where = f"{path.relative_to(root)}:{number}: {target}"
         if not dest.exists():
             problems.append(f"{where}: no such file")
             continue
-        if ROOT.resolve() not in (dest, *dest.parents):
+        if root.resolve() not in (dest, *dest.parents):
             problems.append(f"{where}: outside the repository")
             continue
         if fragment and dest.suffix.lower() == ".md":
@@ -138,6 +138,21 @@ def test_every_relative_link_and_anchor_resolves():
     cache: dict[Path, set[str]] = {}
     problems = [problem for path in files for problem in broken_links(path, cache)]
     assert not problems, "broken links:\n" + "\n".join(problems)
+
+
+def test_link_check_finds_missing_files_and_anchors(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.md").write_text("# Tried, not kept\n\n## `livemask run` flags\n", encoding="utf-8")
+    page = tmp_path / "a.md"
+    page.write_text("\n".join([
+        "# Top", "[ok](sub/b.md#tried-not-kept) [ok](sub/b.md#livemask-run-flags) [ok](#top)",
+        "[gone](sub/c.md) ![gone](pic.png) [bad anchor](sub/b.md#tried) [bad](#nowhere)",
+        "`[in code](nowhere.md)` [web](https://example.com/x.md)", "```", "[fenced](nowhere.md)", "```",
+        "[out](../../outside.md)",
+    ]), encoding="utf-8")
+    problems = broken_links(page, {}, root=tmp_path)
+    assert [p.split(": ")[1] for p in problems] == [
+        "sub/c.md", "pic.png", "sub/b.md#tried", "#nowhere", "../../outside.md"], problems
 
 
 def test_readme_is_a_short_manual_linking_every_docs_page():
