@@ -1,4 +1,4 @@
-"""Make the README's four kiosk screenshots (docs/kiosk-*.png) through the kiosk renderer itself.
+"""Make the four kiosk screenshots (docs/kiosk-*.png) through the kiosk renderer itself.
 
     .venv/bin/python docs/make_kiosk_shots.py [--data ../shared/data] [--out docs]
 

@@ -1,4 +1,4 @@
-"""Make the README's two screenshots of the browser page (docs/serve-photo.png, docs/serve-live.png).
+"""Make the two screenshots of the browser page (docs/serve-photo.png, docs/serve-live.png).
 
     .venv/bin/python docs/make_serve_shots.py [--data ../shared/data] [--out docs] [--chromium /usr/bin/chromium]
 

@@ -6,7 +6,7 @@ landmarks relative to the box.
 
 Two runtimes give the same outputs (to about 1e-5): ONNX Runtime (the ``lite`` extra:
 ``onnxruntime`` and ``onnx``), which folds the network's constants and takes 1.1-1.3x less
-time per call on 2 cores (README, "Detector runtime"), and OpenCV's DNN module (always
+time per call on 2 cores (docs/performance.md, "Detector runtime"), and OpenCV's DNN module (always
 there). ``runtime: auto`` takes ONNX Runtime when both packages are installed. The file
 declares a fixed input of 10x3x32x32, which OpenCV ignores; for ONNX Runtime the batch,
 height and width are made free, and the weights are taken out of the graph's inputs so

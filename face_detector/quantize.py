@@ -2,7 +2,7 @@
 
 ONNX Runtime's static quantisation turns each convolution into an int8 one between
 quantise / dequantise pairs (the QDQ format), which its CPU provider runs 1.5-1.8x faster
-than float32 on 2 cores with AVX-512 VNNI (README, "Detector runtime"). Static quantisation
+than float32 on 2 cores with AVX-512 VNNI (docs/performance.md, "Detector runtime"). Static quantisation
 needs the range of every activation. Those ranges were measured once, on 300 real scenes
 (``python -m face_detector.measure_ranges``), and are shipped as
 ``centerface_int8_ranges.json``; loading quantises the float file with them in under a
@@ -13,7 +13,7 @@ box sizes, offsets, landmarks) stay in float32: quantising them costs accuracy a
 little time. Weights are quantised per output channel (int8), activations per tensor
 (uint8, min/max of the calibration scenes).
 
-The faces found differ a little from float32 (README table: about 1 point less recall on
+The faces found differ a little from float32 (docs/performance.md: about 1 point less recall on
 unmasked and fully masked faces, the same precision), which is why float32 stays the default.
 """
 

@@ -23,7 +23,7 @@ from livemask.core.types import Detections
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "models" / "mask_classifier.keras"
 FLOAT_TOLERANCE = 1e-4  # largest |p_exported - p_keras| for float exports (the bound)
-INT8_TOLERANCE = 0.1  # largest |p_int8 - p_keras| on real faces (measured: about 0.03, see README)
+INT8_TOLERANCE = 0.1  # largest |p_int8 - p_keras| on real faces (measured: about 0.03; see docs/performance.md)
 INT8_AGREEMENT = 0.99  # share of real faces where int8 and Keras give the same label
 TF_MODULES = ("tensorflow", "keras", "tf_keras", "tf2onnx")
 

@@ -66,7 +66,7 @@ def layer(name: str) -> int:
         for prefix in prefixes:
             if (name == prefix or name.startswith(prefix + ".")) and len(prefix) > depth:
                 best, depth = i, len(prefix)
-    assert best is not None, f"{name}: not in any layer; add it to LAYERS (and the README)"
+    assert best is not None, f"{name}: not in any layer; add it to LAYERS (and docs/architecture.md)"
     return best
 
 

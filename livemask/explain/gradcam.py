@@ -22,7 +22,7 @@ def find_conv_layer(model, name: str | None = None):
     """The Grad-CAM layer: ``name``, or the feature map that feeds the model's last convolution.
 
     For livemask's model that is ``block2_relu0`` (8x8), the rectified output of the last block's
-    first convolution. Measured on the faces val split (``benchmarks/sweep_gradcam.py``, README
+    first convolution. Measured on the faces val split (``benchmarks/sweep_gradcam.py``, docs/explanations.md
     "Choosing the Grad-CAM layer"): the map of the last feature map itself (``block2_relu1``, the
     input of the pooled linear head, where Grad-CAM equals CAM) beats a random deletion order less
     often and survives re-initialising the model's weights (Adebayo et al., 2018), so it says more
