@@ -30,6 +30,9 @@ from livemask.report.inputs import EventFile, NothingToReport
 
 LABELS = tuple(DISPLAY_NAMES)  # counted by name; any other label counts as "other"
 BUCKETS = ("hour", "day")
+SLOT_S = 900  # DuckDB groups by 15-minute UTC slots (every zone's offset is a multiple); Python maps them to
+# local hours or days. (DuckDB's date_trunc on TIMESTAMPTZ puts 02:00 CEST into 02:00 CET on the night summer
+# time ends; zoneinfo keeps the two apart.)
 MEMORY_LIMIT = "256MB"  # DuckDB's own cap; the rest of the process stays well under the 500 MB target
 
 COLUMNS = {
@@ -124,12 +127,13 @@ class Aggregate:
 
     def site(self) -> list[Row]:
         """All cameras summed, per bucket (people None only when no camera had people counts)."""
-        out: dict[datetime, list[Row]] = {}
+        out: dict[float, list[Row]] = {}
         for row in self.rows:
-            out.setdefault(row.start, []).append(row)
+            out.setdefault(row.start.timestamp(), []).append(row)
         site = []
-        for start in sorted(out):
-            rows = out[start]
+        for key in sorted(out):
+            rows = out[key]
+            start = rows[0].start
             counted = [r for r in rows if r.people is not None]
             faces = {k: sum(r.faces.get(k, 0) for r in rows) for k in (*LABELS, "other")}
             site.append(Row("site", start, sum(r.frames for r in rows),
@@ -168,7 +172,7 @@ def _query(files: list[EventFile], by: str, lo: float | None, hi: float | None) 
       FROM ev WHERE t IS NULL OR {hi_s} IS NULL OR t < {hi_s}
     )
     SELECT file_idx, camera, kind, phase,
-      CASE WHEN phase = 0 AND t IS NOT NULL AND isfinite(t) THEN date_trunc('{by}', to_timestamp(t)) END AS bucket,
+      CASE WHEN phase = 0 AND t IS NOT NULL AND isfinite(t) THEN floor(t / {SLOT_S}) * {SLOT_S} END AS slot,
       CASE WHEN kind = 'alert' THEN alert END AS alert,
       count(*) AS n, max(people.counted) AS counted, arg_max(people.masked, t) AS masked,
       sum(len(faces)) AS faces, {label_sums}
@@ -193,7 +197,6 @@ def aggregate(files: list[EventFile], by: str = "hour", zone: str | None = None,
         con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT, "threads": min(os.cpu_count() or 1, 4),
                                      "temp_directory": spill, "preserve_insertion_order": False})
         try:
-            con.execute(f"SET TimeZone = '{zone}'")
             con.execute("CREATE TEMP TABLE files (idx INTEGER, path VARCHAR, camera VARCHAR)")
             con.executemany("INSERT INTO files VALUES (?, ?, ?)",
                             [(i, p, f.camera) for i, (p, f) in enumerate(zip(paths, files, strict=True))])
@@ -206,7 +209,40 @@ def aggregate(files: list[EventFile], by: str = "hour", zone: str | None = None,
             raise ReportInputError(f"cannot read the events ({str(err).splitlines()[0]})") from None
         finally:
             con.close()
-    return _fold(groups, files, by, zone, start, end)
+    return _fold(_buckets(groups, by, zoneinfo.ZoneInfo(zone)), files, by, zone, start, end)
+
+
+def bucket_start(t: float, by: str, zone: zoneinfo.ZoneInfo) -> float:
+    """The Unix time at which the local hour or day holding ``t`` starts (a DST night's two 01:00-02:00 differ)."""
+    local = datetime.fromtimestamp(t, zone)
+    if by == "hour":
+        return local.replace(minute=0, second=0, microsecond=0).timestamp()
+    return local.replace(hour=0, minute=0, second=0, microsecond=0, fold=0).timestamp()
+
+
+def _buckets(groups: list[dict], by: str, zone: zoneinfo.ZoneInfo) -> list[dict]:
+    """Merge the 15-minute slots of each group key into local buckets: ``bucket`` is then a zone-aware datetime."""
+    merged: dict[tuple, dict] = {}
+    for g in sorted(groups, key=lambda g: g["slot"] if g["slot"] is not None else -math.inf):
+        slot = g.pop("slot")
+        start = None if slot is None else bucket_start(float(slot), by, zone)
+        key = (g["file_idx"], g["camera"], g["kind"], g["phase"], start, json_key(g["alert"]))
+        m = merged.get(key)
+        if m is None:
+            merged[key] = {**g, "bucket": None if start is None else datetime.fromtimestamp(start, zone)}
+            continue
+        m["n"] += g["n"]
+        if g["counted"] is not None:
+            m["counted"] = max(m["counted"] or 0, g["counted"])
+        if g["masked"] is not None:
+            m["masked"] = g["masked"]  # later slot: its last value
+        for k in ("faces", *(f"f_{k}" for k in LABELS)):
+            m[k] = (m[k] or 0) + (g[k] or 0)
+    return list(merged.values())
+
+
+def json_key(value) -> str | None:
+    return None if value is None else repr(sorted(value.items()))
 
 
 def _fold(groups: list[dict], files: list[EventFile], by: str, zone: str, start, end) -> Aggregate:
@@ -217,10 +253,12 @@ def _fold(groups: list[dict], files: list[EventFile], by: str, zone: str, start,
     for g in groups:
         if g["kind"] == "frame" and (g["phase"] == -1 or g["bucket"] is not None):
             frames.setdefault((g["file_idx"], g["camera"]), []).append(g)
-    cells: dict[tuple[str, datetime], dict] = {}
+    cells: dict[tuple[str, float], dict] = {}  # keyed by the bucket's Unix time: datetimes of one zone compare
+    # equal across a DST fold
 
     def cell(camera: str, bucket: datetime) -> dict:
-        return cells.setdefault((camera, bucket), {"frames": 0, "people": None, "masked": None, "alerts": 0,
+        return cells.setdefault((camera, bucket.timestamp()), {"start": bucket, "frames": 0, "people": None,
+                                                               "masked": None, "alerts": 0,
                                                    "faces": dict.fromkeys((*LABELS, "other"), 0)})
 
     for (_, camera), rows in frames.items():
@@ -253,9 +291,9 @@ def _fold(groups: list[dict], files: list[EventFile], by: str, zone: str, start,
                          None if a["duration_s"] is None or not math.isfinite(a["duration_s"]) else a["duration_s"],
                          _snapshot(a["snapshot"], files[g["file_idx"]].path))
         alerts.extend([item] * g["n"])
-    rows = tuple(Row(camera, bucket, c["frames"], c["people"],
+    rows = tuple(Row(camera, c["start"], c["frames"], c["people"],
                      None if c["people"] is None else max(min(c["masked"], c["people"]), 0), c["faces"], c["alerts"])
-                 for (camera, bucket), c in sorted(cells.items(), key=lambda kv: (kv[0][1], kv[0][0])))
+                 for (camera, _), c in sorted(cells.items(), key=lambda kv: (kv[0][1], kv[0][0])))
     if not rows:
         where = "" if start is None and end is None else " between --from and --to"
         raise NothingToReport(f"no event line to report{where} in {len(files)} file(s) "

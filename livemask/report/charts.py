@@ -7,6 +7,7 @@ x axis lists the buckets in order (a DST night's two 02:00 hours are two bars, l
 from __future__ import annotations
 
 import io
+import re
 from datetime import datetime
 
 from livemask.core.labels import display_name
@@ -33,7 +34,8 @@ def _svg(fig) -> str:
     buf = io.StringIO()
     fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
     text = buf.getvalue()
-    return text[text.index("<svg"):]  # inline: no XML prologue or DOCTYPE
+    text = re.sub(r"<metadata>.*?</metadata>\s*", "", text[text.index("<svg"):], flags=re.S)
+    return text  # inline: no XML prologue, DOCTYPE or RDF metadata
 
 
 def tick_label(start: datetime, by: str, previous: datetime | None) -> str:
@@ -63,11 +65,11 @@ def people_chart(agg: Aggregate, site: list[Row]) -> str:
     other = [(r.people or 0) - (r.masked or 0) for r in site]
     ax.bar(x, masked, color=MASKED, label="site: masked")
     ax.bar(x, other, bottom=masked, color=UNMASKED, label="site: not masked")
-    index = {s: i for i, s in enumerate(starts)}
+    index = {s.timestamp(): i for i, s in enumerate(starts)}
     if len(agg.cameras) > 1:
         for k, camera in enumerate(agg.cameras):
             rows = [r for r in agg.rows if r.camera == camera and r.people is not None]
-            ax.plot([index[r.start] for r in rows], [r.people for r in rows], marker="o", ms=3, lw=1.2,
+            ax.plot([index[r.start.timestamp()] for r in rows], [r.people for r in rows], marker="o", ms=3, lw=1.2,
                     color=PALETTE[k % len(PALETTE)], label=camera)
     ax.set_ylabel("people")
     ax.set_title(f"People per {agg.by}", fontsize=10, loc="left")
@@ -81,10 +83,10 @@ def share_chart(agg: Aggregate, site: list[Row]) -> str:
     """Masked share (0-100 %) per bucket: the site thick, each camera thin; buckets without people are gaps."""
     fig, ax = _figure()
     starts = [r.start for r in site]
-    index = {s: i for i, s in enumerate(starts)}
+    index = {s.timestamp(): i for i, s in enumerate(starts)}
 
     def line(rows: list[Row], **style) -> None:
-        xs = [index[r.start] for r in rows]
+        xs = [index[r.start.timestamp()] for r in rows]
         ys = [float("nan") if r.share_masked is None else 100 * r.share_masked for r in rows]
         ax.plot(xs, ys, marker="o", **style)
 

@@ -1,0 +1,172 @@
+"""``livemask report``: numbers equal hand counts (across a day boundary and a DST change), the page in a real
+Chromium (every chart drawn, the tables, no request leaves), malformed / truncated / empty inputs, and a 1 GB
+log aggregated in a subprocess whose peak RSS stays under 500 MB."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import resource
+import subprocess
+import sys
+from datetime import UTC, datetime
+
+import cv2
+import pytest
+from eventsmaker import Hour, write_big, write_plan
+
+from livemask.apps.cli import main
+
+ZONE = "Europe/Berlin"  # summer time ends 2026-10-25 03:00 CEST -> 02:00 CET (01:00 UTC)
+T0 = datetime(2026, 10, 24, 21, 0, tzinfo=UTC).timestamp()  # 23:00 CEST, 24 Oct
+H = 3600.0
+BAD = ["not json", '{"frame_id": 3, "timestam', "[1, 2]", '{"foo": 1}']  # 4 malformed lines
+
+# hand counts, Berlin time: 23:00+02 | 00:00+02 | 01:00+02 | 02:00+02 | 02:00+01 | 03:00+01
+NORTH = dict(people=[3, 2, 0, 4, 1, 2], masked=[2, 2, 0, 1, 1, 0], alerts=[1, 0, 0, 2, 0, 1])
+SOUTH = dict(people=[1, 0, 5, 3], masked=[1, 0, 5, 0], alerts=[0, 0, 1, 3])  # from 01:00+02 on
+STARTS = ["2026-10-24T23:00+02:00", "2026-10-25T00:00+02:00", "2026-10-25T01:00+02:00",
+          "2026-10-25T02:00+02:00", "2026-10-25T02:00+01:00", "2026-10-25T03:00+01:00"]
+
+
+@pytest.fixture
+def logs(tmp_path, astronaut_bgr):
+    snap = tmp_path / "snaps" / "alert-1.png"
+    snap.parent.mkdir()
+    cv2.imwrite(str(snap), cv2.GaussianBlur(astronaut_bgr[30:230, 150:330], (31, 31), 0))  # a blurred face crop
+    north = [Hour(T0 + i * H, 4, p, m, a, ("mask", "no_mask"), BAD if i == 1 else [])
+             for i, (p, m, a) in enumerate(zip(*NORTH.values(), strict=True))]
+    south = [Hour(T0 + (i + 2) * H, 2, p, m, a, ("mask_incorrect",))
+             for i, (p, m, a) in enumerate(zip(*SOUTH.values(), strict=True))]
+    a = write_plan(tmp_path / "north.jsonl", north, camera="north-door", snapshot="snaps/alert-1.png")
+    b = write_plan(tmp_path / "south.jsonl", south, summary=False)
+    with b.open("a") as f:
+        f.write('{"frame_id":99,"timestamp":17')  # a truncated last line: malformed number 5
+    return [a, b]
+
+
+def run_report(args: list[str], capsys) -> tuple[int, str, str]:
+    code = main(["report", *map(str, args)])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_csv_and_json_equal_the_hand_counts(logs, capsys):
+    code, out, err = run_report([*logs, "--tz", ZONE, "--format", "csv"], capsys)
+    assert code == 0, err
+    rows = list(csv.DictReader(io.StringIO(out)))
+    got = {(r["camera"], r["start"]): r for r in rows}
+    for i, start in enumerate(STARTS):
+        r = got[("north-door", start)]
+        assert (int(r["people"]), int(r["masked"]), int(r["alerts"])) == \
+            (NORTH["people"][i], NORTH["masked"][i], NORTH["alerts"][i]), start
+        assert (int(r["frames"]), int(r["faces_mask"]), int(r["faces_no_mask"])) == (4, 4, 4)
+    for i, start in enumerate(STARTS[2:]):
+        r = got[("south", start)]
+        assert (int(r["people"]), int(r["masked"]), int(r["alerts"]), int(r["faces_mask_incorrect"])) == \
+            (SOUTH["people"][i], SOUTH["masked"][i], SOUTH["alerts"][i], 2), start
+    site = {r["start"]: r for r in rows if r["camera"] == "site"}
+    assert [int(site[s]["people"]) for s in STARTS] == [3, 2, 1, 4, 6, 5]
+    assert [int(site[s]["masked"]) for s in STARTS] == [2, 2, 1, 1, 6, 0]
+    assert site[STARTS[4]]["share_masked"] == "1.0" and site[STARTS[5]]["share_masked"] == "0.0"
+    assert len(rows) == 6 + 4 + 6
+    assert "5 malformed skipped" in err
+
+    code, out, err = run_report([*logs, "--tz", ZONE, "--format", "json", "--by", "day"], capsys)
+    doc = json.loads(out)
+    assert code == 0 and doc["malformed"] == 5 and doc["zone"] == ZONE and doc["cameras"] == ["north-door", "south"]
+    by = {(r["camera"], r["start"]): r for r in doc["rows"]}
+    assert {k: (r["people"], r["masked"], r["alerts"]) for k, r in by.items()} == {
+        ("north-door", "2026-10-24T00:00+02:00"): (3, 2, 1), ("north-door", "2026-10-25T00:00+02:00"): (9, 4, 3),
+        ("south", "2026-10-25T00:00+02:00"): (9, 6, 4),
+        ("site", "2026-10-24T00:00+02:00"): (3, 2, 1), ("site", "2026-10-25T00:00+02:00"): (18, 10, 7)}
+    assert len(doc["alerts"]) == 8 and sum(a["snapshot"] is not None for a in doc["alerts"]) == 4
+
+
+def test_from_to_counts_people_of_the_period_not_the_run_total(logs, capsys):
+    code, out, err = run_report([*logs, "--tz", ZONE, "--format", "json", "--from", "2026-10-25T00:00",
+                                 "--to", "2026-10-25T02:30+01:00"], capsys)
+    assert code == 0, err
+    site = [r for r in json.loads(out)["rows"] if r["camera"] == "site"]
+    assert [(r["start"], r["people"], r["masked"]) for r in site] == [
+        (STARTS[1], 2, 2), (STARTS[2], 1, 1), (STARTS[3], 4, 1), (STARTS[4], 6, 6)]
+
+
+def test_the_page_in_chromium_shows_every_chart_and_table_and_asks_for_nothing(logs, tmp_path, capsys):
+    from playwright.sync_api import sync_playwright
+    from servehelpers import chromium_or_skip
+
+    out = tmp_path / "report.html"
+    code, _, err = run_report([*logs, "--tz", ZONE, "--out", out], capsys)
+    assert code == 0, err
+    text = out.read_text()
+    assert "http://" not in text.replace("http://www.w3.org/", "") and "https://" not in text
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_or_skip(), headless=True)
+        page = browser.new_page()
+        requests = []
+        page.route("**/*", lambda route: (requests.append(route.request.url), route.abort()))
+        page.set_content('<img src="http://127.0.0.1:9/x.png">')  # control: the interception sees requests
+        page.wait_for_timeout(200)
+        assert requests, "route interception saw nothing on the control page"
+        requests.clear()
+        page.set_content(text, wait_until="load")
+        for chart in ("people", "share", "alerts", "labels"):
+            svg = page.locator(f"#chart-{chart} svg")
+            assert svg.count() == 1, chart
+            box = svg.bounding_box()
+            assert box["width"] > 300 and box["height"] > 80, chart
+            assert page.locator(f"#chart-{chart} svg path, #chart-{chart} svg use").count() > 10, chart
+        site = page.locator("table.numbers").first.locator("tr")
+        assert site.count() == 1 + 6
+        cells = [site.nth(1 + i).locator("td").all_inner_texts() for i in range(6)]
+        assert [c[0] for c in cells] == STARTS
+        assert [int(c[3]) for c in cells] == [3, 2, 1, 4, 6, 5]
+        thumbs = page.locator(".thumbs img")
+        assert thumbs.count() == 4
+        assert thumbs.first.evaluate("img => img.complete && img.naturalWidth > 0")
+        page.wait_for_timeout(200)
+        browser.close()
+    assert requests == []
+
+
+def test_bad_inputs_are_one_line_and_the_documented_exit(tmp_path, logs, capsys):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    junk = tmp_path / "junk.jsonl"
+    junk.write_text("\n".join(BAD) + "\n\n")
+    folder = tmp_path / "nothing"
+    folder.mkdir()
+    cases = [([empty], 1, "no event line"), ([junk], 1, "4 malformed"), ([tmp_path / "nope.jsonl"], 2, "no such"),
+             ([folder], 2, "no event log"), ([logs[0], "--tz", "Mars/Base"], 2, "unknown time zone"),
+             ([logs[0], "--from", "yesterday"], 2, "--from"), ([logs[0], "--out", logs[0]], 2, "one of the inputs"),
+             ([logs[0], "--from", "2030-01-01"], 1, "between --from and --to")]
+    for args, exit_code, words in cases:
+        before = logs[0].read_bytes()
+        code, _, err = run_report(args, capsys)
+        assert code == exit_code, (args, err)
+        assert len(err.strip().splitlines()) == 1 and words in err and "Traceback" not in err, (args, err)
+        assert logs[0].read_bytes() == before
+
+
+@pytest.mark.slow
+def test_a_1_gb_log_is_aggregated_with_a_bounded_peak_rss(tmp_path):
+    log = tmp_path / "big.jsonl"
+    truth = write_big(log, 1_000_000_000)
+    code = ("import json, resource, sys\n"
+            "from livemask.report.inputs import event_files\n"
+            "from livemask.report.aggregate import aggregate\n"
+            "a = aggregate(event_files([sys.argv[1]]), 'hour', 'UTC')\n"
+            "site = a.site()\n"
+            "print(json.dumps({'lines': a.lines, 'frames': sum(r.frames for r in site), "
+            "'people': sum(r.people for r in site), 'masked': sum(r.masked for r in site), "
+            "'alerts': len(a.alerts), 'malformed': a.malformed, "
+            "'rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))\n")
+    done = subprocess.run([sys.executable, "-c", code, str(log)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    got = json.loads(done.stdout)
+    children_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    assert got["rss_mb"] <= 500 and children_mb <= 500, (got, children_mb)
+    assert {k: got[k] for k in ("lines", "frames", "people", "masked", "alerts")} == truth
+    assert got["malformed"] == 0
