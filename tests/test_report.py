@@ -170,3 +170,20 @@ def test_a_1_gb_log_is_aggregated_with_a_bounded_peak_rss(tmp_path):
     assert got["rss_mb"] <= 500 and children_mb <= 500, (got, children_mb)
     assert {k: got[k] for k in ("lines", "frames", "people", "masked", "alerts")} == truth
     assert got["malformed"] == 0
+
+
+@pytest.mark.slow
+def test_batch_writes_the_report_beside_summary_csv_unless_no_report(data_dir, tmp_path):
+    from test_batch import run_batch
+
+    clip = data_dir / "videos" / "several_unmasked_faces.mp4"
+    out = tmp_path / "batch"
+    proc = run_batch(str(clip), "--out", str(out), "--workers", "1", "--no-report")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (out / "summary.csv").is_file() and not (out / "report.html").exists()
+    proc = run_batch(str(clip), "--out", str(out), "--workers", "1", "--resume")  # nothing to redo: report only
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    with (out / "summary.csv").open(newline="") as fh:
+        people = int(next(csv.DictReader(fh))["people"])
+    text = (out / "report.html").read_text()
+    assert people > 0 and f"<b>{people}</b>people" in text and "several_unmasked_faces" in text

@@ -74,3 +74,28 @@ def command(args, config) -> int:
           f"{len(agg.alerts)} alert(s), {agg.lines} line(s) read, {agg.malformed} malformed skipped"
           + (f"; written to {out}" if out is not None else ""), file=sys.stderr)
     return 0
+
+
+def folder_report(out_dir: str | Path, name: str = "report.html") -> Path | None:
+    """``livemask batch``'s report: every input's events in ``out_dir`` -> ``out_dir/report.html``.
+
+    Never fails the batch: nothing to report (every input failed) or a report that cannot be written is
+    one log line, and the batch keeps its exit status. Returns the report's path, or None.
+    """
+    from livemask.core.errors import LivemaskError
+    from livemask.report.aggregate import aggregate
+    from livemask.report.inputs import event_files
+    from livemask.report.page import render
+
+    out = Path(out_dir) / name
+    try:
+        agg = aggregate(event_files([out_dir]))
+        write_atomic(out, render(agg, "Mask compliance report (batch)"))
+    except LivemaskError as err:
+        log.warning("no %s: %s", name, err)
+        return None
+    except Exception as err:  # a bug in the report must not turn a finished batch into a failure
+        log.warning("no %s: internal error (%s: %s)", name, type(err).__name__, err)
+        return None
+    log.info("report: %s", out)
+    return out

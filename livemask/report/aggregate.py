@@ -197,6 +197,7 @@ def aggregate(files: list[EventFile], by: str = "hour", zone: str | None = None,
         con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT, "threads": min(os.cpu_count() or 1, 4),
                                      "temp_directory": spill, "preserve_insertion_order": False})
         try:
+            con.execute("SET enable_progress_bar = false")  # DuckDB's bar would go to stdout (CSV/JSON output)
             con.execute("CREATE TEMP TABLE files (idx INTEGER, path VARCHAR, camera VARCHAR)")
             con.executemany("INSERT INTO files VALUES (?, ?, ?)",
                             [(i, p, f.camera) for i, (p, f) in enumerate(zip(paths, files, strict=True))])
