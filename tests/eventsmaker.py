@@ -70,12 +70,15 @@ LINE = ('{{"frame_id":{i},"timestamp":{t:.3f},"position_s":{p:.3f},"faces":[{{"b
         '"label":"{b}","probability":0.992,"probabilities":{{"mask":0.0031,"no_mask":0.992,"mask_incorrect":0.0049}},'
         '"track_id":{tb}}}],"people":{{"in_view":2,"counted":{c},"masked":{m},"share_masked":0.5,"static":0}}}}\n')
 ALERT = ('{{"alert":{{"time":{t:.3f},"track_id":{ta},"label":"no_mask","duration_s":2.002,'
-         '"box":[168.8,81.5,223.2,151.9],"snapshot":null,"frame_id":{i},"position_s":{p:.3f}}}}}\n')
+         '"box":[168.8,81.5,223.2,151.9],"snapshot":{s},"frame_id":{i},"position_s":{p:.3f}}}}}\n')
 
 
-def write_big(path: Path, size: int, start: float = 1_790_000_000.0, fps: float = 25.0) -> dict:
+def write_big(path: Path, size: int, start: float = 1_790_000_000.0, fps: float = 25.0, alert_every: int = 1000,
+              snapshot: str | None = None) -> dict:
     """About ``size`` bytes of frame lines at ``fps`` from ``start``: a new person every 100 frames (every
-    other one masked), an alert every 1000 frames. Returns {"lines", "frames", "people", "masked", "alerts"}."""
+    other one masked), an alert every ``alert_every`` frames (its snapshot ``snapshot``).
+    Returns {"lines", "frames", "people", "masked", "alerts"}."""
+    snap = json.dumps(snapshot)
     written = lines = frames = alerts = 0
     chunk: list[str] = []
     labels = ("mask", "no_mask", "mask_incorrect", "no_mask")
@@ -90,8 +93,8 @@ def write_big(path: Path, size: int, start: float = 1_790_000_000.0, fps: float 
             written += len(text)
             frames += 1
             lines += 1
-            if i % 1000 == 999:
-                chunk.append(ALERT.format(t=t, ta=people, i=i, p=i / fps))
+            if i % alert_every == alert_every - 1:
+                chunk.append(ALERT.format(t=t, ta=people, i=i, p=i / fps, s=snap))
                 alerts += 1
                 lines += 1
             if len(chunk) >= 4096:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import resource
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -154,7 +153,7 @@ def test_bad_inputs_are_one_line_and_the_documented_exit(tmp_path, logs, capsys)
 def test_a_1_gb_log_is_aggregated_with_a_bounded_peak_rss(tmp_path):
     log = tmp_path / "big.jsonl"
     truth = write_big(log, 1_000_000_000)
-    code = ("import json, resource, sys\n"
+    code = ("import json, sys\n"
             "from livemask.report.inputs import event_files\n"
             "from livemask.report.aggregate import aggregate\n"
             "a = aggregate(event_files([sys.argv[1]]), 'hour', 'UTC')\n"
@@ -162,12 +161,12 @@ def test_a_1_gb_log_is_aggregated_with_a_bounded_peak_rss(tmp_path):
             "print(json.dumps({'lines': a.lines, 'frames': sum(r.frames for r in site), "
             "'people': sum(r.people for r in site), 'masked': sum(r.masked for r in site), "
             "'alerts': len(a.alerts), 'malformed': a.malformed, "
-            "'rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))\n")
+            "'rss_mb': next(int(x.split()[1]) for x in open('/proc/self/status') if x.startswith('VmHWM')) / 1024}))\n")
+    # VmHWM: the peak RSS since the subprocess's exec (ru_maxrss would carry the test process's own peak over)
     done = subprocess.run([sys.executable, "-c", code, str(log)], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     got = json.loads(done.stdout)
-    children_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    assert got["rss_mb"] <= 500 and children_mb <= 500, (got, children_mb)
+    assert 50 < got["rss_mb"] <= 500, got
     assert {k: got[k] for k in ("lines", "frames", "people", "masked", "alerts")} == truth
     assert got["malformed"] == 0
 
