@@ -9,6 +9,7 @@ import io
 import json
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime
 
 import cv2
@@ -186,3 +187,80 @@ def test_batch_writes_the_report_beside_summary_csv_unless_no_report(data_dir, t
         people = int(next(csv.DictReader(fh))["people"])
     text = (out / "report.html").read_text()
     assert people > 0 and f"<b>{people}</b>people" in text and "several_unmasked_faces" in text
+
+
+@pytest.mark.slow
+def test_serve_keeps_its_events_reports_them_and_the_live_page_charts_the_share(data_dir, tmp_path):
+    import os
+    import re
+
+    import httpx
+    from playwright.sync_api import sync_playwright
+    from servehelpers import ROOT, chromium_or_skip
+
+    kept = tmp_path / "kept"
+    clip = data_dir / "videos" / "several_unmasked_faces.mp4"
+    env = {k: v for k, v in os.environ.items() if k != "LIVEMASK_TOKEN"}
+    proc = subprocess.Popen([sys.executable, "-m", "livemask", "serve", "--port", "0", "--source", str(clip),
+                             "--set", f"report.events_dir={kept}", "--set", f"run.snapshot_dir={tmp_path / 'snaps'}"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
+    try:
+        line = proc.stdout.readline()
+        m = re.search(r"serving on http://127\.0\.0\.1:(\d+)/", line)
+        assert m, (line, proc.poll())
+        url = f"http://127.0.0.1:{m.group(1)}"
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium_or_skip(), headless=True)
+            page = browser.new_page()
+            page.goto(url + "/?mode=live")
+            link = page.locator("#trend-report")
+            assert link.get_attribute("href") == "/v1/report"
+            deadline = time.monotonic() + 60
+            live = {}
+            while time.monotonic() < deadline:  # the clip plays at its own rate (about 11 s)
+                live = httpx.get(url + "/v1/summary", timeout=10).json()["live"]
+                if live["ended"]:
+                    break
+                time.sleep(0.5)
+            assert live["ended"] and live["people"]["counted"] > 0, live
+            page.reload()  # the chart's first sample: the run's totals
+            page.wait_for_function("Number(document.getElementById('trend-canvas').dataset.points) >= 1",
+                                   timeout=20_000)
+            assert "%" in page.locator("#trend-now").inner_text()
+            page.goto(url + "/v1/report?tz=UTC")
+            assert page.locator("#chart-share svg").count() == 1 and page.locator("table.numbers").count() >= 2
+            browser.close()
+        doc = httpx.get(url + "/v1/report", params={"format": "json", "tz": "UTC"}, timeout=60).json()
+        site = [r for r in doc["rows"] if r["camera"] == "site"]
+        assert sum(r["people"] for r in site) == live["people"]["counted"]
+        # every processed frame is kept; the page's hub may have skipped some (a threaded sink drops when behind)
+        assert live["frames"] <= sum(r["frames"] for r in site) <= 275 and doc["malformed"] == 0
+        assert httpx.get(url + "/v1/report", params={"tz": "Mars/Base"}, timeout=30).status_code == 400
+        gone = httpx.get(url + "/v1/report", params={"from": "2099-01-01"}, timeout=30)
+        assert gone.status_code == 404 and "no event line" in gone.json()["error"]
+        assert list(kept.glob("events-*.jsonl"))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_kept_events_stay_under_max_mb_and_keep_days(tmp_path):
+    import os
+
+    from livemask.sinks.kept_events import KeptEvents, KeptEventsOptions, kept_files
+
+    folder = tmp_path / "kept"
+    folder.mkdir()
+    now = 2_000_000_000.0
+    for day, part, mb, age_days in [("20260101", 1, 1, 40), ("20260301", 1, 2, 9), ("20260301", 2, 2, 8),
+                                    ("20260310", 1, 2, 1), ("20260310", 10, 1, 0)]:
+        path = folder / f"events-{day}-{part}.jsonl"
+        path.write_bytes(b"x" * (mb * 1024 * 1024))
+        os.utime(path, (now - age_days * 86400, now - age_days * 86400))
+    assert [p.name for p in kept_files(folder)][-2:] == ["events-20260310-1.jsonl", "events-20260310-10.jsonl"]
+    sink = KeptEvents(KeptEventsOptions(events_dir=str(folder), keep_days=31, max_mb=5))
+    assert sink.trim(now) == 2  # the 40-day-old file, then the oldest until 5 MB fit
+    assert [p.name for p in kept_files(folder)] == ["events-20260301-2.jsonl", "events-20260310-1.jsonl",
+                                                     "events-20260310-10.jsonl"]
+    with pytest.raises(Exception, match="keep_days"):
+        KeptEventsOptions(keep_days=0)

@@ -31,6 +31,7 @@ from livemask.engine.tracker import Tracker
 from livemask.explain.base import FILLS
 from livemask.explain.suite import ExplainSuite
 from livemask.models.backends import FaceClassifier, open_classifier
+from livemask.sinks.kept_events import KeptEventsOptions
 from livemask.sinks.kiosk import KioskOptions
 
 log = logging.getLogger(__name__)
@@ -145,7 +146,8 @@ SCHEMA = (Schema()
           .register("privacy", PrivacyOptions)
           .register("run", RunOptions)
           .register("kiosk", KioskOptions)
-          .register("images", ImageLimits))
+          .register("images", ImageLimits)
+          .register("report", KeptEventsOptions))
 
 
 def load_config(path: str | Path | None = None) -> Config:
@@ -341,3 +343,11 @@ def people_parts(config: Config, options: RunOptions, tracker: Tracker, class_na
     if alerts.sound:
         notifiers.append(SoundNotifier(queue_size=min(alerts.queue_size, 4)))
     return people, AlertSink(notifiers, blur, alerts.finish_s), blur
+
+
+def kept_events(config: Config, camera: str | None = None):
+    """The sink that keeps ``serve``'s event lines for ``/v1/report`` (None when ``report.keep_events`` is off)."""
+    from livemask.sinks.kept_events import KeptEvents
+
+    options: KeptEventsOptions = build(config, "report")
+    return KeptEvents(options, camera) if options.keep_events else None
