@@ -84,6 +84,22 @@ def test_csv_and_json_equal_the_hand_counts(logs, capsys):
     assert len(doc["alerts"]) == 8 and sum(a["snapshot"] is not None for a in doc["alerts"]) == 4
 
 
+def test_a_run_split_over_files_by_its_run_field_is_counted_once(logs, tmp_path, capsys):
+    lines = logs[0].read_text().splitlines()
+    lines = [line if not line.startswith('{"frame_id"') else line[:-1] + ',"run":"r1"}' for line in lines]
+    half = len(lines) // 2
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "events-20261024-1.jsonl").write_text("\n".join(lines[:half]) + "\n")
+    (kept / "events-20261025-1.jsonl").write_text("\n".join(lines[half:]) + "\n")
+    code, out, err = run_report([kept, "--tz", ZONE, "--format", "json"], capsys)
+    assert code == 0, err
+    rows = json.loads(out)["rows"]
+    assert {r["camera"] for r in rows} == {"north-door", "site"}
+    assert [r["people"] for r in rows if r["camera"] == "north-door"] == NORTH["people"]
+    assert [r["masked"] for r in rows if r["camera"] == "north-door"] == NORTH["masked"]
+
+
 def test_from_to_counts_people_of_the_period_not_the_run_total(logs, capsys):
     code, out, err = run_report([*logs, "--tz", ZONE, "--format", "json", "--from", "2026-10-25T00:00",
                                  "--to", "2026-10-25T02:30+01:00"], capsys)
@@ -232,6 +248,7 @@ def test_serve_keeps_its_events_reports_them_and_the_live_page_charts_the_share(
             browser.close()
         doc = httpx.get(url + "/v1/report", params={"format": "json", "tz": "UTC"}, timeout=60).json()
         site = [r for r in doc["rows"] if r["camera"] == "site"]
+        assert {r["camera"] for r in doc["rows"]} == {"live", "site"}  # report.camera, one run over the files
         assert sum(r["people"] for r in site) == live["people"]["counted"]
         # every processed frame is kept; the page's hub may have skipped some (a threaded sink drops when behind)
         assert live["frames"] <= sum(r["frames"] for r in site) <= 275 and doc["malformed"] == 0

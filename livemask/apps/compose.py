@@ -345,9 +345,9 @@ def people_parts(config: Config, options: RunOptions, tracker: Tracker, class_na
     return people, AlertSink(notifiers, blur, alerts.finish_s), blur
 
 
-def kept_events(config: Config, camera: str | None = None):
+def kept_events(config: Config):
     """The sink that keeps ``serve``'s event lines for ``/v1/report`` (None when ``report.keep_events`` is off)."""
     from livemask.sinks.kept_events import KeptEvents
 
     options: KeptEventsOptions = build(config, "report")
-    return KeptEvents(options, camera) if options.keep_events else None
+    return KeptEvents(options) if options.keep_events else None

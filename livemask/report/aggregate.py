@@ -6,7 +6,8 @@ number of hours and cameras, not on the file size (DuckDB's own memory is capped
 
 *People.* A frame line's ``people.counted`` and ``people.masked`` are a run's totals so far
 (:mod:`livemask.engine.people`), so the people of a bucket are the total at its last frame minus the
-total at the previous bucket's last frame, per file and camera (a file is one run). ``masked`` is taken the
+total at the previous bucket's last frame, per run and camera. A run is a file, unless its lines carry a
+``run`` field (serve's kept events: one run spans several files). ``masked`` is taken the
 same way; as the people stage may relabel a person still in view, a bucket's masked count can move by one
 person between neighbouring buckets, never in the sum. Lines before ``--from`` give the starting totals.
 *Faces* are face observations (one a face a frame) by label: the label mix. *Alerts* are listed one by one.
@@ -37,6 +38,7 @@ MEMORY_LIMIT = "256MB"  # DuckDB's own cap; the rest of the process stays well u
 
 COLUMNS = {
     "camera": "VARCHAR",
+    "run": "VARCHAR",
     "timestamp": "DOUBLE",
     "faces": "STRUCT(label VARCHAR)[]",
     "people": "STRUCT(counted BIGINT, masked BIGINT)",
@@ -160,9 +162,12 @@ def _query(files: list[EventFile], by: str, lo: float | None, hi: float | None) 
     hi_s = "NULL" if hi is None else repr(float(hi))
     return f"""
     WITH ev AS (
-      SELECT m.idx AS file_idx, coalesce(e.camera, m.camera) AS camera,
+      SELECT coalesce(e.camera, m.camera) AS camera,
         CASE WHEN e.timestamp IS NOT NULL THEN 'frame' WHEN e.alert.time IS NOT NULL THEN 'alert'
              WHEN e.summary IS NOT NULL THEN 'summary' ELSE 'bad' END AS kind,
+        -- a run's totals continue across the files it spans (serve's kept files): frames group by run
+        CASE WHEN e.run IS NOT NULL AND e.timestamp IS NOT NULL THEN 'run:' || e.run
+             ELSE 'file:' || m.idx END AS run_key, m.idx AS file_idx,
         coalesce(e.timestamp, e.alert.time) AS t, e.people, e.faces, e.alert
       FROM read_ndjson($paths, ignore_errors = true, filename = true, format = 'newline_delimited',
                        columns = {columns}) e
@@ -171,7 +176,7 @@ def _query(files: list[EventFile], by: str, lo: float | None, hi: float | None) 
       SELECT *, CASE WHEN t IS NULL OR {lo_s} IS NULL OR t >= {lo_s} THEN 0 ELSE -1 END AS phase
       FROM ev WHERE t IS NULL OR {hi_s} IS NULL OR t < {hi_s}
     )
-    SELECT file_idx, camera, kind, phase,
+    SELECT run_key, CASE WHEN kind = 'alert' THEN file_idx END AS file_idx, camera, kind, phase,
       CASE WHEN phase = 0 AND t IS NOT NULL AND isfinite(t) THEN floor(t / {SLOT_S}) * {SLOT_S} END AS slot,
       CASE WHEN kind = 'alert' THEN alert END AS alert,
       count(*) AS n, max(people.counted) AS counted, arg_max(people.masked, t) AS masked,
@@ -227,7 +232,7 @@ def _buckets(groups: list[dict], by: str, zone: zoneinfo.ZoneInfo) -> list[dict]
     for g in sorted(groups, key=lambda g: g["slot"] if g["slot"] is not None else -math.inf):
         slot = g.pop("slot")
         start = None if slot is None else bucket_start(float(slot), by, zone)
-        key = (g["file_idx"], g["camera"], g["kind"], g["phase"], start, json_key(g["alert"]))
+        key = (g["run_key"], g["file_idx"], g["camera"], g["kind"], g["phase"], start, json_key(g["alert"]))
         m = merged.get(key)
         if m is None:
             merged[key] = {**g, "bucket": None if start is None else datetime.fromtimestamp(start, zone)}
@@ -250,10 +255,10 @@ def _fold(groups: list[dict], files: list[EventFile], by: str, zone: str, start,
     lines = sum(g["n"] for g in groups)
     malformed = sum(g["n"] for g in groups if g["kind"] == "bad")
     runs = sum(g["n"] for g in groups if g["kind"] == "summary")
-    frames: dict[tuple[int, str], list[dict]] = {}
+    frames: dict[tuple[str, str], list[dict]] = {}  # (run, camera) -> its buckets
     for g in groups:
         if g["kind"] == "frame" and (g["phase"] == -1 or g["bucket"] is not None):
-            frames.setdefault((g["file_idx"], g["camera"]), []).append(g)
+            frames.setdefault((g["run_key"], g["camera"]), []).append(g)
     cells: dict[tuple[str, float], dict] = {}  # keyed by the bucket's Unix time: datetimes of one zone compare
     # equal across a DST fold
 

@@ -1,12 +1,13 @@
 """The event lines ``livemask serve`` keeps for its reports: bounded JSONL files under a data folder.
 
 :class:`KeptEvents` is an engine sink (on the engine's loop, like the event log) that appends every frame's
-event-log lines (:func:`livemask.core.records.event_lines`) to ``DIR/events-<UTC date>-<n>.jsonl``. A file
-is closed and a new one begun when the UTC date changes or the file reaches a tenth of ``max_mb``; files
-older than ``keep_days`` are removed, then the oldest ones while all of them together pass ``max_mb``. So
-the disk used stays under ``max_mb`` (plus one line) whatever the run's length. ``GET /v1/report`` reads
-these files with :mod:`livemask.report`. A write that fails (a full disk) stops keeping, counted and logged
-once; it never stops the run.
+event-log lines (:func:`livemask.core.records.event_lines`, plus ``camera`` and ``run``, which lets a report
+follow one run's totals across files) to ``DIR/events-<UTC date>-<n>.jsonl``. A file is closed and a new one
+begun when the UTC date changes or the file reaches a tenth of ``max_mb``; files older than ``keep_days``
+are removed, then the oldest ones while all of them together pass ``max_mb``. So the disk used stays under
+``max_mb`` (plus one line) whatever the run's length. ``GET /v1/report`` reads these files with
+:mod:`livemask.report`. A write that fails (a full disk) stops keeping, counted and logged once; it never
+stops the run.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
-from livemask.core.params import Range, check_fields
+from livemask.core.params import Range, Text, check_fields
 from livemask.core.records import event_lines
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ class KeptEventsOptions:
     events_dir: str = "data/events"
     keep_days: Annotated[float, Range(0, 3660, lo_open=True)] = 31.0
     max_mb: Annotated[float, Range(1, 1_000_000)] = 2048.0
+    camera: Annotated[str, Text(1, 64)] = "live"
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -54,10 +56,11 @@ class KeptEvents:
     name = "kept-events"
     threaded = False
 
-    def __init__(self, options: KeptEventsOptions, camera: str | None = None):
+    def __init__(self, options: KeptEventsOptions):
         self.options = options
         self.folder = Path(options.events_dir)
-        self.camera = camera
+        self.camera = options.camera
+        self.run = ""
         self.max_bytes = int(options.max_mb * 1024 * 1024)
         self.file = None
         self.day = ""
@@ -68,6 +71,7 @@ class KeptEvents:
 
     def open(self, info=None) -> None:
         self._wall_offset = time.time() - time.monotonic()
+        self.run = f"{time.time():.3f}"  # the run's totals continue across its files: the report follows them
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as err:
@@ -120,8 +124,8 @@ class KeptEvents:
             if self.file is None or day != self.day or self.size >= self.max_bytes // 10:
                 self._new_file(day)
             for line in lines:
-                if self.camera is not None:
-                    line["camera"] = self.camera
+                line["camera"] = self.camera
+                line["run"] = self.run
                 text = json.dumps(line, separators=(",", ":")) + "\n"
                 self.file.write(text)
                 self.size += len(text)
