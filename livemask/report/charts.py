@@ -51,8 +51,9 @@ def tick_label(start: datetime, by: str, previous: datetime | None) -> str:
 
 def _ticks(ax, starts: list[datetime], by: str) -> None:
     step = max(1, len(starts) // 24)
-    labels = [tick_label(s, by, starts[i - 1] if i else None) for i, s in enumerate(starts)]
-    ax.set_xticks(range(0, len(starts), step), [labels[i] for i in range(0, len(starts), step)], fontsize=7)
+    shown = list(range(0, len(starts), step))
+    labels = [tick_label(starts[i], by, starts[shown[k - 1]] if k else None) for k, i in enumerate(shown)]
+    ax.set_xticks(shown, labels, fontsize=7)  # the date on the first tick and wherever it changes
     ax.set_xlim(-0.6, len(starts) - 0.4)
 
 
@@ -71,6 +72,9 @@ def people_chart(agg: Aggregate, site: list[Row]) -> str:
             rows = [r for r in agg.rows if r.camera == camera and r.people is not None]
             ax.plot([index[r.start.timestamp()] for r in rows], [r.people for r in rows], marker="o", ms=3, lw=1.2,
                     color=PALETTE[k % len(PALETTE)], label=camera)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # people are whole
     ax.set_ylabel("people")
     ax.set_title(f"People per {agg.by}", fontsize=10, loc="left")
     _ticks(ax, starts, agg.by)

@@ -22,6 +22,7 @@ from livemask.report.tables import bucket_label
 
 THUMB_PX = 72  # longer side of an embedded alert thumbnail
 MAX_THUMBS = 300  # about 3 KB each: the page stays well under 2 MB
+MAX_ALERT_ROWS = 1000  # the page's alert table; the CSV / JSON list every alert
 TOP = 3  # busiest and worst buckets listed
 STAMP = "%Y-%m-%d %H:%M"
 
@@ -92,7 +93,7 @@ def _ranked(site: list[Row]) -> tuple[list[Row], list[Row]]:
 def _alerts_section(alerts: tuple[AlertItem, ...]) -> str:
     e = html.escape
     figures, rows = [], []
-    for i, a in enumerate(alerts):
+    for i, a in enumerate(alerts[:MAX_ALERT_ROWS]):
         src = thumbnail(a.snapshot) if i < MAX_THUMBS else None
         when = a.time.strftime("%Y-%m-%d %H:%M:%S %z")
         if src is not None:
@@ -106,6 +107,9 @@ def _alerts_section(alerts: tuple[AlertItem, ...]) -> str:
     table = ("<table class=alerts><caption>Alerts</caption><tr><th class=l>time</th><th class=l>camera</th>"
              "<th class=l>label</th><th>track</th><th>after (s)</th><th>snapshot</th></tr>"
              + "".join(rows) + "</table>") if rows else "<p>No alert in this period.</p>"
+    more = len(alerts) - MAX_ALERT_ROWS
+    if more > 0:
+        table += f"<p>{more} more alert(s) are in the CSV and JSON (<code>--format csv|json</code>).</p>"
     return thumbs + f"<details><summary>Alerts table ({len(alerts)})</summary>{table}</details>"
 
 
