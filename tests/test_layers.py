@@ -7,7 +7,7 @@ The layers, lowest first (a module may import its own layer and the ones below):
 2. ``livemask.models``, ``face_detector``: the classifier and the detectors
 3. ``livemask.engine``: channel, sources, pipeline, tracker, sink protocol, engine
 4. ``livemask.sinks``, ``livemask.explain``: window, video, event log, console; explanations
-5. ``livemask.data``: datasets, training, evaluation, calibration
+5. ``livemask.data``, ``livemask.report``: datasets, training, evaluation, calibration; compliance reports
 6. ``livemask.apps``, ``livemask.web``, ``livemask.batch``, ``livemask`` itself: commands and the composition root
 """
 
@@ -24,7 +24,7 @@ LAYERS = [
     ("livemask.models", "face_detector"),
     ("livemask.engine",),
     ("livemask.sinks", "livemask.explain"),
-    ("livemask.data",),
+    ("livemask.data", "livemask.report"),
     ("livemask.apps", "livemask.web", "livemask.batch", "livemask"),
 ]
 

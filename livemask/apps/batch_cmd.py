@@ -35,6 +35,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--write-video", action="store_true", help="also write the annotated video / image")
     parser.add_argument("--blur-faces", action="store_true", help="blur the faces in the annotated video / image")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--no-report", action="store_true", help="do not write report.html (the compliance report "
+                                                                  "of every input's events) beside summary.csv")
 
 
 def command(args, config) -> int:
@@ -76,4 +78,8 @@ def command(args, config) -> int:
         if row.status == "failed":
             text = row.error if row.path in (row.error or "") else f"{row.path}: {row.error}"
             print(f"livemask: failed: {text}", file=sys.stderr)
+    if not args.no_report:
+        from livemask.apps.report_cmd import folder_report
+
+        folder_report(args.out)
     return report.exit_code

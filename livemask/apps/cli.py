@@ -1,4 +1,4 @@
-"""The ``livemask`` command: run, image, batch, eval, explain, train, serve, export.
+"""The ``livemask`` command: run, image, batch, eval, explain, train, serve, export, report.
 
 Every expected failure is a :class:`LivemaskError`; it is printed as one line and the
 process exits with the error's status, never with a traceback. Every message that
@@ -52,9 +52,11 @@ COMMANDS = {
     "train": ("livemask.apps.train_cmd", "train the mask classifier on a data folder"),
     "serve": ("livemask.apps.serve_cmd", "browser page and HTTP API (photos, explanations, live stream, webcam)"),
     "export": ("livemask.apps.export_cmd", "export the classifier to ONNX or LiteRT (.tflite), optionally int8"),
+    "report": ("livemask.apps.report_cmd", "compliance report (HTML charts, CSV, JSON) from event logs and batches"),
 }
 # commands that always need TensorFlow; the others import it only when classifier.model_path is a .keras file
 TF_COMMANDS = ("explain", "train", "export")
+MODEL_FREE_COMMANDS = ("report",)  # commands that never load a model: TensorFlow is never imported for them
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -187,7 +189,7 @@ def _main(argv: list[str] | None) -> int:
     # TensorFlow first (as its slow import must not run while a live source is already open), but
     # only when the command or the configured model needs it: exported models run without it
     model_path = config.get("classifier", {}).get("model_path", DEFAULT_MODEL)
-    if args.command in TF_COMMANDS or needs_tensorflow(model_path):
+    if args.command in TF_COMMANDS or (args.command not in MODEL_FREE_COMMANDS and needs_tensorflow(model_path)):
         import_tensorflow_quietly()
     return int(importlib.import_module(args._module).command(args, config) or 0)
 

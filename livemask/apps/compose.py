@@ -27,6 +27,7 @@ from livemask.engine.tracker import Tracker
 from livemask.explain.suite import ExplainSuite
 from livemask.models.backends import FaceClassifier, open_classifier
 from livemask.sinks.alerts import AlertOptions
+from livemask.sinks.kept_events import KeptEventsOptions
 from livemask.sinks.kiosk import KioskOptions
 from livemask.sinks.privacy import PrivacyOptions
 from livemask.sinks.run_outputs import RunOptions
@@ -46,7 +47,8 @@ SCHEMA = (Schema()
           .register("privacy", PrivacyOptions)
           .register("run", RunOptions)
           .register("kiosk", KioskOptions)
-          .register("images", ImageLimits))
+          .register("images", ImageLimits)
+          .register("report", KeptEventsOptions))
 
 
 def load_config(path: str | Path | None = None) -> Config:
@@ -352,3 +354,14 @@ def batch_file_run(models, item, folder: Path, options, stop_event: threading.Ev
     run = Engine(cap, processor, sinks, stage_queue=models.stage_queue, overlap=models.overlap,
                  stop_reason=stop_reason, people=people)
     return FileRun(run, source, counts, tracker.enabled, people, outputs)
+def report_options(config: Config) -> KeptEventsOptions:
+    """The ``report`` section: where serve keeps its event lines, and for how long."""
+    return build(config, "report")
+
+
+def kept_events(config: Config):
+    """The sink that keeps ``serve``'s event lines for ``/v1/report`` (None when ``report.keep_events`` is off)."""
+    from livemask.sinks.kept_events import KeptEvents
+
+    options: KeptEventsOptions = build(config, "report")
+    return KeptEvents(options) if options.keep_events else None

@@ -124,12 +124,19 @@ def command(args, config) -> int:
             hub = FrameHub()
             # the people stage as in `run`: pictures left out of the counts, alerts as event lines on the page
             people = compose.people_stage(config, tuple(classifier.class_names))()
+            kept = compose.kept_events(config)  # the event lines GET /v1/report reads (None: not kept)
             live = LiveRun(compose.engine(config, capture, runner.routed_detector(video_detector),
-                                          runner.routed_classifier(classifier), [hub, hub.events],
+                                          runner.routed_classifier(classifier),
+                                          [hub, hub.events, *([kept] if kept is not None else [])],
                                           people=people))
         max_bytes = int(args.max_upload_mb * 1024 * 1024)
         app = create_app(detector, classifier, suite, token=token, max_upload_bytes=max_bytes, hub=hub, runner=runner,
                          video_detector=video_detector, on_shutdown=None if live is None else live.stop)
+        report_options = compose.report_options(config)
+        if report_options.keep_events:  # the kept events of this and earlier runs, as a report page
+            from livemask.web.report_route import add_report_route
+
+            add_report_route(app, report_options.events_dir)
         host, port = sock.getsockname()[:2]
         shown = f"[{host}]" if ":" in host else host
         print(f"livemask: serving on http://{shown}:{port}/" + ("  (token required)" if token else ""), flush=True)
