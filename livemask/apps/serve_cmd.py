@@ -105,14 +105,19 @@ def command(args, config) -> int:
     try:
         import uvicorn
 
+        from livemask.models.backends import DEFAULT_MODEL, needs_tensorflow
         from livemask.web.app import create_app
         from livemask.web.inference import InferenceRunner
 
         detector = build(config, "detector")
         classifier = build(config, "classifier")
         classifier.warmup()
-        suite = build(config, "explain", classifier=classifier)
-        suite.warmup()
+        suite = None  # explanations need the Keras model: with an exported one /v1/explain answers 503
+        if needs_tensorflow(config["classifier"].get("model_path", DEFAULT_MODEL)):
+            suite = build(config, "explain", classifier=classifier)
+            suite.warmup()
+        else:
+            log.info("explanations are off: the classifier is an exported model (they need the .keras one)")
         runner = InferenceRunner(detector, classifier, args.serialise)
         runner.warmup()
         from livemask.apps import compose
