@@ -171,10 +171,13 @@ def test_serve_answers_with_the_token_as_a_non_root_user_and_turns_healthy(image
         assert get(f"{url}/v1/image", None, *multipart("astronaut.png", png.tobytes()))[0] == 401
         # no TensorFlow in the lean image: explanations answer 503, the rest of the server works
         assert get(f"{url}/v1/explain", token, *multipart("astronaut.png", png.tobytes()))[0] == 503
-        pid = subprocess.run([*PODMAN, "inspect", "-f", "{{.State.Pid}}", name], capture_output=True,
-                             text=True, check=True).stdout.strip()
-        uids = next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("Uid:"))
-        assert set(uids.split()[1:]) == {"1000"}, uids  # the image's user, not root
+        # the server is the container's process 1 (livemask is the entry point): the image's user, not root
+        status = subprocess.run([*PODMAN, "exec", name, "cat", "/proc/1/status"], capture_output=True, text=True,
+                                timeout=60)
+        uids = next(line for line in status.stdout.splitlines() if line.startswith("Uid:"))
+        assert set(uids.split()[1:]) == {"1000"}, uids
+        cmdline = subprocess.run([*PODMAN, "exec", name, "cat", "/proc/1/cmdline"], capture_output=True, text=True)
+        assert "serve" in cmdline.stdout.split("\0"), cmdline.stdout
         check = subprocess.run([*PODMAN, "healthcheck", "run", name], capture_output=True, text=True, timeout=60)
         assert check.returncode == 0, check.stdout + check.stderr
         health = subprocess.run([*PODMAN, "inspect", "-f", "{{.State.Healthcheck.Status}}", name],
