@@ -8,6 +8,7 @@ listen on 127.0.0.1 only.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import secrets
@@ -104,6 +105,25 @@ def test_image_prints_the_same_faces_as_the_host(image, tmp_path, data_or_none, 
         assert [f["label"] for f in inside[name]] == [f["label"] for f in faces], name
         for a, b in zip(inside[name], faces):
             assert max(abs(x - y) for x, y in zip(a["box"], b["box"])) <= 1.0, (name, a["box"], b["box"])
+
+
+def test_batch_runs_without_tensorflow(image, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_clip(folder / "clip.mp4", 20, fps=25.0)
+    cv2.imwrite(str(folder / "astronaut.png"), astronaut_bgr())
+    readable_dir(folder)
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = podman_run(image, "batch", "/data", "--out", "/out/batch", "--no-progress",
+                      options=["--user", f"{os.getuid()}:{os.getgid()}",
+                               "-v", f"{folder}:/data:ro", "-v", f"{out}:/out"])
+    assert proc.returncode == 0, proc.stderr
+    with open(out / "batch" / "summary.csv", newline="") as fh:
+        rows = {Path(r["path"]).name: r for r in csv.DictReader(fh)}
+    assert sorted(rows) == ["astronaut.png", "clip.mp4"]
+    assert {r["status"] for r in rows.values()} == {"ok"}, rows
+    assert int(rows["clip.mp4"]["frames"]) == 20 and rows["astronaut.png"]["people"] == "1", rows
 
 
 def test_serve_without_a_token_refuses_to_start(image):

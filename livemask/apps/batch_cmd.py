@@ -50,9 +50,11 @@ def build_models(config: dict, every: int = 1, overlap: bool = True):
     """
     from livemask.core.quiet import import_tensorflow_quietly
     from livemask.engine.sources import quiet_video_backend
+    from livemask.models.backends import DEFAULT_MODEL, needs_tensorflow
 
     quiet_video_backend()
-    import_tensorflow_quietly()  # first: the composition root imports the TensorFlow backend
+    if needs_tensorflow(config.get("classifier", {}).get("model_path", DEFAULT_MODEL)):
+        import_tensorflow_quietly()  # first, as in the CLI; an exported model runs without TensorFlow
     from livemask.apps import compose
     from livemask.apps.compose import build
     from livemask.batch.worker import Models
