@@ -6,7 +6,7 @@ APT_PACKAGES := xvfb xdotool imagemagick fonts-dejavu-core ffmpeg chromium
 DEMO := out/demo.mp4
 SOURCE ?= $(DEMO)
 
-.PHONY: setup system-deps run test lint bench clean
+.PHONY: setup system-deps run test lint bench clean container-deps base-image image image-full image-test
 
 REQUIREMENTS := requirements.txt requirements-tf.txt requirements-lite.txt requirements-export.txt requirements-serve.txt requirements-ray.txt requirements-test.txt
 
@@ -52,3 +52,54 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) out .pytest_cache
+
+# ---- container image (docs/container.md) --------------------------------------------------------------------
+# Podman as root on a host whose kernel has hybrid cgroups: runc (crun refuses them), cgroupfs, and limits
+# below the machine's hard ones (Podman's default open-files limit is above it). Docker works with the same
+# Containerfile: docker build --target lean -t livemask:lean .
+CONTAINER_APT := podman runc debootstrap
+PODMAN ?= podman --runtime runc --cgroup-manager cgroupfs
+IMAGE ?= livemask
+BASE_IMAGE := debian:bookworm-slim
+CONTAINER_LIMITS := --ulimit nofile=20000:20000 --ulimit nproc=4096:4096
+ONNX_MODEL := models/mask_classifier.onnx
+# the host's pip settings as build secrets (never stored in a layer), each only when it exists, so a
+# machine without them builds unchanged: PIP_* variables (but the host paths PIP_CERT, PIP_FIND_LINKS,
+# PIP_CONFIG_FILE), /etc/pip.conf, and the CA bundle at a path of its own
+PIP_CA := $(firstword $(wildcard $(PIP_CERT) /etc/ssl/certs/ca-certificates.crt))
+, := ,
+PIP_SECRETS = --secret id=pipenv,src=build/pip.env $(if $(wildcard /etc/pip.conf),--secret id=pipconf$(,)src=/etc/pip.conf) \
+  $(if $(PIP_CA),--secret id=hostca$(,)src=$(PIP_CA))
+# --format docker keeps the HEALTHCHECK (the OCI format has none)
+BUILD = $(PODMAN) build --format docker --network host $(CONTAINER_LIMITS) $(PIP_SECRETS) -f Containerfile
+
+# podman, runc and debootstrap (Debian, as root)
+container-deps:
+	@$(MAKE) --no-print-directory system-deps APT_PACKAGES="$(CONTAINER_APT)"
+
+# the base image: pulled, or when no registry can be reached, made with debootstrap and imported under its name
+base-image: container-deps
+	@$(PODMAN) image exists $(BASE_IMAGE) || $(PODMAN) pull -q $(BASE_IMAGE) 2>/dev/null || { \
+	  echo "cannot pull $(BASE_IMAGE): building it with debootstrap"; \
+	  rootfs=$$(mktemp -d) && debootstrap --variant=minbase bookworm $$rootfs http://deb.debian.org/debian >/dev/null \
+	  && rm -rf $$rootfs/var/cache/apt/archives/*.deb $$rootfs/var/lib/apt/lists/* \
+	  && tar -C $$rootfs -c . | $(PODMAN) import -q - $(BASE_IMAGE) >/dev/null; status=$$?; rm -rf $$rootfs; exit $$status; }
+
+# the exported classifier the lean image runs (made from the .keras model when it is missing)
+$(ONNX_MODEL):
+	$(BIN)/livemask export --format onnx --output $@
+
+build/pip.env: FORCE
+	@mkdir -p build && env | grep -E '^PIP_[A-Z_]+=' | grep -vE '^PIP_(CERT|FIND_LINKS|CONFIG_FILE)=' > $@ || true
+
+FORCE:
+
+image: base-image $(ONNX_MODEL) build/pip.env
+	$(BUILD) --target lean -t $(IMAGE):lean .
+
+image-full: base-image $(ONNX_MODEL) build/pip.env
+	$(BUILD) --target full -t $(IMAGE):full .
+
+# the container checks (tests/test_container.py): builds the lean image, then runs it
+image-test: setup image
+	LIVEMASK_IMAGE=$(IMAGE):lean $(BIN)/python -m pytest -q -m container tests/test_container.py

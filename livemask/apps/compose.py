@@ -286,7 +286,7 @@ def batch_models(config: Config, every: int = 1, overlap: bool = True):
     from livemask.engine.sources import quiet_video_backend
 
     quiet_video_backend()
-    if _needs_tensorflow(config):
+    if needs_tensorflow(config):
         import_tensorflow_quietly()  # before OpenCV's and the models' threads start
     pipeline = pipeline_options(config)
     source: SourceOptions = build(config, "source")
@@ -307,7 +307,8 @@ def batch_models(config: Config, every: int = 1, overlap: bool = True):
                   overlap, people_factory=people, file_run=batch_file_run)
 
 
-def _needs_tensorflow(config: Config) -> bool:
+def needs_tensorflow(config: Config) -> bool:
+    """True when the configured classifier is a Keras model (its backend imports TensorFlow)."""
     from livemask.models.backends import DEFAULT_MODEL, needs_tensorflow
 
     return needs_tensorflow(config.get("classifier", {}).get("model_path", DEFAULT_MODEL))

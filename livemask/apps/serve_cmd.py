@@ -112,8 +112,12 @@ def command(args, config) -> int:
         detector = compose.detector(config)
         classifier = compose.classifier(config)
         classifier.warmup()
-        suite = compose.explain_suite(config, classifier)
-        suite.warmup()
+        suite = None  # explanations need the Keras model: with an exported one /v1/explain answers 503
+        if compose.needs_tensorflow(config):
+            suite = compose.explain_suite(config, classifier)
+            suite.warmup()
+        else:
+            log.info("explanations are off: the classifier is an exported model (they need the .keras one)")
         runner = InferenceRunner(detector, classifier, args.serialise)
         runner.warmup()
         video_detector = compose.video_detector(config)  # webcam frames: the video input size
