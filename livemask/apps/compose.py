@@ -32,6 +32,7 @@ from livemask.explain.base import FILLS
 from livemask.explain.suite import ExplainSuite
 from livemask.models.backends import FaceClassifier, open_classifier
 from livemask.sinks.kiosk import KioskOptions
+from livemask.sinks.mqtt import MqttOptions
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +146,8 @@ SCHEMA = (Schema()
           .register("privacy", PrivacyOptions)
           .register("run", RunOptions)
           .register("kiosk", KioskOptions)
-          .register("images", ImageLimits))
+          .register("images", ImageLimits)
+          .register("mqtt", MqttOptions))
 
 
 def load_config(path: str | Path | None = None) -> Config:
@@ -205,11 +207,12 @@ def kiosk_options(config: Config) -> KioskOptions:
     return build(config, "kiosk")
 
 
-def run_sinks(options: RunOptions, live: bool, extra=(), alerts=None, blur=None) -> list:
+def run_sinks(options: RunOptions, live: bool, extra=(), alerts=None, blur=None, events_out=()) -> list:
     """The file and console sinks of a run (``extra`` sinks before the summary), in the order they are written.
 
     ``alerts``: the alert sink, closed before the event log so the summary line holds its counts;
-    ``blur``: the face blur of recordings (privacy).
+    ``blur``: the face blur of recordings (privacy); ``events_out``: sinks to the site's systems (MQTT),
+    closed before the event log too.
     """
     from livemask.sinks.console import ProgressBar, SummaryLog
     from livemask.sinks.recording import EventLog, VideoSink
@@ -222,6 +225,7 @@ def run_sinks(options: RunOptions, live: bool, extra=(), alerts=None, blur=None)
         sinks.append(VideoSink(options.output, Renderer(options.overlay, blur=blur)))
     if alerts is not None:
         sinks.append(alerts)
+    sinks.extend(events_out)
     if options.events:
         sinks.append(EventLog(options.events))
     sinks.extend(extra)
@@ -270,7 +274,7 @@ def run_engine(config: Config, stop_event: threading.Event, max_frames: int | No
         display = LiveWindow(options.window_name, options.snapshot_dir, explain_session_factory(config, clf),
                              renderer, pipeline_options.max_display_age_ms,
                              snapshot_overlay=options.snapshot_overlay)
-    sinks = run_sinks(options, capture.live, extra_sinks, alert_sink, blur)
+    sinks = run_sinks(options, capture.live, extra_sinks, alert_sink, blur, mqtt_sinks(config))
     return engine(config, capture, det, clf, sinks, display, stop_reason, tracker, people)
 
 
@@ -341,3 +345,18 @@ def people_parts(config: Config, options: RunOptions, tracker: Tracker, class_na
     if alerts.sound:
         notifiers.append(SoundNotifier(queue_size=min(alerts.queue_size, 4)))
     return people, AlertSink(notifiers, blur, alerts.finish_s), blur
+
+
+# -- events out to the site's systems (MQTT) -----------------------------------------------------
+def mqtt_options(config: Config) -> MqttOptions:
+    return build(config, "mqtt")
+
+
+def mqtt_sinks(config: Config, camera: str = "default") -> list:
+    """The MQTT sink of one camera (``camera``: its name in the topics), or none while ``mqtt.url`` is unset."""
+    options = mqtt_options(config)
+    if not options.enabled:
+        return []
+    from livemask.sinks.mqtt import MqttSink
+
+    return [MqttSink(options, camera)]

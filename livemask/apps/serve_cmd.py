@@ -127,7 +127,8 @@ def command(args, config) -> int:
             # the people stage as in `run`: pictures left out of the counts, alerts as event lines on the page
             people = compose.people_stage(config, tuple(classifier.class_names))()
             live = LiveRun(compose.engine(config, capture, runner.routed_detector(video_detector),
-                                          runner.routed_classifier(classifier), [hub, hub.events],
+                                          runner.routed_classifier(classifier),
+                                          [hub, hub.events, *compose.mqtt_sinks(config)],
                                           people=people))
         max_bytes = int(args.max_upload_mb * 1024 * 1024)
         app = create_app(detector, classifier, suite, token=token, max_upload_bytes=max_bytes, hub=hub, runner=runner,

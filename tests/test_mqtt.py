@@ -1,0 +1,179 @@
+"""The MQTT sink against a real Mosquitto broker (started per test on a free 127.0.0.1 port) and a paho
+subscriber: topics and payloads, the last will of a killed run, a broker that goes away and comes back,
+a refused login, bad settings."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+from mqttbroker import Broker, Recorder, mosquitto_missing, retained
+
+from livemask.core.errors import ConfigError
+from livemask.core.types import Alert, Analytics, Detections, Frame, FrameResult, PeopleStats, Predictions
+from livemask.engine.sink import RunInfo
+from livemask.sinks.mqtt import MqttOptions, MqttSink, parse_url
+
+pytestmark = pytest.mark.skipif(mosquitto_missing() is not None, reason=str(mosquitto_missing()))
+
+CLASSES = ("mask", "no_mask", "mask_incorrect")
+IMAGE = np.zeros((48, 64, 3), np.uint8)
+
+
+@pytest.fixture
+def broker(tmp_path):
+    b = Broker(tmp_path / "broker").start()
+    yield b
+    b.stop()
+
+
+def result(i: int, t: float, faces: list[tuple[int, str]], alerts=(), counted=0, masked=0) -> FrameResult:
+    """A frame at ``t`` s with tracked faces (track id, label); ``alerts``: track ids that fire on it."""
+    n = len(faces)
+    boxes = np.array([[10, 10, 30, 30]] * n, np.float32).reshape(n, 4)
+    probs = np.zeros((n, 3), np.float32)
+    for k, (_tid, label) in enumerate(faces):
+        probs[k, CLASSES.index(label)] = 0.9
+        probs[k, (CLASSES.index(label) + 1) % 3] = 0.1
+    fired = tuple(Alert(1.7e9 + t, tid, "no_mask", 2.0, (10.0, 10.0, 30.0, 30.0), i, t) for tid in alerts)
+    analytics = Analytics(PeopleStats(n, counted, masked, 0), np.zeros((n,), np.bool_), fired)
+    return FrameResult(Frame(i, time.monotonic(), IMAGE, "test", t * 1000.0), Detections(boxes, np.ones(n, np.float32)),
+                       Predictions(probs, CLASSES), np.array([f[0] for f in faces], np.int64), 1.0, analytics)
+
+
+def info() -> RunInfo:
+    return RunInfo("test", 30.0, (64, 48), None, True, CLASSES)
+
+
+def test_urls_and_options_are_checked_and_never_show_the_password():
+    a = parse_url("mqtts://bob:p%40ss@broker.local")
+    assert (a.host, a.port, a.tls, a.username, a.password) == ("broker.local", 8883, True, "bob", "p@ss")
+    assert "p%40ss" not in a.shown and "***" in a.shown
+    assert parse_url("mqtt://127.0.0.1:1884").port == 1884
+    for url in ("http://h", "mqtt://", "mqtt://u:secretpw@h:99999", "mqtt://u:secretpw@h/topic", "h:1883"):
+        with pytest.raises(ConfigError) as err:
+            MqttOptions(url=url)
+        assert "secretpw" not in str(err.value) and "\n" not in str(err.value)
+    for bad in ({"prefix": "a/+/b"}, {"prefix": "/x"}, {"queue_size": 0}, {"reconnect_max_s": 0}):
+        with pytest.raises(ConfigError):
+            MqttOptions(url="mqtt://h", **bad)
+    with pytest.raises(ConfigError):
+        MqttSink(MqttOptions(url="mqtt://h"), camera="front/door")
+    assert not MqttOptions().enabled
+
+
+def test_topics_and_payloads_in_order_and_offline_at_the_end(broker):
+    rec = Recorder(broker.port)
+    sink = MqttSink(MqttOptions(url=broker.url, prefix="site1", home_assistant=True, event_min_s=0.2,
+                                event_end_s=1.0), camera="door")
+    sink.open(info())
+    assert rec.wait_for(lambda: rec.on("site1/available") == ["online"], 10)
+    # track 5: masked, then unmasked (update), alert; track 6 appears briefly (never announced); track 5 leaves
+    t = 0.0
+    for i in range(12):
+        sink.write(result(i, t, [(5, "mask")] + ([(6, "mask")] if i == 3 else []), counted=1, masked=1))
+        t += 0.1
+    time.sleep(1.1)  # the state is sent at most once a second
+    for i in range(12, 20):
+        sink.write(result(i, t, [(5, "no_mask")], alerts=(5,) if i == 15 else (), counted=1, masked=0))
+        t += 0.1
+    time.sleep(1.1)
+    sink.write(result(20, t + 2.0, []))  # 2 s later, nobody: track 5 ends
+    summary: dict = {"people": {"counted": 1, "masked": 0}}
+    sink.close(summary)
+    assert rec.wait_for(lambda: rec.on("site1/available")[-1:] == ["offline"], 10)
+    rec.close()
+
+    events = rec.json("site1/events")
+    assert [(e["type"], e["track_id"]) for e in events] == [("new", 5), ("update", 5), ("end", 5)]
+    assert all(e["camera"] == "door" for e in events)
+    assert events[1]["previous_label"] == "mask" and events[1]["label"] == "no_mask"
+    assert events[2]["end_time"] is not None and events[2]["end_time"] > events[0]["start_time"]
+    alerts = rec.json("site1/door/alert")
+    assert len(alerts) == 1 and alerts[0]["track_id"] == 5 and alerts[0]["camera"] == "door"
+    assert set(alerts[0]) >= {"time", "track_id", "label", "duration_s", "box", "snapshot", "frame_id"}
+    states = rec.json("site1/door/state")
+    assert len(states) >= 3, states
+    assert states[0]["masked_share"] == 1.0 and states[0]["in_view_by_class"]["mask"] >= 1
+    assert any(s["alerting"] for s in states) and states[-1]["source"] == "ended"
+    assert states[-1]["masked_share"] == 0.0
+    # the state and availability are retained (a new subscriber sees them); Home Assistant configs too
+    assert json.loads(retained(broker.port, "site1/door/state"))["source"] == "ended"
+    assert retained(broker.port, "site1/available") == "offline"
+    config = json.loads(retained(broker.port, "homeassistant/binary_sensor/site1_door/alert/config"))
+    assert config["availability_topic"] == "site1/available" and config["state_topic"] == "site1/door/state"
+    stats = summary["mqtt_door"]
+    assert stats["alerts_sent"] == 1 and stats["events"] == {"new": 1, "update": 1, "end": 1}
+    assert stats["dropped"] == 0 and stats["unsent"] == 0 and stats["connects"] == 1
+
+
+def test_a_broker_away_for_10_s_loses_no_alert_within_the_bound_and_counts_the_rest(tmp_path):
+    broker = Broker(tmp_path / "broker", persist=True).start()
+    rec = Recorder(broker.port, ("livemask/default/alert",), client_id="recorder-outage")  # keeps its session
+    try:
+        sink = MqttSink(MqttOptions(url=broker.url, queue_size=50, reconnect_max_s=2, finish_s=10))
+        sink.open(info())
+        assert sink.connected.wait(10)
+        for i in range(5):
+            sink.write(result(i, i * 0.1, [(1, "no_mask")], alerts=(1,)))
+        assert rec.wait_for(lambda: len(rec.on("livemask/default/alert")) == 5, 10)
+        broker.stop(graceful=True)
+        # while the broker is away: 80 alerts over ~10 s; the queue holds 50, the rest is dropped and counted
+        start = time.monotonic()
+        slowest = 0.0
+        for i in range(5, 85):
+            t0 = time.monotonic()
+            sink.write(result(i, i * 0.1, [(1, "no_mask")], alerts=(1,)))
+            slowest = max(slowest, time.monotonic() - t0)
+            time.sleep(0.12)
+        away = time.monotonic() - start
+        assert away >= 9.5
+        assert slowest < 0.5, f"a write waited {slowest:.2f} s: the sink stalled the video"
+        broker.start()
+        summary: dict = {}
+        sink.close(summary)
+        stats = summary["mqtt"]
+        assert stats["alerts_sent"] >= 53, json.dumps(stats)  # 5 before, about 50 queued (alerts and events)
+        got = rec.wait_for(lambda: len(rec.on("livemask/default/alert")) >= stats["alerts_sent"], 10)
+        assert got, (stats, [a["frame_id"] for a in rec.json("livemask/default/alert")], broker.log())
+        # QoS 1 is "at least once": a message whose acknowledgement the stop cut off is sent again (dup)
+        ids = list(dict.fromkeys(a["frame_id"] for a in rec.json("livemask/default/alert")))
+        # every alert sent before, then those of the outage in order until the queue was full (50, and one more
+        # when paho took it before the loss was noticed); the newer ones were dropped and counted, none lost
+        assert ids == list(range(len(ids))), ids
+        # alerts and track events share the queue: every message is either sent or counted as dropped
+        messages = 85 + sum(stats["events"].values())
+        assert len(ids) == stats["alerts_sent"] and len(ids) + stats["sent"]["event"] + stats["dropped"] == messages
+        assert 29 <= stats["dropped"] <= 32 and stats["unsent"] == 0 and stats["reconnects"] == 1, stats
+    finally:
+        rec.close()
+        broker.stop()
+
+
+def test_a_refused_login_is_one_line_and_counted_and_the_run_goes_on(tmp_path, caplog):
+    broker = Broker(tmp_path / "broker", users={"cam": "right-password"}).start()
+    try:
+        sink = MqttSink(MqttOptions(url=f"mqtt://cam:wrong-secret@127.0.0.1:{broker.port}", finish_s=1))
+        with caplog.at_level("WARNING"):
+            sink.open(info())
+            sink.write(result(0, 0.0, [(1, "no_mask")], alerts=(1,)))
+            deadline = time.monotonic() + 10
+            while not sink.login_refused and time.monotonic() < deadline:
+                sink.write(result(0, 0.0, [(1, "no_mask")], alerts=(1,)))
+                time.sleep(0.05)
+            summary: dict = {}
+            sink.close(summary)
+        lines = [r.getMessage() for r in caplog.records if r.name.startswith("livemask.sinks.mqtt")]
+        assert len(lines) == 1 and "refused" in lines[0], lines
+        assert "wrong-secret" not in caplog.text and "wrong-secret" not in json.dumps(summary)
+        assert summary["mqtt"]["login_refused"] == 1 and summary["mqtt"]["alerts_sent"] == 0
+        assert summary["mqtt"]["unsent"] + summary["mqtt"]["dropped"] >= 1
+        # the right password gets in
+        ok = MqttSink(MqttOptions(url=f"mqtt://cam:right-password@127.0.0.1:{broker.port}", finish_s=2))
+        ok.open(info())
+        assert ok.connected.wait(10)
+        ok.close({})
+    finally:
+        broker.stop()
