@@ -5,6 +5,9 @@ a refused login, bad settings."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 import time
 
 import numpy as np
@@ -177,3 +180,110 @@ def test_a_refused_login_is_one_line_and_counted_and_the_run_goes_on(tmp_path, c
         ok.close({})
     finally:
         broker.stop()
+
+
+# -- the command line: a real run into the broker ---------------------------------------------------------------
+OFF = (2.4, 5.6)  # seconds of the clip without the drawn mask (as in test_alerts)
+
+
+@pytest.fixture(scope="module")
+def mask_clip(data_dir, tmp_path_factory):
+    from clipmaker import mask_on_off_clip
+
+    from face_detector import CenterFaceDetector
+
+    return mask_on_off_clip(data_dir, CenterFaceDetector(), tmp_path_factory.mktemp("mqtt") / "mask_off.avi", OFF)[0]
+
+
+@pytest.fixture(scope="module")
+def face_clip(tmp_path_factory):
+    from livehelpers import write_clip
+
+    return write_clip(tmp_path_factory.mktemp("mqtt") / "face.mp4", 300, fps=30.0)
+
+
+def env_with(url: str) -> dict:
+    return dict(os.environ, LIVEMASK_MQTT_URL=url)
+
+
+def test_a_run_publishes_online_state_one_alert_and_track_events_then_offline(broker, mask_clip, tmp_path):
+    from livehelpers import read_alerts, read_events, run_cli
+
+    rec = Recorder(broker.port)
+    events = tmp_path / "e.jsonl"
+    try:
+        proc = run_cli("--source", str(mask_clip), "--headless", "--events", str(events),
+                       "--set", f"run.snapshot_dir={tmp_path / 'snaps'}", env=env_with(broker.url))
+        assert proc.returncode == 0, proc.stderr
+        assert rec.wait_for(lambda: rec.on("livemask/available")[-1:] == ["offline"], 10)
+    finally:
+        rec.close()
+    assert rec.on("livemask/available") == ["online", "offline"]
+    alerts = read_alerts(events)
+    assert len(alerts) == 1
+    assert rec.json("livemask/default/alert") == [{**alerts[0], "camera": "default"}]
+    states = rec.json("livemask/default/state")
+    assert len(states) >= 3 and len({json.dumps(s) for s in states}) == len(states)  # sent on change only
+    assert any(s["in_view_by_class"].get("mask") for s in states)
+    assert any(s["in_view_by_class"].get("no_mask") or s["in_view_by_class"].get("mask_incorrect") for s in states)
+    assert any(s["alerting"] for s in states) and states[-1]["source"] == "ended"
+    _lines, summary = read_events(events)
+    assert states[-1]["people_counted"] == summary["people"]["counted"] >= 1
+    mine = [e for e in rec.json("livemask/events") if e["track_id"] == alerts[0]["track_id"]]
+    kinds = [e["type"] for e in mine]
+    assert kinds[0] == "new" and kinds[-1] == "end" and "update" in kinds and kinds.count("end") == 1, kinds
+    assert all(e["camera"] == "default" for e in mine)
+    assert any(e["type"] == "update" and e["label"] in ("no_mask", "mask_incorrect") for e in mine)
+    assert summary["mqtt"]["alerts_sent"] == 1 and summary["mqtt"]["dropped"] == 0
+    assert json.loads(retained(broker.port, "livemask/default/state"))["source"] == "ended"
+
+
+def test_kill_9_of_a_run_makes_the_broker_publish_offline(broker, face_clip, tmp_path):
+    from livehelpers import cli
+
+    rec = Recorder(broker.port, ("livemask/available",))
+    err = tmp_path / "stderr.txt"
+    with open(err, "w") as stderr:
+        proc = subprocess.Popen(cli("--source", str(face_clip), "--headless", "--realtime"),
+                                env=env_with(broker.url), stdout=subprocess.DEVNULL, stderr=stderr)
+    try:
+        assert rec.wait_for(lambda: rec.on("livemask/available") == ["online"], 120), err.read_text()
+        assert proc.poll() is None, "the run ended before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        assert rec.wait_for(lambda: rec.on("livemask/available") == ["online", "offline"], 10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        rec.close()
+    assert retained(broker.port, "livemask/available") == "offline"
+
+
+def test_a_wrong_password_is_one_line_and_the_run_completes(tmp_path, face_clip):
+    from livehelpers import read_events, run_cli
+
+    broker = Broker(tmp_path / "broker", users={"cam": "right-password"}).start()
+    events = tmp_path / "e.jsonl"
+    try:
+        proc = run_cli("--source", str(face_clip), "--headless", "--events", str(events), "--max-frames", "60",
+                       env=env_with(f"mqtt://cam:Wr0ngSecret@127.0.0.1:{broker.port}"))
+    finally:
+        broker.stop()
+    assert proc.returncode == 0, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if "livemask.sinks.mqtt" in line]
+    assert len(lines) == 1 and "refused" in lines[0], proc.stderr
+    for text in (proc.stderr, proc.stdout, events.read_text()):
+        assert "Wr0ngSecret" not in text
+    _lines, summary = read_events(events)
+    assert summary["frames_processed"] == 60 and summary["mqtt"]["login_refused"] == 1
+
+
+@pytest.mark.parametrize("url", ["http://u:Wr0ngSecret@host", "mqtt://u:Wr0ngSecret@host:99999"])
+def test_a_bad_broker_url_is_a_usage_error_without_the_password(url, face_clip):
+    from livehelpers import run_cli
+
+    proc = run_cli("--source", str(face_clip), "--headless", env=env_with(url), timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "mqtt.url" in lines[0] and "Wr0ngSecret" not in proc.stderr, proc.stderr

@@ -173,7 +173,6 @@ class MqttSink:
         self.disconnects = 0
         self.login_refused = 0
         self.connect_failures = 0
-        self.publish_errors = 0
         self.unsent = 0
         self.refused_reason: str | None = None
         self.client = None
@@ -245,7 +244,7 @@ class MqttSink:
             self._end_track(tid, t)
         self._set_state(self.state(None, "ended"), force=True)
         self.finish(self.options.finish_s)
-        summary["mqtt" if self.camera == "default" else f"mqtt_{self.camera}"] = self.stats()
+        summary["mqtt" if self.camera == "default" else f"mqtt_{self.camera}"] = self.counts()
 
     # -- messages -------------------------------------------------------------------------------
     def _queue(self, kind: str, record: dict) -> None:
@@ -470,8 +469,10 @@ class MqttSink:
         while self.channel.full() and time.monotonic() < deadline:  # room for the end marker: no alert makes way
             time.sleep(0.01)
         self.channel.close()
-        if self._thread is not None:
-            self._thread.join(max(deadline - time.monotonic(), 0.0))
+        while self._thread is not None and self._thread.is_alive() and time.monotonic() < deadline:
+            if not self.connected.is_set() and self.channel.qsize() <= 1 and self._held is None:
+                break  # the broker is away and nothing but the end marker waits: no reason to wait for it
+            self._thread.join(0.02)
         while self._pending_count() and self.connected.is_set() and time.monotonic() < deadline:
             time.sleep(0.01)
         self.stop_event.set()
@@ -497,8 +498,11 @@ class MqttSink:
             return len(self._pending)
 
     def stats(self) -> dict:
+        return {}  # the counts go into the summary when the sink closes (after the last send)
+
+    def counts(self) -> dict:
         return {"broker": self.address.shown, "camera": self.camera, "sent": dict(self.sent),
                 "alerts_sent": self.sent.get("alert", 0), "events": dict(self.events),
-                "dropped": self.channel.dropped + self.publish_errors, "unsent": self.unsent,
+                "dropped": self.channel.dropped, "unsent": self.unsent,
                 "connects": self.connects, "reconnects": self.reconnects, "login_refused": self.login_refused,
                 "connect_failures": self.connect_failures}
