@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -234,8 +235,10 @@ def run_sinks(options: RunOptions, live: bool, extra=(), alerts=None, blur=None,
 
 
 def run_engine(config: Config, stop_event: threading.Event, max_frames: int | None = None,
-               stop_reason: Callable[[], str | None] | None = None, source=None, extra_sinks=()) -> Engine:
-    """Open the source (failing fast, before the models load), build the models, the sinks and the engine."""
+               stop_reason: Callable[[], str | None] | None = None, source=None, extra_sinks=(),
+               metrics=None) -> Engine:
+    """Open the source (failing fast, before the models load), build the models, the sinks and the engine
+    (``metrics``: a :class:`~livemask.sinks.metrics.Metrics` that gets this camera's sink and the model load time)."""
     options = run_options(config)
     source_options: SourceOptions = build(config, "source")
     pipeline_options: PipelineOptions = build(config, "pipeline")
@@ -245,9 +248,13 @@ def run_engine(config: Config, stop_event: threading.Event, max_frames: int | No
     log.info("source %s: %s, %.2f fps%s", src.name, "x".join(map(str, src.size or ("?", "?"))), src.fps,
              f", {src.frame_count} frames" if src.frame_count else "")
     try:
+        loading = time.monotonic()
         det = detector(config, pipeline_options.detector_long_side)
         clf = classifier(config)
         clf.warmup()
+        if metrics is not None:
+            metrics.model_load.set(time.monotonic() - loading)
+            extra_sinks = (*extra_sinks, metrics.camera())
         tracker = build(config, "tracker")
         people, alert_sink, blur = people_parts(config, options, tracker, tuple(clf.class_names))
     except BaseException:
@@ -275,7 +282,10 @@ def run_engine(config: Config, stop_event: threading.Event, max_frames: int | No
                              renderer, pipeline_options.max_display_age_ms,
                              snapshot_overlay=options.snapshot_overlay)
     sinks = run_sinks(options, capture.live, extra_sinks, alert_sink, blur, mqtt_sinks(config))
-    return engine(config, capture, det, clf, sinks, display, stop_reason, tracker, people)
+    built = engine(config, capture, det, clf, sinks, display, stop_reason, tracker, people)
+    if metrics is not None:
+        metrics.camera().attach(built)
+    return built
 
 
 def check_alerts(config: Config) -> None:
@@ -360,3 +370,13 @@ def mqtt_sinks(config: Config, camera: str = "default") -> list:
     from livemask.sinks.mqtt import MqttSink
 
     return [MqttSink(options, camera)]
+
+
+def metrics_server(port: int):
+    """``run --metrics-port``: the metrics registry, served on 127.0.0.1:``port`` from now on (a busy port fails
+    here, before the models load)."""
+    from livemask.sinks.metrics import Metrics
+
+    metrics = Metrics()
+    metrics.serve(port)
+    return metrics

@@ -106,14 +106,20 @@ def command(args, config) -> int:
     sock = bind(args.host, args.port)
     live = None
     try:
+        import time
+
         import uvicorn
 
+        from livemask.sinks.metrics import Metrics
         from livemask.web.app import create_app
         from livemask.web.inference import InferenceRunner
 
+        loading = time.monotonic()
         detector = build(config, "detector")
         classifier = build(config, "classifier")
         classifier.warmup()
+        metrics = Metrics()
+        metrics.model_load.set(time.monotonic() - loading)
         suite = build(config, "explain", classifier=classifier)
         suite.warmup()
         runner = InferenceRunner(detector, classifier, args.serialise)
@@ -131,11 +137,15 @@ def command(args, config) -> int:
             people = compose.people_stage(config, tuple(classifier.class_names))()
             live = LiveRun(compose.engine(config, capture, runner.routed_detector(video_detector),
                                           runner.routed_classifier(classifier),
-                                          [hub, hub.events, *compose.mqtt_sinks(config)],
+                                          [hub, hub.events, *compose.mqtt_sinks(config), metrics.camera()],
                                           people=people))
+            metrics.camera().attach(live.engine)
         max_bytes = int(args.max_upload_mb * 1024 * 1024)
         app = create_app(detector, classifier, suite, token=token, max_upload_bytes=max_bytes, hub=hub, runner=runner,
                          video_detector=video_detector, on_shutdown=None if live is None else live.stop)
+        from livemask.web.metrics_route import add_metrics_route
+
+        add_metrics_route(app, metrics)
         host, port = sock.getsockname()[:2]
         shown = f"[{host}]" if ":" in host else host
         print(f"livemask: serving on http://{shown}:{port}/" + ("  (token required)" if token else ""), flush=True)
