@@ -16,7 +16,8 @@ Part 2, throughput to the live broker, received by ``mosquitto_sub`` (C) on the 
 * QoS 0 state messages: ``--qos0`` retained state messages handed to the sink's paho client the way its
   publisher thread does, timed from the first publish to the last message received;
 * QoS 1 alerts: ``--qos1`` results each carrying one alert written to the sink (its queue, its publisher
-  thread, paho, the broker), timed from the first write to the last alert received; lost = written - received.
+  thread, paho, the broker), timed from the first write to the last alert received; lost = written - received;
+* the time ``MqttSink.write`` takes on the engine's loop for a result without an alert (one tracked face).
 
 Usage: python benchmarks/bench_mqtt.py [--repeats 5] [--qos0 20000] [--qos1 5000] [--model PATH]
 """
@@ -134,7 +135,7 @@ def throughput(args, broker: Broker) -> None:
 
     info = RunInfo("bench", 30.0, (8, 8), None, True, ("mask", "no_mask", "mask_incorrect"))
     rows = []
-    rates0, rates1, lost0, lost1 = [], [], [], []
+    rates0, rates1, lost0, lost1, write_us = [], [], [], [], []
     for _ in range(args.repeats):
         sink = MqttSink(MqttOptions(url=broker.url, queue_size=args.qos1 + 10, finish_s=30), camera="bench")
         sink.open(info)
@@ -156,6 +157,11 @@ def throughput(args, broker: Broker) -> None:
         n, t1 = _received(sub, 60)
         rates1.append(n / (t1 - t0))
         lost1.append(args.qos1 - n)
+        plain = [_result(args.qos1 + i, False) for i in range(2000)]
+        t0 = time.perf_counter()
+        for r in plain:
+            sink.write(r)
+        write_us.append((time.perf_counter() - t0) / len(plain) * 1e6)
         summary: dict = {}
         sink.close(summary)
     rows.append([f"QoS 0 state, {args.qos0} messages", f"{statistics.median(rates0):,.0f}",
@@ -165,6 +171,9 @@ def throughput(args, broker: Broker) -> None:
     print(f"Throughput to a local Mosquitto, received by mosquitto_sub, {args.repeats} repeats")
     print()
     print(table(["messages", "median msg/s", "runs (msg/s)", "lost (all runs)"], rows))
+    print()
+    print(f"MqttSink.write of a result without an alert (on the engine's loop): median "
+          f"{statistics.median(write_us):.1f} us per result (runs: {' / '.join(f'{v:.1f}' for v in write_us)})")
 
 
 def main() -> int:

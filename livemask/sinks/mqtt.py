@@ -327,6 +327,7 @@ class MqttSink:
     def _update_state(self, result: FrameResult, now: float) -> None:
         if now - self._state_t < STATE_EVERY_S:
             return
+        self._state_t = now  # looked at once a second, sent when it changed
         self._set_state(self.state(result))
 
     def _set_state(self, record: dict, force: bool = False) -> None:
@@ -334,7 +335,6 @@ class MqttSink:
         if key == self._state_key and not force:
             return
         self._state_key = key
-        self._state_t = time.monotonic()
         with self._lock:
             self._state_slot = json.dumps(record, separators=(",", ":")).encode()
 
