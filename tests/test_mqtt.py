@@ -287,3 +287,65 @@ def test_a_bad_broker_url_is_a_usage_error_without_the_password(url, face_clip):
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "mqtt.url" in lines[0] and "Wr0ngSecret" not in proc.stderr, proc.stderr
+
+
+# -- the site: serve subscribes and lists every publishing camera -----------------------------------------------
+def test_the_site_lists_cameras_of_two_publishers_and_shows_a_killed_one_offline(broker, detector, classifier):
+    import sys
+    from pathlib import Path
+
+    from fastapi.testclient import TestClient
+
+    from livemask.web.app import create_app
+    from livemask.web.site import SiteWatcher, add_site_route
+
+    script = str(Path(__file__).with_name("mqtt_publisher.py"))
+    pubs = [subprocess.Popen([sys.executable, script, broker.url, "livemask/hall-pc", "hall", "20"]),
+            subprocess.Popen([sys.executable, script, broker.url, "livemask/door-pc", "door", "0"])]
+    watcher = SiteWatcher(MqttOptions(url=broker.url, prefix="livemask/dashboard", site=True,
+                                      site_prefix="livemask"))
+    token = "site-token-0123456789abcdef"
+    app = create_app(detector, classifier, None, token=token)
+    add_site_route(app, watcher)
+    watcher.start()
+    auth = {"Authorization": f"Bearer {token}"}
+    try:
+        with TestClient(app) as client:
+            assert client.get("/v1/site").status_code == 401
+
+            def cameras():
+                return {c["id"]: c for c in client.get("/v1/site", headers=auth).json()["cameras"]}
+
+            def both_online():
+                got = cameras()
+                return all(got.get(k, {}).get("online") for k in ("livemask/hall-pc/hall", "livemask/door-pc/door"))
+
+            assert watcher.connected.wait(10)
+            assert until(both_online, 30), cameras()
+            assert until(lambda: cameras()["livemask/hall-pc/hall"]["last_alert"] is not None, 10)
+            got = cameras()
+            hall, door = got["livemask/hall-pc/hall"], got["livemask/door-pc/door"]
+            assert hall["name"] == "hall" and hall["publisher"] == "livemask/hall-pc"
+            assert hall["state"]["in_view_by_class"]["no_mask"] == 1 and hall["last_alert"]["camera"] == "hall"
+            assert door["last_alert"] is None and door["state"]["camera"] == "door"
+            pubs[1].send_signal(signal.SIGKILL)
+            pubs[1].wait(10)
+            killed = time.monotonic()
+            assert until(lambda: not cameras()["livemask/door-pc/door"]["online"], 10)
+            assert time.monotonic() - killed < 5  # the last will, published by the broker at once
+            assert cameras()["livemask/hall-pc/hall"]["online"]
+    finally:
+        watcher.stop()
+        for p in pubs:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+
+
+def until(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return predicate()

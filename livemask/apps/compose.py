@@ -380,3 +380,13 @@ def metrics_server(port: int):
     metrics = Metrics()
     metrics.serve(port)
     return metrics
+
+
+def site_watcher(config: Config):
+    """``serve`` with ``mqtt.site``: the subscriber that lists the site's cameras (not started), else None."""
+    options = mqtt_options(config)
+    if not (options.enabled and options.site):
+        return None
+    from livemask.web.site import SiteWatcher
+
+    return SiteWatcher(options)

@@ -104,7 +104,7 @@ def command(args, config) -> int:
         capture = build(config, "source").make_capture()
         capture.open()
     sock = bind(args.host, args.port)
-    live = None
+    live = site = None
     try:
         import time
 
@@ -146,6 +146,12 @@ def command(args, config) -> int:
         from livemask.web.metrics_route import add_metrics_route
 
         add_metrics_route(app, metrics)
+        site = compose.site_watcher(config)
+        if site is not None:
+            from livemask.web.site import add_site_route
+
+            site.start()
+            add_site_route(app, site)
         host, port = sock.getsockname()[:2]
         shown = f"[{host}]" if ":" in host else host
         print(f"livemask: serving on http://{shown}:{port}/" + ("  (token required)" if token else ""), flush=True)
@@ -155,6 +161,8 @@ def command(args, config) -> int:
             live.start()
         server.run(sockets=[sock])
     finally:
+        if site is not None:
+            site.stop()
         if live is not None:
             live.stop()
         elif capture is not None:

@@ -105,6 +105,8 @@ class MqttOptions:
     finish_s: Annotated[float, Range(0, 600)] = 5.0
     event_min_s: Annotated[float, Range(0, 3600)] = 0.5
     event_end_s: Annotated[float, Range(0, 3600, lo_open=True)] = 2.0
+    site: bool = False  # serve: subscribe and list every camera publishing under site_prefix (GET /v1/site)
+    site_prefix: str | None = None  # None: prefix
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -112,7 +114,9 @@ class MqttOptions:
             self.url = None
         if self.url is not None:
             parse_url(str(self.url))
-        for key in ("prefix", "discovery_prefix"):
+        for key in ("prefix", "discovery_prefix", "site_prefix"):
+            if key == "site_prefix" and self.site_prefix is None:
+                continue
             if not _PREFIX.match(str(getattr(self, key))):
                 raise ConfigError(f"mqtt.{key}: expected topic levels of letters, digits, '_', '-' or '.' "
                                   f"separated by '/', got {getattr(self, key)!r}")
@@ -151,6 +155,7 @@ class MqttSink:
         self._client_factory = client_factory
         self.stop_event = threading.Event()
         self.connected = threading.Event()
+        self._wake = threading.Event()  # the publisher thread has work
         self.channel: Channel[tuple[str, bytes]] = Channel(options.queue_size, BufferPolicy.DROP_NEWEST,
                                                            self.stop_event, "mqtt")
         self._lock = threading.Lock()
@@ -250,6 +255,7 @@ class MqttSink:
     def _queue(self, kind: str, record: dict) -> None:
         payload = json.dumps(record, separators=(",", ":")).encode()
         self.channel.put((kind, payload))  # never waits: a full channel drops the new message (counted)
+        self._wake.set()
 
     def _track_events(self, result: FrameResult) -> None:
         if result.track_ids is None:
@@ -337,27 +343,35 @@ class MqttSink:
         self._state_key = key
         with self._lock:
             self._state_slot = json.dumps(record, separators=(",", ":")).encode()
+        self._wake.set()
 
     # -- the publisher thread ---------------------------------------------------------------------
     def _publish_loop(self) -> None:
-        while not self.stop_event.is_set():
-            if not self.connected.wait(0.1):
-                continue
+        # woken only when there is work (a message queued, a new state, a connect, the end): no polling, so a
+        # busy machine does not hand the GIL to this thread dozens of times a second for nothing
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            if self.stop_event.is_set():
+                return
+            if not self.connected.is_set():
+                continue  # _on_connect wakes it again
             self._publish_state()
-            if self._held is None:
-                try:
-                    item = self.channel.get(timeout=0.05)
-                except queue.Empty:
-                    continue
-                if item is None:  # the end marker: everything queued was handed over
-                    self._publish_state()
-                    return
-                self._held = item
-            kind, payload = self._held
-            if self._publish(kind, payload, qos=1, retain=False):
-                self._held = None
-            else:  # paho's own queue is full (unacknowledged messages): kept, tried again shortly
-                self.stop_event.wait(0.005)
+            while self.connected.is_set() and not self.stop_event.is_set():
+                if self._held is None:
+                    try:
+                        item = self.channel.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is None:  # the end marker: everything queued was handed over
+                        self._publish_state()
+                        return
+                    self._held = item
+                kind, payload = self._held
+                if self._publish(kind, payload, qos=1, retain=False):
+                    self._held = None
+                else:  # paho's own queue is full (unacknowledged messages): kept, tried again shortly
+                    self.stop_event.wait(0.005)
 
     def _publish_state(self) -> None:
         with self._lock:
@@ -407,6 +421,7 @@ class MqttSink:
             if self._state_slot is None and self._last_state is not None:
                 self._state_slot = self._last_state  # a broker that restarted without persistence lost it
         self.connected.set()
+        self._wake.set()
 
     def _refused(self, reason: str) -> None:
         self.login_refused += 1
@@ -469,6 +484,7 @@ class MqttSink:
         while self.channel.full() and time.monotonic() < deadline:  # room for the end marker: no alert makes way
             time.sleep(0.01)
         self.channel.close()
+        self._wake.set()
         while self._thread is not None and self._thread.is_alive() and time.monotonic() < deadline:
             if not self.connected.is_set() and self.channel.qsize() <= 1 and self._held is None:
                 break  # the broker is away and nothing but the end marker waits: no reason to wait for it
@@ -476,6 +492,7 @@ class MqttSink:
         while self._pending_count() and self.connected.is_set() and time.monotonic() < deadline:
             time.sleep(0.01)
         self.stop_event.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(1.0)
         self._ended = True
