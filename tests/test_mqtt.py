@@ -279,11 +279,12 @@ def test_a_wrong_password_is_one_line_and_the_run_completes(tmp_path, face_clip)
     assert summary["frames_processed"] == 60 and summary["mqtt"]["login_refused"] == 1
 
 
-@pytest.mark.parametrize("url", ["http://u:Wr0ngSecret@host", "mqtt://u:Wr0ngSecret@host:99999"])
-def test_a_bad_broker_url_is_a_usage_error_without_the_password(url, face_clip):
+def test_a_bad_broker_url_is_a_usage_error_without_the_password(face_clip):
     from livehelpers import run_cli
 
-    proc = run_cli("--source", str(face_clip), "--headless", env=env_with(url), timeout=120)
+    # (the other malformed URLs: test_urls_and_options_are_checked_and_never_show_the_password)
+    proc = run_cli("--source", str(face_clip), "--headless", env=env_with("mqtt://u:Wr0ngSecret@host:99999"),
+                   timeout=120)
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "mqtt.url" in lines[0] and "Wr0ngSecret" not in proc.stderr, proc.stderr
