@@ -362,6 +362,14 @@ def mqtt_options(config: Config) -> MqttOptions:
     return build(config, "mqtt")
 
 
+def check_mqtt(config: Config) -> None:
+    """Before the source opens and the models load: the mqtt section builds and, when on, paho-mqtt is there."""
+    if mqtt_options(config).enabled:
+        from livemask.sinks.mqtt import paho_client
+
+        paho_client()
+
+
 def mqtt_sinks(config: Config, camera: str = "default") -> list:
     """The MQTT sink of one camera (``camera``: its name in the topics), or none while ``mqtt.url`` is unset."""
     options = mqtt_options(config)

@@ -83,7 +83,7 @@ def command(args, config) -> int:
         "privacy.blur_faces": args.blur_faces,
     }, "command line")
     compose.check_alerts(config)
-    compose.mqtt_options(config)  # a bad mqtt section fails here, before the source opens and the models load
+    compose.check_mqtt(config)  # a bad mqtt section fails here, before the source opens and the models load
     options = compose.run_options(config)
     check_kiosk(options, compose.kiosk_options(config))
     if args.max_frames is not None and args.max_frames < 1:  # parsed by positive_int; kept for direct callers

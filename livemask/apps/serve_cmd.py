@@ -93,7 +93,7 @@ def command(args, config) -> int:
         raise ConfigError(f"--max-upload-mb must be positive, got {args.max_upload_mb}")
     from livemask.apps import compose
 
-    compose.mqtt_options(config)  # a bad mqtt section fails before the models load
+    compose.check_mqtt(config)  # a bad mqtt section fails before the models load
     capture = None
     if args.source is not None:  # open the source first: a missing file or camera fails before the models load
         from livemask.engine.sources import quiet_video_backend

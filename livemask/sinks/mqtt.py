@@ -83,6 +83,15 @@ def parse_url(url: str) -> BrokerAddress:
                          password, shown)
 
 
+def paho_client():
+    """paho-mqtt's client module, or a ConfigError saying how to install it."""
+    try:
+        import paho.mqtt.client as mqtt
+    except ImportError:
+        raise ConfigError("mqtt needs paho-mqtt: pip install 'livemask[serve]' (or 'paho-mqtt>=2.1,<3')") from None
+    return mqtt
+
+
 def check_camera_name(name: str) -> str:
     if not _NAME.match(name):
         raise ConfigError(f"camera name {name!r}: expected 1-64 letters, digits, '_', '-' or '.' "
@@ -143,7 +152,7 @@ class MqttSink:
 
     threaded = False  # quick work on the engine's loop; the network is the publisher thread's and paho's
 
-    def __init__(self, options: MqttOptions, camera: str = "default", client_factory=None):
+    def __init__(self, options: MqttOptions, camera: str = "default"):
         if not options.enabled:
             raise ConfigError("mqtt.url is not set")
         self.options = options
@@ -152,7 +161,6 @@ class MqttSink:
         self.address = parse_url(options.url)
         self.prefix = options.prefix
         self.client_id = options.client_id or f"livemask-{socket.gethostname()}-{os.getpid()}-{camera}"[:128]
-        self._client_factory = client_factory
         self.stop_event = threading.Event()
         self.connected = threading.Event()
         self._wake = threading.Event()  # the publisher thread has work
@@ -205,12 +213,7 @@ class MqttSink:
         self._thread.start()
 
     def _make_client(self):
-        if self._client_factory is not None:
-            return self._client_factory(self)
-        try:
-            import paho.mqtt.client as mqtt
-        except ImportError:
-            raise ConfigError("mqtt needs paho-mqtt: pip install 'livemask[serve]' (or 'paho-mqtt>=2.1,<3')") from None
+        mqtt = paho_client()
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv311,
                              clean_session=True)
         a = self.address
