@@ -2,7 +2,7 @@
 PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := xvfb xdotool imagemagick fonts-dejavu-core ffmpeg chromium
+APT_PACKAGES := xvfb xdotool imagemagick fonts-dejavu-core ffmpeg chromium mosquitto mosquitto-clients
 DEMO := out/demo.mp4
 SOURCE ?= $(DEMO)
 
@@ -19,7 +19,8 @@ $(BIN)/.installed: $(REQUIREMENTS) pyproject.toml
 
 setup: $(BIN)/.installed
 
-# X server, window tools, fonts for Qt, ffmpeg for the window and video tests, chromium for the page tests
+# X server, window tools, fonts for Qt, ffmpeg for the window and video tests, chromium for the page tests,
+# mosquitto (a real MQTT broker) for the MQTT tests
 # (Debian, as root)
 system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

@@ -40,7 +40,7 @@ EXIT_BROKEN_PIPE = 141  # stdout closed by the reader (``livemask image --json |
 # environment variables read as config overrides (after the config file, before --set / flags),
 # so that a stream URL with credentials need not be on the command line
 ENV_OVERRIDES = {"LIVEMASK_SOURCE": "source.source", "LIVEMASK_MAX_PIXELS": "images.max_pixels",
-                 "LIVEMASK_ALERT_WEBHOOK": "alerts.webhook"}
+                 "LIVEMASK_ALERT_WEBHOOK": "alerts.webhook", "LIVEMASK_MQTT_URL": "mqtt.url"}
 
 # command -> module that defines add_arguments(parser) and command(args, config) -> int
 COMMANDS = {
@@ -105,7 +105,7 @@ def _env_overrides() -> dict:
             continue
         if not text.strip():
             raise ConfigError(f"environment variable {name} is set but empty")
-        text_keys = ("source.source", "alerts.webhook")  # taken as they are, not parsed as YAML
+        text_keys = ("source.source", "alerts.webhook", "mqtt.url")  # taken as they are, not parsed as YAML
         out[key] = text.strip() if key in text_keys else safeyaml.loads(text, f"environment {name}")
     return out
 

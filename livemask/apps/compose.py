@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from livemask.models.backends import FaceClassifier, open_classifier
 from livemask.sinks.alerts import AlertOptions
 from livemask.sinks.kept_events import KeptEventsOptions
 from livemask.sinks.kiosk import KioskOptions
+from livemask.sinks.mqtt import MqttOptions
 from livemask.sinks.privacy import PrivacyOptions
 from livemask.sinks.run_outputs import RunOptions
 
@@ -48,7 +50,8 @@ SCHEMA = (Schema()
           .register("run", RunOptions)
           .register("kiosk", KioskOptions)
           .register("images", ImageLimits)
-          .register("report", KeptEventsOptions))
+          .register("report", KeptEventsOptions)
+          .register("mqtt", MqttOptions))
 
 
 def load_config(path: str | Path | None = None) -> Config:
@@ -129,11 +132,12 @@ def kiosk_options(config: Config) -> KioskOptions:
     return build(config, "kiosk")
 
 
-def run_sinks(options: RunOptions, live: bool, extra=(), alerts=None, blur=None) -> list:
+def run_sinks(options: RunOptions, live: bool, extra=(), alerts=None, blur=None, events_out=()) -> list:
     """The file and console sinks of a run (``extra`` sinks before the summary), in the order they are written.
 
     ``alerts``: the alert sink, closed before the event log so the summary line holds its counts;
-    ``blur``: the face blur of recordings (privacy).
+    ``blur``: the face blur of recordings (privacy); ``events_out``: sinks to the site's systems (MQTT),
+    closed before the event log too.
     """
     from livemask.sinks.console import ProgressBar, SummaryLog
     from livemask.sinks.recording import EventLog, VideoSink
@@ -146,6 +150,7 @@ def run_sinks(options: RunOptions, live: bool, extra=(), alerts=None, blur=None)
         sinks.append(VideoSink(options.output, Renderer(options.overlay, blur=blur)))
     if alerts is not None:
         sinks.append(alerts)
+    sinks.extend(events_out)
     if options.events:
         sinks.append(EventLog(options.events))
     sinks.extend(extra)
@@ -154,8 +159,10 @@ def run_sinks(options: RunOptions, live: bool, extra=(), alerts=None, blur=None)
 
 
 def run_engine(config: Config, stop_event: threading.Event, max_frames: int | None = None,
-               stop_reason: Callable[[], str | None] | None = None, source=None, extra_sinks=()) -> Engine:
-    """Open the source (failing fast, before the models load), build the models, the sinks and the engine."""
+               stop_reason: Callable[[], str | None] | None = None, source=None, extra_sinks=(),
+               metrics=None) -> Engine:
+    """Open the source (failing fast, before the models load), build the models, the sinks and the engine
+    (``metrics``: a :class:`~livemask.sinks.metrics.Metrics` that gets this camera's sink and the model load time)."""
     options = run_options(config)
     pipeline = pipeline_options(config)
     cap = capture(config, stop_event, max_frames, source)
@@ -164,9 +171,13 @@ def run_engine(config: Config, stop_event: threading.Event, max_frames: int | No
     log.info("source %s: %s, %.2f fps%s", src.name, "x".join(map(str, src.size or ("?", "?"))), src.fps,
              f", {src.frame_count} frames" if src.frame_count else "")
     try:
+        loading = time.monotonic()
         det = detector(config, pipeline.detector_long_side)
         clf = classifier(config)
         clf.warmup()
+        if metrics is not None:
+            metrics.model_load.set(time.monotonic() - loading)
+            extra_sinks = (*extra_sinks, metrics.camera())
         tracker = build(config, "tracker")
         people, alert_sink, blur = people_parts(config, options, tracker, tuple(clf.class_names))
     except BaseException:
@@ -193,8 +204,11 @@ def run_engine(config: Config, stop_event: threading.Event, max_frames: int | No
         display = LiveWindow(options.window_name, options.snapshot_dir, explain_session_factory(config, clf),
                              renderer, pipeline.max_display_age_ms,
                              snapshot_overlay=options.snapshot_overlay)
-    sinks = run_sinks(options, cap.live, extra_sinks, alert_sink, blur)
-    return engine(config, cap, det, clf, sinks, display, stop_reason, tracker, people)
+    sinks = run_sinks(options, cap.live, extra_sinks, alert_sink, blur, mqtt_sinks(config))
+    built = engine(config, cap, det, clf, sinks, display, stop_reason, tracker, people)
+    if metrics is not None:
+        metrics.camera().attach(built)
+    return built
 
 
 def check_alerts(config: Config) -> None:
@@ -366,3 +380,44 @@ def kept_events(config: Config):
 
     options: KeptEventsOptions = build(config, "report")
     return KeptEvents(options) if options.keep_events else None
+# -- events out to the site's systems (MQTT) -----------------------------------------------------
+def mqtt_options(config: Config) -> MqttOptions:
+    return build(config, "mqtt")
+
+
+def check_mqtt(config: Config) -> None:
+    """Before the source opens and the models load: the mqtt section builds and, when on, paho-mqtt is there."""
+    if mqtt_options(config).enabled:
+        from livemask.sinks.mqtt import paho_client
+
+        paho_client()
+
+
+def mqtt_sinks(config: Config, camera: str = "default") -> list:
+    """The MQTT sink of one camera (``camera``: its name in the topics), or none while ``mqtt.url`` is unset."""
+    options = mqtt_options(config)
+    if not options.enabled:
+        return []
+    from livemask.sinks.mqtt import MqttSink
+
+    return [MqttSink(options, camera)]
+
+
+def metrics_server(port: int):
+    """``run --metrics-port``: the metrics registry, served on 127.0.0.1:``port`` from now on (a busy port fails
+    here, before the models load)."""
+    from livemask.sinks.metrics import Metrics
+
+    metrics = Metrics()
+    metrics.serve(port)
+    return metrics
+
+
+def site_watcher(config: Config):
+    """``serve`` with ``mqtt.site``: the subscriber that lists the site's cameras (not started), else None."""
+    options = mqtt_options(config)
+    if not (options.enabled and options.site):
+        return None
+    from livemask.web.site import SiteWatcher
+
+    return SiteWatcher(options)

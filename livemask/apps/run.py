@@ -45,6 +45,9 @@ def add_arguments(parser) -> None:
                         help="run CMD (split like a shell, run without one) with each alert's JSON on stdin")
     parser.add_argument("--alert-sound", action="store_true", default=None,
                         help="play a short sound on each alert (aplay, paplay or ffplay)")
+    parser.add_argument("--metrics-port", type=int, metavar="PORT",
+                        help="serve Prometheus metrics at http://127.0.0.1:PORT/metrics while the run lasts "
+                             "(0: any free port, logged)")
     parser.add_argument("--blur-faces", nargs="?", const="blur", choices=("blur", "pixelate", "off"),
                         help="blur (default) or pixelate every face in recordings and snapshots")
 
@@ -80,6 +83,7 @@ def command(args, config) -> int:
         "privacy.blur_faces": args.blur_faces,
     }, "command line")
     compose.check_alerts(config)
+    compose.check_mqtt(config)  # a bad mqtt section fails here, before the source opens and the models load
     options = compose.run_options(config)
     check_kiosk(options, compose.kiosk_options(config))
     if args.max_frames is not None and args.max_frames < 1:  # parsed by positive_int; kept for direct callers
@@ -93,12 +97,19 @@ def command(args, config) -> int:
         log.warning("headless without --output or --events: results are only counted")
     quiet_video_backend(getattr(args, "verbose", False))
 
+    metrics = None
+    if getattr(args, "metrics_port", None) is not None:
+        metrics = compose.metrics_server(args.metrics_port)
     stop_event = threading.Event()
-    with StopRequest(stop_event) as stop:
-        engine = compose.run_engine(config, stop_event, args.max_frames, stop.reason)
-        if engine.display is not None:
-            engine.display.when_lost(lambda: display_lost(engine))
-        engine.run()
+    try:
+        with StopRequest(stop_event) as stop:
+            engine = compose.run_engine(config, stop_event, args.max_frames, stop.reason, metrics=metrics)
+            if engine.display is not None:
+                engine.display.when_lost(lambda: display_lost(engine))
+            engine.run()
+    finally:
+        if metrics is not None:
+            metrics.close()
     if stop.signal is not None:
         log.warning("stopped by %s; outputs are complete", stop.reason())
     return stop.exit_code

@@ -92,6 +92,8 @@ def command(args, config) -> int:
     token = resolve_token(args.host, args.token_file)
     if args.max_upload_mb <= 0:
         raise ConfigError(f"--max-upload-mb must be positive, got {args.max_upload_mb}")
+
+    compose.check_mqtt(config)  # a bad mqtt section fails before the models load
     capture = None
     if args.source is not None:  # open the source first: a missing file or camera fails before the models load
         from livemask.engine.sources import quiet_video_backend
@@ -102,16 +104,22 @@ def command(args, config) -> int:
         capture = compose.capture(config)
         capture.open()
     sock = bind(args.host, args.port)
-    live = None
+    live = site = None
     try:
+        import time
+
         import uvicorn
 
+        from livemask.sinks.metrics import Metrics
         from livemask.web.app import create_app
         from livemask.web.inference import InferenceRunner
 
+        loading = time.monotonic()
         detector = compose.detector(config)
         classifier = compose.classifier(config)
         classifier.warmup()
+        metrics = Metrics()
+        metrics.model_load.set(time.monotonic() - loading)
         suite = None  # explanations need the Keras model: with an exported one /v1/explain answers 503
         if compose.needs_tensorflow(config):
             suite = compose.explain_suite(config, classifier)
@@ -131,8 +139,10 @@ def command(args, config) -> int:
             kept = compose.kept_events(config)  # the event lines GET /v1/report reads (None: not kept)
             live = LiveRun(compose.engine(config, capture, runner.routed_detector(video_detector),
                                           runner.routed_classifier(classifier),
-                                          [hub, hub.events, *([kept] if kept is not None else [])],
+                                          [hub, hub.events, *([kept] if kept is not None else []),
+                                           *compose.mqtt_sinks(config), metrics.camera()],
                                           people=people))
+            metrics.camera().attach(live.engine)
         max_bytes = int(args.max_upload_mb * 1024 * 1024)
         app = create_app(detector, classifier, suite, token=token, max_upload_bytes=max_bytes, hub=hub, runner=runner,
                          video_detector=video_detector, on_shutdown=None if live is None else live.stop)
@@ -141,6 +151,15 @@ def command(args, config) -> int:
             from livemask.web.report_route import add_report_route
 
             add_report_route(app, report_options.events_dir)
+        from livemask.web.metrics_route import add_metrics_route
+
+        add_metrics_route(app, metrics)
+        site = compose.site_watcher(config)
+        if site is not None:
+            from livemask.web.site import add_site_route
+
+            site.start()
+            add_site_route(app, site)
         host, port = sock.getsockname()[:2]
         shown = f"[{host}]" if ":" in host else host
         print(f"livemask: serving on http://{shown}:{port}/" + ("  (token required)" if token else ""), flush=True)
@@ -150,6 +169,8 @@ def command(args, config) -> int:
             live.start()
         server.run(sockets=[sock])
     finally:
+        if site is not None:
+            site.stop()
         if live is not None:
             live.stop()
         elif capture is not None:
