@@ -257,9 +257,10 @@ def check_arguments(target: Callable[..., Any], values: Mapping[str, Any], prefi
                     declared: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Check every given argument of ``target`` against its declaration; errors name ``prefix.key``."""
     params = declared_parameters(target, declared)
-    for k, v in values.items():
+    out = {k: check_value(f"{prefix}.{k}", v, params[k][0]) if k in params else v for k, v in values.items()}
+    for k, v in out.items():  # after the declared checks, whose messages say the range
         check_no_controls(f"{prefix}.{k}", v)
-    return {k: check_value(f"{prefix}.{k}", v, params[k][0]) if k in params else v for k, v in values.items()}
+    return out
 
 
 def check_fields(obj: Any, owner: type | None = None) -> None:
