@@ -34,19 +34,20 @@ def listening_socket(host: str = "127.0.0.1") -> socket.socket:
 
 
 class ServerThread:
-    """uvicorn serving ``app`` on a free port of ``host`` in a background thread.
+    """uvicorn serving ``app`` on a free port of ``host`` in a background thread (``config``: a
+    ``uvicorn.Config`` of ``app`` to use instead of the default one).
 
     ``url`` always points at 127.0.0.1: traffic never leaves the machine even when the
     server is bound to 0.0.0.0 (only done to check the token rule).
     """
 
-    def __init__(self, app, host: str = "127.0.0.1"):
+    def __init__(self, app, host: str = "127.0.0.1", config=None):
         import uvicorn
 
         self.sock = listening_socket(host)
         self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=1)
+        config = config or uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=1)
         self.server = uvicorn.Server(config)
         self.server.install_signal_handlers = lambda: None  # not the main thread (older uvicorn)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)

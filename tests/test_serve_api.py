@@ -44,7 +44,7 @@ def app(detector, classifier, suite):
 
 @pytest.fixture(scope="session")
 def client(app):
-    with TestClient(app) as c:
+    with TestClient(app, base_url="http://127.0.0.1") as c:  # the Host check answers only our names
         yield c
 
 
@@ -218,6 +218,9 @@ def test_oversize_streamed_without_length_is_refused_while_streaming(server):
 def test_health_summary_and_no_cors(client):
     assert client.get("/healthz").json()["status"] == "ok"
     r = client.get("/v1/summary", headers={"Origin": "http://evil.example"})
+    assert r.status_code == 403  # another website: refused (docs/security.md), and no CORS headers
+    assert not any(k.lower().startswith("access-control") for k in r.headers)
+    r = client.get("/v1/summary")
     assert r.status_code == 200
     assert not any(k.lower().startswith("access-control") for k in r.headers)
     s = r.json()

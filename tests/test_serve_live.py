@@ -258,7 +258,8 @@ def test_webcam_websocket_answers_and_counts_stale_frames(detector, classifier, 
     from livemask.web.app import create_app
 
     scene = encode(scene_with_face(astronaut_bgr))
-    with TestClient(create_app(detector, classifier, None)) as client, client.websocket_connect("/v1/webcam") as ws:
+    with (TestClient(create_app(detector, classifier, None)) as client,
+          client.websocket_connect("ws://127.0.0.1/v1/webcam") as ws):
         for _ in range(6):  # faster than the model: the server keeps only the newest
             ws.send_bytes(scene)
         answers = [json.loads(ws.receive_text())]
@@ -276,9 +277,9 @@ def test_websockets_need_the_token_too(detector, classifier):
 
     token = "ws-token-0123456789abcdef"
     with TestClient(create_app(detector, classifier, None, token=token)) as client:
-        with pytest.raises(WebSocketDisconnect) as err, client.websocket_connect("/v1/webcam") as ws:
+        with pytest.raises(WebSocketDisconnect) as err, client.websocket_connect("ws://127.0.0.1/v1/webcam") as ws:
             ws.receive_text()
         assert err.value.code == 1008
-        with client.websocket_connect(f"/v1/webcam?token={token}") as ws:
+        with client.websocket_connect(f"ws://127.0.0.1/v1/webcam?token={token}") as ws:
             ws.send_bytes(b"nope")
             assert "error" in json.loads(ws.receive_text())

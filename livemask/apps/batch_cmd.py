@@ -51,6 +51,10 @@ def command(args, config) -> int:
         raise ConfigError(f"--every must be at least 1, got {args.every}")
     if args.address and args.engine != "ray":
         raise ConfigError("--address needs --engine ray")
+    if args.address:
+        from livemask.batch.ray_executor import check_address
+
+        check_address(args.address)  # an unreachable cluster: one line within seconds, not Ray's retries
     threads = args.threads if args.threads is not None else max(1, cores // workers)
     options = FileOptions(args.every, args.write_video, args.blur_faces)
     from livemask.apps.compose import batch_model_factory

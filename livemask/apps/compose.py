@@ -262,12 +262,13 @@ def people_parts(config: Config, options: RunOptions, tracker: Tracker, class_na
         if unknown:
             log.info("%s: %s not in the model's classes (%s); ignored", key, ", ".join(unknown), ", ".join(class_names))
     rule = alert_rule(alerts, class_names)  # the loop above refused alert classes the model lacks entirely
-    # alert crops in their own folder, apart from the window's snapshots
-    people = People(people_options, rule,
-                    Path(options.snapshot_dir) / "alerts" if alerts.enabled and alerts.snapshots else None)
+    from livemask.sinks.alerts import AlertSink, AlertSnapshots, CommandNotifier, SoundNotifier, WebhookNotifier
+
+    # alert crops in their own folder, apart from the window's snapshots, written as the alert fires
+    snapshots = AlertSnapshots(alert_snapshot_dir(options), blur) if alerts.enabled and alerts.snapshots else None
+    people = People(people_options, rule, snapshots)
     if not alerts.enabled or not (notifying or alerts.snapshots):
         return people, None, blur
-    from livemask.sinks.alerts import AlertSink, CommandNotifier, SoundNotifier, WebhookNotifier
 
     notifiers = []
     if alerts.webhook:
@@ -277,7 +278,7 @@ def people_parts(config: Config, options: RunOptions, tracker: Tracker, class_na
         notifiers.append(CommandNotifier(alerts.command, alerts.command_timeout_s, alerts.queue_size))
     if alerts.sound:
         notifiers.append(SoundNotifier(queue_size=min(alerts.queue_size, 4)))
-    return people, AlertSink(notifiers, blur, alerts.finish_s), blur
+    return people, AlertSink(notifiers, blur, alerts.finish_s, snapshots=snapshots), blur
 
 
 # -- livemask batch ------------------------------------------------------------------------------
@@ -369,6 +370,8 @@ def batch_file_run(models, item, folder: Path, options, stop_event: threading.Ev
     run = Engine(cap, processor, sinks, stage_queue=models.stage_queue, overlap=models.overlap,
                  stop_reason=stop_reason, people=people)
     return FileRun(run, source, counts, tracker.enabled, people, outputs)
+
+
 def report_options(config: Config) -> KeptEventsOptions:
     """The ``report`` section: where serve keeps its event lines, and for how long."""
     return build(config, "report")
@@ -380,6 +383,8 @@ def kept_events(config: Config):
 
     options: KeptEventsOptions = build(config, "report")
     return KeptEvents(options) if options.keep_events else None
+
+
 # -- events out to the site's systems (MQTT) -----------------------------------------------------
 def mqtt_options(config: Config) -> MqttOptions:
     return build(config, "mqtt")
@@ -421,3 +426,20 @@ def site_watcher(config: Config):
     from livemask.web.site import SiteWatcher
 
     return SiteWatcher(options)
+
+
+
+def alert_snapshot_dir(options: RunOptions) -> Path:
+    """Where alert face crops go: ``run.snapshot_dir/alerts``."""
+    return Path(options.snapshot_dir) / "alerts"
+
+
+def check_snapshot_dir(config: Config, options: RunOptions) -> None:
+    """At start-up, before the models load: when alerts write snapshots (alerts and tracking on), their
+    folder must be usable (created, writable; not a file, not under /proc, /sys or /dev), else one
+    OutputError line (exit 2) naming ``run.snapshot_dir``."""
+    from livemask.core.output_paths import prepare_out_dir
+
+    alerts: AlertOptions = build(config, "alerts")
+    if alerts.enabled and alerts.snapshots and build(config, "tracker").enabled:
+        prepare_out_dir(alert_snapshot_dir(options), "run.snapshot_dir")

@@ -89,6 +89,7 @@ def command(args, config) -> int:
     if args.max_frames is not None and args.max_frames < 1:  # parsed by positive_int; kept for direct callers
         raise ConfigError(f"--max-frames must be at least 1, got {args.max_frames}")
     check_outputs(config.get("source", {}).get("source"), options.output, options.events)
+    compose.check_snapshot_dir(config, options)
     if not options.headless:
         from livemask.sinks.window import check_display
 

@@ -3,13 +3,16 @@
 The composition root of the web package: it reads the config, builds the detector,
 classifier and explain suite once, and hands them to :func:`livemask.web.app.create_app`.
 Binding any address but loopback needs a token (``LIVEMASK_TOKEN`` or ``--token-file``);
-without one the command refuses to start (exit 2), before any model is loaded.
+without one the command refuses to start (exit 2), before any model is loaded. Only the bound
+host names (and ``--allowed-host``) are answered, and requests from other websites are refused
+(``--allowed-origin`` lists the exceptions); see ``docs/security.md``.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
+import math
 import os
 import socket
 import threading
@@ -33,6 +36,21 @@ def add_arguments(parser) -> None:
     parser.add_argument("--max-upload-mb", type=float, default=10.0, help="upload limit in MB (default: 10)")
     parser.add_argument("--serialise", choices=("worker", "lock"), default="worker",
                         help="how model calls are serialised: a lane per model (default) or one lock")
+    parser.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                        help="also answer requests whose Host is NAME (repeatable; default: only 127.0.0.1, "
+                             "localhost, [::1] and --host)")
+    parser.add_argument("--allowed-origin", action="append", default=[], metavar="ORIGIN",
+                        help="also accept WebSockets and requests from pages of ORIGIN, e.g. "
+                             "https://dash.example:8443 (repeatable; default: only the server's own origin)")
+    parser.add_argument("--decode-budget-mb", type=float, default=256.0,
+                        help="uploads and decoded images held at once by all requests, MB; past it 503 + "
+                             "Retry-After (default: 256)")
+    parser.add_argument("--ws-max-mb", type=float, default=2.0,
+                        help="largest WebSocket message a client may send, MB (default: 2)")
+    parser.add_argument("--ws-max-rate", type=float, default=60.0,
+                        help="WebSocket messages a client may send per second (default: 60)")
+    parser.add_argument("--header-timeout", type=float, default=10.0,
+                        help="seconds a client has to send a request's headers (default: 10)")
 
 
 def is_loopback(host: str) -> bool:
@@ -49,12 +67,19 @@ def resolve_token(host: str, token_file: Path | None, environ=os.environ) -> str
     token = None
     if token_file is not None:
         try:
+            if token_file.stat().st_size > 4096:
+                raise ConfigError(f"--token-file {token_file}: over 4096 bytes; the file must hold one line, the token")
             token = token_file.read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError) as err:
             why = getattr(err, "strerror", None) or err
             raise ConfigError(f"--token-file {token_file}: cannot read ({why})") from None
         if not token:
             raise ConfigError(f"--token-file {token_file}: the file is empty")
+        if "\n" in token or "\r" in token:
+            raise ConfigError(f"--token-file {token_file}: the file must hold one line, the token "
+                              f"(it has {len(token.splitlines())})")
+        if any(not c.isprintable() or c.isspace() for c in token):
+            raise ConfigError(f"--token-file {token_file}: the token must be printable, without spaces")
     elif environ.get(TOKEN_ENV, "").strip():
         token = environ[TOKEN_ENV].strip()
     if token is None and not is_loopback(host):
@@ -85,14 +110,36 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _positive(flag: str, value: float, high: float) -> float:
+    if not math.isfinite(value) or not 0 < value <= high:
+        raise ConfigError(f"{flag} must be a number in (0, {high:g}], got {value}")
+    return value
+
+
+def check_limits(args) -> None:
+    """Every number flag finite and in range; the host and origin lists well formed (exit 2 naming the flag)."""
+    from livemask.web.guard import normal_origin, split_host
+
+    _positive("--max-upload-mb", args.max_upload_mb, 1024)
+    _positive("--decode-budget-mb", args.decode_budget_mb, 65536)
+    _positive("--ws-max-mb", args.ws_max_mb, 100)
+    _positive("--ws-max-rate", args.ws_max_rate, 10000)
+    _positive("--header-timeout", args.header_timeout, 3600)
+    for name in args.allowed_host:
+        parts = split_host(name)
+        if parts is None or parts[1] is not None or not parts[0] or not name.isprintable():
+            raise ConfigError(f"--allowed-host {name!r}: expected a host name or address without a port")
+    for origin in args.allowed_origin:
+        if normal_origin(origin) is None or not origin.isprintable():
+            raise ConfigError(f"--allowed-origin {origin!r}: expected scheme://host[:port], e.g. https://dash.example")
+
+
 def command(args, config) -> int:
     from livemask.apps import compose
     from livemask.config import apply_overrides
 
     token = resolve_token(args.host, args.token_file)
-    if args.max_upload_mb <= 0:
-        raise ConfigError(f"--max-upload-mb must be positive, got {args.max_upload_mb}")
-
+    check_limits(args)
     compose.check_mqtt(config)  # a bad mqtt section fails before the models load
     capture = None
     if args.source is not None:  # open the source first: a missing file or camera fails before the models load
@@ -144,8 +191,15 @@ def command(args, config) -> int:
                                           people=people))
             metrics.camera().attach(live.engine)
         max_bytes = int(args.max_upload_mb * 1024 * 1024)
+        from livemask.web.hub import WebSocketLimits
+        from livemask.web.server import server_config
+
+        ws_limits = WebSocketLimits(int(args.ws_max_mb * 1024 * 1024), args.ws_max_rate)
         app = create_app(detector, classifier, suite, token=token, max_upload_bytes=max_bytes, hub=hub, runner=runner,
-                         video_detector=video_detector, on_shutdown=None if live is None else live.stop)
+                         video_detector=video_detector, on_shutdown=None if live is None else live.stop,
+                         bind_host=args.host, allowed_hosts=tuple(args.allowed_host),
+                         allowed_origins=tuple(args.allowed_origin),
+                         decode_budget_bytes=int(args.decode_budget_mb * 1024 * 1024), ws_limits=ws_limits)
         report_options = compose.report_options(config)
         if report_options.keep_events:  # the kept events of this and earlier runs, as a report page
             from livemask.web.report_route import add_report_route
@@ -163,8 +217,8 @@ def command(args, config) -> int:
         host, port = sock.getsockname()[:2]
         shown = f"[{host}]" if ":" in host else host
         print(f"livemask: serving on http://{shown}:{port}/" + ("  (token required)" if token else ""), flush=True)
-        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", ws_max_size=max_bytes,
-                                               timeout_graceful_shutdown=2))
+        server = uvicorn.Server(server_config(app, header_timeout_s=args.header_timeout,
+                                              ws_max_bytes=ws_limits.max_message_bytes))
         if live is not None:
             live.start()
         server.run(sockets=[sock])

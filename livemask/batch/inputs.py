@@ -3,7 +3,9 @@
 * a folder is walked recursively (``imutils.paths.list_files``) for video and image suffixes, in name order;
 * a ``.txt`` / ``.lst`` / ``.list`` file lists one path or URL per line (blank lines and ``#`` comments are
   skipped; relative paths are relative to the list file's folder; a listed folder is walked too);
-* anything else is one input: a missing or unreadable file is kept, so that its row says why it failed.
+* anything else is one input: a missing or unreadable file is kept, so that its row says why it failed;
+* files found by walking a folder that lie inside the batch's own output folder (``--out`` inside an
+  input folder) are left out: a run never reads its own or an earlier run's outputs.
 
 Every input gets an output folder name that is unique and stable across runs: the file's stem plus 8 hex
 digits of a hash of its absolute path or URL, so ``a/clip.mp4`` and ``b/clip.mp4`` never share a folder
@@ -91,17 +93,28 @@ def read_list(path: Path) -> list[str]:
     return out
 
 
-def expand_inputs(arguments: list[str]) -> list[BatchInput]:
-    """The inputs named by the command line, each once (first occurrence wins), in the order given."""
+def _inside(path: str, folder: Path) -> bool:
+    try:
+        Path(path).resolve().relative_to(folder)
+    except ValueError:
+        return False
+    return True
+
+
+def expand_inputs(arguments: list[str], exclude_under: str | Path | None = None) -> list[BatchInput]:
+    """The inputs named by the command line, each once (first occurrence wins), in the order given;
+    files a folder walk finds under ``exclude_under`` (the output folder) are left out."""
     out: list[BatchInput] = []
     seen: set[str] = set()
+    excluded = Path(exclude_under).resolve() if exclude_under is not None else None
 
     def add(text: str, depth: int = 0) -> None:
         if not URL_PATTERN.match(text):
             p = Path(text)
             if p.is_dir():
                 for f in walk_folder(p):
-                    add(f, depth)
+                    if excluded is None or not _inside(f, excluded):
+                        add(f, depth)
                 return
             if p.suffix.lower() in LIST_SUFFIXES and p.is_file():
                 if depth > 4:

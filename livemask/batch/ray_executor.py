@@ -5,11 +5,14 @@ the others); without it ``ray.init(num_cpus=N)`` starts a private local one. Fil
 the actors, with OpenCV, so on a cluster every input and ``--out`` must be on storage that every node mounts
 at the same path (or inputs must be URLs). An actor that dies (its process killed, its node lost) fails its
 task with ``RayActorError``: the actor is replaced and the file tried once more, then reported failed.
+Before anything else, :func:`check_address` opens a TCP connection to ``--address`` with a bounded
+timeout: an unreachable cluster is one line and exit 2 instead of Ray's endless retries.
 """
 
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from collections import deque
 from collections.abc import Callable
@@ -18,11 +21,53 @@ from pathlib import Path
 from livemask.batch.executors import MAX_ATTEMPTS, Control, Executor, crashed
 from livemask.batch.inputs import BatchInput
 from livemask.batch.worker import FileOptions, FileResult
-from livemask.core.errors import LivemaskError, exception_line
+from livemask.core.errors import ConfigError, LivemaskError, exception_line
 
 log = logging.getLogger(__name__)
 
 INSTALL_HINT = "--engine ray needs Ray, which is not installed: pip install 'livemask[ray]'"
+
+
+CONNECT_TIMEOUT_S = 10.0
+DEFAULT_PORTS = {"ray": 10001, "": 6379}  # Ray client (ray://) and the cluster's GCS
+
+
+def address_host_port(address: str) -> tuple[str, int] | None:
+    """``[ray://]host[:port]`` -> (host, port); None for ``auto`` / ``local`` (no connection to check)."""
+    text = address.strip()
+    if text.lower() in ("auto", "local"):
+        return None
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        scheme, rest = "", text
+    if scheme not in DEFAULT_PORTS:
+        raise ConfigError(f"--address {address}: expected host:port or ray://host:port")
+    rest = rest.split("/", 1)[0]
+    if rest.startswith("["):
+        host, _, tail = rest[1:].partition("]")
+        port_text = tail[1:] if tail.startswith(":") else ""
+    else:
+        host, _, port_text = rest.rpartition(":") if ":" in rest else (rest, "", "")
+    if not host or (port_text and not port_text.isdigit()) or (port_text and not 0 < int(port_text) < 65536):
+        raise ConfigError(f"--address {address}: expected host:port or ray://host:port")
+    return host, int(port_text) if port_text else DEFAULT_PORTS[scheme]
+
+
+def check_address(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    """A TCP connection to the cluster's address within ``timeout_s``, or one ConfigError line (exit 2)."""
+    target = address_host_port(address)
+    if target is None:
+        return
+    host, port = target
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            pass
+    except TimeoutError:
+        raise ConfigError(f"--address {address}: no answer from {host}:{port} within {timeout_s:g} s "
+                          "(is the Ray cluster running and reachable?)") from None
+    except OSError as err:
+        raise ConfigError(f"--address {address}: cannot connect to {host}:{port} ({err.strerror or err}; "
+                          "is the Ray cluster running and reachable?)") from None
 
 
 def import_ray():

@@ -109,7 +109,7 @@ def previous_row(summary: dict, item: BatchInput) -> FileResult:
 
 def run_batch(arguments: list[str], out_dir: str | Path, make_executor: Callable[[Path], Executor],
               resume: bool = False, progress: bool = True, checkpoint_s: float = 30.0) -> BatchReport:
-    items = expand_inputs(arguments)
+    items = expand_inputs(arguments, exclude_under=out_dir)  # --out inside an input folder: never re-read
     if not items:
         raise LivemaskError("no inputs: the paths given hold no video or image files")
     out_dir = Path(out_dir)

@@ -9,7 +9,8 @@ A constructor declares what each argument accepts with ``typing.Annotated``::
 number in [0, 1], got 5``. ``livemask.config`` uses it for every config section (the
 name is then ``section.key``); classes built directly call it from their constructor
 (the name is then ``Class.key``). Plain ``int``/``float``/``bool``/``str``/``list``
-hints and ``X | None`` work too; NaN and infinities are never accepted as numbers.
+hints and ``X | None`` work too; NaN and infinities are never accepted as numbers, and no
+string (declared or not, also inside lists and mappings) may hold a control character.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import inspect
 import math
 import types
 import typing
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -232,11 +234,33 @@ def declared_parameters(target: Callable[..., Any],
     return out
 
 
+def check_no_controls(where: str, value: Any) -> None:
+    """ConfigError naming ``where`` when a string in ``value`` (also in lists, tuples and mappings) holds a
+    control character (a terminal escape, a NUL, a line break, ...), or a number in it is NaN or infinite."""
+    if isinstance(value, str):
+        for i, c in enumerate(value):
+            if unicodedata.category(c) == "Cc":
+                raise ConfigError(f"{where}: control character U+{ord(c):04X} at position {i} "
+                                  "(not allowed in a setting)")
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where}: expected a finite number, got {value}")
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            check_no_controls(f"{where}[{i}]", v)
+    elif isinstance(value, Mapping):
+        for k, v in value.items():
+            check_no_controls(where, k)
+            check_no_controls(f"{where}.{k}", v)
+
+
 def check_arguments(target: Callable[..., Any], values: Mapping[str, Any], prefix: str,
                     declared: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Check every given argument of ``target`` against its declaration; errors name ``prefix.key``."""
     params = declared_parameters(target, declared)
-    return {k: check_value(f"{prefix}.{k}", v, params[k][0]) if k in params else v for k, v in values.items()}
+    out = {k: check_value(f"{prefix}.{k}", v, params[k][0]) if k in params else v for k, v in values.items()}
+    for k, v in out.items():  # after the declared checks, whose messages say the range
+        check_no_controls(f"{prefix}.{k}", v)
+    return out
 
 
 def check_fields(obj: Any, owner: type | None = None) -> None:

@@ -100,8 +100,9 @@ class _BoundedLoader(yaml.SafeLoader):
 
 def loads(text: str, origin: str) -> Any:
     """Parse one YAML document from ``text``; any problem is a one-line :class:`ConfigError`."""
-    loader = _BoundedLoader(text, origin)
+    loader = None
     try:
+        loader = _BoundedLoader(text, origin)  # its reader refuses control characters here already
         return loader.get_single_data()
     except ConfigError:
         raise
@@ -117,7 +118,8 @@ def loads(text: str, origin: str) -> Any:
         # e.g. an integer with more digits than Python converts; never a traceback
         raise ConfigError(f"{origin}: value cannot be read ({type(err).__name__}: {str(err)[:100]})") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def load_file(path: str | Path) -> Any:

@@ -30,10 +30,8 @@ while it stays so. A compliant label ends the stretch.
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Annotated
 
 import cv2
@@ -122,16 +120,16 @@ def box_motion(ref: np.ndarray, box: np.ndarray) -> float:
 class People:
     """The people stage: :meth:`update` adds :class:`Analytics` to each tracked result (needs track ids).
 
-    ``rule``: the alert rule (None: no alerts). ``snapshot_dir``: where the alert's face crop
-    is to be written (the name is decided here so the event and the file agree; the alert
-    sink writes it); None: alerts carry no snapshot.
+    ``rule``: the alert rule (None: no alerts). ``snapshots``: writes the alert's face crop as the
+    alert fires, ``snapshots.save(image, box, frame_id, track_id, wall_time) -> path | None``
+    (:class:`livemask.sinks.alerts.AlertSnapshots`); the alert names the path it returns, None
+    when the write failed. None: alerts carry no snapshot.
     """
 
-    def __init__(self, options: PeopleOptions | None = None, rule: AlertRule | None = None,
-                 snapshot_dir: str | Path | None = None):
+    def __init__(self, options: PeopleOptions | None = None, rule: AlertRule | None = None, snapshots=None):
         self.options = options or PeopleOptions()
         self.rule = rule
-        self.snapshot_dir = Path(snapshot_dir) if snapshot_dir is not None else None
+        self.snapshots = snapshots
         self.masked = set(self.options.masked_classes)
         self.people: dict[int, _Person] = {}
         self.fired = 0
@@ -206,9 +204,8 @@ class People:
         frame = result.frame
         wall = frame.timestamp + self._wall_offset
         snapshot = None
-        if self.snapshot_dir is not None:
-            stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(wall))
-            snapshot = str(self.snapshot_dir / f"alert-{stamp}-f{frame.frame_id:06d}-t{tid}.png")
+        if self.snapshots is not None:
+            snapshot = self.snapshots.save(frame.image, tuple(float(v) for v in box), frame.frame_id, tid, wall)
         return Alert(wall, tid, label, duration, tuple(float(v) for v in box), frame.frame_id,
                      None if frame.position_ms is None else frame.position_ms / 1000.0, snapshot)
 

@@ -197,7 +197,24 @@ def check_options(model_path: str | Path, fmt: str, output: str | Path | None = 
     out = Path(output) if output else default_output(source, fmt, quantize)
     if out.suffix.lower() != f".{fmt}":
         raise ExportError(f"--output {out}: a {fmt} model file must end in .{fmt}")
+    check_output_path(out, source)
     return source, out
+
+
+def check_output_path(out: Path, source: Path) -> None:
+    """Before the export (it takes seconds): ``out`` is not the model, not a folder, and its folder can be
+    created and written, else one OutputError line (exit 2)."""
+    import os
+
+    from livemask.core.output_paths import check_output_file, prepare_out_dir
+
+    check_output_file(out, [source], "--output")
+    resolved = out.expanduser().resolve()
+    if resolved.is_dir():
+        raise ExportError(f"--output {out}: is a folder; name the model file to write")
+    if resolved.exists() and not os.access(resolved, os.W_OK):
+        raise ExportError(f"--output {out}: exists and is not writable")
+    prepare_out_dir(resolved.parent, f"--output {out}: folder")
 
 
 def export_classifier(model_path: str | Path, fmt: str, output: str | Path | None = None,

@@ -1,12 +1,14 @@
 """Where alerts go besides the event log: a snapshot of the face, a webhook, a command, a sound.
 
-:class:`AlertSink` runs on the engine's loop and does only quick work per alert: it writes the
-face crop (a few KB; blurred when privacy asks) and hands the alert's JSON to each
-:class:`Notifier`. A notifier has its own thread behind a bounded :class:`Channel` (the new
-alert is dropped, and counted, when it is full), so a slow or dead endpoint never slows the
-video. At the end of the run each notifier gets ``finish_s`` seconds to send what is
-waiting; what is still unsent then is counted, never waited for. The counts go into the
-run's summary under ``"alerts"``.
+:class:`AlertSnapshots` writes the face crop of an alert (a few KB; blurred when privacy asks)
+when the people stage fires it, before the alert is emitted, so the alert names its file only
+when the file was written (``"snapshot": null`` and a counted error otherwise); names carry a
+random run id and never replace an existing file. :class:`AlertSink` runs on the engine's loop
+and does only quick work per alert: it hands the alert's JSON to each :class:`Notifier`. A
+notifier has its own thread behind a bounded :class:`Channel` (the new alert is dropped, and
+counted, when it is full), so a slow or dead endpoint never slows the video. At the end of the
+run each notifier gets ``finish_s`` seconds to send what is waiting; what is still unsent then
+is counted, never waited for. The counts go into the run's summary under ``"alerts"``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import queue
+import secrets
 import shlex
 import shutil
 import subprocess
@@ -28,10 +32,10 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit, urlunsplit
 
+import cv2
 import numpy as np
 
 from livemask.core.errors import ConfigError
-from livemask.core.output_paths import write_image
 from livemask.core.params import Range, check_fields
 from livemask.core.records import alert_record
 from livemask.core.redact import redact_url, safe_message
@@ -317,59 +321,106 @@ class SoundNotifier(Notifier):
                 self.playing.wait()
 
 
+def face_crop(image: np.ndarray, box, margin: float = 0.25, blur: FaceBlur | None = None) -> np.ndarray:
+    """The face of ``box`` with ``margin`` of its size around it (a copy), blurred when ``blur`` is given."""
+    h, w = image.shape[:2]
+    x1, y1, x2, y2 = box
+    mx, my = margin * (x2 - x1), margin * (y2 - y1)
+    x1, y1 = int(max(x1 - mx, 0)), int(max(y1 - my, 0))
+    x2, y2 = int(min(x2 + mx, w)), int(min(y2 + my, h))
+    crop = image[y1:y2, x1:x2].copy()
+    if blur is not None and crop.size:
+        inner = np.array([[box[0] - x1, box[1] - y1, box[2] - x1, box[3] - y1]], np.float32)
+        blur.apply(crop, inner)
+    return crop
+
+
+class AlertSnapshots:
+    """Writes alert face crops into ``folder``, called by the people stage as it fires an alert.
+
+    :meth:`save` returns the path written, or None when the write failed (counted in
+    :attr:`errors`, the first one logged): an alert never names a file that does not exist. A
+    name is ``alert-<time>-<run id>-f<frame>-t<track>.png``: the run id is random, so runs and
+    cameras sharing the folder never pick the same name, and the file is created exclusively
+    (``-2``, ``-3``, ... when a name is taken), so no existing file is ever replaced.
+    """
+
+    def __init__(self, folder: str | Path, blur: FaceBlur | None = None, margin: float = 0.25):
+        self.folder = Path(folder)
+        self.blur = blur
+        self.margin = float(margin)
+        self.run_id = secrets.token_hex(4)
+        self.written = 0
+        self.errors = 0
+
+    def save(self, image: np.ndarray, box, frame_id: int, track_id: int, wall: float) -> str | None:
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(wall))
+        base = f"alert-{stamp}-{self.run_id}-f{frame_id:06d}-t{track_id}"
+        try:
+            crop = face_crop(image, box, self.margin, self.blur)
+            ok, buf = cv2.imencode(".png", crop) if crop.size else (False, None)
+            if not ok:
+                raise OSError(f"cannot encode the {crop.shape[1]}x{crop.shape[0]} crop as PNG")
+            self.folder.mkdir(parents=True, exist_ok=True)
+            path = self._write_new(base, buf.tobytes())
+        except Exception as err:  # counted; the alert still goes out, with "snapshot": null
+            self.errors += 1
+            if self.errors == 1:
+                log.warning("alert snapshot not written: %s", safe_message(describe(err)))
+            return None
+        self.written += 1
+        return str(path)
+
+    def _write_new(self, base: str, data: bytes) -> Path:
+        for n in range(1, 1000):
+            path = self.folder / (f"{base}.png" if n == 1 else f"{base}-{n}.png")
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                continue
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            except BaseException:
+                path.unlink(missing_ok=True)  # never a partial file under the alert's name
+                raise
+            return path
+        raise OSError(f"{self.folder / base}.png: 999 files of that name exist")
+
+
 class AlertSink:
-    """The engine's sink for alerts: snapshot crops, then every notifier (the event log writes the events itself)."""
+    """The engine's sink for alerts: every notifier gets each alert (the event log writes the events itself;
+    the people stage's :class:`AlertSnapshots` wrote the crop)."""
 
     name = "alerts"
     threaded = False  # quick work only; the slow part runs in each notifier's thread
 
     def __init__(self, notifiers: list[Notifier] = (), blur: FaceBlur | None = None, finish_s: float = 5.0,
-                 margin: float = 0.25):
+                 margin: float = 0.25, snapshots: AlertSnapshots | None = None):
         self.notifiers = list(notifiers)
         self.blur = blur
         self.finish_s = float(finish_s)
         self.margin = float(margin)
+        self.snapshots = snapshots
         self.fired = 0
-        self.snapshots = 0
-        self.snapshot_errors = 0
 
     def open(self, info: RunInfo) -> None:
         for n in self.notifiers:
             n.start()
 
     def crop(self, image: np.ndarray, alert: Alert) -> np.ndarray:
-        h, w = image.shape[:2]
-        x1, y1, x2, y2 = alert.box
-        mx, my = self.margin * (x2 - x1), self.margin * (y2 - y1)
-        x1, y1 = int(max(x1 - mx, 0)), int(max(y1 - my, 0))
-        x2, y2 = int(min(x2 + mx, w)), int(min(y2 + my, h))
-        crop = image[y1:y2, x1:x2].copy()
-        if self.blur is not None and crop.size:
-            box = np.array([[alert.box[0] - x1, alert.box[1] - y1, alert.box[2] - x1, alert.box[3] - y1]], np.float32)
-            self.blur.apply(crop, box)
-        return crop
+        return face_crop(image, alert.box, self.margin, self.blur)
 
     def write(self, result: FrameResult) -> None:
         if result.analytics is None:
             return
         for alert in result.analytics.alerts:
             self.fired += 1
-            if alert.snapshot is not None:
-                self._snapshot(result, alert)
             event = alert_record(alert)
             for n in self.notifiers:
                 n.submit(event)
-
-    def _snapshot(self, result: FrameResult, alert: Alert) -> None:
-        crop = self.crop(result.frame.image, alert)
-        try:
-            Path(alert.snapshot).parent.mkdir(parents=True, exist_ok=True)
-            write_image(alert.snapshot, crop)
-            self.snapshots += 1
-        except Exception as err:  # a snapshot that cannot be written is counted; the alert still goes out
-            self.snapshot_errors += 1
-            if self.snapshot_errors == 1:
-                log.warning("alert snapshot not written: %s", safe_message(describe(err)))
 
     def close(self, summary: dict) -> None:
         for n in self.notifiers:
@@ -377,7 +428,9 @@ class AlertSink:
         deadline = time.monotonic() + self.finish_s  # one shared grace period, not one per notifier
         for n in self.notifiers:
             n.finish(max(deadline - time.monotonic(), 0.0))
-        record = {"fired": self.fired, "snapshots": self.snapshots, "snapshot_errors": self.snapshot_errors}
+        snaps = self.snapshots
+        record = {"fired": self.fired, "snapshots": snaps.written if snaps else 0,
+                  "snapshot_errors": snaps.errors if snaps else 0}
         record.update({n.name: n.stats() for n in self.notifiers})
         summary["alerts"] = record  # the sinks closed after this one (event log, log line) include it
 

@@ -1,7 +1,10 @@
 """The FastAPI app: the page, ``/v1/image``, ``/v1/explain``, ``/v1/summary``, ``/healthz``.
 
 :func:`create_app` takes objects that are already built (detector, classifier, explain
-suite, live hub); it never reads the config. Every model call goes through one
+suite, live hub); it never reads the config. Every request and WebSocket first passes the
+:class:`~livemask.web.guard.HostOriginGuard` (other websites get nothing), then the token, then
+the body limit; every uploaded image is decoded inside the shared
+:class:`~livemask.web.imagecheck.DecodeBudget` (503 + Retry-After past it). Every model call goes through one
 :class:`~livemask.web.inference.InferenceRunner`. Errors are JSON ``{"error": "..."}``
 with a status code, never a stack trace; no CORS headers are sent.
 """
@@ -25,8 +28,17 @@ from livemask import __version__
 from livemask.core.errors import LivemaskError
 from livemask.core.labels import display_names
 from livemask.core.records import face_records
-from livemask.web.guard import BodyLimit, TokenGuard
-from livemask.web.imagecheck import DEFAULT_MAX_PIXELS, UploadImageError, decode_upload
+from livemask.web.guard import BodyLimit, HostOriginGuard, TokenGuard
+from livemask.web.imagecheck import (
+    DEFAULT_DECODE_BUDGET,
+    DEFAULT_MAX_PIXELS,
+    DecodeBudget,
+    UploadImageError,
+    checked_size,
+    decode_cost,
+    decode_upload,
+    file_reader,
+)
 from livemask.web.inference import InferenceRunner
 
 log = logging.getLogger(__name__)
@@ -56,12 +68,18 @@ class Stats:
 def create_app(detector, classifier, explain_suite=None, *, token: str | None = None,
                max_upload_bytes: int = DEFAULT_MAX_UPLOAD, max_pixels: int = DEFAULT_MAX_PIXELS,
                serialise: str = "worker", hub=None, runner: InferenceRunner | None = None,
-               video_detector=None, on_shutdown=None) -> FastAPI:
+               video_detector=None, on_shutdown=None, bind_host: str = "127.0.0.1",
+               allowed_hosts: tuple[str, ...] = (), allowed_origins: tuple[str, ...] = (),
+               decode_budget_bytes: int = DEFAULT_DECODE_BUDGET, ws_limits=None) -> FastAPI:
     """The app. ``explain_suite``: an ``ExplainSuite`` (None: ``/v1/explain`` answers 503);
     ``token``: required on every request but the static assets (None: open, loopback only);
     ``hub``: a :class:`~livemask.web.hub.FrameHub` for the live page; ``video_detector``: the
     detector for browser-webcam frames (default: ``detector``; a video-size one is faster);
-    ``on_shutdown``: called when the server stops, before the models are released (the live engine)."""
+    ``on_shutdown``: called when the server stops, before the models are released (the live engine);
+    ``bind_host``, ``allowed_hosts``, ``allowed_origins``: the Host/Origin check
+    (:class:`~livemask.web.guard.HostOriginGuard`); ``decode_budget_bytes``: uploads and decoded pixels
+    held at once by all requests; ``ws_limits``: the webcam WebSocket's message size and rate
+    (:class:`~livemask.web.hub.WebSocketLimits`)."""
     runner = runner or InferenceRunner(detector, classifier, serialise)
     explainer = None
     if explain_suite is not None:
@@ -82,9 +100,13 @@ def create_app(detector, classifier, explain_suite=None, *, token: str | None = 
 
     app = FastAPI(title="livemask", version=__version__, lifespan=lifespan,
                   description="Face-mask detection: photos, explanations, live stream, browser webcam.")
-    app.state.runner, app.state.stats, app.state.hub = runner, stats, hub
+    budget = DecodeBudget(decode_budget_bytes)
+    app.state.runner, app.state.stats, app.state.hub, app.state.decode_budget = runner, stats, hub, budget
     app.add_middleware(BodyLimit, max_bytes=max_upload_bytes)
-    app.add_middleware(TokenGuard, token=token)  # added last = outermost: checked before the body is read
+    app.add_middleware(TokenGuard, token=token)  # checked before the body is read
+    # added last = outermost: every route and WebSocket, also those added later, passes it first
+    app.add_middleware(HostOriginGuard, bind_host=bind_host, allowed_hosts=allowed_hosts,
+                       allowed_origins=allowed_origins)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request, exc):
@@ -99,7 +121,8 @@ def create_app(detector, classifier, explain_suite=None, *, token: str | None = 
     @app.exception_handler(UploadImageError)
     async def upload_error(request, exc):
         stats.requests["errors"] += 1
-        return _error(exc.status, str(exc))
+        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
+        return JSONResponse({"error": str(exc)}, status_code=exc.status, headers=headers)
 
     @app.exception_handler(LivemaskError)
     async def livemask_error(request, exc):
@@ -121,18 +144,28 @@ def create_app(detector, classifier, explain_suite=None, *, token: str | None = 
     async def healthz():
         return {"status": "ok", "version": __version__}
 
+    @contextlib.asynccontextmanager
     async def read_image(file: UploadFile):
-        data = await file.read()
-        return await run_in_threadpool(decode_upload, data, max_pixels)
+        """The decoded upload, its bytes and pixels held in the decode budget until the block ends."""
+        w, h = await run_in_threadpool(checked_size, file_reader(file.file), max_pixels)
+        await file.seek(0)
+        size = file.size if file.size is not None else await run_in_threadpool(lambda: len(file.file.read()))
+        with budget.take(decode_cost(size, w, h)):
+            await file.seek(0)
+            data = await file.read()
+            image = await run_in_threadpool(decode_upload, data, max_pixels)
+            del data
+            yield image
 
     @app.post("/v1/image", summary="faces in one image: box, score, label, calibrated probabilities")
     async def image(file: Annotated[UploadFile, File(description="the image (PNG, JPEG, BMP, WebP)")]):
         started = time.perf_counter()
-        img = await read_image(file)
-        detections, predictions = await runner.analyse(img)
+        async with read_image(file) as img:
+            detections, predictions = await runner.analyse(img)
+            height, width = img.shape[:2]
         faces = face_records(detections, predictions)
         stats.count("image", predictions.labels)
-        return {"faces": faces, "width": img.shape[1], "height": img.shape[0], "class_names": list(class_names),
+        return {"faces": faces, "width": width, "height": height, "class_names": list(class_names),
                 "ms": round((time.perf_counter() - started) * 1000.0, 1)}
 
     @app.post("/v1/explain", summary="faces with Grad-CAM / occlusion maps (base64 PNG overlays, arrays on request)")
@@ -146,18 +179,18 @@ def create_app(detector, classifier, explain_suite=None, *, token: str | None = 
         explainer.check_method(method)
         explainer.check_target(target, class_names)
         started = time.perf_counter()
-        img = await read_image(file)
+        async with read_image(file) as img:
+            detections, predictions = await runner.analyse(img)
+            if face is not None:
+                if face >= len(detections):
+                    raise HTTPException(422, f"face {face}: the image has {len(detections)} face(s)")
+                detections, predictions = detections[face], predictions[face]
 
-        detections, predictions = await runner.analyse(img)
-        if face is not None:
-            if face >= len(detections):
-                raise HTTPException(422, f"face {face}: the image has {len(detections)} face(s)")
-            detections, predictions = detections[face], predictions[face]
+            def work():
+                return explainer.explain(classifier.crops(img, detections), method, target, arrays)
 
-        def work():
-            return explainer.explain(classifier.crops(img, detections), method, target, arrays)
-
-        explained = await runner.run(work)
+            explained = await runner.run(work)
+            height, width = img.shape[:2]
         faces = face_records(detections, predictions)
         for record, extra in zip(faces, explained, strict=True):
             record["explanations"] = extra["explanations"]
@@ -165,7 +198,7 @@ def create_app(detector, classifier, explain_suite=None, *, token: str | None = 
             if face is not None:
                 record["index"] = face
         stats.count("explain", predictions.labels)
-        return {"faces": faces, "width": img.shape[1], "height": img.shape[0], "class_names": list(class_names),
+        return {"faces": faces, "width": width, "height": height, "class_names": list(class_names),
                 "legend_png": explainer.legend_png(), "ms": round((time.perf_counter() - started) * 1000.0, 1)}
 
     @app.get("/v1/summary", summary="model, request counts, faces seen, live stream state")
@@ -175,12 +208,12 @@ def create_app(detector, classifier, explain_suite=None, *, token: str | None = 
                 "uptime_s": round(time.time() - stats.started, 1),
                 "requests": stats.requests, "faces": stats.faces, "explain": explainer is not None,
                 "inference": {"mode": runner.mode, "calls": runner.calls, "busy_s": round(runner.busy_s, 2)},
-                "detector": detector.describe(),
+                "detector": detector.describe(), "decode": budget.summary(),
                 "live": hub.summary() if hub is not None else None}
 
     from livemask.web.hub import add_live_routes, add_webcam_route
 
-    add_webcam_route(app, runner, max_pixels, video_detector)
+    add_webcam_route(app, runner, max_pixels, video_detector, budget, ws_limits)
     if hub is not None:
         add_live_routes(app, hub, runner, classifier, explainer)
     return app

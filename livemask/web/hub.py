@@ -21,7 +21,11 @@ Routes (added by :func:`add_live_routes` when the server has a live source):
 
 ``WS /v1/webcam`` (added by :func:`add_webcam_route`, always): the browser sends JPEG
 frames as binary messages; the server keeps only the newest unprocessed one (older ones
-are dropped and counted) and answers each processed frame with its face records.
+are dropped and counted) and answers each processed frame with its face records. A message over
+:attr:`WebSocketLimits.max_message_bytes` closes the connection with code 1009, more than
+:attr:`WebSocketLimits.max_messages_per_s` (over a one-second bucket) with code 1008; a frame
+that does not fit in the server's decode budget is answered ``{"frame": n, "error": "busy...",
+"retry_after": 1}`` and skipped.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
+from typing import Annotated
 
 import cv2
 import numpy as np
@@ -41,10 +46,11 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from livemask.core.clock import wall_offset
+from livemask.core.params import Range, check_fields
 from livemask.core.records import event_lines, face_records
 from livemask.core.types import FrameResult
 from livemask.engine.sink import RunInfo
-from livemask.web.imagecheck import UploadImageError, decode_upload
+from livemask.web.imagecheck import DecodeBudget, UploadImageError, checked_size, decode_cost, decode_upload
 
 log = logging.getLogger(__name__)
 
@@ -286,12 +292,46 @@ def add_live_routes(app, hub: FrameHub, runner, classifier, explainer) -> None:
         return {"frame_id": result.frame.frame_id, "faces": faces, "legend_png": explainer.legend_png()}
 
 
-def add_webcam_route(app, runner, max_pixels: int, detector=None) -> None:
+@dataclass(frozen=True)
+class WebSocketLimits:
+    """Per-connection limits on what a client sends over ``WS /v1/webcam``."""
+
+    max_message_bytes: Annotated[int, Range(1024, 100 * 1024 * 1024)] = 2 * 1024 * 1024
+    max_messages_per_s: Annotated[float, Range(1.0, 10_000.0)] = 60.0
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+class RateBucket:
+    """At most ``rate`` messages a second on average, bursts of up to ``rate`` (a token bucket)."""
+
+    def __init__(self, rate: float):
+        self.rate = float(rate)
+        self.tokens = float(rate)
+        self.at = time.monotonic()
+
+    def allow(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.rate, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens < 1.0:
+            return False
+        self.tokens -= 1.0
+        return True
+
+
+def add_webcam_route(app, runner, max_pixels: int, detector=None, budget: DecodeBudget | None = None,
+                     limits: WebSocketLimits | None = None) -> None:
+    budget = budget or DecodeBudget()
+    limits = limits or WebSocketLimits()
+
     @app.websocket("/v1/webcam")
     async def webcam(ws: WebSocket):
         await ws.accept()
         state = {"pending": None, "received": 0, "dropped": 0, "done": False}
         wake = asyncio.Event()
+        bucket = RateBucket(limits.max_messages_per_s)
 
         async def reader():
             try:
@@ -300,6 +340,14 @@ def add_webcam_route(app, runner, max_pixels: int, detector=None) -> None:
                     if msg["type"] == "websocket.disconnect":
                         break
                     data = msg.get("bytes")
+                    text = msg.get("text")
+                    size = len(data) if data is not None else len(text.encode()) if text is not None else 0
+                    if size > limits.max_message_bytes:
+                        await ws.close(1009, f"message over {limits.max_message_bytes} bytes")
+                        break
+                    if not bucket.allow():
+                        await ws.close(1008, f"more than {limits.max_messages_per_s:g} messages a second")
+                        break
                     if data is None:
                         continue
                     state["received"] += 1
@@ -324,11 +372,22 @@ def add_webcam_route(app, runner, max_pixels: int, detector=None) -> None:
                 state["pending"] = None
                 started = time.perf_counter()
                 try:
-                    image = await run_in_threadpool(decode_upload, data, max_pixels)
+                    w, h = checked_size(data, max_pixels)
+                    ticket = budget.take(decode_cost(len(data), w, h))
                 except UploadImageError as err:
-                    await ws.send_text(json.dumps({"frame": number, "error": str(err)}))
+                    answer = {"frame": number, "error": str(err)}
+                    if err.retry_after is not None:
+                        answer["retry_after"] = err.retry_after
+                    await ws.send_text(json.dumps(answer))
                     continue
-                detections, predictions = await runner.analyse(image, detector)
+                with ticket:
+                    try:
+                        image = await run_in_threadpool(decode_upload, data, max_pixels)
+                    except UploadImageError as err:
+                        await ws.send_text(json.dumps({"frame": number, "error": str(err)}))
+                        continue
+                    del data
+                    detections, predictions = await runner.analyse(image, detector)
                 await ws.send_text(json.dumps({
                     "frame": number, "width": image.shape[1], "height": image.shape[0],
                     "faces": face_records(detections, predictions), "received": state["received"],

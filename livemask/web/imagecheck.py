@@ -1,79 +1,83 @@
-"""Uploaded bytes -> BGR image, with the pixel count checked from the header *before* decoding.
+"""Uploaded bytes -> BGR image, with the pixel count checked from the header *before* decoding,
+and the :class:`DecodeBudget` that bounds how much image memory all requests decode at once.
 
-TEMPORARY: :func:`header_size` is a small check of our own until the shared pixel-limit
-header check lands in :mod:`livemask.core.images` (input hardening); then replace
-:func:`header_size` and :data:`DEFAULT_MAX_PIXELS` by the shared ones and keep
-:func:`decode_upload` as the one place the web package decodes client images.
+The header is read by :func:`livemask.core.imagesize.header_size`, the same reader the command
+line uses (``livemask image``), so the server and the CLI agree on every file's size.
 """
 
 from __future__ import annotations
 
-import struct
+import threading
 
 import cv2
 import numpy as np
 
 from livemask.core.images import as_bgr8
+from livemask.core.imagesize import Reader
+from livemask.core.imagesize import header_size as file_header_size
 
 DEFAULT_MAX_PIXELS = 40_000_000  # 40 megapixels, e.g. 8000 x 5000
+DEFAULT_DECODE_BUDGET = 256 * 1024 * 1024  # bytes of uploads and decoded pixels held at once by all requests
+RETRY_AFTER_S = 1
 FORMATS = ("PNG", "JPEG", "BMP", "WebP")
-_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
 
 class UploadImageError(ValueError):
     """The upload is not an image we accept; ``status`` is the HTTP status to answer with."""
 
-    def __init__(self, message: str, status: int = 415):
+    def __init__(self, message: str, status: int = 415, retry_after: int | None = None):
         super().__init__(message)
         self.status = status
+        self.retry_after = retry_after
 
 
-def _jpeg_size(data: bytes) -> tuple[int, int] | None:
-    i, n = 2, len(data)
-    while i + 4 <= n:
-        if data[i] != 0xFF:
-            return None
-        marker = data[i + 1]
-        if marker == 0xFF:  # fill byte
-            i += 1
-            continue
-        if marker in (0x01, *range(0xD0, 0xD9)):  # markers without a length
-            i += 2
-            continue
-        (length,) = struct.unpack(">H", data[i + 2:i + 4])
-        if marker in _JPEG_SOF:
-            if i + 9 > n:
-                return None
-            h, w = struct.unpack(">HH", data[i + 5:i + 9])
-            return w, h
-        if length < 2:
-            return None
-        i += 2 + length
+def image_format(data: bytes) -> str | None:
+    """The upload's format from its first bytes (one of :data:`FORMATS`), or None."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if data.startswith(b"\xff\xd8"):
+        return "JPEG"
+    if data.startswith(b"BM"):
+        return "BMP"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WebP"
     return None
 
 
 def header_size(data: bytes) -> tuple[str, int, int] | None:
-    """(format, width, height) read from the file header only, or None for anything else."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) >= 24 and data[12:16] == b"IHDR":
-        w, h = struct.unpack(">II", data[16:24])
-        return "PNG", w, h
-    if data.startswith(b"\xff\xd8"):
-        size = _jpeg_size(data)
-        return ("JPEG", *size) if size else None
-    if data.startswith(b"BM") and len(data) >= 26:
-        w, h = struct.unpack("<ii", data[18:26])
-        return "BMP", abs(w), abs(h)
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP" and len(data) >= 30:
-        chunk = data[12:16]
-        if chunk == b"VP8 ":
-            w, h = struct.unpack("<HH", data[26:30])
-            return "WebP", w & 0x3FFF, h & 0x3FFF
-        if chunk == b"VP8L":
-            bits = int.from_bytes(data[21:25], "little")
-            return "WebP", 1 + (bits & 0x3FFF), 1 + ((bits >> 14) & 0x3FFF)
-        if chunk == b"VP8X":
-            return "WebP", 1 + int.from_bytes(data[24:27], "little"), 1 + int.from_bytes(data[27:30], "little")
-    return None
+    """(format, width, height) read from the header only, or None for anything else."""
+    fmt = image_format(data)
+    if fmt is None:
+        return None
+    size = file_header_size(lambda offset, n: data[offset:offset + n])
+    return None if size is None else (fmt, int(size[0]), int(size[1]))
+
+
+def checked_size(data: bytes | Reader, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
+    """(width, height) from the header of ``data`` (the bytes, or a ``read(offset, n)`` function);
+    :class:`UploadImageError` 415 for what is not an image of a supported format, 413 for too many pixels."""
+    read = data if callable(data) else (lambda offset, n: data[offset:offset + n])
+    fmt = image_format(read(0, 16))
+    if fmt is None:
+        raise UploadImageError(f"not an image (supported: {', '.join(FORMATS)})")
+    size = file_header_size(read)
+    if size is None:
+        raise UploadImageError(f"{fmt} header cannot be read")
+    w, h = int(size[0]), int(size[1])
+    if w <= 0 or h <= 0:
+        raise UploadImageError(f"{fmt} header gives an empty image ({w}x{h})")
+    if w * h > max_pixels:
+        raise UploadImageError(f"{fmt} image of {w}x{h} = {w * h} pixels is over the limit of {max_pixels}", 413)
+    return w, h
+
+
+def file_reader(fh) -> Reader:
+    """A ``read(offset, n)`` function over a seekable binary file."""
+    def read(offset: int, n: int) -> bytes:
+        fh.seek(offset)
+        return fh.read(n)
+
+    return read
 
 
 def decode_upload(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -83,15 +87,67 @@ def decode_upload(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarr
     supported format, 413 for too many pixels. The type is decided by the bytes, never by
     a file name or a client's content type.
     """
-    found = header_size(data)
-    if found is None:
-        raise UploadImageError(f"not an image (supported: {', '.join(FORMATS)})")
-    fmt, w, h = found
-    if w <= 0 or h <= 0:
-        raise UploadImageError(f"{fmt} header gives an empty image ({w}x{h})")
-    if w * h > max_pixels:
-        raise UploadImageError(f"{fmt} image of {w}x{h} = {w * h} pixels is over the limit of {max_pixels}", 413)
+    checked_size(data, max_pixels)
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
-        raise UploadImageError(f"{fmt} header but the image cannot be decoded")
+        raise UploadImageError(f"{image_format(data)} header but the image cannot be decoded")
     return as_bgr8(image, "upload")
+
+
+def decode_cost(size: int, width: int, height: int) -> int:
+    """Bytes an upload of ``size`` bytes holds while it is decoded and analysed: its size plus 3 per pixel."""
+    return int(size) + 3 * int(width) * int(height)
+
+
+class DecodeBudget:
+    """How many bytes of uploads and decoded images all requests hold at once (thread-safe).
+
+    :meth:`take` never waits: past the budget it raises :class:`UploadImageError` 503 with a
+    Retry-After, so a flood of uploads is answered at once instead of queueing in memory. One
+    upload larger than the whole budget still runs when nothing else is held (never starved).
+    """
+
+    def __init__(self, max_bytes: int = DEFAULT_DECODE_BUDGET):
+        if max_bytes <= 0:
+            raise ValueError(f"decode budget must be positive, got {max_bytes}")
+        self.max_bytes = int(max_bytes)
+        self.in_use = 0
+        self.refused = 0
+        self.peak = 0
+        self._lock = threading.Lock()
+
+    def take(self, cost: int) -> Ticket:
+        with self._lock:
+            if self.in_use and self.in_use + cost > self.max_bytes:
+                self.refused += 1
+                raise UploadImageError(f"busy: other images are being decoded (budget {self.max_bytes >> 20} MB); "
+                                       f"retry in {RETRY_AFTER_S} s", 503, RETRY_AFTER_S)
+            self.in_use += cost
+            self.peak = max(self.peak, self.in_use)
+        return Ticket(self, cost)
+
+    def give_back(self, cost: int) -> None:
+        with self._lock:
+            self.in_use -= cost
+
+    def summary(self) -> dict:
+        return {"budget_mb": round(self.max_bytes / 2**20, 1), "in_use_mb": round(self.in_use / 2**20, 1),
+                "peak_mb": round(self.peak / 2**20, 1), "refused": self.refused}
+
+
+class Ticket:
+    """A share of the :class:`DecodeBudget`, given back once (context manager or :meth:`release`)."""
+
+    def __init__(self, budget: DecodeBudget, cost: int):
+        self.budget, self.cost = budget, cost
+
+    def release(self) -> None:
+        if self.cost:
+            self.budget.give_back(self.cost)
+            self.cost = 0
+
+    def __enter__(self) -> Ticket:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()

@@ -1,0 +1,147 @@
+"""``livemask serve`` under a flood of worst-case uploads: server RSS and ``/healthz`` latency.
+
+A worst-case upload is a small PNG (about 100 KB) of 6300 x 6300 grey pixels: just under the
+40-megapixel limit, so it passes the header check and costs 119 MB once decoded. ``--clients``
+threads (default 50) each post it ``--rounds`` times at once to ``POST /v1/image`` of a real
+``livemask serve`` process (127.0.0.1, port 0). While they run, the server's RSS is sampled every
+20 ms (``/proc/PID/status``, peak kept) and ``/healthz`` is asked every 50 ms by another client
+(median, p95, max), and 60 times before the flood on the same server (the machine's own noise).
+Printed per server configuration: idle RSS, peak RSS, peak - idle,
+``/healthz`` p50 / max, answers by status.
+
+Configurations, in the same process run: the default decode budget (256 MB) and, with ``--compare``,
+a budget too large to matter (65536 MB, as before the budget existed; needs several GB of free memory).
+Target (issue 23): peak RSS <= idle + 1 GB and ``/healthz`` <= 100 ms at 50 clients.
+
+Usage: python benchmarks/bench_upload_flood.py [--clients 50] [--rounds 2] [--compare]
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine, table
+
+ROOT = Path(__file__).resolve().parent.parent
+SIDE = 6300
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def worst_png() -> bytes:
+    ok, buf = cv2.imencode(".png", np.full((SIDE, SIDE, 3), 128, np.uint8), [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    assert ok
+    return buf.tobytes()
+
+
+def serve(*args: str) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen([sys.executable, "-m", "livemask", "serve", "--port", "0", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
+    line = proc.stdout.readline()
+    m = re.search(r"serving on (http://127\.0\.0\.1:\d+)/", line)
+    if not m:
+        proc.kill()
+        raise RuntimeError(f"serve did not start: {line!r}")
+    return proc, m.group(1)
+
+
+def flood(url: str, pid: int, data: bytes, clients: int, rounds: int) -> dict:
+    import httpx
+
+    time.sleep(2.0)  # let the warm-up settle
+    with httpx.Client() as c:
+        for _ in range(3):
+            c.get(url + "/healthz")
+    idle = rss_mb(pid)
+    with httpx.Client(timeout=30) as c:  # /healthz without the flood, same server, same moment's machine load
+        quiet = []
+        for _ in range(60):
+            t = time.perf_counter()
+            c.get(url + "/healthz")
+            quiet.append((time.perf_counter() - t) * 1000.0)
+            time.sleep(0.05)
+    stop = threading.Event()
+    peak = [idle]
+    health: list[float] = []
+
+    def sample_rss():
+        while not stop.wait(0.02):
+            peak[0] = max(peak[0], rss_mb(pid))
+
+    def probe_health():
+        with httpx.Client(timeout=30) as c:
+            while not stop.wait(0.05):
+                t = time.perf_counter()
+                c.get(url + "/healthz")
+                health.append((time.perf_counter() - t) * 1000.0)
+
+    def post(_):
+        with httpx.Client(timeout=300) as c:
+            return c.post(url + "/v1/image", files={"file": ("worst.png", data, "image/png")}).status_code
+
+    threads = [threading.Thread(target=sample_rss), threading.Thread(target=probe_health)]
+    for t in threads:
+        t.start()
+    started = time.perf_counter()
+    statuses: Counter = Counter()
+    with concurrent.futures.ThreadPoolExecutor(clients) as pool:
+        for _ in range(rounds):
+            statuses.update(pool.map(post, range(clients)))
+    elapsed = time.perf_counter() - started
+    stop.set()
+    for t in threads:
+        t.join()
+    return {"idle": idle, "peak": peak[0], "health": health, "quiet": quiet, "statuses": statuses, "s": elapsed}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--clients", type=int, default=50)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--compare", action="store_true", help="also run with a budget too large to matter")
+    args = ap.parse_args()
+    data = worst_png()
+    configs = [("budget 256 MB (default)", ())]
+    if args.compare:
+        configs.append(("budget 65536 MB (no bound)", ("--decode-budget-mb", "65536")))
+    rows = []
+    for name, extra in configs:
+        proc, url = serve(*extra)
+        try:
+            r = flood(url, proc.pid, data, args.clients, args.rounds)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+        h, q = np.asarray(r["health"], np.float64), np.asarray(r["quiet"], np.float64)
+        rows.append([name, f"{r['idle']:.0f}", f"{r['peak']:.0f}", f"{r['peak'] - r['idle']:.0f}",
+                     f"{np.median(q):.1f} / {np.percentile(q, 95):.1f} / {q.max():.1f}",
+                     f"{np.median(h):.1f} / {np.percentile(h, 95):.1f} / {h.max():.1f}" if len(h) else "-", len(h),
+                     " ".join(f"{k}: {v}" for k, v in sorted(r["statuses"].items())), f"{r['s']:.1f}"])
+    print(f"{args.clients} clients x {args.rounds} rounds, PNG {SIDE}x{SIDE} ({len(data) // 1024} KB) to /v1/image")
+    print(table(["server", "idle RSS MB", "peak RSS MB", "peak - idle MB", "/healthz quiet p50/p95/max ms",
+                 "/healthz in flood p50/p95/max ms", "probes", "answers", "flood s"], rows))
+    with open("/proc/loadavg") as fh:
+        print("load average:", fh.read().strip())
+    print(machine())
+
+
+if __name__ == "__main__":
+    main()
