@@ -124,6 +124,10 @@ class Channel(Generic[T]):
                 return n
             n += 1
 
+    def full(self) -> bool:
+        """True while no item can be put without waiting or dropping (a sink's shutdown checks it)."""
+        return self._queue.full()
+
     def __iter__(self):
         """Items until the end marker (waiting as long as it takes)."""
         while True:
