@@ -128,6 +128,10 @@ class Channel(Generic[T]):
         """True while no item can be put without waiting or dropping (a sink's shutdown checks it)."""
         return self._queue.full()
 
+    def qsize(self) -> int:
+        """Items waiting now (approximate while other threads put and get)."""
+        return self._queue.qsize()
+
     def __iter__(self):
         """Items until the end marker (waiting as long as it takes)."""
         while True:
