@@ -16,8 +16,8 @@ from livehelpers import MjpegServer, read_code, write_clip
 from livemask.core.errors import SourceError
 from livemask.core.types import Frame
 from livemask.engine.capture import Capture, SourceOptions
+from livemask.engine.channel import BufferPolicy
 from livemask.engine.sources import (
-    BufferPolicy,
     CameraSource,
     FileSource,
     FolderSource,
