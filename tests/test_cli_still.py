@@ -124,7 +124,7 @@ def test_eval_one_class_folder_scores_the_largest_face(tmp_path, astronaut_bgr):
     assert result["images"] == 1 and result["detected"] == 1.0
     assert result["class_accuracy"] == {"without_mask": 1.0}
     detector = result["detector"]  # what ran, so two reports can be compared
-    assert detector["name"] == "centerface" and detector["precision"] == "float32"
+    assert detector["name"] == "centerface" and detector["precision"] == "int8"  # the default
     assert detector["runtime"] in ("onnxruntime", "opencv") and detector["input_long_side"] == 640
     assert "model_path" not in detector
 
