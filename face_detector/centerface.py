@@ -108,7 +108,7 @@ class _OnnxRuntimeNet:
         session = ort.InferenceSession(str(quantize.SHIPPED), options, providers=["CPUExecutionProvider"])
         if quantize.shipped_for(path, session.get_modelmeta().custom_metadata_map):
             return session
-        log.info("%s: not the network %s was made from; quantising it in memory", path, quantize.SHIPPED.name)
+        log.debug("%s: not the network %s was made from; quantising it in memory", path, quantize.SHIPPED.name)
         return None
 
     def forward(self, blob: np.ndarray) -> list[np.ndarray]:

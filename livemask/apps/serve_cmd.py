@@ -1,7 +1,9 @@
 """``livemask serve``: the browser page and HTTP API (one process, FastAPI + uvicorn).
 
-The composition root of the web package: it reads the config, builds the detector,
-classifier and explain suite once, and hands them to :func:`livemask.web.app.create_app`.
+The composition root of the web package: it reads the config, builds the detector and
+classifier once, and hands them to :func:`livemask.web.app.create_app` with a loader of the
+explain suite: the Keras model and TensorFlow load in a thread of their own, on the first
+explain request (default) or right after start-up (``--explain-load background``).
 Binding any address but loopback needs a token (``LIVEMASK_TOKEN`` or ``--token-file``);
 without one the command refuses to start (exit 2), before any model is loaded.
 """
@@ -31,6 +33,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--token-file", type=Path, metavar="FILE",
                         help=f"file holding the access token (default: the {TOKEN_ENV} environment variable)")
     parser.add_argument("--max-upload-mb", type=float, default=10.0, help="upload limit in MB (default: 10)")
+    parser.add_argument("--explain-load", choices=("first-request", "background"), default="first-request",
+                        help="when the Keras model for explanations (and TensorFlow) loads: on the first explain "
+                             "request (default: idle memory stays low) or in the background right after start-up")
     parser.add_argument("--serialise", choices=("worker", "lock"), default="worker",
                         help="how model calls are serialised: a lane per model (default) or one lock")
 
@@ -111,8 +116,10 @@ def command(args, config) -> int:
         detector = build(config, "detector")
         classifier = build(config, "classifier")
         classifier.warmup()
-        suite = build(config, "explain", classifier=classifier)
-        suite.warmup()
+        from livemask.web.explaining import ExplainerLoader
+
+        # the Keras model (and TensorFlow) load in a thread of their own, never on the start-up path
+        explainers = ExplainerLoader(lambda: build(config, "explain", classifier=classifier))
         runner = InferenceRunner(detector, classifier, args.serialise)
         runner.warmup()
         from livemask.apps import compose
@@ -130,8 +137,9 @@ def command(args, config) -> int:
                                           runner.routed_classifier(classifier), [hub, hub.events],
                                           people=people))
         max_bytes = int(args.max_upload_mb * 1024 * 1024)
-        app = create_app(detector, classifier, suite, token=token, max_upload_bytes=max_bytes, hub=hub, runner=runner,
-                         video_detector=video_detector, on_shutdown=None if live is None else live.stop)
+        app = create_app(detector, classifier, explainers, token=token, max_upload_bytes=max_bytes, hub=hub,
+                         runner=runner, video_detector=video_detector,
+                         on_shutdown=None if live is None else live.stop)
         host, port = sock.getsockname()[:2]
         shown = f"[{host}]" if ":" in host else host
         print(f"livemask: serving on http://{shown}:{port}/" + ("  (token required)" if token else ""), flush=True)
@@ -139,6 +147,8 @@ def command(args, config) -> int:
                                                timeout_graceful_shutdown=2))
         if live is not None:
             live.start()
+        if args.explain_load == "background":
+            explainers.start()
         server.run(sockets=[sock])
     finally:
         if live is not None:
