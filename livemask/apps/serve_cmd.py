@@ -118,8 +118,12 @@ def command(args, config) -> int:
         classifier.warmup()
         from livemask.web.explaining import ExplainerLoader
 
+        def make_suite():
+            classifier.model  # noqa: B018  (first: without TensorFlow, the one line naming the extra to install)
+            return build(config, "explain", classifier=classifier)
+
         # the Keras model (and TensorFlow) load in a thread of their own, never on the start-up path
-        explainers = ExplainerLoader(lambda: build(config, "explain", classifier=classifier))
+        explainers = ExplainerLoader(make_suite)
         runner = InferenceRunner(detector, classifier, args.serialise)
         runner.warmup()
         from livemask.apps import compose
