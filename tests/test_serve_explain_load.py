@@ -131,3 +131,22 @@ def test_a_model_that_cannot_load_is_a_one_line_503_naming_the_extra(detector, c
         assert summary["explain"] is False and summary["explain_model"] == "unavailable"
         status, _, labels = _post(srv.url + "/v1/image", encode(astronaut_bgr))
         assert status == 200 and len(labels["faces"]) == 1  # labels still work
+
+
+def test_background_load_starts_without_a_request_and_only_once(classifier):
+    """``serve --explain-load background`` calls ``start`` after start-up: the suite is made once, warmed up."""
+    from livemask.explain.suite import ExplainSuite
+
+    made = []
+
+    def make():
+        made.append(1)
+        return ExplainSuite(classifier)
+
+    loader = ExplainerLoader(make)
+    assert loader.state == "not loaded"
+    loader.start()
+    loader.start()
+    loader.join(120)
+    assert loader.state == "ready" and made == [1]
+    assert loader.explainer is not None and loader.explainer.suite.classifier is classifier
