@@ -119,3 +119,17 @@ def test_default_config_labels_with_the_onnx_file_and_explains_with_the_keras_fi
     assert config["detector"]["precision"] == "int8"
     meta = json.loads(json.dumps(config["classifier"]))  # plain data
     assert set(meta) >= {"model_path", "batch_sizes", "explain_model"}
+
+
+def test_window_explanations_with_the_default_config_use_the_keras_file(onnx_classifier, astronaut_bgr, detector):
+    """The window's g / o / e keys with the default (exported) classifier: the session is made with the Keras
+    model named by classifier.explain_model, and its maps explain the face the .onnx labelled."""
+    from livemask.apps.compose import explain_session_factory, explain_suite, load_config
+
+    config = load_config()
+    session = explain_session_factory(config, onnx_classifier)()
+    assert session is not None and onnx_classifier.keras_loaded
+    crops = onnx_classifier.crops(astronaut_bgr, detector.detect(astronaut_bgr))
+    (result,) = explain_suite(config, onnx_classifier).explain(crops, "gradcam", faithfulness=False)
+    assert result.class_names[int(result.targets[0])] == "no_mask"
+    assert result.maps.shape[0] == 1 and float(result.maps[0].max()) > 0
