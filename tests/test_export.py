@@ -112,11 +112,17 @@ def test_backend_api_matches_keras(classifier, exports, astronaut_bgr, detector,
     assert empty.probabilities.shape == (0, len(classifier.class_names))
 
 
-def test_explanations_need_the_keras_model(exports):
-    exported = _open(exports["onnx"])
+def test_explanations_need_the_keras_model(exports, classifier):
+    """Without classifier.explain_model an exported model cannot explain; with it (the default names the
+    .keras file the export came from) its ``.model`` is that Keras model."""
+    from livemask.models.backends import open_classifier
+
+    exported = open_classifier(str(exports["onnx"]), explain_model=None)
     with pytest.raises(ModelFileError, match="explanations need the Keras model") as info:
         exported.model  # noqa: B018
     assert isinstance(info.value, ImportError)  # the live window shows it as "explanations unavailable (...)"
+    keras_model = _open(exports["onnx"]).model
+    assert [w.shape for w in keras_model.weights] == [w.shape for w in classifier.model.weights]
 
 
 def test_any_class_count_and_contract(tmp_path):
@@ -278,9 +284,10 @@ def test_explain_with_exported_model_is_one_line_exit_2(exports, tmp_path, astro
 
     photo = tmp_path / "astronaut.png"
     cv2.imwrite(str(photo), astronaut_bgr)
+    config = tmp_path / "config.yaml"  # no Keras model named for explanations
+    config.write_text(f"classifier:\n  model_path: {exports['onnx']}\n  explain_model: null\n")
     proc = subprocess.run([sys.executable, "-m", "livemask", "explain", str(photo), "--out", str(tmp_path / "o"),
-                           "--set", f"classifier.model_path={exports['onnx']}"], capture_output=True, text=True,
-                          timeout=300, cwd=ROOT, env=_env())
+                           "--config", str(config)], capture_output=True, text=True, timeout=300, cwd=ROOT, env=_env())
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1, proc.stderr
     assert lines[0].startswith("livemask: error: explanations need the Keras model")
@@ -325,9 +332,10 @@ def test_live_window_explain_keys_with_exported_model_say_so(exports, tmp_path):
     """g / o / e in the window: a message on the overlay, the run goes on (no exception)."""
     from livemask.apps.compose import explain_session_factory, load_config
     from livemask.core.types import Frame, FrameResult, Predictions
+    from livemask.models.backends import open_classifier
     from livemask.sinks.window import LiveWindow
 
-    exported = _open(exports["tflite"])
+    exported = open_classifier(str(exports["tflite"]), explain_model=None)
     window = LiveWindow("livemask-test", tmp_path / "snaps", explain=explain_session_factory(load_config(), exported))
     frame = Frame(1, 0.0, np.zeros((48, 64, 3), np.uint8), "test")
     window.result = FrameResult(frame, Detections.empty(), Predictions.empty(exported.class_names))

@@ -33,7 +33,10 @@ def test_error_line_is_one_redacted_bounded_line():
 def test_ctrl_c_while_starting_is_one_line_exit_130(tmp_path, astronaut_bgr, delay):
     image = tmp_path / "a.png"
     cv2.imwrite(str(image), astronaut_bgr)
-    proc = subprocess.Popen([sys.executable, "-m", "livemask", "image", str(image), "--out", str(tmp_path / "o")],
+    # the .keras classifier: TensorFlow's import keeps the start busy for more than 2.5 s (the default
+    # .onnx one may be done by then)
+    proc = subprocess.Popen([sys.executable, "-m", "livemask", "image", str(image), "--out", str(tmp_path / "o"),
+                             "--set", "classifier.model_path=models/mask_classifier.keras"],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(delay)
     proc.send_signal(signal.SIGINT)

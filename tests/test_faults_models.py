@@ -134,7 +134,7 @@ def test_cli_bad_models_exit_2_with_one_line(junk, bad_classifiers, tmp_path, as
     cv2.imwrite(str(image), astronaut_bgr)
     for flags, expected in [
         (["--set", f"detector.model_path={junk / 'random.onnx'}", "--set", f"classifier.model_path={MODEL}"],
-         f"livemask: error: {junk / 'random.onnx'}: cannot load as a CenterFace (ONNX) model"),
+         f"livemask: error: {junk / 'random.onnx'}: cannot load as an int8 CenterFace (ONNX) model"),  # the default
         (["--set", f"classifier.model_path={bad_classifiers / 'dense3_two_names.keras'}"],
          f"livemask: error: {bad_classifiers / 'dense3_two_names.keras'}: "),
     ]:

@@ -46,7 +46,7 @@ def test_headless_file_writes_every_frame_in_order(clip, tmp_path):
     assert summary["ended"] == "end of source" and summary["error"] is None
     assert sum(summary["faces"].values()) == 60 and summary["tracks"] == 1
     assert summary["sinks"]["video"] == summary["sinks"]["events"] == {"written": 60, "dropped": 0, "error": None}
-    assert summary["detector"]["name"] == "centerface" and summary["detector"]["precision"] == "float32"
+    assert summary["detector"]["name"] == "centerface" and summary["detector"]["precision"] == "int8"  # the default
 
 
 def test_int8_detector_runs_the_whole_clip_and_the_summary_says_so(clip, tmp_path):

@@ -125,3 +125,72 @@ def test_an_upload_error_is_shown_not_thrown(server, page, tmp_path):
     with page_state(page, "photo-error"):
         page.wait_for_selector(".card[data-state='error']", timeout=30_000)
         assert "415: not an image" in page.locator(".card .message").inner_text()
+
+
+def test_page_waits_for_the_explanation_model_then_shows_the_maps(browser, detector, classifier, astronaut_bgr,
+                                                                  tmp_path):
+    """While the Keras model loads the server answers 503 + Retry-After; the page says so, asks again after
+    that many seconds and shows the maps once the model is there."""
+    import threading
+
+    from livemask.explain.suite import ExplainSuite
+    from livemask.web.app import create_app
+    from livemask.web.explaining import ExplainerLoader
+
+    release = threading.Event()
+
+    def slow_suite():
+        release.wait(60)
+        return ExplainSuite(classifier)
+
+    loader = ExplainerLoader(slow_suite, wait_s=0.1)
+    photo = tmp_path / "astronaut.jpg"
+    photo.write_bytes(encode(astronaut_bgr))
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    answers = []
+    page.on("response", lambda r: answers.append(r.status) if "/v1/explain" in r.url else None)
+    with ServerThread(create_app(detector, classifier, loader)) as srv:
+        page.goto(srv.url + "/")
+        page.wait_for_selector("body[data-ready='1']", timeout=20_000)
+        page.set_input_files("#files", str(photo))
+        card = page.locator(".card").first
+        page.wait_for_selector(".card[data-state='labelled']", timeout=60_000)
+        with page_state(page, "photo-explain-loading"):
+            card.locator(".face").first.click()
+            page.wait_for_function("() => document.querySelector('.card .message')?.textContent"
+                                   ".includes('loading the explanation model')", timeout=30_000)
+            assert card.get_attribute("data-state") == "explaining"
+        release.set()
+        with page_state(page, "photo-explained-after-loading"):
+            page.wait_for_selector(".card[data-state='explained']", timeout=90_000)
+            assert card.locator("img.heatmap").count() == 2
+    context.close()
+    assert answers[0] == 503 and answers[-1] == 200, answers
+
+
+def test_page_shows_in_words_why_explanations_are_unavailable(browser, detector, classifier, astronaut_bgr,
+                                                              tmp_path):
+    from livemask.models.backends.exported import ExplanationsNeedKeras
+    from livemask.web.app import create_app
+    from livemask.web.explaining import ExplainerLoader
+
+    def no_tensorflow():
+        raise ExplanationsNeedKeras("explanations need TensorFlow, which this install lacks: "
+                                    "pip install 'livemask[tf]'")
+
+    photo = tmp_path / "astronaut.jpg"
+    photo.write_bytes(encode(astronaut_bgr))
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    with ServerThread(create_app(detector, classifier, ExplainerLoader(no_tensorflow))) as srv:
+        page.goto(srv.url + "/")
+        page.wait_for_selector("body[data-ready='1']", timeout=20_000)
+        page.set_input_files("#files", str(photo))
+        card = page.locator(".card").first
+        page.wait_for_selector(".card[data-state='labelled']", timeout=60_000)
+        with page_state(page, "photo-explain-unavailable"):
+            card.locator(".face").first.click()
+            page.wait_for_selector(".card[data-state='error']", timeout=30_000)
+            assert "pip install 'livemask[tf]'" in card.inner_text()
+    context.close()

@@ -101,6 +101,16 @@ def explain_suite(config: Config, classifier: FaceClassifier) -> ExplainSuite:
     return build(config, "explain", classifier=classifier)
 
 
+def explain_suite_factory(config: Config, classifier: FaceClassifier) -> Callable[[], ExplainSuite]:
+    """For ``serve``: makes the explanation suite when first asked (the Keras model and TensorFlow load then)."""
+
+    def make() -> ExplainSuite:
+        classifier.model  # noqa: B018  (first: without TensorFlow, the one line naming the extra to install)
+        return explain_suite(config, classifier)
+
+    return make
+
+
 def explain_session_factory(config: Config, classifier: FaceClassifier) -> Callable[[], object]:
     """For the live window: makes the explanation session on the first g / o / e key (import included)."""
 

@@ -20,7 +20,8 @@ log = logging.getLogger(__name__)
 
 def add_arguments(parser) -> None:
     parser.add_argument("--format", required=True, choices=FORMATS, help="onnx (ONNX Runtime) or tflite (LiteRT)")
-    parser.add_argument("--model", help="the .keras model to export (default: classifier.model_path)")
+    parser.add_argument("--model", help="the .keras model to export (default: classifier.model_path when it is "
+                                         "a .keras file, else classifier.explain_model)")
     parser.add_argument("--output", type=Path, help="file to write (default: next to the model, .onnx / .tflite)")
     parser.add_argument("--quantize", choices=QUANTIZE, help="int8 weights and activations (tflite only), "
                                                              "calibrated on real face crops")
@@ -34,12 +35,14 @@ def add_arguments(parser) -> None:
 
 def command(args, config) -> int:
     from livemask.apps import compose
-    from livemask.config import apply_overrides
+    from livemask.models.backends import DEFAULT_KERAS_MODEL, needs_tensorflow
     from livemask.models.export import check_options, export_classifier, face_crops
     from livemask.models.keras_layers import read_spec
 
-    config = apply_overrides(config, {"classifier.model_path": args.model}, "command line")
-    model_path = config["classifier"].get("model_path", "models/mask_classifier.keras")
+    section = config["classifier"]
+    model_path = args.model or section.get("model_path", DEFAULT_KERAS_MODEL)
+    if not args.model and not needs_tensorflow(model_path):  # the default: labels from the exported file
+        model_path = section.get("explain_model") or DEFAULT_KERAS_MODEL
     check_options(model_path, args.format, args.output, args.quantize)
     if args.calibration_images < 1:
         raise ExportError(f"--calibration-images must be at least 1, got {args.calibration_images}")

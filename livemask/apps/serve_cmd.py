@@ -1,7 +1,9 @@
 """``livemask serve``: the browser page and HTTP API (one process, FastAPI + uvicorn).
 
-The composition root of the web package: it reads the config, builds the detector,
-classifier and explain suite once, and hands them to :func:`livemask.web.app.create_app`.
+The composition root of the web package: it reads the config, builds the detector and
+classifier once, and hands them to :func:`livemask.web.app.create_app` with a loader of the
+explain suite: the Keras model and TensorFlow load in a thread of their own, on the first
+explain request (default) or right after start-up (``--explain-load background``).
 Binding any address but loopback needs a token (``LIVEMASK_TOKEN`` or ``--token-file``);
 without one the command refuses to start (exit 2), before any model is loaded. Only the bound
 host names (and ``--allowed-host``) are answered, and requests from other websites are refused
@@ -34,6 +36,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--token-file", type=Path, metavar="FILE",
                         help=f"file holding the access token (default: the {TOKEN_ENV} environment variable)")
     parser.add_argument("--max-upload-mb", type=float, default=10.0, help="upload limit in MB (default: 10)")
+    parser.add_argument("--explain-load", choices=("first-request", "background"), default="first-request",
+                        help="when the Keras model for explanations (and TensorFlow) loads: on the first explain "
+                             "request (default: idle memory stays low) or in the background right after start-up")
     parser.add_argument("--serialise", choices=("worker", "lock"), default="worker",
                         help="how model calls are serialised: a lane per model (default) or one lock")
     parser.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
@@ -167,12 +172,10 @@ def command(args, config) -> int:
         classifier.warmup()
         metrics = Metrics()
         metrics.model_load.set(time.monotonic() - loading)
-        suite = None  # explanations need the Keras model: with an exported one /v1/explain answers 503
-        if compose.needs_tensorflow(config):
-            suite = compose.explain_suite(config, classifier)
-            suite.warmup()
-        else:
-            log.info("explanations are off: the classifier is an exported model (they need the .keras one)")
+        from livemask.web.explaining import ExplainerLoader
+
+        # the Keras model (and TensorFlow) load in a thread of their own, never on the start-up path
+        explainers = ExplainerLoader(compose.explain_suite_factory(config, classifier))
         runner = InferenceRunner(detector, classifier, args.serialise)
         runner.warmup()
         video_detector = compose.video_detector(config)  # webcam frames: the video input size
@@ -195,8 +198,8 @@ def command(args, config) -> int:
         from livemask.web.server import server_config
 
         ws_limits = WebSocketLimits(int(args.ws_max_mb * 1024 * 1024), args.ws_max_rate)
-        app = create_app(detector, classifier, suite, token=token, max_upload_bytes=max_bytes, hub=hub, runner=runner,
-                         video_detector=video_detector, on_shutdown=None if live is None else live.stop,
+        app = create_app(detector, classifier, explainers, token=token, max_upload_bytes=max_bytes, hub=hub,
+                         runner=runner, video_detector=video_detector, on_shutdown=None if live is None else live.stop,
                          bind_host=args.host, allowed_hosts=tuple(args.allowed_host),
                          allowed_origins=tuple(args.allowed_origin),
                          decode_budget_bytes=int(args.decode_budget_mb * 1024 * 1024), ws_limits=ws_limits)
@@ -221,6 +224,8 @@ def command(args, config) -> int:
                                               ws_max_bytes=ws_limits.max_message_bytes))
         if live is not None:
             live.start()
+        if args.explain_load == "background":
+            explainers.start()
         server.run(sockets=[sock])
     finally:
         if site is not None:

@@ -33,4 +33,6 @@ def command(args, config) -> int:
     report = train(args.data, args.out, detector, size=args.size, epochs=args.epochs, seed=args.seed,
                    cache=args.cache)
     print(json.dumps(report, indent=2))
+    # the labels come from the exported file: without a new export they would still be the old model's
+    log.info("labels use the exported model: livemask export --format onnx --model %s", args.out)
     return 0

@@ -193,7 +193,7 @@ def check_options(model_path: str | Path, fmt: str, output: str | Path | None = 
         raise ExportError(f"--quantize {quantize} is only available for --format tflite")
     source = resolve_model_path(str(model_path))
     if source.suffix.lower() not in (".keras", ".h5"):
-        raise ExportError(f"{source}: export needs a .keras model (set classifier.model_path or --model)")
+        raise ExportError(f"{source}: export needs a .keras model (--model, or classifier.explain_model)")
     out = Path(output) if output else default_output(source, fmt, quantize)
     if out.suffix.lower() != f".{fmt}":
         raise ExportError(f"--output {out}: a {fmt} model file must end in .{fmt}")

@@ -71,7 +71,8 @@ def create_app(detector, classifier, explain_suite=None, *, token: str | None = 
                video_detector=None, on_shutdown=None, bind_host: str = "127.0.0.1",
                allowed_hosts: tuple[str, ...] = (), allowed_origins: tuple[str, ...] = (),
                decode_budget_bytes: int = DEFAULT_DECODE_BUDGET, ws_limits=None) -> FastAPI:
-    """The app. ``explain_suite``: an ``ExplainSuite`` (None: ``/v1/explain`` answers 503);
+    """The app. ``explain_suite``: an ``ExplainSuite``, or an :class:`~livemask.web.explaining.ExplainerLoader`
+    that makes it apart from start-up (None: ``/v1/explain`` answers 503);
     ``token``: required on every request but the static assets (None: open, loopback only);
     ``hub``: a :class:`~livemask.web.hub.FrameHub` for the live page; ``video_detector``: the
     detector for browser-webcam frames (default: ``detector``; a video-size one is faster);
@@ -81,11 +82,11 @@ def create_app(detector, classifier, explain_suite=None, *, token: str | None = 
     held at once by all requests; ``ws_limits``: the webcam WebSocket's message size and rate
     (:class:`~livemask.web.hub.WebSocketLimits`)."""
     runner = runner or InferenceRunner(detector, classifier, serialise)
-    explainer = None
-    if explain_suite is not None:
-        from livemask.web.explaining import WebExplainer
+    from livemask.web.explaining import ExplainerLoader, explainer_or_503
 
-        explainer = WebExplainer(explain_suite)
+    # an ExplainerLoader (the Keras model loads apart from start-up) or a suite that is already built
+    explainers = explain_suite if isinstance(explain_suite, ExplainerLoader) or explain_suite is None \
+        else ExplainerLoader.ready(explain_suite)
     stats = Stats()
     class_names = tuple(classifier.class_names)
 
@@ -174,8 +175,7 @@ def create_app(detector, classifier, explain_suite=None, *, token: str | None = 
                       target: Annotated[str | None, Query(description="class to explain (default: predicted)")] = None,
                       arrays: Annotated[bool, Query(description="also return each map as a nested list")] = False,
                       face: Annotated[int | None, Query(ge=0, description="explain only this face (index)")] = None):
-        if explainer is None:
-            raise HTTPException(503, "explanations are not available in this server")
+        explainer = await explainer_or_503(explainers)  # waits (bounded) for the Keras model on the first request
         explainer.check_method(method)
         explainer.check_target(target, class_names)
         started = time.perf_counter()
@@ -206,7 +206,9 @@ def create_app(detector, classifier, explain_suite=None, *, token: str | None = 
         return {"version": __version__, "class_names": list(class_names),
                 "display_names": display_names(class_names),
                 "uptime_s": round(time.time() - stats.started, 1),
-                "requests": stats.requests, "faces": stats.faces, "explain": explainer is not None,
+                "requests": stats.requests, "faces": stats.faces,
+                "explain": explainers is not None and explainers.state != "unavailable",
+                "explain_model": explainers.state if explainers is not None else "none",
                 "inference": {"mode": runner.mode, "calls": runner.calls, "busy_s": round(runner.busy_s, 2)},
                 "detector": detector.describe(), "decode": budget.summary(),
                 "live": hub.summary() if hub is not None else None}
@@ -215,5 +217,5 @@ def create_app(detector, classifier, explain_suite=None, *, token: str | None = 
 
     add_webcam_route(app, runner, max_pixels, video_detector, budget, ws_limits)
     if hub is not None:
-        add_live_routes(app, hub, runner, classifier, explainer)
+        add_live_routes(app, hub, runner, classifier, explainers)
     return app

@@ -207,7 +207,8 @@ class FrameHub:
         self.closed = True
 
 
-def add_live_routes(app, hub: FrameHub, runner, classifier, explainer) -> None:
+def add_live_routes(app, hub: FrameHub, runner, classifier, explainers) -> None:
+    """``explainers``: the :class:`~livemask.web.explaining.ExplainerLoader` (None: no explanations)."""
     async def newer(last: int) -> LiveFrame | None:
         """The newest frame after ``last``; None once the source has ended and all was sent."""
         while True:
@@ -274,8 +275,9 @@ def add_live_routes(app, hub: FrameHub, runner, classifier, explainer) -> None:
     @app.post("/v1/live/explain", summary="Grad-CAM / occlusion maps for the faces of the newest live frame")
     async def live_explain(method: str = Query("all", pattern="^(gradcam|occlusion|all)$"),
                            target: str | None = None):
-        if explainer is None:
-            raise HTTPException(503, "explanations are not available in this server")
+        from livemask.web.explaining import explainer_or_503
+
+        explainer = await explainer_or_503(explainers)
         f = hub.latest()
         if f is None:
             raise HTTPException(409, "no live frame yet")

@@ -10,7 +10,9 @@ suffix     runtime               contract (class names, colour order, scaling, c
 
 All share :class:`~livemask.models.backends.base.FaceClassifier`. Only the ``.keras``
 backend imports TensorFlow; an exported model runs without it. Explanations need the
-Keras model: an exported backend's ``.model`` raises a one-line error saying so.
+Keras model: an exported backend's ``.model`` loads ``classifier.explain_model`` (the ``.keras``
+file it was exported from, checked by SHA-256) on first use, or raises a one-line error naming
+the extra to install when TensorFlow is missing.
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ from typing import Annotated
 
 from livemask.core.errors import ModelFileError
 from livemask.core.params import Range
-from livemask.models.backends.base import DEFAULT_BATCH_SIZES, DEFAULT_MODEL, FaceClassifier
+from livemask.models.backends.base import DEFAULT_BATCH_SIZES, DEFAULT_KERAS_MODEL, DEFAULT_MODEL, FaceClassifier
 
 KERAS_SUFFIXES = (".keras", ".h5")
 EXPORTED_SUFFIXES = (".onnx", ".tflite")
 
-__all__ = ["DEFAULT_BATCH_SIZES", "DEFAULT_MODEL", "FaceClassifier", "needs_tensorflow", "open_classifier"]
+__all__ = ["DEFAULT_BATCH_SIZES", "DEFAULT_KERAS_MODEL", "DEFAULT_MODEL", "FaceClassifier", "needs_tensorflow",
+           "open_classifier"]
 
 
 def needs_tensorflow(model_path: str) -> bool:
@@ -33,8 +36,14 @@ def needs_tensorflow(model_path: str) -> bool:
 
 
 def open_classifier(model_path: str = DEFAULT_MODEL,
-                    batch_sizes: list[Annotated[int, Range(1, 4096)]] = DEFAULT_BATCH_SIZES) -> FaceClassifier:
-    """The ``classifier`` section of config.yaml: load ``model_path`` with the backend its suffix names."""
+                    batch_sizes: list[Annotated[int, Range(1, 4096)]] = DEFAULT_BATCH_SIZES,
+                    explain_model: str | None = DEFAULT_KERAS_MODEL) -> FaceClassifier:
+    """The ``classifier`` section of config.yaml: load ``model_path`` with the backend its suffix names.
+
+    ``explain_model``: for an exported ``model_path``, the ``.keras`` file it was made from, which
+    explanations load (with TensorFlow) when first asked; a ``.keras`` ``model_path`` explains itself."""
+    if explain_model is not None and not needs_tensorflow(explain_model):
+        raise ModelFileError(f"classifier.explain_model: expected a .keras or .h5 file, got {explain_model!r}")
     from livemask.models.backends.keras_model import resolve_model_path
 
     p = resolve_model_path(model_path)
@@ -48,10 +57,10 @@ def open_classifier(model_path: str = DEFAULT_MODEL,
     if suffix == ".onnx":
         from livemask.models.backends.exported import OnnxClassifier
 
-        return OnnxClassifier(p, batch_sizes)
+        return OnnxClassifier(p, batch_sizes, explain_model)
     if suffix == ".tflite":
         from livemask.models.backends.exported import LiteRTClassifier
 
-        return LiteRTClassifier(p, batch_sizes)
+        return LiteRTClassifier(p, batch_sizes, explain_model)
     raise ModelFileError(f"{p}: unknown model type '{p.suffix}' (expected .keras, .onnx or .tflite; "
                          "config key 'classifier.model_path')")

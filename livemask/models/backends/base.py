@@ -16,7 +16,8 @@ from livemask.core.types import Detections, Predictions, check_array
 from livemask.models.crop import crop_faces
 from livemask.models.spec import ModelSpec
 
-DEFAULT_MODEL = "models/mask_classifier.keras"
+DEFAULT_MODEL = "models/mask_classifier.onnx"  # made by ``livemask export`` from DEFAULT_KERAS_MODEL
+DEFAULT_KERAS_MODEL = "models/mask_classifier.keras"  # the trained model: explanations, training, export
 DEFAULT_BATCH_SIZES = (1, 2, 4, 8, 16, 32)
 
 

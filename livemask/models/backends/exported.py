@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -39,23 +40,69 @@ def sidecar_path(model_path: Path) -> Path:
     return model_path.with_name(model_path.name + SIDECAR_SUFFIX)
 
 
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file (a .keras model checked against the export that names it)."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def _threads() -> int:
     return max(1, os.cpu_count() or 1)
 
 
 class ExportedClassifier(FaceClassifier):
-    """Shared checks of the exported backends; subclasses load the runtime and run a batch."""
+    """Shared checks of the exported backends; subclasses load the runtime and run a batch.
 
-    def __init__(self, path: Path, batch_sizes=DEFAULT_BATCH_SIZES):
+    ``explain_model``: the ``.keras`` file explanations use (``classifier.explain_model``), loaded with
+    TensorFlow on the first use of :attr:`model`, never before. It must be the file this one was
+    exported from: its SHA-256 is checked against the contract's ``exported_from_sha256``.
+    """
+
+    contract: dict  # the exported contract: the spec plus what the file was made from
+
+    def __init__(self, path: Path, batch_sizes=DEFAULT_BATCH_SIZES, explain_model: str | None = None):
         self.path = Path(path)
         self.batch_sizes = check_batch_sizes(batch_sizes)
+        self.explain_model = explain_model
+        self._keras_model = None
+        self._keras_lock = threading.Lock()
+
+    @property
+    def keras_loaded(self) -> bool:
+        return self._keras_model is not None
 
     @property
     def model(self):
-        raise ExplanationsNeedKeras(
-            f"explanations need the Keras model, but classifier.model_path is the exported {self.kind} file "
-            f"{self.path}: set classifier.model_path to the .keras file it was exported from"
-        )
+        """The Keras model of ``explain_model`` (TensorFlow is imported here, once)."""
+        with self._keras_lock:
+            if self._keras_model is None:
+                self._keras_model = self._load_keras()
+            return self._keras_model
+
+    def _load_keras(self):
+        if not self.explain_model:
+            raise ExplanationsNeedKeras(
+                f"explanations need the Keras model, but classifier.model_path is the exported {self.kind} file "
+                f"{self.path} and classifier.explain_model is not set: name the .keras file it was exported from"
+            )
+        import importlib.util
+
+        if importlib.util.find_spec("tensorflow") is None:
+            raise ExplanationsNeedKeras("explanations need TensorFlow, which this install lacks: "
+                                        "pip install 'livemask[tf]'")
+        from livemask.models.backends.keras_model import load_keras_model, resolve_model_path
+        from livemask.models.keras_layers import read_spec
+
+        key = "classifier.explain_model"
+        source = resolve_model_path(self.explain_model)
+        model = load_keras_model(self.explain_model, key)
+        recorded = self.contract.get("exported_from_sha256")
+        if recorded is not None and file_sha256(source) != recorded:
+            raise ModelFileError(f"{source}: not the Keras model {self.path.name} was exported from (SHA-256 "
+                                 f"differs; {key}); export it again with 'livemask export'")
+        spec = read_spec(model)
+        if spec != self.spec:
+            raise ModelFileError(f"{source}: its contract differs from {self.path.name}'s ({key})")
+        return model
 
     def _check_shapes(self, input_shape, output_shape) -> None:
         """Input (B, S, S, 3) with S the contract's size; output (B, C) with C its class count."""
@@ -91,8 +138,8 @@ class OnnxClassifier(ExportedClassifier):
     kind = "onnx"
     pad_batches = False
 
-    def __init__(self, path: Path, batch_sizes=DEFAULT_BATCH_SIZES):
-        super().__init__(path, batch_sizes)
+    def __init__(self, path: Path, batch_sizes=DEFAULT_BATCH_SIZES, explain_model: str | None = None):
+        super().__init__(path, batch_sizes, explain_model)
         try:
             import onnxruntime as ort
         except ImportError:
@@ -114,6 +161,7 @@ class OnnxClassifier(ExportedClassifier):
             raise ModelFileError(f"{self.path}: no livemask contract in the ONNX metadata (key '{METADATA_KEY}'); "
                                  "export the model with 'livemask export'")
         self.spec = ModelSpec.from_json(meta[METADATA_KEY], str(self.path))
+        self.contract = json.loads(meta[METADATA_KEY])
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         if len(inputs) != 1 or len(outputs) != 1:
             raise ModelFileError(f"{self.path}: expected one input and one output, got {len(inputs)} and "
@@ -136,8 +184,8 @@ class LiteRTClassifier(ExportedClassifier):
 
     kind = "tflite"
 
-    def __init__(self, path: Path, batch_sizes=DEFAULT_BATCH_SIZES):
-        super().__init__(path, batch_sizes)
+    def __init__(self, path: Path, batch_sizes=DEFAULT_BATCH_SIZES, explain_model: str | None = None):
+        super().__init__(path, batch_sizes, explain_model)
         try:
             from ai_edge_litert.interpreter import Interpreter
         except ImportError:
@@ -161,6 +209,7 @@ class LiteRTClassifier(ExportedClassifier):
             raise ModelFileError(f"{side}: written for another model file (its model_sha256 does not match "
                                  f"{self.path.name}); export again or copy the matching pair")
         self.spec = ModelSpec.from_dict(data, str(side))
+        self.contract = data
         self.quantization = data.get("quantization", "none")
         self._interpreters: dict[int, tuple] = {}
         _, inp, out = self._interpreter(1)

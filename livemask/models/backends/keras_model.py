@@ -11,7 +11,7 @@ import numpy as np
 from livemask.config import PROJECT_ROOT
 from livemask.core.errors import ModelFileError, exception_line
 from livemask.core.params import Range
-from livemask.models.backends.base import DEFAULT_BATCH_SIZES, DEFAULT_MODEL, FaceClassifier, check_batch_sizes
+from livemask.models.backends.base import DEFAULT_BATCH_SIZES, DEFAULT_KERAS_MODEL, FaceClassifier, check_batch_sizes
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ class MaskClassifier(FaceClassifier):
 
     kind = "keras"
 
-    def __init__(self, model_path: str = DEFAULT_MODEL,
+    def __init__(self, model_path: str = DEFAULT_KERAS_MODEL,
                  batch_sizes: list[Annotated[int, Range(1, 4096)]] = DEFAULT_BATCH_SIZES):
         self.model = load_keras_model(model_path)
         import tensorflow as tf

@@ -29,10 +29,25 @@ function el(tag, attrs, ...children) {
   return node;
 }
 
-async function postImage(path, file) {
-  const form = new FormData();
-  form.append("file", file, file.name || "image");
-  const res = await fetch(path, { method: "POST", body: form, headers: headers() });
+// A 503 with Retry-After (the explanation model is still loading) is tried again after that many seconds,
+// a few times; any other answer is returned as it is.
+const RETRIES_503 = 10;
+async function fetchRetrying(path, init, onWait) {
+  for (let attempt = 0; ; attempt++) {
+    const res = await fetch(path, init());
+    const wait = Number(res.headers.get("Retry-After"));
+    if (res.status !== 503 || !wait || attempt >= RETRIES_503) return res;
+    if (onWait) onWait(wait);
+    await new Promise((resolve) => setTimeout(resolve, wait * 1000));
+  }
+}
+
+async function postImage(path, file, onWait) {
+  const res = await fetchRetrying(path, () => {
+    const form = new FormData();
+    form.append("file", file, file.name || "image");
+    return { method: "POST", body: form, headers: headers() };
+  }, onWait);
   let body = null;
   try { body = await res.json(); } catch (e) { body = { error: res.statusText }; }
   if (!res.ok) throw new Error(`${res.status}: ${body.error || res.statusText}`);
@@ -144,7 +159,8 @@ async function analyseFile(file) {
     card.dataset.state = "explaining";
     try {
       const q = index === null ? "/v1/explain?method=all" : `/v1/explain?method=all&face=${index}`;
-      const data = await postImage(withToken(q), file);
+      const data = await postImage(withToken(q), file,
+        () => { msg.textContent = "loading the explanation model..."; });
       renderExplained(explainOut, data);
       explained = explained.concat(data.faces.map((f, k) => ({ index: f.index !== undefined ? f.index : k, explanations: f.explanations.map(({ overlay_png, ...rest }) => rest) })));
       msg.textContent = `explained ${data.faces.length} face(s) in ${Math.round(data.ms)} ms`;
@@ -274,7 +290,8 @@ const Live = {
       const out = document.getElementById("live-explained");
       out.dataset.state = "explaining";
       try {
-        const res = await fetch(withToken("/v1/live/explain?method=all"), { method: "POST", headers: headers() });
+        const res = await fetchRetrying(withToken("/v1/live/explain?method=all"),
+          () => ({ method: "POST", headers: headers() }), () => setStatus("loading the explanation model..."));
         const data = await res.json();
         if (!res.ok) throw new Error(`${res.status}: ${data.error}`);
         out.replaceChildren(el("p", { text: `frame ${data.frame_id}: ${data.faces.length} face(s)` }));
