@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 
 import cv2
 import numpy as np
@@ -83,8 +84,27 @@ def test_upload_a_photo_see_the_labelled_face_then_explain(server, page, astrona
         assert sorted(maps.nth(i).get_attribute("data-method") for i in range(maps.count())) == ["gradcam", "occlusion"]
         for i in range(maps.count()):  # decoded by the browser, at the tile size
             assert page.evaluate("(img) => img.complete && img.naturalWidth", maps.nth(i).element_handle()) >= 48
-        assert "faithfulness: deletion AUC" in card.locator(".explain-row").inner_text()
         assert card.locator(".legend img").count() == 1
+    with page_state(page, "photo-explained-words"):
+        # each map: at least 256 px on screen, a sentence in words, a trust verdict, the numbers folded away
+        figures = card.locator("figure.map")
+        assert figures.count() == 2
+        for i in range(2):
+            fig = figures.nth(i)
+            assert fig.locator("img.heatmap").bounding_box()["width"] >= 256
+            assert re.match(r"The (model looked mostly at|map is spread over) the .+ \(\d+% of the map\)\.$",
+                            fig.locator(".looked-at").inner_text())
+            verdict = fig.locator(".verdict").inner_text()
+            assert re.match(r"Explains the decision (well|only in part|poorly): .*random", verdict)
+            assert fig.locator(".warning").count() == (1 if fig.get_attribute("data-trust") == "poor" else 0)
+            assert not fig.locator("details p").first.is_visible()  # the figures wait under "details"
+            fig.locator("details summary").click()
+            assert "deletion area" in fig.locator("details p").first.inner_text()
+        img = figures.first.locator("img.heatmap")
+        img.click()  # zoom: the map fills most of the viewport, a second click puts it back
+        assert img.bounding_box()["width"] >= 600
+        img.click()
+        assert img.bounding_box()["width"] < 400
     with page_state(page, "photo-downloads"):
         with page.expect_download() as dl:
             card.locator(".download-json").click()
@@ -94,6 +114,49 @@ def test_upload_a_photo_see_the_labelled_face_then_explain(server, page, astrona
             card.locator(".download-image").click()
         annotated = cv2.imread(dl.value.path())
         assert annotated.shape == (512, 512, 3)
+
+
+def test_a_map_worse_than_random_carries_a_visible_warning(server, page, classifier, astronaut_bgr, tmp_path):
+    """The server's words for a real map turned upside down (its least important pixels first, which does
+    worse than random) replace the first map's summary in the real answer: the page shows the warning."""
+    from livemask.explain.base import Explanations
+    from livemask.explain.suite import ExplainSuite
+    from livemask.explain.words import summarise
+
+    crops = classifier.crops(astronaut_bgr, __import__("face_detector").CenterFaceDetector().detect(astronaut_bgr))
+    occ = ExplainSuite(classifier).explainers["occlusion"]
+    real = occ.explain(crops)
+    inverted = (1.0 - real.maps).astype(np.float32)
+    scored = occ.score(classifier.prepare(crops), inverted, real.targets)
+    bad = summarise(Explanations("occlusion", inverted, real.raw, real.targets, real.probabilities, real.log_odds,
+                                 real.class_names, 1.0, scored), 0).record()
+    assert bad["trust"] == "poor"
+
+    photo = tmp_path / "astronaut.jpg"
+    photo.write_bytes(encode(astronaut_bgr))
+
+    def swap(route):  # the browser's upload body is a blob Playwright cannot pass on: the same file, sent again
+        import httpx
+
+        answer = httpx.post(server.url + "/v1/explain?method=all&face=0", timeout=120,
+                            files={"file": ("astronaut.jpg", photo.read_bytes(), "image/jpeg")}).json()
+        answer["faces"][0]["explanations"][0]["summary"] = bad
+        route.fulfill(json=answer)
+
+    page.route("**/v1/explain**", swap)
+    page.goto(server.url + "/")
+    page.wait_for_selector("body[data-ready='1']", timeout=20_000)
+    page.set_input_files("#files", str(photo))
+    page.wait_for_selector(".card[data-state='labelled']", timeout=60_000)
+    page.locator(".card .face").first.click()
+    with page_state(page, "photo-explained-warning"):
+        page.wait_for_selector(".card[data-state='explained']", timeout=90_000)
+        warning = page.locator("figure.map .warning")
+        assert warning.count() == 1 and warning.is_visible()
+        assert "worse than a random one" in warning.inner_text()
+        colour = page.evaluate("(e) => getComputedStyle(e).backgroundColor", warning.element_handle())
+        assert colour != "rgba(0, 0, 0, 0)"  # a coloured box, not plain text
+        assert "slower than removing random regions" in page.locator("figure.map .verdict").first.inner_text()
 
 
 def test_several_photos_and_explain_all(server, page, detector, data_dir, tmp_path):

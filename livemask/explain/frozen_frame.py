@@ -305,7 +305,10 @@ class ExplainSession:
         start = self._page * self._per_page
         if self._per_page < n:
             title += f" - faces {start + 1}-{min(start + self._per_page, n)}/{n}"
-        panel = self.suite.render(item.crops, item.results, title, start=start, count=self._per_page, rows=rows)
+        result = job.result
+        numbers = None if result.track_ids is None else [f"#{int(t)}" for t in result.track_ids]  # as the live view
+        panel = self.suite.render(item.crops, item.results, title, start=start, count=self._per_page, rows=rows,
+                                  landmarks=self.suite.crop_landmarks(result.detections), numbers=numbers)
         if max_w and max_h and (panel.shape[1] > max_w or panel.shape[0] > max_h):  # not even one row fits
             scale = min(max_w / panel.shape[1], max_h / panel.shape[0])
             panel = cv2.resize(panel, (max(1, int(panel.shape[1] * scale)), max(1, int(panel.shape[0] * scale))),

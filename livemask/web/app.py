@@ -155,7 +155,7 @@ def create_app(detector, classifier, explain_suite=None, *, token: str | None = 
             detections, predictions = detections[face], predictions[face]
 
         def work():
-            return explainer.explain(classifier.crops(img, detections), method, target, arrays)
+            return explainer.explain(classifier.crops(img, detections), method, target, arrays, detections)
 
         explained = await runner.run(work)
         faces = face_records(detections, predictions)

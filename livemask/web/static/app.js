@@ -76,6 +76,23 @@ function faceItem(f, i) {
   return li;
 }
 
+// one map: the overlay (click to zoom), then the map in words from the server (livemask/explain/words.py):
+// where it looked, the trust verdict, a warning when it does worse than random, the figures under a fold
+function mapFigure(e) {
+  const img = el("img", { class: "heatmap", "data-method": e.method, src: "data:image/png;base64," + e.overlay_png,
+    alt: e.method + " heat map", title: "click to zoom" });
+  img.addEventListener("click", () => img.classList.toggle("zoomed"));
+  const fig = el("figure", { class: "map", "data-trust": e.summary ? e.summary.trust : "unscored" }, img,
+    el("figcaption", { text: `${METHOD_TITLES[e.method] || e.method} [${words(e.target)} ${pct(e.target_probability)}] ${Math.round(e.ms)} ms` }));
+  if (!e.summary) return fig;
+  fig.append(el("p", { class: "looked-at", text: e.summary.looked_at }), el("p", { class: "verdict", text: e.summary.verdict }));
+  if (e.summary.warning) fig.append(el("p", { class: "warning", role: "alert", text: "\u26a0 " + e.summary.warning }));
+  const regions = Object.entries(e.summary.regions).map(([k, v]) => `${k} ${pct(v)}`).join(", ");
+  fig.append(el("details", { class: "faith" }, el("summary", { text: "details" }),
+    el("p", { text: e.summary.details }), el("p", { text: "share of the map: " + regions })));
+  return fig;
+}
+
 function renderExplained(container, data, faceIndexBase) {
   for (const [k, f] of data.faces.entries()) {
     const index = f.index !== undefined ? f.index : k;
@@ -87,14 +104,7 @@ function renderExplained(container, data, faceIndexBase) {
       el("figcaption", { text: f.track_id !== undefined
         ? `face ${index + 1} (#${f.track_id}): ${words(f.label)} ${pct(f.probability)}, voted over recent frames`
         : `face ${index + 1}: ${words(f.label)} ${pct(f.probability)}` })));
-    for (const e of f.explanations) {
-      const cap = `${METHOD_TITLES[e.method] || e.method} [${words(e.target)} ${pct(e.target_probability)}] ${Math.round(e.ms)} ms`;
-      const faith = e.faithfulness
-        ? `faithfulness: deletion AUC ${e.faithfulness.deletion_auc.toFixed(2)} vs random ${e.faithfulness.random_deletion_auc.toFixed(2)} (ratio ${e.faithfulness.ratio.toFixed(2)}, lower is better); insertion AUC ${e.faithfulness.insertion_auc.toFixed(2)} vs random ${e.faithfulness.random_insertion_auc.toFixed(2)} (higher is better)`
-        : "";
-      row.append(el("figure", {}, el("img", { class: "heatmap", "data-method": e.method, src: "data:image/png;base64," + e.overlay_png, alt: e.method + " heat map" }),
-        el("figcaption", { text: cap }), el("figcaption", { class: "faith", text: faith })));
-    }
+    for (const e of f.explanations) row.append(mapFigure(e));
     row.append(el("div", { class: "legend" }, el("span", { text: "low" }),
       el("img", { src: "data:image/png;base64," + data.legend_png, alt: "colour legend" }), el("span", { text: "high" })));
     container.append(row);
