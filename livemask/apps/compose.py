@@ -108,6 +108,7 @@ class PrivacyOptions:
 
     blur_faces: str | bool = "off"  # YAML reads an unquoted off as false: that means "off" too
     blur_live: bool = False
+    snapshots: Annotated[str, OneOf("blur", "pixelate", "sharp")] = "blur"  # alert snapshots when blur_faces is off
 
     def __post_init__(self) -> None:
         from livemask.sinks.privacy import BLUR_MODES
@@ -246,6 +247,7 @@ def run_engine(config: Config, stop_event: threading.Event, max_frames: int | No
         clf.warmup()
         tracker = build(config, "tracker")
         people, alert_sink, blur = people_parts(config, options, tracker, tuple(clf.class_names))
+        blur = kiosk_recording_blur(config, options, blur)
     except BaseException:
         capture.stop()
         raise
@@ -308,8 +310,7 @@ def people_parts(config: Config, options: RunOptions, tracker: Tracker, class_na
     receives alerts) and the face blur of saved images (None: off), checked against the model's classes."""
     from livemask.sinks.privacy import face_blur
 
-    privacy: PrivacyOptions = build(config, "privacy")
-    blur = face_blur(privacy.blur_faces)
+    blur = face_blur(build(config, "privacy").blur_faces)
     alerts: AlertOptions = build(config, "alerts")
     people_options: PeopleOptions = build(config, "people")
     notifying = alerts.enabled and (alerts.webhook or alerts.command or alerts.sound)
@@ -340,4 +341,30 @@ def people_parts(config: Config, options: RunOptions, tracker: Tracker, class_na
         notifiers.append(CommandNotifier(alerts.command, alerts.command_timeout_s, alerts.queue_size))
     if alerts.sound:
         notifiers.append(SoundNotifier(queue_size=min(alerts.queue_size, 4)))
-    return people, AlertSink(notifiers, blur, alerts.finish_s), blur
+    return people, AlertSink(notifiers, alert_snapshot_blur(config, options), alerts.finish_s), blur
+
+
+def alert_snapshot_blur(config: Config, options: RunOptions):
+    """The face blur of alert snapshots: ``privacy.blur_faces`` when it is on, else ``privacy.snapshots``
+    (``blur`` by default: a snapshot is sharp only when ``sharp`` is asked for), and never sharp in kiosk
+    mode (a kiosk says it records no one)."""
+    from livemask.sinks.privacy import FaceBlur, face_blur
+
+    privacy: PrivacyOptions = build(config, "privacy")
+    if privacy.blur_faces != "off":
+        return face_blur(privacy.blur_faces)
+    if privacy.snapshots != "sharp":
+        return FaceBlur(privacy.snapshots)
+    if not options.headless and kiosk_options(config).enabled:
+        log.info("kiosk mode: alert snapshots are blurred although privacy.snapshots is sharp")
+        return FaceBlur("blur")
+    return None
+
+
+def kiosk_recording_blur(config: Config, options: RunOptions, blur):
+    """The face blur of recordings: ``blur`` as configured, but never None in kiosk mode."""
+    from livemask.sinks.privacy import FaceBlur
+
+    if blur is None and not options.headless and kiosk_options(config).enabled:
+        return FaceBlur("blur")
+    return blur
