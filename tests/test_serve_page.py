@@ -69,10 +69,12 @@ def test_upload_a_photo_see_the_labelled_face_then_explain(server, page, astrona
         assert text.startswith("1: No mask") and text.strip().endswith("%")
         # the box is drawn on the canvas: the pixel on the box edge is the no-mask red, not the photo
         info = page.evaluate("""() => { const c = document.querySelector('.card canvas.photo');
-            return {w: c.width, h: c.height, data: c.toDataURL('image/png')}; }""")
-        assert (info["w"], info["h"]) == (512, 512)
+            return {w: c.width, h: c.height, data: c.toDataURL('image/png'), labels: c.dataset.labels}; }""")
+        assert (info["w"], info["h"]) == (800, 800)  # a 512 px photo is drawn at 800 px (small photos up)
+        assert info["labels"] == "full"  # one face: its label in words on the photo
         drawn = cv2.imdecode(np.frombuffer(base64.b64decode(info["data"].split(",")[1]), np.uint8), cv2.IMREAD_COLOR)
-        diff = np.abs(drawn.astype(int) - cv2.imdecode(np.frombuffer(photo.read_bytes(), np.uint8), 1).astype(int))
+        shown = cv2.resize(cv2.imdecode(np.frombuffer(photo.read_bytes(), np.uint8), 1), (800, 800))
+        diff = np.abs(drawn.astype(int) - shown.astype(int))
         changed = diff.sum(axis=2) > 60
         assert 0.002 < changed.mean() < 0.2  # a box and a label, not a blank or replaced image
         red = (drawn[..., 2] > 200) & (drawn[..., 1] < 80) & (drawn[..., 0] < 80) & changed
@@ -80,6 +82,7 @@ def test_upload_a_photo_see_the_labelled_face_then_explain(server, page, astrona
     with page_state(page, "photo-explained"):
         faces.first.click()
         page.wait_for_selector(".card[data-state='explained']", timeout=90_000)
+        assert card.locator(".explain-face[open]").count() == 1  # the face asked for opens
         maps = card.locator("img.heatmap")
         assert sorted(maps.nth(i).get_attribute("data-method") for i in range(maps.count())) == ["gradcam", "occlusion"]
         for i in range(maps.count()):  # decoded by the browser, at the tile size
@@ -113,7 +116,7 @@ def test_upload_a_photo_see_the_labelled_face_then_explain(server, page, astrona
         with page.expect_download() as dl:
             card.locator(".download-image").click()
         annotated = cv2.imread(dl.value.path())
-        assert annotated.shape == (512, 512, 3)
+        assert annotated.shape == (800, 800, 3)  # what the page shows
 
 
 def test_a_map_worse_than_random_carries_a_visible_warning(server, page, classifier, astronaut_bgr, tmp_path):
@@ -188,3 +191,71 @@ def test_an_upload_error_is_shown_not_thrown(server, page, tmp_path):
     with page_state(page, "photo-error"):
         page.wait_for_selector(".card[data-state='error']", timeout=30_000)
         assert "415: not an image" in page.locator(".card .message").inner_text()
+
+
+@pytest.fixture(scope="module")
+def crowd_photo(data_dir, detector):
+    """A small crowd photo as the issue saw one: the scenes image with the most annotated faces whose copy
+    256 px wide still shows at least 20 faces to the detector, as JPEG bytes."""
+    import re
+
+    scenes = data_dir / "scenes"
+    ranked = sorted(scenes.glob("annotations/*.xml"), key=lambda p: -len(re.findall("<object>", p.read_text())))
+    for xml in ranked[:10]:
+        image = cv2.imread(str(scenes / "images" / (xml.stem + ".jpg")))
+        if image is None:
+            continue
+        small = cv2.resize(image, (256, round(image.shape[0] * 256 / image.shape[1])), interpolation=cv2.INTER_AREA)
+        data = encode(small)
+        n = len(detector.detect(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)))  # what the server gets
+        if n >= 20:
+            return data, n
+    pytest.skip("no scenes photo with 20 faces at 256 px")
+
+
+def test_a_crowd_on_a_phone_numbered_labels_paged_explanations_no_sideways_scroll(server, browser, crowd_photo,
+                                                                                   tmp_path):
+    data, faces = crowd_photo
+    photo = tmp_path / "crowd.jpg"
+    photo.write_bytes(data)
+    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2)
+    page = context.new_page()
+    missing = []
+    page.on("response", lambda r: missing.append(r.url) if r.status == 404 else None)
+    try:
+        page.goto(server.url + "/")
+        page.wait_for_selector("body[data-ready='1']", timeout=20_000)
+        page.set_input_files("#files", str(photo))
+        card = page.locator(".card").first
+        with page_state(page, "phone-crowd-labelled"):
+            page.wait_for_selector(".card[data-state='labelled']", timeout=60_000)
+            assert card.locator(".face").count() == faces
+            scroll = page.evaluate("() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+            assert scroll[0] <= scroll[1], scroll  # nothing scrolls sideways at 390 px
+            status = page.locator("#status").bounding_box()
+            assert status["height"] < 60 and status["width"] > 250, status  # a line, not one word per line
+            canvas = card.locator("canvas.photo")
+            box, side = canvas.bounding_box(), card.locator(".card-body").bounding_box()
+            assert box["width"] >= 0.95 * side["width"] and box["width"] > 256  # the card's width: the photo scaled up
+            assert canvas.get_attribute("data-labels") == "numbers"  # a crowd: numbers on the photo, words in the list
+            assert page.evaluate("() => document.querySelector('canvas.photo').width") >= 800
+        with page_state(page, "phone-crowd-explained"):
+            button = card.locator(".explain-all")
+            assert button.inner_text() == f"Explain faces 1-8 of {faces}"
+            height = page.evaluate("() => document.documentElement.scrollHeight")
+            button.click()
+            page.wait_for_selector(".card[data-state='explained']", timeout=240_000)
+            folds = card.locator(".explain-face")
+            assert folds.count() == 8 and card.locator(".explain-face[open]").count() == 1
+            assert button.inner_text() == f"Explain faces 9-16 of {faces}"
+            grown = page.evaluate("() => document.documentElement.scrollHeight") - height
+            assert grown < 2600, grown  # eight folded faces and one open, not 8 x 3 maps
+            second = folds.nth(1).locator("> summary").inner_text()
+            assert re.match(r"face 2: .+ \u2014 The (model looked|map is spread)", second), second
+            scroll = page.evaluate("() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+            assert scroll[0] <= scroll[1], scroll
+        icon = page.request.get(server.url + "/favicon.ico")
+        assert icon.status == 200 and icon.headers["content-type"].startswith("image/")
+        assert not missing, missing  # no 404 (the favicon included)
+    finally:
+        context.close()

@@ -19,7 +19,7 @@ from urllib.parse import parse_qs
 
 from fastapi import HTTPException
 
-OPEN_PREFIXES = ("/static/",)
+OPEN_PREFIXES = ("/static/", "/favicon.ico")
 
 
 def _header(scope, name: bytes) -> str | None:
