@@ -183,6 +183,10 @@ def test_browser_webcam_with_fake_camera_shows_labelled_boxes(playwright, webcam
             assert painted > 500
             stats = page.evaluate("window.camStats")
             assert stats["sent"] >= stats["results"] and len(stats["rtts"]) >= 1
+            # a frame is sent when the camera has a new one: never one frame twice, never more than it delivers
+            assert len(set(stats["sentFrames"])) == len(stats["sentFrames"]) == stats["sent"] <= stats["cameraFrames"]
+            camera_fps, results_fps = (float(page.inner_text(sel)) for sel in ("#cam-fps", "#cam-rate"))
+            assert 0 < results_fps <= camera_fps * 1.25 + 1, (camera_fps, results_fps)  # the two rates, shown apart
         page.click("#cam-stop")
         assert not errors, errors
     finally:

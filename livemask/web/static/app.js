@@ -377,11 +377,18 @@ const Live = {
 };
 
 // ---------------------------------------------------------------- browser webcam
-// window.camStats: results received, round trips (ms), frames the server dropped as stale
-window.camStats = { results: 0, rtts: [], dropped: 0, sent: 0, labels: [] };
+// window.camStats: results received, round trips (ms), frames the server dropped as stale, frames the camera
+// delivered and frames sent (each a new camera frame: never one frame twice)
+window.camStats = { results: 0, rtts: [], dropped: 0, sent: 0, labels: [], cameraFrames: 0, sentFrames: [] };
+const CAM_IN_FLIGHT = 2;  // frames on their way to the server at most: latency stays bounded
+
+function rateOf(times, now) {  // events per second over the last 2 s
+  while (times.length && now - times[0] > 2000) times.shift();
+  return times.length > 1 ? 1000 * (times.length - 1) / (now - times[0]) : 0;
+}
 
 const Cam = {
-  stream: null, ws: null, timer: null, inFlight: new Map(), times: [],
+  stream: null, ws: null, timer: null, inFlight: new Map(), times: [], cameraTimes: [],
   async start() {
     const video = document.getElementById("cam-video");
     try {
@@ -392,25 +399,43 @@ const Cam = {
     document.getElementById("cam-start").disabled = true;
     document.getElementById("cam-stop").disabled = false;
     const grab = document.createElement("canvas");
+    const s = window.camStats;
     this.ws = new WebSocket(wsUrl("/v1/webcam"));
     this.ws.onmessage = (ev) => this.onResult(JSON.parse(ev.data));
     this.ws.onclose = () => this.stop();
-    this.ws.onopen = () => {
-      let sent = 0;
-      // send when fewer than 2 frames are on their way: latency stays bounded, the server drops stale ones
-      this.timer = setInterval(() => {
-        if (this.inFlight.size >= 2 || !video.videoWidth || this.ws.readyState !== 1) return;
-        const scale = Math.min(1, 640 / video.videoWidth);
-        grab.width = Math.round(video.videoWidth * scale); grab.height = Math.round(video.videoHeight * scale);
-        grab.getContext("2d").drawImage(video, 0, 0, grab.width, grab.height);
-        sent += 1;
-        const n = sent;
-        this.inFlight.set(n, performance.now());
-        grab.toBlob((b) => { if (this.ws && this.ws.readyState === 1) this.ws.send(b); }, "image/jpeg", 0.75);
-        window.camStats.sent = sent;
-        setTimeout(() => this.inFlight.delete(n), 3000);  // a frame the server dropped never answers
-      }, 20);
+    let sent = 0;
+    // called once per new camera frame: count it, and send it unless CAM_IN_FLIGHT frames are on their way
+    const onCameraFrame = (frameNumber) => {
+      const now = performance.now();
+      s.cameraFrames += 1;
+      this.cameraTimes.push(now);
+      document.getElementById("cam-fps").textContent = rateOf(this.cameraTimes, now).toFixed(1);
+      if (this.inFlight.size >= CAM_IN_FLIGHT || !video.videoWidth || !this.ws || this.ws.readyState !== 1) return;
+      const scale = Math.min(1, 640 / video.videoWidth);
+      grab.width = Math.round(video.videoWidth * scale); grab.height = Math.round(video.videoHeight * scale);
+      grab.getContext("2d").drawImage(video, 0, 0, grab.width, grab.height);
+      sent += 1;
+      const n = sent;
+      this.inFlight.set(n, now);
+      grab.toBlob((b) => { if (this.ws && this.ws.readyState === 1) this.ws.send(b); }, "image/jpeg", 0.75);
+      s.sent = sent;
+      s.sentFrames.push(frameNumber);
+      if (s.sentFrames.length > 2000) s.sentFrames.shift();
+      setTimeout(() => this.inFlight.delete(n), 3000);  // a frame the server dropped never answers
     };
+    if ("requestVideoFrameCallback" in HTMLVideoElement.prototype) {
+      const each = (_now, meta) => {
+        if (!this.stream) return;
+        onCameraFrame(meta.presentedFrames);
+        video.requestVideoFrameCallback(each);
+      };
+      video.requestVideoFrameCallback(each);
+    } else {  // no frame callback: look for a new frame (a new media time) every 10 ms
+      let last = -1;
+      this.timer = setInterval(() => {
+        if (video.currentTime !== last) { last = video.currentTime; onCameraFrame(last); }
+      }, 10);
+    }
   },
   onResult(r) {
     if (r.error) { setStatus("webcam: " + r.error, true); return; }
@@ -422,9 +447,7 @@ const Cam = {
     s.results += 1; s.dropped = r.dropped;
     if (t0 !== undefined) { s.rtts.push(now - t0); if (s.rtts.length > 2000) s.rtts.shift(); }
     this.times.push(now);
-    while (this.times.length && now - this.times[0] > 2000) this.times.shift();
-    const rate = this.times.length > 1 ? 1000 * (this.times.length - 1) / (now - this.times[0]) : 0;
-    document.getElementById("cam-rate").textContent = rate.toFixed(1);
+    document.getElementById("cam-rate").textContent = rateOf(this.times, now).toFixed(1);
     document.getElementById("cam-rtt").textContent = t0 !== undefined ? `${Math.round(now - t0)} ms` : "-";
     document.getElementById("cam-dropped").textContent = String(r.dropped);
     const overlay = document.getElementById("cam-overlay");
