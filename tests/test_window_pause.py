@@ -50,3 +50,27 @@ def test_pause_holds_a_realtime_file_where_it_is(xvfb, tmp_path):
     assert summary["ended"] == "end of source" and summary["frames_read"] == 450
     # nothing of the clip is skipped over the pause: at most a few frames dropped by the live queues
     assert summary["dropped_capture"] < 30, summary
+
+
+def test_a_long_message_fits_its_box_in_the_window_frame():
+    """The "saved ..." line with two long paths, drawn on a 320x240 frame: wrapped onto more lines, every
+    text pixel inside the dark band and away from the frame's right edge."""
+    from livemask.core.types import Detections, Frame, FrameResult, Predictions
+    from livemask.sinks.draw import fit_lines
+    from livemask.sinks.render import Renderer
+
+    frame = np.full((240, 320, 3), 200, np.uint8)  # a light frame: the band darkens it, the text is white
+    result = FrameResult(Frame(0, time.monotonic(), frame, "t"), Detections.empty(),
+                         Predictions(np.zeros((0, 2), np.float32), ("mask", "no_mask")))
+    message = ("saved snapshots/livemask-20261206-193000-f123.png, "
+               "snapshots/livemask-20261206-193000-f123-explain.png")
+    image = Renderer().render(result, [message])
+    lines = fit_lines(["x", "y", message], 310, 0.5)
+    assert len(lines) > 3 and lines[-1].endswith("explain.png")  # wrapped, the file name's end kept
+    band = image.min(axis=2) < 120  # the darkened band (0.4 x 200 = 80)
+    rows = np.flatnonzero(band[:, 0])
+    white = image.min(axis=2) > 230
+    ys, xs = np.nonzero(white)
+    assert xs.max() < 318  # no text cut at the frame's edge
+    assert ys.max() <= rows.max() + 1  # every text pixel inside the band
+    assert band[: rows.max() + 1, : xs.max() + 1][~white[: rows.max() + 1, : xs.max() + 1]].mean() > 0.9
