@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from livemask.core.labels import display_name
-from livemask.explain.words import summarise
+from livemask.explain.words import WARNING_SHORT, summarise
 from livemask.sinks.draw import FONT, class_colour, put_label
 
 BACKGROUND = (30, 30, 30)
@@ -104,7 +104,7 @@ class PanelRenderer:
             lines = [(line, BACKGROUND) for line in wrap(words.looked_at, t)[:3]]
             lines += [(line, BACKGROUND) for line in wrap(words.headline, t)[:2]]
             if words.warning:
-                lines += [(line, WARN_COLOUR) for line in wrap("Worse than random: do not trust", t)[:2]]
+                lines += [(line, WARN_COLOUR) for line in wrap(WARNING_SHORT, t)[:2]]
             if res.faithfulness is not None:
                 f = res.faithfulness
                 lines += [(line, BACKGROUND) for line in wrap(

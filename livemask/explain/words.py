@@ -52,7 +52,8 @@ VERDICTS = {
 # the "only in part" tail when removing is no faster than random but restoring the top regions first is
 WEAK_BY_INSERTION = ("removing its top regions first changes the answer no faster than removing random regions, "
                      "but restoring them first brings the answer back faster than restoring random ones.")
-WARNING = "Warning: this map does worse than a random one; do not read it as the reason."
+WARNING_SHORT = "Warning: this map does worse than a random one"  # the panel's tiles have room for this part
+WARNING = WARNING_SHORT + "; do not read it as the reason."
 
 
 def crop_landmarks(detections, size: int, margin: float) -> np.ndarray:
