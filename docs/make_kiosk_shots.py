@@ -1,4 +1,4 @@
-"""Make the four kiosk screenshots (docs/kiosk-*.png) through the kiosk renderer itself.
+"""Make the kiosk screenshots (docs/kiosk-*.png) through the kiosk renderer itself.
 
     .venv/bin/python docs/make_kiosk_shots.py [--data ../shared/data] [--out docs]
 
@@ -9,7 +9,8 @@ and :class:`livemask.sinks.kiosk.KioskRenderer` with the default kiosk settings,
   ``faces/without_mask`` in which the detector finds exactly one face, enlarged to the frame's height
   in front of a plain wall;
 * too far: the unmasked portrait at 110 px on the wall (its face is below ``kiosk.min_face_px``);
-* nobody: the wall alone.
+* nobody: the wall alone;
+* starting / ended: the start screen (shown while the models load) and the end screen of a file.
 
 The photos are only read; what is written is the program's own screen. Prints each file, the photo it
 came from, the state, label and size.
@@ -30,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 from face_detector import CenterFaceDetector  # noqa: E402
 from livemask.core.types import Frame, FrameResult  # noqa: E402
 from livemask.models.backends import open_classifier  # noqa: E402
-from livemask.sinks.kiosk import KioskOptions, KioskRenderer  # noqa: E402
+from livemask.sinks.kiosk import ENDED, STARTING, KioskOptions, KioskRenderer  # noqa: E402
 
 FRAME = (1280, 720)
 WALL = (176, 184, 190)  # BGR, a light grey wall
@@ -85,6 +86,11 @@ def main() -> int:
         view = renderer.view
         print(f"{target}: {path.name if path else 'the wall alone'}, {view.state}"
               f"{' ' + view.label if view.label else ''}, {target.stat().st_size // 1024} KB")
+    for name, text in (("kiosk-starting.png", STARTING), ("kiosk-ended.png", ENDED)):
+        target = out / name
+        cv2.imwrite(str(target), KioskRenderer(KioskOptions(width=960, height=540)).message_screen(text),
+                    [cv2.IMWRITE_PNG_COMPRESSION, 9])
+        print(f"{target}: {text!r}, {target.stat().st_size // 1024} KB")
     return 0
 
 

@@ -384,7 +384,8 @@ def test_panel_shows_every_face(classifier, mixed_crops):
     tile = suite.renderer.tile
     assert panel.dtype == np.uint8 and panel.shape[0] > 4 * tile and panel.shape[1] > 2 * 3 * tile  # wraps
     single = suite.render(crops[:1], [r[0] for r in results], "one face")
-    assert single.shape[0] < tile * 2 and single.std() > 20
+    r = suite.renderer  # one row: the crop, its maps and their captions (the map in words)
+    assert single.shape[0] == r.TITLE_H + r.row_size(2)[1] < 3 * tile and single.std() > 20
 
 
 # -- faithfulness and plausibility on real data --------------------------------------------------

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from livemask.apps.cli import main
+from livemask.explain import words
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "models" / "mask_classifier.keras"  # as the classifier fixture in conftest.py
@@ -59,6 +60,16 @@ def test_writes_panels_maps_and_json(capsys, images, tmp_path):
         assert maps.shape == (1, 64, 64) and maps.dtype == np.float32
         assert 0 <= maps.min() and maps.max() <= 1 and maps.max() > 0.5
         assert entry["map_index"] == 0
+        # the map in words (livemask.explain.words): the same sentences the panel and the page show
+        summary = entry["summary"]
+        gain = f["insertion_auc"] - f["random_insertion_auc"]
+        assert summary["trust"] == words.trust_of(f["ratio"], gain) != "unscored"
+        assert summary["verdict"].startswith("Explains the decision") and "random regions" in summary["verdict"]
+        assert (summary["warning"] is not None) == (f["ratio"] >= 1.0 and gain <= 0)
+        assert set(summary["regions"]) == set(words.REGIONS)
+        assert sum(summary["regions"].values()) == pytest.approx(1.0, abs=0.01)
+        top = max(summary["regions"], key=summary["regions"].get)
+        assert top in summary["looked_at"] and summary["looked_at"].endswith("of the map).")
     assert (tmp_path / "astronaut_explain.png").is_file()
     assert (tmp_path / "astronaut_gradcam.npy").is_file() and (tmp_path / "astronaut_occlusion.npy").is_file()
 

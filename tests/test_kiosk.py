@@ -136,7 +136,10 @@ def test_verdict_banner_colour_and_words(label):
     band = r.band_rect()
     assert band_share(image, band, BANNER_COLOURS[label]) > 0.6  # a solid band, the text on it
     text, sub, _, ink = r.banner(r.view)
-    assert text == options.verdict_text(label) and sub == display_name(label) and "_" not in text + sub
+    assert text == options.verdict_text(label) and "_" not in text
+    assert sub == ""  # no smaller line repeating the class under the banner
+    rows = ink_rows(image, band, BANNER_COLOURS[label])
+    assert rows.size and rows.min() > band[1] and rows.max() < band[3] - 0.15 * (band[3] - band[1])  # one text block
     assert band_share(image, band, ink, tol=40) > 0.01  # the words are drawn
     scale, x0, y0 = r.placement(640, 480)
     assert y0 + 480 * scale <= band[1] + 1  # the camera view is above the band, not under it
@@ -365,6 +368,23 @@ def wait_for_banner(env, proc, colour, timeout: float = 60) -> np.ndarray:
     raise AssertionError(f"no banner in {colour} on screen (process: {proc.poll()})")
 
 
+def wait_until_running(env, proc, timeout: float = 120) -> None:
+    """Until the kiosk shows its camera view: the window exists from the start screen on, while the models
+    load, and keys typed then do nothing."""
+    from livemask.sinks.kiosk import STARTING
+
+    find_window(env, proc)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        shot = screenshot(env)
+        renderer = KioskRenderer(KioskOptions())
+        renderer.fit_screen((shot.shape[1], shot.shape[0]))
+        if shot[: int(0.6 * shot.shape[0])].max() > 60 and not _screen_is(shot, renderer.message_screen(STARTING)):
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"the kiosk never showed its camera view (process: {proc.poll()})")
+
+
 def start(env, tmp_path, source, *extra) -> subprocess.Popen:
     return subprocess.Popen(cli("--source", str(source), "--realtime", "--kiosk", "--events",
                                 str(tmp_path / "e.jsonl"), *extra), env=env, cwd=tmp_path,
@@ -411,7 +431,7 @@ def test_kiosk_ignores_q_and_esc_and_ends_on_the_typed_sequence(xdo, tmp_path):
     clip = write_clip(tmp_path / "long.mp4", 1800)  # a minute at --realtime
     proc = start(xdo, tmp_path, clip, "--set", "kiosk.quit_keys=zq", "--set", "run.snapshot_dir=snaps")
     try:
-        find_window(xdo, proc)
+        wait_until_running(xdo, proc)
         time.sleep(1.0)
         for key in ["q", "Escape", "space", "s", "g", "q", "Escape"]:
             send_keys(xdo, proc, "livemask", key)  # fails if the key cannot be sent
@@ -435,7 +455,7 @@ def test_kiosk_ends_on_sigterm_with_complete_outputs(xdo, tmp_path):
     clip = write_clip(tmp_path / "long.mp4", 1800)
     proc = start(xdo, tmp_path, clip)
     try:
-        find_window(xdo, proc)
+        wait_until_running(xdo, proc)
         time.sleep(1.5)
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
@@ -445,3 +465,52 @@ def test_kiosk_ends_on_sigterm_with_complete_outputs(xdo, tmp_path):
     assert proc.returncode == 143, stderr
     lines = (tmp_path / "e.jsonl").read_text().splitlines()
     assert json.loads(lines[-1])["summary"]["ended"] == "SIGTERM"
+
+
+def _screen_is(shot: np.ndarray, expected: np.ndarray) -> bool:
+    """The screenshot is that screen: fewer than 0.3% of its pixels far from it (the text differs in ~3%)."""
+    if shot is None or shot.shape != expected.shape:
+        return False
+    return float((np.abs(shot.astype(int) - expected).max(axis=2) > 60).mean()) < 0.003
+
+
+@pytest.mark.display
+def test_kiosk_starts_with_a_start_screen_and_ends_a_file_with_an_end_screen(xdo, tmp_path):
+    """What the screen shows from launch to exit: "Starting..." before the models are loaded (seen before
+    any camera frame), the kiosk itself, then "The video has ended" for a while, then a clean exit."""
+    from livemask.sinks.kiosk import ENDED, STARTING
+
+    clip = write_clip(tmp_path / "short.mp4", 90)  # 3 s at --realtime
+    renderer = KioskRenderer(KioskOptions())
+    first = screenshot(xdo)
+    renderer.fit_screen((first.shape[1], first.shape[0]))
+    starting, ended = renderer.message_screen(STARTING), renderer.message_screen(ENDED)
+    assert not _screen_is(starting, ended)
+    t0 = time.monotonic()
+    proc = start(xdo, tmp_path, clip)
+    seen: list[tuple[str, float]] = []
+    try:
+        deadline = t0 + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            shot = screenshot(xdo)
+            now = time.monotonic() - t0
+            if _screen_is(shot, starting):
+                state = "starting"
+            elif _screen_is(shot, ended):
+                state = "ended"
+            elif shot is not None and shot[: int(0.6 * shot.shape[0])].max() > 60:  # a camera view above the band
+                state = "kiosk"
+            else:
+                state = "other"
+            if not seen or seen[-1][0] != state:
+                seen.append((state, now))
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+        _, stderr = proc.communicate()
+    assert proc.returncode == 0, stderr
+    states = [s for s, _ in seen if s != "other"]
+    assert states[:3] == ["starting", "kiosk", "ended"], seen
+    print("first start screen seen after", next(t for s, t in seen if s == "starting"), "s:", seen)
+    _, summary = read_events(tmp_path / "e.jsonl")
+    assert summary["ended"] == "end of source"

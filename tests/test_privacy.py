@@ -120,3 +120,62 @@ def test_the_count_line_counts_people_not_boxes():
 
     assert Renderer.count_text(replace(r, analytics=stats)) == "people 4  masked 75%  in view 1  static 1"
     assert Renderer.count_text(replace(r, analytics=None)) == "Mask: 0  No mask: 1"  # in words
+
+
+# -- privacy by default: alert snapshots blurred unless privacy.snapshots is sharp; a kiosk never writes one --
+def _alert_snapshot_sharpness(events, source) -> float:
+    """Sharpness of the alert snapshot's face over the same face in the source frame."""
+    alerts = read_alerts(events)
+    assert len(alerts) == 1, alerts
+    alert = alerts[0]
+    snap, src = cv2.imread(alert["snapshot"]), source[alert["frame_id"]]
+    x1, y1, x2, y2 = alert["box"]
+    ox, oy = max(int(x1 - 0.25 * (x2 - x1)), 0), max(int(y1 - 0.25 * (y2 - y1)), 0)  # the crop's origin
+    ys, xs = inner([x1 - ox, y1 - oy, x2 - ox, y2 - oy])
+    src_ys, src_xs = inner([x1, y1, x2, y2])
+    return sharpness(snap[ys, xs]) / max(sharpness(src[src_ys, src_xs]), 1e-6)
+
+
+@pytest.mark.parametrize("setting, blurred", [(None, True), ("sharp", False)])
+def test_alert_snapshots_are_blurred_by_default_and_sharp_only_when_asked(man_clip, tmp_path, setting, blurred):
+    events, snaps, out = tmp_path / "e.jsonl", tmp_path / "snaps", tmp_path / "o.avi"
+    extra = ["--set", f"privacy.snapshots={setting}"] if setting else []
+    proc = run_cli("--source", str(man_clip), "--headless", "--events", str(events), "--output", str(out),
+                   "--set", "alerts.after_s=1", "--set", f"run.snapshot_dir={snaps}", *extra)
+    assert proc.returncode == 0, proc.stderr
+    source = read_video(man_clip)
+    ratio = _alert_snapshot_sharpness(events, source)
+    assert (ratio < 0.15) if blurred else (ratio > 0.6), ratio
+    # the recording follows privacy.blur_faces (off by default): its faces stay sharp either way
+    lines, _ = read_events(events)
+    face = next(f for line in lines for f in line["faces"])
+    ys, xs = inner(face["box"])
+    recorded = read_video(out)[lines[0]["frame_id"]]
+    assert sharpness(recorded[ys, xs]) > 0.5 * sharpness(source[lines[0]["frame_id"]][ys, xs])
+
+
+def test_a_bad_snapshots_value_is_a_one_line_usage_error(man_clip):
+    proc = run_cli("--source", str(man_clip), "--headless", "--set", "privacy.snapshots=clear", timeout=120)
+    assert proc.returncode == 2
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("livemask: error:") and "privacy.snapshots" in last and "Traceback" not in proc.stderr
+
+
+def test_kiosk_mode_never_writes_a_sharp_face():
+    """Asked for sharp snapshots and no blur, a kiosk run's alert snapshots and recording are still blurred."""
+    from livemask.apps import compose
+    from livemask.sinks.privacy import FaceBlur
+
+    sharp = compose.apply_overrides(compose.load_config(), {"privacy.snapshots": "sharp"})
+    window = compose.run_options(compose.apply_overrides(sharp, {"run.headless": False}))
+    assert compose.alert_snapshot_blur(sharp, window) is None  # not a kiosk: sharp as asked
+    assert compose.kiosk_recording_blur(sharp, window, None) is None
+    kiosk = compose.apply_overrides(sharp, {"kiosk.enabled": True})
+    assert isinstance(compose.alert_snapshot_blur(kiosk, window), FaceBlur)
+    assert isinstance(compose.kiosk_recording_blur(kiosk, window, None), FaceBlur)
+    # and what such a blur leaves of a real face: no detail
+    image = astronaut_bgr()
+    box = np.array([[170, 30, 290, 180]], np.float32)
+    out = compose.alert_snapshot_blur(kiosk, window).apply(image.copy(), box)
+    ys, xs = inner(box[0])
+    assert sharpness(out[ys, xs]) < 0.1 * sharpness(image[ys, xs])

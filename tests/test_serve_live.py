@@ -101,12 +101,16 @@ def test_live_page_over_a_clip_shows_frames_and_changing_counts(browser, astrona
             assert frame_ids > 0
             assert page.locator("#live-events li").count() >= 2
             assert "No mask" in page.inner_text("#live-events")
-            # the list shows changes of who is in view and their labels: never two lines in a row that
-            # differ only by a probability
-            changes = [re.sub(r"^frame \d+: ", "", t) for t in
-                       page.eval_on_selector_all("#live-events li:not(.alert)", "els => els.map(e => e.textContent)")]
-            without_pct = [re.sub(r" \d+%", "", t) for t in changes]
-            assert all(a != b for a, b in itertools.pairwise(without_pct)), changes
+            # the list shows changes of who is in view and their labels, each with its time in the clip
+            # (m:ss.s), newest first: no probabilities, so never a line for a probability change alone
+            lines = page.eval_on_selector_all("#live-events li:not(.alert)", "els => els.map(e => e.textContent)")
+            times = [re.match(r"^(\d+):(\d\d\.\d) ", t) for t in lines]
+            assert all(times), lines
+            seconds = [60 * int(m.group(1)) + float(m.group(2)) for m in times]
+            assert seconds == sorted(seconds, reverse=True), lines
+            assert not any("%" in t for t in lines), lines
+            changes = [t[m.end():] for t, m in zip(lines, times)]
+            assert all(a != b for a, b in itertools.pairwise(changes)), changes
             # the people stage: 2 s without a mask (alerts.after_s) is an alert line in the event list, and
             # the moving astronaut is counted as a person, unmasked
             page.wait_for_selector("#live-events li.alert", timeout=30_000)
@@ -179,6 +183,10 @@ def test_browser_webcam_with_fake_camera_shows_labelled_boxes(playwright, webcam
             assert painted > 500
             stats = page.evaluate("window.camStats")
             assert stats["sent"] >= stats["results"] and len(stats["rtts"]) >= 1
+            # a frame is sent when the camera has a new one: never one frame twice, never more than it delivers
+            assert len(set(stats["sentFrames"])) == len(stats["sentFrames"]) == stats["sent"] <= stats["cameraFrames"]
+            camera_fps, results_fps = (float(page.inner_text(sel)) for sel in ("#cam-fps", "#cam-rate"))
+            assert 0 < results_fps <= camera_fps * 1.25 + 1, (camera_fps, results_fps)  # the two rates, shown apart
         page.click("#cam-stop")
         assert not errors, errors
     finally:

@@ -30,11 +30,12 @@ def test_fit_counts_rows_and_columns_in_the_space():
 def test_a_page_holds_only_its_faces_and_fits():
     r = PanelRenderer(tile=160)
     faces, results = faces_and_results(9)
-    rows, cols = r.fit(1, 504, 800)
+    height = r.TITLE_H + 3 * r.row_size(1)[1] + 20  # room for 3 rows (the captions hold the map in words)
+    rows, cols = r.fit(1, 504, height)
     assert (rows, cols) == (3, 1)
     pages = [r.panel(faces, results, "t", start=k, count=3, rows=rows) for k in (0, 3, 6)]
     for page in pages:
-        assert page.shape[0] <= 800 and page.shape[1] <= 504
+        assert page.shape[0] <= height and page.shape[1] <= 504
         assert page.shape[0] == r.TITLE_H + 3 * r.row_size(1)[1]
     assert not np.array_equal(pages[0], pages[1])  # other faces
     whole = r.panel(faces, results, "t")

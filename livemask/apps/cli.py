@@ -189,9 +189,15 @@ def _main(argv: list[str] | None) -> int:
     # TensorFlow first (as its slow import must not run while a live source is already open), but
     # only when the command or the configured model needs it: exported models run without it
     model_path = config.get("classifier", {}).get("model_path", DEFAULT_MODEL)
+    module = importlib.import_module(args._module)
     if args.command in TF_COMMANDS or (args.command not in MODEL_FREE_COMMANDS and needs_tensorflow(model_path)):
-        import_tensorflow_quietly()
-    return int(importlib.import_module(args._module).command(args, config) or 0)
+        # a command may put something on screen first (the kiosk's start screen), kept painted meanwhile
+        screen = module.start_screen(args, config) if hasattr(module, "start_screen") else None
+        if screen is not None:
+            screen.wait_for(import_tensorflow_quietly)
+        else:
+            import_tensorflow_quietly()
+    return int(module.command(args, config) or 0)
 
 
 def entry() -> None:

@@ -190,6 +190,7 @@ def run_engine(config: Config, stop_event: threading.Event, max_frames: int | No
             extra_sinks = (*extra_sinks, metrics.camera())
         tracker = build(config, "tracker")
         people, alert_sink, blur = people_parts(config, options, tracker, tuple(clf.class_names))
+        blur = kiosk_recording_blur(config, options, blur)
     except BaseException:
         cap.stop()
         raise
@@ -255,8 +256,7 @@ def people_parts(config: Config, options: RunOptions, tracker: Tracker, class_na
     receives alerts) and the face blur of saved images (None: off), checked against the model's classes."""
     from livemask.sinks.privacy import face_blur
 
-    privacy: PrivacyOptions = build(config, "privacy")
-    blur = face_blur(privacy.blur_faces)
+    blur = face_blur(build(config, "privacy").blur_faces)
     alerts: AlertOptions = build(config, "alerts")
     people_options: PeopleOptions = build(config, "people")
     notifying = alerts.enabled and (alerts.webhook or alerts.command or alerts.sound)
@@ -275,7 +275,8 @@ def people_parts(config: Config, options: RunOptions, tracker: Tracker, class_na
     from livemask.sinks.alerts import AlertSink, AlertSnapshots, CommandNotifier, SoundNotifier, WebhookNotifier
 
     # alert crops in their own folder, apart from the window's snapshots, written as the alert fires
-    snapshots = AlertSnapshots(alert_snapshot_dir(options), blur) if alerts.enabled and alerts.snapshots else None
+    snapshots = (AlertSnapshots(alert_snapshot_dir(options), alert_snapshot_blur(config, options))
+                 if alerts.enabled and alerts.snapshots else None)
     people = People(people_options, rule, snapshots)
     if not alerts.enabled or not (notifying or alerts.snapshots):
         return people, None, blur
@@ -453,3 +454,29 @@ def check_snapshot_dir(config: Config, options: RunOptions) -> None:
     alerts: AlertOptions = build(config, "alerts")
     if alerts.enabled and alerts.snapshots and build(config, "tracker").enabled:
         prepare_out_dir(alert_snapshot_dir(options), "run.snapshot_dir")
+
+
+def alert_snapshot_blur(config: Config, options: RunOptions):
+    """The face blur of alert snapshots: ``privacy.blur_faces`` when it is on, else ``privacy.snapshots``
+    (``blur`` by default: a snapshot is sharp only when ``sharp`` is asked for), and never sharp in kiosk
+    mode (a kiosk says it records no one)."""
+    from livemask.sinks.privacy import FaceBlur, face_blur
+
+    privacy: PrivacyOptions = build(config, "privacy")
+    if privacy.blur_faces != "off":
+        return face_blur(privacy.blur_faces)
+    if privacy.snapshots != "sharp":
+        return FaceBlur(privacy.snapshots)
+    if not options.headless and kiosk_options(config).enabled:
+        log.info("kiosk mode: alert snapshots are blurred although privacy.snapshots is sharp")
+        return FaceBlur("blur")
+    return None
+
+
+def kiosk_recording_blur(config: Config, options: RunOptions, blur):
+    """The face blur of recordings: ``blur`` as configured, but never None in kiosk mode."""
+    from livemask.sinks.privacy import FaceBlur
+
+    if blur is None and not options.headless and kiosk_options(config).enabled:
+        return FaceBlur("blur")
+    return blur

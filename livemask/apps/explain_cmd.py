@@ -37,8 +37,13 @@ def _round(v: float, k: int = 4) -> float:
     return round(float(v), k)
 
 
-def image_record(path: Path, panel: Path, detections, results, map_files: dict[str, Path]) -> dict:
-    """One image: its faces in the one face layout (:func:`face_record`) with their explanations."""
+def image_record(path: Path, panel: Path, detections, results, map_files: dict[str, Path],
+                 landmarks=None) -> dict:
+    """One image: its faces in the one face layout (:func:`face_record`) with their explanations; each
+    explanation's ``summary`` is the map in words (:mod:`livemask.explain.words`), ``landmarks`` (N, 5, 2)
+    in crop pixels placing its face regions."""
+    from livemask.explain.words import summarise
+
     faces = []
     for i in range(len(detections)):
         entries = []
@@ -50,6 +55,7 @@ def image_record(path: Path, panel: Path, detections, results, map_files: dict[s
             if res.faithfulness is not None:
                 entry["faithfulness"] = res.faithfulness.record(i)
                 entry["faithfulness_ms"] = _round(res.faithfulness_ms_per_face, 2)
+            entry["summary"] = summarise(res, i, None if landmarks is None else landmarks[i]).record()
             entries.append(entry)
         faces.append(face_record(detections.boxes[i], detections.scores[i], results[0].probabilities[i],
                                  results[0].class_names, explanations=entries))
@@ -85,12 +91,13 @@ def command(args, config) -> int:
             continue
         panel_path, *npy = names.claim(path.stem, ["{}_explain.png", *(f"{{}}_{r.method}.npy" for r in results)])
         map_files = {res.method: npy[i] for i, res in enumerate(results)}
-        panel = suite.render(crops, results, f"{path.name} - {args.method}")
+        landmarks = suite.crop_landmarks(detections)
+        panel = suite.render(crops, results, f"{path.name} - {args.method}", landmarks=landmarks)
         write_image(panel_path, panel)  # an OutputError (disk full, ...) stops the command: one line, exit 2
         for res in results:
             if len(res):
                 save_array(map_files[res.method], res.maps)
         if args.json:
-            print(json.dumps(image_record(path, panel_path, detections, results, map_files)), flush=True)
+            print(json.dumps(image_record(path, panel_path, detections, results, map_files, landmarks)), flush=True)
         log.info("%s: %d face(s) -> %s", path, len(detections), panel_path)
     return 1 if failures else 0

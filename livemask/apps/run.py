@@ -71,10 +71,12 @@ def display_lost(engine) -> int:
     return DisplayLost.exit_code
 
 
-def command(args, config) -> int:
+def prepare(args, config):
+    """The run's config with the command line applied, and its options, checked before anything loads."""
     from livemask.apps import compose
-    from livemask.engine.sources import quiet_video_backend
 
+    if getattr(args, "_prepared", None) is not None:
+        return args._prepared
     config = compose.apply_overrides(config, {
         "source.source": args.source, "source.realtime": args.realtime, "run.headless": args.headless,
         "run.output": args.output, "run.events": args.events, "kiosk.enabled": getattr(args, "kiosk", None),
@@ -96,6 +98,31 @@ def command(args, config) -> int:
         check_display()  # before the models load
     elif not (options.output or options.events):
         log.warning("headless without --output or --events: results are only counted")
+    args._prepared = (config, options)
+    return args._prepared
+
+
+def start_screen(args, config):
+    """Called by the CLI before TensorFlow loads: in kiosk mode with a window, the kiosk's start screen
+    (:class:`~livemask.sinks.kiosk.StartScreen`), which then stays on screen while everything loads;
+    otherwise None. Bad settings fail here, before any window."""
+    from livemask.apps import compose
+
+    config, options = prepare(args, config)
+    kiosk = compose.kiosk_options(config)
+    if options.headless or not kiosk.enabled:
+        return None
+    from livemask.sinks.kiosk import StartScreen
+
+    args._start_screen = StartScreen(options.window_name, kiosk)
+    return args._start_screen
+
+
+def command(args, config) -> int:
+    from livemask.apps import compose
+    from livemask.engine.sources import quiet_video_backend
+
+    config, options = prepare(args, config)
     quiet_video_backend(getattr(args, "verbose", False))
 
     metrics = None
@@ -104,7 +131,14 @@ def command(args, config) -> int:
     stop_event = threading.Event()
     try:
         with StopRequest(stop_event) as stop:
-            engine = compose.run_engine(config, stop_event, args.max_frames, stop.reason, metrics=metrics)
+            def make():
+                return compose.run_engine(config, stop_event, args.max_frames, stop.reason, metrics=metrics)
+
+            start = getattr(args, "_start_screen", None)
+            if start is not None:  # shown by the CLI before TensorFlow loaded
+                engine = start.wait_for(make)
+            else:
+                engine = build_engine(compose, config, options, make)
             if engine.display is not None:
                 engine.display.when_lost(lambda: display_lost(engine))
             engine.run()
@@ -114,3 +148,13 @@ def command(args, config) -> int:
     if stop.signal is not None:
         log.warning("stopped by %s; outputs are complete", stop.reason())
     return stop.exit_code
+
+
+def build_engine(compose, config, options, make):
+    """The engine ``make()`` builds; in kiosk mode with a window, the kiosk's start screen is on screen meanwhile."""
+    kiosk = compose.kiosk_options(config)
+    if options.headless or not kiosk.enabled:
+        return make()
+    from livemask.sinks.kiosk import StartScreen
+
+    return StartScreen(options.window_name, kiosk).wait_for(make)

@@ -85,7 +85,9 @@ class Capture:
     The queue is a :class:`~livemask.engine.channel.Channel`: DROP_OLDEST for live sources,
     BLOCK for files and folders;
     ``realtime`` paces a file or folder at its own fps and makes it behave like a camera
-    (DROP_OLDEST). ``max_frames`` stops reading after that many frames.
+    (DROP_OLDEST); :meth:`hold` pauses such a file where it is (the pacing clock stops too, so
+    :meth:`release` goes on from the same frame), while a camera or stream keeps dropping as before.
+    ``max_frames`` stops reading after that many frames.
     """
 
     def __init__(self, source: Source, queue_size: int = 4, realtime: bool = False, max_frames: int | None = None,
@@ -101,6 +103,19 @@ class Capture:
             source.stop_event = self.stop_event
         self.stats = CaptureStats()
         self._thread: threading.Thread | None = None
+        self._going = threading.Event()  # cleared by hold(): a paced file waits where it is
+        self._going.set()
+
+    def hold(self) -> bool:
+        """Pause a file paced with ``realtime`` at the next frame; False (nothing held) for a live source."""
+        if not self.realtime:
+            return False
+        self._going.clear()
+        return True
+
+    def release(self) -> None:
+        """Go on after :meth:`hold`, from the frame where it stopped."""
+        self._going.set()
 
     # -- producer side ------------------------------------------------------------------
     def open(self) -> Capture:
@@ -125,6 +140,11 @@ class Capture:
                 if self.max_frames is not None and frame_id >= self.max_frames:
                     break
                 if self.realtime:
+                    if not self._going.is_set():  # held: wait, then shift the pacing clock by the pause
+                        held_at = time.monotonic()
+                        while not self._going.wait(0.05) and not self.stop_event.is_set():
+                            pass
+                        started += time.monotonic() - held_at
                     due = started + frame_id / fps
                     if self.stop_event.wait(max(due - time.monotonic(), 0.0)):
                         break

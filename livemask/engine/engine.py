@@ -138,8 +138,12 @@ class Engine:
 
     def _loop_display(self) -> None:
         display = self.display
+        held = False
         while not self.stop_event.is_set():
             newest = None
+            if display.paused != held:  # a paced file holds where it is while paused; a camera keeps dropping
+                held = display.paused
+                self.capture.hold() if held else self.capture.release()
             if not display.paused:
                 for result in self._take():
                     if newest is not None:

@@ -2,6 +2,7 @@
 
 Modules by job: ``scores`` (the target's log-odds from the model's logits), ``base`` (the
 shared :class:`Explainer` and the :class:`Explanations` result), ``gradcam``, ``occlusion``,
-``faithfulness`` (deletion / insertion curves), ``panel`` (drawing), ``suite`` (the
-configured set), ``live`` (the live window's explain session).
+``faithfulness`` (deletion / insertion curves), ``words`` (a map in words: where it looked, whether to
+trust it), ``panel`` (drawing), ``suite`` (the configured set), ``frozen_frame`` (the live window's explain
+session).
 """

@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 
 WINDOW = "livemask - explain"
 MAX_OUTSTANDING = 2  # one computing + one waiting
+REPAINT_FOR_S, REPAINT_EVERY_S = 2.0, 0.1  # a new panel window is shown again this long, this often
 WARMUP_NICE = 5  # niceness added to the warm-up thread
 IDLE, COMPUTING, QUEUED, SHOWN = "idle", "computing", "queued", "shown"
 _STOP = object()
@@ -107,6 +108,7 @@ class ExplainSession:
         self._per_page = 0
         self._space = (0, 0)  # the most the panel may cover (0: no limit)
         self._open = False
+        self._repaint: tuple[np.ndarray, float, float] | None = None  # (panel, opened at, last shown at)
         self._watch = ClosedWatch(WINDOW)
         self.warmup_seconds: float | None = None
         self.cancelled = 0  # requests cancelled or results discarded by close()
@@ -211,6 +213,7 @@ class ExplainSession:
                     raise err
                 raise LivemaskError(f"explain failed: {type(err).__name__}: {err}") from err
             self._show(item, beside)
+        self._repaint_new_window()
         if self._open and self._watch.closed():  # the panel's title-bar button: the same as Esc
             log.info("explain window closed")
             self.close()
@@ -223,7 +226,10 @@ class ExplainSession:
         if page == self._page:
             return False
         self._page = page
-        cv2.imshow(WINDOW, self._render(self._shown))
+        panel = self._render(self._shown)
+        cv2.imshow(WINDOW, panel)
+        if self._repaint is not None:
+            self._repaint = (panel, *self._repaint[1:])
         return True
 
     def save(self, out_dir: Path, base: str | None = None) -> Path | None:
@@ -290,7 +296,24 @@ class ExplainSession:
         cv2.imshow(WINDOW, panel)
         if first and area.width:
             cv2.moveWindow(WINDOW, *area.origin((panel.shape[1], panel.shape[0])))
+        if first:  # see _repaint_new_window
+            now = time.monotonic()
+            self._repaint = (panel, now, now)
         self._open = True
+
+    def _repaint_new_window(self) -> None:
+        """Show a newly opened panel again every REPAINT_EVERY_S for REPAINT_FOR_S: Qt can map a new
+        window (sized and moved after its first image) without painting that image, and a panel is
+        shown only once, so it could stay blank until the next page; the image is simply sent again."""
+        if self._repaint is None:
+            return
+        panel, opened, last = self._repaint
+        now = time.monotonic()
+        if not self._open or now - opened > REPAINT_FOR_S:
+            self._repaint = None
+        elif now - last >= REPAINT_EVERY_S:
+            cv2.imshow(WINDOW, panel)
+            self._repaint = (panel, opened, now)
 
     def _render(self, item: _Done) -> np.ndarray:
         """The page on screen of ``item``'s panel, fitted to the space beside the live view."""
@@ -305,7 +328,10 @@ class ExplainSession:
         start = self._page * self._per_page
         if self._per_page < n:
             title += f" - faces {start + 1}-{min(start + self._per_page, n)}/{n}"
-        panel = self.suite.render(item.crops, item.results, title, start=start, count=self._per_page, rows=rows)
+        result = job.result
+        numbers = None if result.track_ids is None else [f"#{int(t)}" for t in result.track_ids]  # as the live view
+        panel = self.suite.render(item.crops, item.results, title, start=start, count=self._per_page, rows=rows,
+                                  landmarks=self.suite.crop_landmarks(result.detections), numbers=numbers)
         if max_w and max_h and (panel.shape[1] > max_w or panel.shape[0] > max_h):  # not even one row fits
             scale = min(max_w / panel.shape[1], max_h / panel.shape[0])
             panel = cv2.resize(panel, (max(1, int(panel.shape[1] * scale)), max(1, int(panel.shape[0] * scale))),

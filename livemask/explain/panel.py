@@ -1,5 +1,7 @@
 """The explanation panel: one row per face with the crop, one overlay per method and a legend.
 
+Under each map: the method, then the map in words from :mod:`livemask.explain.words` (where it
+looked, the trust headline, a warning when the map does worse than random, the deletion figures).
 Text is drawn with the live window's own label helper (:func:`livemask.sinks.draw.put_label`).
 """
 
@@ -11,9 +13,13 @@ import cv2
 import numpy as np
 
 from livemask.core.labels import display_name
-from livemask.sinks.draw import class_colour, put_label
+from livemask.explain.words import WARNING_SHORT, summarise
+from livemask.sinks.draw import FONT, class_colour, put_label
 
 BACKGROUND = (30, 30, 30)
+WARN_COLOUR = (0, 90, 200)  # BGR: a dark orange box behind the warning
+LINE = 14  # caption line height (pixels) at TEXT_SCALE
+TEXT_SCALE = 0.4
 TITLES = {"gradcam": "Grad-CAM", "occlusion": "Occlusion"}
 
 
@@ -24,16 +30,31 @@ class FaceView:
     crop_bgr: np.ndarray
     label: str
     probability: float
+    landmarks: np.ndarray | None = None  # (5, 2) in crop pixels, for the words (None: typical positions)
+    number: str | None = None  # how the face is called ("#3": the live view's track id; None: "face <row>")
 
 
 def _text(img: np.ndarray, text: str, org: tuple[int, int], scale: float = 0.4, background=BACKGROUND) -> None:
     put_label(img, text, org, background, scale)
 
 
+def wrap(text: str, width: int, scale: float = TEXT_SCALE) -> list[str]:
+    """``text`` cut at spaces into lines no wider than ``width`` pixels (a longer word gets its own line)."""
+    lines: list[str] = []
+    for word in text.split():
+        trial = f"{lines[-1]} {word}" if lines else word
+        if lines and cv2.getTextSize(trial, FONT, scale, 1)[0][0] + 4 <= width:
+            lines[-1] = trial
+        else:
+            lines.append(word)
+    return lines
+
+
 class PanelRenderer:
     """One row per face: the crop, one overlay per method (caption: method, explained class, time,
-    and the deletion / insertion areas of its faithfulness score), and a colour-bar legend.
-    Rows wrap into columns beyond ``rows_per_column``."""
+    then the map in words: where it looked, the trust headline, a warning when it does worse than
+    random, the deletion figures), and a colour-bar legend. Rows wrap into columns beyond
+    ``rows_per_column``."""
 
     def __init__(self, tile: int = 160, alpha: float = 0.5, colormap: int = cv2.COLORMAP_JET,
                  rows_per_column: int = 4):
@@ -43,12 +64,13 @@ class PanelRenderer:
         self.rows_per_column = rows_per_column
         self.pad = 8
         self.header = 24
-        self.caption = 40
+        self.caption = 10 * LINE + 6  # title, 3 lines of where, 2 of trust, 2 of warning, 2 of figures
 
-    def overlay(self, crop_bgr: np.ndarray, heat: np.ndarray) -> np.ndarray:
-        t = self.tile
+    def overlay(self, crop_bgr: np.ndarray, heat: np.ndarray, side: int | None = None) -> np.ndarray:
+        """The crop with the map over it, ``side`` pixels square (default: the tile)."""
+        t = int(side or self.tile)
         base = cv2.resize(crop_bgr, (t, t), interpolation=cv2.INTER_LINEAR)
-        m = cv2.resize(np.clip(heat, 0, 1), (t, t), interpolation=cv2.INTER_LINEAR)
+        m = cv2.resize(np.clip(heat, 0, 1).astype(np.float32), (t, t), interpolation=cv2.INTER_LINEAR)
         colour = cv2.applyColorMap((m * 255).astype(np.uint8), self.colormap)
         return cv2.addWeighted(base, 1 - self.alpha, colour, self.alpha, 0)
 
@@ -68,8 +90,8 @@ class PanelRenderer:
         out = np.full((height, width, 3), BACKGROUND, np.uint8)
         colour = class_colour(face.label)
         cv2.rectangle(out, (0, 0), (width, self.header - 4), colour, cv2.FILLED)
-        _text(out, f"face {index + 1}: {display_name(face.label)} {face.probability:.0%}", (pad, self.header - 4),
-              0.5, colour)
+        name = face.number or f"face {index + 1}"
+        _text(out, f"{name}: {display_name(face.label)} {face.probability:.0%}", (pad, self.header - 4), 0.5, colour)
         y0 = self.header
         out[y0:y0 + t, pad:pad + t] = cv2.resize(face.crop_bgr, (t, t), interpolation=cv2.INTER_LINEAR)
         _text(out, "input crop", (pad, y0 + t + 18))
@@ -78,10 +100,22 @@ class PanelRenderer:
             out[y0:y0 + t, x0:x0 + t] = self.overlay(face.crop_bgr, res.maps[index])
             target = display_name(res.class_names[int(res.targets[index])])
             _text(out, f"{TITLES.get(res.method, res.method)} [{target}] {res.ms_per_face:.0f} ms", (x0, y0 + t + 18))
+            words = summarise(res, index, face.landmarks)
+            lines = [(line, BACKGROUND) for line in wrap(words.looked_at, t)[:3]]
+            lines += [(line, BACKGROUND) for line in wrap(words.headline, t)[:2]]
+            if words.warning:
+                lines += [(line, WARN_COLOUR) for line in wrap(WARNING_SHORT, t)[:2]]
             if res.faithfulness is not None:
                 f = res.faithfulness
-                _text(out, f"del {f.deletion_auc[index]:.2f}/{f.random_deletion_auc[index]:.2f} "
-                           f"ins {f.insertion_auc[index]:.2f}", (x0, y0 + t + 37))
+                lines += [(line, BACKGROUND) for line in wrap(
+                    f"del {f.deletion_auc[index]:.2f} vs random {f.random_deletion_auc[index]:.2f} "
+                    f"ins {f.insertion_auc[index]:.2f}", t)[:2]]
+            for j, (line, bg) in enumerate(lines[:9]):
+                y = y0 + t + 18 + LINE * (j + 1)
+                if bg == BACKGROUND:  # plain text: no box, so descenders are not cut by the next line's box
+                    cv2.putText(out, line, (x0 + 2, y - 3), FONT, TEXT_SCALE, (235, 235, 235), 1, cv2.LINE_AA)
+                else:
+                    _text(out, line, (x0, y), TEXT_SCALE, bg)
         out[y0:y0 + t, width - 60:] = self.legend(t)
         return out
 

@@ -14,6 +14,7 @@ from livemask.explain.gradcam import GradCAM
 from livemask.explain.occlusion import Occlusion
 from livemask.explain.panel import FaceView, PanelRenderer
 from livemask.explain.scores import LogitScorer
+from livemask.explain.words import crop_landmarks
 
 METHODS = ("gradcam", "occlusion")
 Fraction = Annotated[float, Range(0, 1, lo_open=True)]
@@ -71,15 +72,26 @@ class ExplainSuite:
         return [self.explainers[m].explain(crops_bgr, targets, faithfulness) for m in methods_for(method)]
 
     def render(self, crops_bgr: np.ndarray, results: list[Explanations], title: str = "", start: int = 0,
-               count: int | None = None, rows: int | None = None) -> np.ndarray:
-        """The panel of these faces; ``start`` / ``count`` select one page of them, ``rows`` per column."""
+               count: int | None = None, rows: int | None = None, landmarks: np.ndarray | None = None,
+               numbers: list[str] | None = None) -> np.ndarray:
+        """The panel of these faces; ``start`` / ``count`` select one page of them, ``rows`` per column;
+        ``landmarks`` (N, 5, 2) in crop pixels place the words' face regions (see
+        :func:`livemask.explain.words.crop_landmarks`); ``numbers``: what each face is called (the live
+        view's ``#track``), default ``face 1``, ``face 2``..."""
         faces = []
         if results:
             first = results[0]
             for i in range(len(crops_bgr)):
                 k = int(first.probabilities[i].argmax())
-                faces.append(FaceView(crops_bgr[i], first.class_names[k], float(first.probabilities[i, k])))
+                faces.append(FaceView(crops_bgr[i], first.class_names[k], float(first.probabilities[i, k]),
+                                      None if landmarks is None else landmarks[i],
+                                      None if numbers is None else numbers[i]))
         return self.renderer.panel(faces, results, title, start, count, rows)
+
+    def crop_landmarks(self, detections) -> np.ndarray:
+        """The detections' landmarks (N, 5, 2) in pixels of the classifier's crops."""
+        spec = self.classifier.spec
+        return crop_landmarks(detections, spec.input_size, spec.crop_margin)
 
     def warmup(self) -> None:
         """Trace the compiled calls once (the shared logits call, Grad-CAM's gradient call) so the

@@ -49,9 +49,38 @@ class FaceAnnotator:
         return scene
 
 
+def fit_lines(lines: list[str], max_width: int, scale: float) -> list[str]:
+    """``lines`` wrapped at spaces to ``max_width`` pixels; a single word still too wide (a long path) keeps
+    its end, after "...", so a message never runs past its box or the frame's edge."""
+    def width(text: str) -> int:
+        return cv2.getTextSize(text, FONT, scale, 1)[0][0]
+
+    out: list[str] = []
+    for text in lines:
+        if width(text) <= max_width:
+            out.append(text)
+            continue
+        current = ""
+        for word in text.split(" "):
+            if width(word) > max_width:
+                while len(word) > 1 and width("..." + word) > max_width:
+                    word = word[1:]
+                word = "..." + word
+            trial = f"{current} {word}" if current else word
+            if current and width(trial) > max_width:
+                out.append(current)
+                current = word
+            else:
+                current = trial
+        out.append(current)
+    return out
+
+
 def draw_status(scene: np.ndarray, lines: list[str]) -> np.ndarray:
-    """Status lines (FPS, latency, counts) in the top-left corner, on a dark band."""
+    """Status lines (FPS, latency, counts) in the top-left corner, on a dark band; lines wider than the
+    frame are wrapped (see :func:`fit_lines`)."""
     scale = 0.5 * max(1.0, scene.shape[1] / 960)
+    lines = fit_lines(lines, scene.shape[1] - 10, scale)
     (_, th), base = cv2.getTextSize("Ag", FONT, scale, 1)
     step = th + base + 4
     width = max((cv2.getTextSize(t, FONT, scale, 1)[0][0] for t in lines), default=0) + 10

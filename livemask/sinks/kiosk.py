@@ -15,7 +15,12 @@ large solid banner (:meth:`KioskRenderer.draw`), at the screen's size when the w
 A state gives way to a lower one (verdict > closer > idle) only after ``idle_after_s`` without it, so
 a face the detector misses for a few frames keeps its banner. Times are the frames' capture times.
 The banner text is at least 6% of the canvas height (two lines when one does not fit), anti-aliased,
-on a solid band; no engineering line, no track ids, no class names in snake_case.
+on a solid band; no engineering line, no track ids, no class names in snake_case, and no smaller line
+under the banner repeating the class (the banner says it in words).
+
+Two screens frame a run (:meth:`KioskRenderer.message_screen`): ``Starting...`` (:data:`STARTING`),
+shown by :class:`StartScreen` within half a second of launch while the models load, and, when a file
+has played to its end, :data:`ENDED` for :data:`END_HOLD_S` seconds before the window closes.
 
 :class:`QuitSequence` is the kiosk's key policy: every key is ignored (``q`` and Esc too) except the
 configured sequence typed within ``quit_within_s``, which ends the run. SIGTERM ends it as always.
@@ -45,6 +50,9 @@ DARK_TEXT_ON = {"mask_incorrect"}
 WHITE, DARK = (255, 255, 255), (20, 20, 20)
 FONT = cv2.FONT_HERSHEY_DUPLEX
 STATES = ("idle", "closer", "verdict")  # in rank order
+STARTING = "Starting..."  # the kiosk's screen while the models load
+ENDED = "The video has ended"  # the kiosk's screen when a file has played to its end
+END_HOLD_S = 3.0  # how long the end screen stays before the window closes
 
 
 @dataclass(frozen=True)
@@ -160,7 +168,7 @@ class KioskRenderer:
         if view.state == "verdict":
             colour = BANNER_COLOURS.get(view.label, OTHER_BANNER)
             ink = DARK if view.label in DARK_TEXT_ON else WHITE
-            return o.verdict_text(view.label), display_name(view.label), colour, ink
+            return o.verdict_text(view.label), "", colour, ink  # the banner's words say the class already
         if view.state == "closer":
             return o.text_closer, "", CLOSER_BANNER, WHITE
         return o.text_idle, "", IDLE_BANNER, WHITE
@@ -214,6 +222,24 @@ class KioskRenderer:
         if sub:
             put_centred(canvas, sub, round(top + len(lines) * size * 1.45 + gap + sub_h), sub_h, ink)
         return canvas
+
+
+    def message_screen(self, text: str, colour=IDLE_BANNER) -> np.ndarray:
+        """A screen without a camera view: black above, ``text`` on the banner band in the kiosk's style
+        (the start and end screens)."""
+        w, h = self.size
+        canvas = np.zeros((h, w, 3), np.uint8)
+        bx1, by1, bx2, by2 = self.band_rect()
+        canvas[by1:by2, bx1:bx2] = colour
+        lines, size = fit_text(text, w * 0.92, 0.085 * h, 0.06 * h)
+        size = min(size, 0.92 * (by2 - by1) / (1.45 * len(lines)))
+        top = by1 + ((by2 - by1) - len(lines) * size * 1.45) / 2
+        for k, part in enumerate(lines):
+            put_centred(canvas, part, round(top + size * (1.45 * k + 1.2)), size, WHITE)
+        return canvas
+
+    def end_screen(self) -> np.ndarray:
+        return self.message_screen(ENDED)
 
 
 def text_scale(height_px: float) -> float:
@@ -277,3 +303,51 @@ class QuitSequence:
             self._typed.clear()
             return "quit"
         return None
+
+
+class StartScreen:
+    """The kiosk's start screen, shown before the models load: the full-screen window ``title`` (the one
+    the live window then reuses) with :data:`STARTING`. :meth:`wait_for` runs the slow set-up on a helper
+    thread while this (the window's) thread keeps the screen painted; its error is raised here."""
+
+    def __init__(self, title: str, options: KioskOptions):
+        from livemask.sinks.window_policy import screen_size
+
+        self.title = title
+        self.renderer = KioskRenderer(options)
+        size = screen_size()
+        if size is not None:
+            self.renderer.fit_screen(size)
+        cv2.namedWindow(title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | cv2.WINDOW_GUI_NORMAL)
+        if options.fullscreen:
+            cv2.setWindowProperty(title, cv2.WND_PROP_FULLSCREEN, cv2.WINDOW_FULLSCREEN)
+            if size is not None:  # without a window manager the property alone does not resize it
+                cv2.moveWindow(title, 0, 0)
+                cv2.resizeWindow(title, *size)
+        self.image = self.renderer.message_screen(STARTING)
+        cv2.imshow(title, self.image)
+        cv2.waitKey(1)
+
+    def wait_for(self, work):
+        """``work()``'s result, computed on a helper thread while the start screen stays on screen."""
+        import threading
+
+        box: dict = {}
+
+        def run():
+            try:
+                box["value"] = work()
+            except BaseException as err:  # handed to the window's thread below
+                box["error"] = err
+
+        thread = threading.Thread(target=run, name="livemask-kiosk-start", daemon=True)
+        thread.start()
+        while thread.is_alive():
+            cv2.imshow(self.title, self.image)
+            cv2.waitKey(40)  # keys do nothing here: the quit sequence works once the kiosk runs
+            thread.join(timeout=0.01)
+        if "error" in box:
+            cv2.destroyWindow(self.title)
+            cv2.waitKey(1)
+            raise box["error"]
+        return box["value"]

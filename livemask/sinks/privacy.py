@@ -7,12 +7,13 @@ already seen the sharp crop, so verdicts do not change.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import cv2
 import numpy as np
 
 from livemask.core.errors import ConfigError
-from livemask.core.params import check_fields
+from livemask.core.params import OneOf, check_fields
 
 BLUR_MODES = ("off", "pixelate", "blur")
 
@@ -68,6 +69,7 @@ class PrivacyOptions:
 
     blur_faces: str | bool = "off"  # YAML reads an unquoted off as false: that means "off" too
     blur_live: bool = False
+    snapshots: Annotated[str, OneOf("blur", "pixelate", "sharp")] = "blur"  # alert snapshots when blur_faces is off
 
     def __post_init__(self) -> None:
         check_fields(self)

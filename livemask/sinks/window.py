@@ -181,6 +181,25 @@ class LiveWindow:
             self.show(self.renderer.render(self.result, self.overlay_lines(), tick=False), self.result)
         return True
 
+    def _farewell(self) -> None:
+        """A renderer with an end screen (the kiosk's) shows it for its hold time when a file has played
+        to its end, instead of a window that just vanishes; the key policy's quit still ends it at once."""
+        end_screen = getattr(self.renderer, "end_screen", None)
+        if end_screen is None or self.closed_by_user():
+            return
+        from livemask.sinks.kiosk import END_HOLD_S
+
+        log.info("the video has ended")
+        try:
+            cv2.imshow(self.title, end_screen())
+            deadline = time.monotonic() + END_HOLD_S
+            while time.monotonic() < deadline and not self.closed_by_user():
+                key = self.wait_key(50)
+                if key != -1 and self.handle_key(key) == "quit":
+                    break
+        except cv2.error:
+            pass
+
     def stats(self) -> dict:
         return {"stale_not_shown": self.stale, "capture_to_display_ms": self.shown_latency.summary()}
 
@@ -308,6 +327,8 @@ class LiveWindow:
                 self.say(f"explanation failed: {err}", 6.0)
 
     def close(self, summary: dict | None = None) -> None:
+        if summary is not None and summary.get("ended") == "end of source":
+            self._farewell()
         if self.session is not None:
             try:
                 self.session.shutdown()

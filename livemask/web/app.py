@@ -141,6 +141,11 @@ def create_app(detector, classifier, explain_suite=None, *, token: str | None = 
     async def page():
         return FileResponse(str(STATIC / "index.html"), headers={"Cache-Control": "no-store"})
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon():  # browsers ask for it whatever the page says: the page's own icon, not a 404
+        return FileResponse(str(STATIC / "favicon.svg"), media_type="image/svg+xml",
+                            headers={"Cache-Control": "max-age=86400"})
+
     @app.get("/healthz", summary="liveness: the model is loaded and the server answers")
     async def healthz():
         return {"status": "ok", "version": __version__}
@@ -187,7 +192,7 @@ def create_app(detector, classifier, explain_suite=None, *, token: str | None = 
                 detections, predictions = detections[face], predictions[face]
 
             def work():
-                return explainer.explain(classifier.crops(img, detections), method, target, arrays)
+                return explainer.explain(classifier.crops(img, detections), method, target, arrays, detections)
 
             explained = await runner.run(work)
             height, width = img.shape[:2]

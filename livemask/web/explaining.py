@@ -3,8 +3,10 @@
 The only module of the web package that touches the explain API: when that API changes,
 only this file changes. It turns a set of explanations into JSON-ready dicts: for each
 face and method the heat map over the crop as a base64 PNG, the target class, its
-probability, the time per face, the faithfulness (deletion AUC against a random order),
-and on request the map itself as a nested list (crop size, [0, 1]).
+probability, the time per face, the faithfulness (deletion AUC against a random order), the
+map in words (``summary``, from :mod:`livemask.explain.words`, as ``explain --json``), and on
+request the map itself as a nested list (crop size, [0, 1]). Crop and overlay PNGs are
+:data:`PAGE_TILE` pixels wide at least, so the page shows them large.
 
 :class:`ExplainerLoader` makes the explainer away from the request path: the server starts and
 labels photos with the exported classifier while the Keras model (and TensorFlow) load in a
@@ -31,6 +33,8 @@ log = logging.getLogger(__name__)
 
 LOAD_WAIT_S = 20.0  # a request waits this long for the Keras model to load before it is answered 503
 RETRY_AFTER_S = 2  # the Retry-After of that 503 (seconds)
+
+PAGE_TILE = 256  # side in pixels of the crop and overlay images sent to the page (at least)
 
 
 def png_base64(image_bgr: np.ndarray) -> str:
@@ -61,9 +65,15 @@ class WebExplainer:
         if target is not None and target not in class_names:
             raise ConfigError(f"target {target!r} is not a class of the model ({', '.join(class_names)})")
 
-    def explain(self, crops_bgr: np.ndarray, method: str, target: str | None, arrays: bool = False) -> list[dict]:
-        """One dict per face: ``{"crop_png", "explanations": [entry per method]}`` (call serialised)."""
+    def explain(self, crops_bgr: np.ndarray, method: str, target: str | None, arrays: bool = False,
+                detections=None) -> list[dict]:
+        """One dict per face: ``{"crop_png", "explanations": [entry per method]}`` (call serialised);
+        ``detections``: the faces' detections, whose landmarks place the summary's face regions."""
+        from livemask.explain.words import summarise
+
         results = self.suite.explain(crops_bgr, method, targets=target)
+        landmarks = None if detections is None else self.suite.crop_landmarks(detections)
+        tile = max(self.renderer.tile, PAGE_TILE)
         faces = []
         for i in range(len(crops_bgr)):
             entries = []
@@ -71,13 +81,13 @@ class WebExplainer:
                 t = int(res.targets[i])
                 entry = {"method": res.method, "target": res.class_names[t],
                          "target_probability": _r(res.probabilities[i, t]), "ms": _r(res.ms_per_face, 2),
-                         "overlay_png": png_base64(self.renderer.overlay(crops_bgr[i], res.maps[i]))}
+                         "overlay_png": png_base64(self.renderer.overlay(crops_bgr[i], res.maps[i], tile))}
                 if res.faithfulness is not None:
                     entry["faithfulness"] = res.faithfulness.record(i)  # the five figures, as explain --json
+                entry["summary"] = summarise(res, i, None if landmarks is None else landmarks[i]).record()
                 if arrays:
                     entry["map"] = np.round(res.maps[i], 4).tolist()
                 entries.append(entry)
-            tile = self.renderer.tile
             crop = cv2.resize(crops_bgr[i], (tile, tile), interpolation=cv2.INTER_LINEAR)
             faces.append({"crop_png": png_base64(crop), "explanations": entries})
         return faces

@@ -36,7 +36,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from fastapi import HTTPException
 
-OPEN_PREFIXES = ("/static/",)
+OPEN_PREFIXES = ("/static/", "/favicon.ico")
 
 
 def _header(scope, name: bytes) -> str | None:

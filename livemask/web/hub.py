@@ -286,7 +286,7 @@ def add_live_routes(app, hub: FrameHub, runner, classifier, explainers) -> None:
 
         def work():
             crops = classifier.crops(result.frame.image, result.detections)
-            return explainer.explain(crops, method, target)
+            return explainer.explain(crops, method, target, detections=result.detections)
 
         explained = await runner.run(work)
         faces = [dict(rec, explanations=e["explanations"], crop_png=e["crop_png"])

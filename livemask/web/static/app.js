@@ -6,6 +6,8 @@ const TOKEN = new URLSearchParams(location.search).get("token");
 const WORDS = {};  // class name -> words, filled from /v1/summary's display_names (livemask/core/labels.py)
 const COLOURS = { mask: "#3cc83c", no_mask: "#e62828" };
 const METHOD_TITLES = { gradcam: "Grad-CAM", occlusion: "Occlusion" };
+const PHOTO_MIN_WIDTH = 800;  // canvas pixels a photo is drawn at, at least (small photos are scaled up)
+const EXPLAIN_PAGE = 8;  // faces one "Explain all" click explains (a crowd is explained page by page)
 
 function words(label) { return WORDS[label] || label.replace(/_/g, " "); }  // before the summary: "no mask"
 function colour(label) { return COLOURS[label] || "#ffbe00"; }
@@ -64,22 +66,45 @@ function showMode(mode) {
 for (const t of document.querySelectorAll(".tab")) t.addEventListener("click", () => showMode(t.dataset.mode));
 
 // ---------------------------------------------------------------- photo mode
+// Boxes and labels on a photo. `scale` sizes text and lines in canvas pixels. Full labels ("2: No mask 97%")
+// when they do not overlap each other; otherwise only the face's number (the list beside the photo has the
+// words), so a crowd's labels never pile up.
+function labelRects(ctx, faces, scale, numbersOnly) {
+  return faces.map((f, i) => {
+    const [x1, y1, x2] = f.box;
+    const text = numbersOnly ? String(i + 1) : `${i + 1}: ${words(f.label)} ${pct(f.probability)}`;
+    const h = (numbersOnly ? Math.max(10, Math.min(18, 0.45 * (x2 - x1))) : 18) * scale;
+    ctx.font = `${Math.round(h * 0.78)}px sans-serif`;
+    const w = ctx.measureText(text).width + 6 * scale;
+    return { text, x: x1, y: y1 - h >= 0 ? y1 - h : f.box[3], w, h };
+  });
+}
+function overlapping(rects) {
+  for (let i = 0; i < rects.length; i++) for (let j = i + 1; j < rects.length; j++) {
+    const a = rects[i], b = rects[j];
+    if (a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h) return true;
+  }
+  return false;
+}
 function drawFaces(ctx, faces, scale) {
-  const lw = Math.max(2, Math.round(2 * scale));
-  ctx.lineWidth = lw;
-  ctx.font = `${Math.round(14 * scale)}px sans-serif`;
+  ctx.lineWidth = Math.max(2, Math.round(2 * scale));
+  let rects = labelRects(ctx, faces, scale, false);
+  const numbersOnly = overlapping(rects);
+  if (numbersOnly) rects = labelRects(ctx, faces, scale, true);
   faces.forEach((f, i) => {
     const [x1, y1, x2, y2] = f.box;
     ctx.strokeStyle = colour(f.label);
     ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
-    const text = `${i + 1}: ${words(f.label)} ${pct(f.probability)}`;
-    const w = ctx.measureText(text).width + 6 * scale, h = 18 * scale;
-    const ty = y1 - h >= 0 ? y1 - h : y2;
-    ctx.fillStyle = colour(f.label);
-    ctx.fillRect(x1, ty, w, h);
-    ctx.fillStyle = "#fff";
-    ctx.fillText(text, x1 + 3 * scale, ty + h - 5 * scale);
   });
+  faces.forEach((f, i) => {
+    const r = rects[i];
+    ctx.font = `${Math.round(r.h * 0.78)}px sans-serif`;
+    ctx.fillStyle = colour(f.label);
+    ctx.fillRect(r.x, r.y, r.w, r.h);
+    ctx.fillStyle = "#fff";
+    ctx.fillText(r.text, r.x + 3 * scale, r.y + r.h - 0.25 * r.h);
+  });
+  return numbersOnly;
 }
 
 function faceItem(f, i) {
@@ -91,28 +116,45 @@ function faceItem(f, i) {
   return li;
 }
 
-function renderExplained(container, data, faceIndexBase) {
+// one map: the overlay (click to zoom), then the map in words from the server (livemask/explain/words.py):
+// where it looked, the trust verdict, a warning when it does worse than random, the figures under a fold
+function mapFigure(e) {
+  const img = el("img", { class: "heatmap", "data-method": e.method, src: "data:image/png;base64," + e.overlay_png,
+    alt: e.method + " heat map", title: "click to zoom" });
+  img.addEventListener("click", () => img.classList.toggle("zoomed"));
+  const fig = el("figure", { class: "map", "data-trust": e.summary ? e.summary.trust : "unscored" }, img,
+    el("figcaption", { text: `${METHOD_TITLES[e.method] || e.method} [${words(e.target)} ${pct(e.target_probability)}] ${Math.round(e.ms)} ms` }));
+  if (!e.summary) return fig;
+  fig.append(el("p", { class: "looked-at", text: e.summary.looked_at }), el("p", { class: "verdict", text: e.summary.verdict }));
+  if (e.summary.warning) fig.append(el("p", { class: "warning", role: "alert", text: "\u26a0 " + e.summary.warning }));
+  const regions = Object.entries(e.summary.regions).map(([k, v]) => `${k} ${pct(v)}`).join(", ");
+  fig.append(el("details", { class: "faith" }, el("summary", { text: "details" }),
+    el("p", { text: e.summary.details }), el("p", { text: "share of the map: " + regions })));
+  return fig;
+}
+
+function renderExplained(container, data, open = true) {
   for (const [k, f] of data.faces.entries()) {
     const index = f.index !== undefined ? f.index : k;
-    container.querySelector(`.explain-row[data-index="${index}"]`)?.remove();
+    container.querySelector(`.explain-face[data-index="${index}"]`)?.remove();
     const row = el("div", { class: "explain-row", "data-index": String(index) });
+    // each face folds: its line says who and, from the first map, where the model looked (and a warning)
+    const first = f.explanations[0]?.summary;
+    const warned = f.explanations.some(e => e.summary && e.summary.warning);
+    const fold = el("details", { class: "explain-face", "data-index": String(index) },
+      el("summary", { text: `face ${index + 1}${f.track_id !== undefined ? " (#" + f.track_id + ")" : ""}: ${words(f.label)} ${pct(f.probability)}` +
+        (first ? " \u2014 " + first.looked_at : "") + (warned ? " \u26a0" : "") }), row);
+    if (open) fold.open = true;
     row.append(el("figure", {}, el("img", { src: "data:image/png;base64," + f.crop_png, alt: "face crop" }),
       // a tracked face (the Live page) carries its label voted over recent frames, which can differ from
       // the probability of this frame's crop alone that the maps beside it explain
       el("figcaption", { text: f.track_id !== undefined
         ? `face ${index + 1} (#${f.track_id}): ${words(f.label)} ${pct(f.probability)}, voted over recent frames`
         : `face ${index + 1}: ${words(f.label)} ${pct(f.probability)}` })));
-    for (const e of f.explanations) {
-      const cap = `${METHOD_TITLES[e.method] || e.method} [${words(e.target)} ${pct(e.target_probability)}] ${Math.round(e.ms)} ms`;
-      const faith = e.faithfulness
-        ? `faithfulness: deletion AUC ${e.faithfulness.deletion_auc.toFixed(2)} vs random ${e.faithfulness.random_deletion_auc.toFixed(2)} (ratio ${e.faithfulness.ratio.toFixed(2)}, lower is better); insertion AUC ${e.faithfulness.insertion_auc.toFixed(2)} vs random ${e.faithfulness.random_insertion_auc.toFixed(2)} (higher is better)`
-        : "";
-      row.append(el("figure", {}, el("img", { class: "heatmap", "data-method": e.method, src: "data:image/png;base64," + e.overlay_png, alt: e.method + " heat map" }),
-        el("figcaption", { text: cap }), el("figcaption", { class: "faith", text: faith })));
-    }
+    for (const e of f.explanations) row.append(mapFigure(e));
     row.append(el("div", { class: "legend" }, el("span", { text: "low" }),
       el("img", { src: "data:image/png;base64," + data.legend_png, alt: "colour legend" }), el("span", { text: "high" })));
-    container.append(row);
+    container.append(fold);
   }
 }
 
@@ -138,11 +180,16 @@ async function analyseFile(file) {
     const img = await bitmap;
     if (!img) throw new Error("the browser cannot show this image");
     result = data;
-    canvas.width = data.width; canvas.height = data.height;
+    // small photos are drawn larger (at least PHOTO_MIN_WIDTH canvas pixels; the page scales the canvas to the
+    // card's width), so their boxes and labels stay readable
+    const k = Math.max(1, PHOTO_MIN_WIDTH / data.width);
+    canvas.width = Math.round(data.width * k); canvas.height = Math.round(data.height * k);
+    canvas.dataset.scale = String(k);
     const ctx = canvas.getContext("2d");
-    ctx.drawImage(img, 0, 0, data.width, data.height);
-    const scale = Math.max(1, data.width / 800);
-    drawFaces(ctx, data.faces, scale);
+    ctx.imageSmoothingQuality = "high";
+    ctx.drawImage(img, 0, 0, canvas.width, canvas.height);
+    ctx.setTransform(k, 0, 0, k, 0, 0);
+    canvas.dataset.labels = drawFaces(ctx, data.faces, Math.max(1, data.width / PHOTO_MIN_WIDTH) / k) ? "numbers" : "full";
     const list = card.querySelector(".faces");
     data.faces.forEach((f, i) => list.append(faceItem(f, i)));
     msg.textContent = data.faces.length ? `${data.faces.length} face(s), ${Math.round(data.ms)} ms` : "no faces found";
@@ -153,31 +200,57 @@ async function analyseFile(file) {
     return;
   }
   const explainOut = card.querySelector(".explained");
+  const explainAll = card.querySelector(".explain-all");
+  let nextFace = 0;  // "Explain all" explains EXPLAIN_PAGE faces at a time, one request per face
+  function explainAllLabel() {
+    const n = result ? result.faces.length : 0;
+    explainAll.hidden = n === 0 || nextFace >= n;
+    explainAll.textContent = n <= EXPLAIN_PAGE ? "Explain all"
+      : `Explain faces ${nextFace + 1}-${Math.min(n, nextFace + EXPLAIN_PAGE)} of ${n}`;
+  }
+  async function explainOne(index, open) {
+    const data = await postImage(withToken(`/v1/explain?method=all&face=${index}`), file,
+      () => { msg.textContent = "loading the explanation model..."; });
+    renderExplained(explainOut, data, open);
+    explained = explained.filter(x => x.index !== index).concat(data.faces.map((f) => ({ index, explanations: f.explanations.map(({ overlay_png, ...rest }) => rest) })));
+    return data;
+  }
   async function explain(index) {
-    msg.textContent = index === null ? "explaining all faces..." : `explaining face ${index + 1}...`;
     msg.classList.remove("error");
     card.dataset.state = "explaining";
+    const started = performance.now();
     try {
-      const q = index === null ? "/v1/explain?method=all" : `/v1/explain?method=all&face=${index}`;
-      const data = await postImage(withToken(q), file,
-        () => { msg.textContent = "loading the explanation model..."; });
-      renderExplained(explainOut, data);
-      explained = explained.concat(data.faces.map((f, k) => ({ index: f.index !== undefined ? f.index : k, explanations: f.explanations.map(({ overlay_png, ...rest }) => rest) })));
-      msg.textContent = `explained ${data.faces.length} face(s) in ${Math.round(data.ms)} ms`;
+      if (index !== null) {
+        msg.textContent = `explaining face ${index + 1}...`;
+        await explainOne(index, true);
+        explainOut.querySelector(`.explain-face[data-index="${index}"]`)?.scrollIntoView({ block: "nearest" });
+        msg.textContent = `explained face ${index + 1} in ${Math.round(performance.now() - started)} ms`;
+      } else {
+        const n = result.faces.length, last = Math.min(n, nextFace + EXPLAIN_PAGE);
+        for (let i = nextFace; i < last; i++) {
+          msg.textContent = `explaining face ${i + 1} of ${n}...`;
+          await explainOne(i, i === 0);  // folded, but the first face of the photo opens
+        }
+        msg.textContent = `explained faces ${nextFace + 1}-${last} of ${n} in ${Math.round(performance.now() - started)} ms`;
+        nextFace = last;
+        explainAllLabel();
+      }
       card.dataset.state = "explained";
     } catch (err) {
       msg.textContent = err.message; msg.classList.add("error");
       card.dataset.state = "error";
     }
   }
-  card.querySelector(".explain-all").addEventListener("click", () => explain(null));
+  explainAllLabel();
+  explainAll.addEventListener("click", () => explain(null));
   card.querySelector(".faces").addEventListener("click", (ev) => {
     const li = ev.target.closest(".face");
     if (li) explain(Number(li.dataset.index));
   });
   canvas.addEventListener("click", (ev) => {
     const r = canvas.getBoundingClientRect();
-    const x = (ev.clientX - r.left) * canvas.width / r.width, y = (ev.clientY - r.top) * canvas.height / r.height;
+    const k = Number(canvas.dataset.scale || 1);
+    const x = (ev.clientX - r.left) * canvas.width / r.width / k, y = (ev.clientY - r.top) * canvas.height / r.height / k;
     const i = result.faces.findIndex(f => x >= f.box[0] && x <= f.box[2] && y >= f.box[1] && y <= f.box[3]);
     if (i >= 0) explain(i);
   });
@@ -206,6 +279,16 @@ function pct95(values) {
   if (!values.length) return null;
   const s = [...values].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor(0.95 * s.length))];
+}
+
+// an event's time: its position in the clip (m:ss.s) for a file, else the wall clock (hh:mm:ss)
+function eventTime(line) {
+  if (typeof line.position_s === "number") {
+    const m = Math.floor(line.position_s / 60), sec = line.position_s - 60 * m;
+    return `${m}:${sec.toFixed(1).padStart(4, "0")}`;
+  }
+  const t = typeof line.timestamp === "number" ? new Date(line.timestamp * 1000) : new Date();
+  return t.toLocaleTimeString("en-GB", { hour12: false });
 }
 
 // window.liveStats: what the tests and benchmarks read (frames shown, latency per frame in ms)
@@ -268,21 +351,21 @@ const Live = {
       const line = JSON.parse(ev.data);
       if (line.alert) {  // the people stage's alert: a tracked face stayed unmasked for alerts.after_s
         const a = line.alert;
-        list.prepend(el("li", { class: "alert", text: `frame ${a.frame_id}: alert #${a.track_id} ${words(a.label)} for ${a.duration_s.toFixed(1)} s` }));
+        list.prepend(el("li", { class: "alert", "data-frame-id": String(a.frame_id),
+          text: `${eventTime(a)} alert #${a.track_id} ${words(a.label)} for ${a.duration_s.toFixed(1)} s` }));
         while (list.children.length > 50) list.lastChild.remove();
         return;
       }
       // faces in track order, so a change of the detector's order is not a change
       const faces = [...line.faces].sort((a, b) => (a.track_id ?? 0) - (b.track_id ?? 0));
+      // who is in view and how they are labelled, in words; a probability alone never makes a line
       const text = faces.length
-        ? faces.map(f => `${f.track_id !== undefined ? "#" + f.track_id + " " : ""}${words(f.label)} ${pct(f.probability)}${f.static ? " (static: a picture?)" : ""}`).join(", ")
+        ? faces.map(f => `${f.track_id !== undefined ? "#" + f.track_id + " " : ""}${words(f.label)}${f.static ? " (static: a picture?)" : ""}`).join(", ")
         : "no faces";
-      // the list shows changes of who is in view and how they are labelled, not every frame (nor every
-      // wiggle of a probability): the key leaves the probabilities out
       const key = JSON.stringify(faces.map(f => [f.track_id, f.label, !!f.static]));
       if (key === lastKey) return;
       lastKey = key;
-      list.prepend(el("li", { text: `frame ${line.frame_id}: ${text}` }));
+      list.prepend(el("li", { "data-frame-id": String(line.frame_id), text: `${eventTime(line)} ${text}` }));
       while (list.children.length > 50) list.lastChild.remove();
     };
     events.addEventListener("end", () => events.close());
@@ -311,11 +394,18 @@ const Live = {
 };
 
 // ---------------------------------------------------------------- browser webcam
-// window.camStats: results received, round trips (ms), frames the server dropped as stale
-window.camStats = { results: 0, rtts: [], dropped: 0, sent: 0, labels: [] };
+// window.camStats: results received, round trips (ms), frames the server dropped as stale, frames the camera
+// delivered and frames sent (each a new camera frame: never one frame twice)
+window.camStats = { results: 0, rtts: [], dropped: 0, sent: 0, labels: [], cameraFrames: 0, sentFrames: [] };
+const CAM_IN_FLIGHT = 2;  // frames on their way to the server at most: latency stays bounded
+
+function rateOf(times, now) {  // events per second over the last 2 s
+  while (times.length && now - times[0] > 2000) times.shift();
+  return times.length > 1 ? 1000 * (times.length - 1) / (now - times[0]) : 0;
+}
 
 const Cam = {
-  stream: null, ws: null, timer: null, inFlight: new Map(), times: [],
+  stream: null, ws: null, timer: null, inFlight: new Map(), times: [], cameraTimes: [],
   async start() {
     const video = document.getElementById("cam-video");
     try {
@@ -326,25 +416,43 @@ const Cam = {
     document.getElementById("cam-start").disabled = true;
     document.getElementById("cam-stop").disabled = false;
     const grab = document.createElement("canvas");
+    const s = window.camStats;
     this.ws = new WebSocket(wsUrl("/v1/webcam"));
     this.ws.onmessage = (ev) => this.onResult(JSON.parse(ev.data));
     this.ws.onclose = () => this.stop();
-    this.ws.onopen = () => {
-      let sent = 0;
-      // send when fewer than 2 frames are on their way: latency stays bounded, the server drops stale ones
-      this.timer = setInterval(() => {
-        if (this.inFlight.size >= 2 || !video.videoWidth || this.ws.readyState !== 1) return;
-        const scale = Math.min(1, 640 / video.videoWidth);
-        grab.width = Math.round(video.videoWidth * scale); grab.height = Math.round(video.videoHeight * scale);
-        grab.getContext("2d").drawImage(video, 0, 0, grab.width, grab.height);
-        sent += 1;
-        const n = sent;
-        this.inFlight.set(n, performance.now());
-        grab.toBlob((b) => { if (this.ws && this.ws.readyState === 1) this.ws.send(b); }, "image/jpeg", 0.75);
-        window.camStats.sent = sent;
-        setTimeout(() => this.inFlight.delete(n), 3000);  // a frame the server dropped never answers
-      }, 20);
+    let sent = 0;
+    // called once per new camera frame: count it, and send it unless CAM_IN_FLIGHT frames are on their way
+    const onCameraFrame = (frameNumber) => {
+      const now = performance.now();
+      s.cameraFrames += 1;
+      this.cameraTimes.push(now);
+      document.getElementById("cam-fps").textContent = rateOf(this.cameraTimes, now).toFixed(1);
+      if (this.inFlight.size >= CAM_IN_FLIGHT || !video.videoWidth || !this.ws || this.ws.readyState !== 1) return;
+      const scale = Math.min(1, 640 / video.videoWidth);
+      grab.width = Math.round(video.videoWidth * scale); grab.height = Math.round(video.videoHeight * scale);
+      grab.getContext("2d").drawImage(video, 0, 0, grab.width, grab.height);
+      sent += 1;
+      const n = sent;
+      this.inFlight.set(n, now);
+      grab.toBlob((b) => { if (this.ws && this.ws.readyState === 1) this.ws.send(b); }, "image/jpeg", 0.75);
+      s.sent = sent;
+      s.sentFrames.push(frameNumber);
+      if (s.sentFrames.length > 2000) s.sentFrames.shift();
+      setTimeout(() => this.inFlight.delete(n), 3000);  // a frame the server dropped never answers
     };
+    if ("requestVideoFrameCallback" in HTMLVideoElement.prototype) {
+      const each = (_now, meta) => {
+        if (!this.stream) return;
+        onCameraFrame(meta.presentedFrames);
+        video.requestVideoFrameCallback(each);
+      };
+      video.requestVideoFrameCallback(each);
+    } else {  // no frame callback: look for a new frame (a new media time) every 10 ms
+      let last = -1;
+      this.timer = setInterval(() => {
+        if (video.currentTime !== last) { last = video.currentTime; onCameraFrame(last); }
+      }, 10);
+    }
   },
   onResult(r) {
     if (r.error) { setStatus("webcam: " + r.error, true); return; }
@@ -356,9 +464,7 @@ const Cam = {
     s.results += 1; s.dropped = r.dropped;
     if (t0 !== undefined) { s.rtts.push(now - t0); if (s.rtts.length > 2000) s.rtts.shift(); }
     this.times.push(now);
-    while (this.times.length && now - this.times[0] > 2000) this.times.shift();
-    const rate = this.times.length > 1 ? 1000 * (this.times.length - 1) / (now - this.times[0]) : 0;
-    document.getElementById("cam-rate").textContent = rate.toFixed(1);
+    document.getElementById("cam-rate").textContent = rateOf(this.times, now).toFixed(1);
     document.getElementById("cam-rtt").textContent = t0 !== undefined ? `${Math.round(now - t0)} ms` : "-";
     document.getElementById("cam-dropped").textContent = String(r.dropped);
     const overlay = document.getElementById("cam-overlay");
