@@ -23,6 +23,7 @@ from livemask.core.errors import ConfigError
 from livemask.core.images import ImageLimits
 from livemask.core.params import OneOf, Range, check_fields
 from livemask.core.redact import redact_url
+from livemask.engine.cameras import CameraOptions
 from livemask.engine.capture import SourceOptions
 from livemask.engine.engine import Engine
 from livemask.engine.people import AlertRule, People, PeopleOptions
@@ -145,7 +146,8 @@ SCHEMA = (Schema()
           .register("privacy", PrivacyOptions)
           .register("run", RunOptions)
           .register("kiosk", KioskOptions)
-          .register("images", ImageLimits))
+          .register("images", ImageLimits)
+          .register("cameras", CameraOptions, keyed=True))
 
 
 def load_config(path: str | Path | None = None) -> Config:
@@ -341,3 +343,68 @@ def people_parts(config: Config, options: RunOptions, tracker: Tracker, class_na
     if alerts.sound:
         notifiers.append(SoundNotifier(queue_size=min(alerts.queue_size, 4)))
     return people, AlertSink(notifiers, blur, alerts.finish_s), blur
+
+
+# -- several cameras (livemask run --camera / the cameras section) -------------------------------------
+def with_cameras(config: Config, items: list[str] | None) -> Config:
+    """The config with ``--camera NAME=SOURCE`` items added to its ``cameras`` section (a name already in
+    the config gets that source, its other keys kept); a bad or repeated name is a ConfigError."""
+    from livemask.engine.cameras import parse_camera_arguments
+
+    given = parse_camera_arguments(items)
+    current = config.get("cameras", {})
+    return apply_overrides(config, {f"cameras.{name}": {**current.get(name, {}), "source": source}
+                                    for name, source in given.items()}, "--camera")
+
+
+def cameras(config: Config) -> dict[str, CameraOptions]:
+    """The enabled cameras of the ``cameras`` section, in config order."""
+    return {name: cam for name, cam in _config.build_keyed(config, "cameras").items() if cam.enabled}
+
+
+def camera_config(config: Config, camera: CameraOptions, options: RunOptions) -> Config:
+    """The whole config as one camera sees it: its own keys over the sections', its own outputs."""
+    return apply_overrides(config, {**camera.overrides(), "run.output": options.output, "run.events": options.events,
+                                    "run.headless": True, "run.progress": False,
+                                    "run.snapshot_dir": str(Path(options.snapshot_dir) / camera.name)},
+                           f"cameras.{camera.name}")
+
+
+def camera_outputs(output_dir: str | None, name: str, record: bool) -> tuple[str | None, str | None]:
+    """(video, events) of one camera: ``DIR/<camera>.mp4`` (with ``record``) and ``DIR/<camera>.jsonl``."""
+    if output_dir is None:
+        return None, None
+    return (str(Path(output_dir) / f"{name}.mp4") if record else None), str(Path(output_dir) / f"{name}.jsonl")
+
+
+def run_site(config: Config, stop_event: threading.Event, output_dir: str | None, record: bool = False,
+             max_frames: int | None = None, stop_reason: Callable[[], str | None] | None = None,
+             on_state: Callable[[str, str], None] | None = None, extra_sinks: Callable[[str], list] | None = None):
+    """Every enabled camera as its own engine (its source opened on its own thread, not here), one shared
+    classifier; returns the :class:`~livemask.engine.cameras.Site`. ``extra_sinks(name)``: more sinks
+    for one camera (the server's hub)."""
+    from livemask.engine.cameras import Camera, SharedClassifier, Site
+
+    chosen = cameras(config)
+    if not chosen:
+        raise ConfigError("no enabled camera (cameras section or --camera NAME=SOURCE)")
+    clf = classifier(config)
+    clf.warmup()
+    shared = SharedClassifier(clf)
+    base = run_options(config)
+    built: list[Camera] = []
+    for name, camera in chosen.items():
+        video, events = camera_outputs(output_dir, name, record)
+        cam_config = camera_config(config, camera, RunOptions(**{**vars(base), "output": video, "events": events}))
+        options = run_options(cam_config)
+        source_options: SourceOptions = build(cam_config, "source")
+        pipeline_options: PipelineOptions = build(cam_config, "pipeline")
+        capture = source_options.make_capture(threading.Event(), max_frames)
+        det = detector(cam_config, pipeline_options.detector_long_side)
+        tracker = build(cam_config, "tracker")
+        people, alert_sink, blur = people_parts(cam_config, options, tracker, tuple(clf.class_names))
+        sinks = run_sinks(options, True, extra_sinks(name) if extra_sinks else (), alert_sink, blur)
+        processor = FrameProcessor(det, shared, tracker, pipeline_options.detect_every)
+        built.append(Camera(name, Engine(capture, processor, sinks, None, pipeline_options.stage_queue, stop_reason,
+                                         people=people, camera=name)))
+    return Site(built, stop_event, on_state)

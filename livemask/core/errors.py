@@ -61,3 +61,10 @@ class Interrupted(LivemaskError):
     """Ctrl-C / SIGTERM arrived while a blocking step (connecting to a stream) was under way."""
 
     exit_code = 130
+
+
+class CameraFailed(LivemaskError):
+    """``run`` with several cameras: at least one camera could not be opened or was lost for good; the
+    other cameras ran to their end and their outputs are complete."""
+
+    exit_code = 4
