@@ -379,17 +379,21 @@ def camera_outputs(output_dir: str | None, name: str, record: bool) -> tuple[str
 
 def run_site(config: Config, stop_event: threading.Event, output_dir: str | None, record: bool = False,
              max_frames: int | None = None, stop_reason: Callable[[], str | None] | None = None,
-             on_state: Callable[[str, str], None] | None = None, extra_sinks: Callable[[str], list] | None = None):
+             on_state: Callable[[str, str], None] | None = None, extra_sinks: Callable[[str], list] | None = None,
+             classifier_=None, snapshots: bool = True):
     """Every enabled camera as its own engine (its source opened on its own thread, not here), one shared
     classifier; returns the :class:`~livemask.engine.cameras.Site`. ``extra_sinks(name)``: more sinks
-    for one camera (the server's hub)."""
+    for one camera (the server's hub); ``classifier_``: the classifier to share (default: the config's);
+    ``snapshots`` False: no alert snapshots or notifiers (``serve``: alerts are event lines on the page)."""
     from livemask.engine.cameras import Camera, SharedClassifier, Site
 
     chosen = cameras(config)
     if not chosen:
         raise ConfigError("no enabled camera (cameras section or --camera NAME=SOURCE)")
-    clf = classifier(config)
-    clf.warmup()
+    clf = classifier_
+    if clf is None:
+        clf = classifier(config)
+        clf.warmup()
     shared = SharedClassifier(clf)
     base = run_options(config)
     built: list[Camera] = []
@@ -402,7 +406,11 @@ def run_site(config: Config, stop_event: threading.Event, output_dir: str | None
         capture = source_options.make_capture(threading.Event(), max_frames)
         det = detector(cam_config, pipeline_options.detector_long_side)
         tracker = build(cam_config, "tracker")
-        people, alert_sink, blur = people_parts(cam_config, options, tracker, tuple(clf.class_names))
+        if snapshots:
+            people, alert_sink, blur = people_parts(cam_config, options, tracker, tuple(clf.class_names))
+        else:
+            people = people_stage(cam_config, tuple(clf.class_names))() if tracker.enabled else None
+            alert_sink, blur = None, None
         sinks = run_sinks(options, True, extra_sinks(name) if extra_sinks else (), alert_sink, blur)
         processor = FrameProcessor(det, shared, tracker, pipeline_options.detect_every)
         built.append(Camera(name, Engine(capture, processor, sinks, None, pipeline_options.stage_queue, stop_reason,

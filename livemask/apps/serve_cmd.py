@@ -28,6 +28,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0 = any free port)")
     parser.add_argument("--source", help="live source for the Live page: camera index, video file, rtsp/http(s) URL "
                                          "or image folder (default: no live source)")
+    parser.add_argument("--camera", action="append", metavar="NAME=SOURCE",
+                        help="one camera of the Site page /site (repeatable; adds to the config's 'cameras' section; "
+                             "docs/cameras.md)")
     parser.add_argument("--token-file", type=Path, metavar="FILE",
                         help=f"file holding the access token (default: the {TOKEN_ENV} environment variable)")
     parser.add_argument("--max-upload-mb", type=float, default=10.0, help="upload limit in MB (default: 10)")
@@ -91,6 +94,13 @@ def command(args, config) -> int:
     token = resolve_token(args.host, args.token_file)
     if args.max_upload_mb <= 0:
         raise ConfigError(f"--max-upload-mb must be positive, got {args.max_upload_mb}")
+    from livemask.apps import compose
+
+    config = compose.with_cameras(config, getattr(args, "camera", None))
+    if getattr(args, "camera", None) and args.source is not None:
+        raise ConfigError("give either --source (one source) or --camera NAME=SOURCE (several), not both")
+    if args.source is None and compose.cameras(config):
+        return serve_cameras(args, config, token)
     capture = None
     if args.source is not None:  # open the source first: a missing file or camera fails before the models load
         from livemask.engine.sources import quiet_video_backend
@@ -183,3 +193,60 @@ class LiveRun:
             self.engine.capture.stop()
         else:
             self._thread.join(timeout=10)
+
+
+def serve_cameras(args, config, token: str | None) -> int:
+    """``serve`` with several cameras: every camera an engine in this process (files paced at their own frame
+    rate), each with a frame hub; the Site page at /site. The photo API works as with one source."""
+    import uvicorn
+
+    from livemask.apps import compose
+    from livemask.config import apply_overrides, build
+    from livemask.engine.sources import quiet_video_backend
+    from livemask.web.app import create_app
+    from livemask.web.hub import FrameHub
+    from livemask.web.inference import InferenceRunner
+    from livemask.web.site import SiteView
+
+    quiet_video_backend(getattr(args, "verbose", False))
+    config = apply_overrides(config, {"source.realtime": True}, "command line")
+    sock = bind(args.host, args.port)
+    site_thread = None
+    stop_event = threading.Event()
+    try:
+        detector = build(config, "detector")
+        classifier = build(config, "classifier")
+        classifier.warmup()
+        suite = build(config, "explain", classifier=classifier)
+        suite.warmup()
+        runner = InferenceRunner(detector, classifier, args.serialise)
+        runner.warmup()
+        video_detector = compose.detector(config, build(config, "pipeline").detector_long_side)
+        hubs: dict[str, FrameHub] = {}
+
+        def sinks(name: str) -> list:
+            hubs[name] = FrameHub()
+            return [hubs[name], hubs[name].events]
+
+        # the cameras' classify calls take turns with the API's in the runner's model lane
+        site = compose.run_site(config, stop_event, None, extra_sinks=sinks,
+                                classifier_=runner.routed_classifier(classifier), snapshots=False)
+        view = SiteView(hubs, site.states)
+        max_bytes = int(args.max_upload_mb * 1024 * 1024)
+        app = create_app(detector, classifier, suite, token=token, max_upload_bytes=max_bytes, runner=runner,
+                         video_detector=video_detector, on_shutdown=stop_event.set, site=view)
+        host, port = sock.getsockname()[:2]
+        shown = f"[{host}]" if ":" in host else host
+        print(f"livemask: serving on http://{shown}:{port}/site  ({len(hubs)} cameras)"
+              + ("  (token required)" if token else ""), flush=True)
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", ws_max_size=max_bytes,
+                                               timeout_graceful_shutdown=2))
+        site_thread = threading.Thread(target=site.run, name="site", daemon=True)
+        site_thread.start()
+        server.run(sockets=[sock])
+    finally:
+        stop_event.set()
+        if site_thread is not None:
+            site_thread.join(timeout=15)
+        sock.close()
+    return 0

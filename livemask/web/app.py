@@ -56,7 +56,7 @@ class Stats:
 def create_app(detector, classifier, explain_suite=None, *, token: str | None = None,
                max_upload_bytes: int = DEFAULT_MAX_UPLOAD, max_pixels: int = DEFAULT_MAX_PIXELS,
                serialise: str = "worker", hub=None, runner: InferenceRunner | None = None,
-               video_detector=None, on_shutdown=None) -> FastAPI:
+               video_detector=None, on_shutdown=None, site=None) -> FastAPI:
     """The app. ``explain_suite``: an ``ExplainSuite`` (None: ``/v1/explain`` answers 503);
     ``token``: required on every request but the static assets (None: open, loopback only);
     ``hub``: a :class:`~livemask.web.hub.FrameHub` for the live page; ``video_detector``: the
@@ -176,11 +176,16 @@ def create_app(detector, classifier, explain_suite=None, *, token: str | None = 
                 "requests": stats.requests, "faces": stats.faces, "explain": explainer is not None,
                 "inference": {"mode": runner.mode, "calls": runner.calls, "busy_s": round(runner.busy_s, 2)},
                 "detector": detector.describe(),
-                "live": hub.summary() if hub is not None else None}
+                "live": hub.summary() if hub is not None else None,
+                **({"cameras": site.summary()} if site is not None else {})}
 
     from livemask.web.hub import add_live_routes, add_webcam_route
 
     add_webcam_route(app, runner, max_pixels, video_detector)
     if hub is not None:
         add_live_routes(app, hub, runner, classifier, explainer)
+    if site is not None:  # several cameras (livemask.web.site): the Site page and its API
+        from livemask.web.site import add_site_routes
+
+        add_site_routes(app, site)
     return app

@@ -1,0 +1,140 @@
+"""The Site page and its API: ``livemask serve`` with several cameras (docs/cameras.md).
+
+Each camera's engine has its own :class:`~livemask.web.hub.FrameHub` among its sinks; :class:`SiteView`
+holds them with a function giving each camera's state (``connecting``, ``live``, ``reconnecting k/n``,
+``ended``, ``failed: reason``). Routes (added by :func:`add_site_routes`):
+
+* ``GET /site``: the Site page (``static/site.html`` + ``site.js``): a tile per camera, site totals, one
+  event list naming the camera of each line; ``/site#camera=NAME`` is that camera's view.
+* ``GET /v1/cameras``: every camera's name, state, fps, latency, people in view by class, worst verdict.
+* ``GET /v1/cameras/{name}/frame.jpg``: the camera's newest annotated frame (tiles poll it);
+  ``GET /v1/cameras/{name}/stream.mjpg``: its annotated frames as multipart MJPEG.
+* ``GET /v1/events?camera=NAME``: Server-Sent Events of that camera's event lines (every camera's
+  without ``camera``), each line with its ``camera``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from importlib import resources
+
+from fastapi import HTTPException, Query
+from fastapi.responses import FileResponse, Response, StreamingResponse
+
+from livemask.web.hub import FrameHub, people_so_far
+
+STATIC = resources.files("livemask.web") / "static"
+POLL_S = 0.01
+# the verdict a tile's border shows: the worst class in view, in this order (classes not listed rank lowest)
+SEVERITY = ("no_mask", "mask_incorrect", "mask")
+
+
+class SiteView:
+    """The cameras' hubs and states, in config order."""
+
+    def __init__(self, hubs: dict[str, FrameHub], states: Callable[[], dict[str, str]]):
+        self.hubs = hubs
+        self.states = states
+
+    def hub(self, name: str) -> FrameHub:
+        hub = self.hubs.get(name)
+        if hub is None:
+            raise HTTPException(404, f"no camera named {name[:40]!r}")
+        return hub
+
+    def camera(self, name: str, state: str) -> dict:
+        hub = self.hubs[name]
+        latest = hub.latest()
+        in_view = latest.counts if latest is not None else {}
+        worst = next((c for c in SEVERITY if in_view.get(c)), None)
+        if worst is None:
+            worst = next((c for c, n in in_view.items() if n), None)
+        return {"name": name, "state": state, "fps": round(hub.fps(), 2), "frames": hub.frames,
+                "latency_ms": None if latest is None else round(latest.written_ms - latest.captured_ms, 1),
+                "in_view": in_view, "worst": worst,
+                "people": None if latest is None else people_so_far(latest.result)}
+
+    def cameras(self) -> list[dict]:
+        states = self.states()
+        return [self.camera(name, states.get(name, "connecting")) for name in self.hubs]
+
+    def summary(self) -> dict:
+        """Per camera and for the site: people counted so far, masked, alerts."""
+        cams = self.cameras()
+        counted = sum((c["people"] or {}).get("counted", 0) for c in cams)
+        masked = sum((c["people"] or {}).get("masked", 0) for c in cams)
+        alerts = sum((c["people"] or {}).get("alerts", 0) for c in cams)
+        return {"cameras": cams, "site": {"counted": counted, "masked": masked, "alerts": alerts,
+                                          "share_masked": round(masked / counted, 4) if counted else None}}
+
+    @property
+    def closed(self) -> bool:
+        return all(h.closed for h in self.hubs.values())
+
+
+def add_site_routes(app, site: SiteView) -> None:
+    @app.get("/site", include_in_schema=False)
+    async def site_page():
+        return FileResponse(str(STATIC / "site.html"), headers={"Cache-Control": "no-store"})
+
+    @app.get("/v1/cameras", summary="every camera: name, state, fps, latency, people in view by class")
+    async def cameras():
+        return site.summary()
+
+    @app.get("/v1/cameras/{name}/frame.jpg", summary="a camera's newest annotated frame")
+    async def frame(name: str):
+        latest = site.hub(name).latest()
+        if latest is None:
+            raise HTTPException(404, f"camera {name}: no frame yet")
+        return Response(latest.jpeg, media_type="image/jpeg",
+                        headers={"Cache-Control": "no-store", "X-Frame-Seq": str(latest.seq)})
+
+    @app.get("/v1/cameras/{name}/stream.mjpg", summary="a camera's annotated frames as multipart MJPEG")
+    async def stream(name: str):
+        hub = site.hub(name)
+
+        async def frames():
+            last = -1
+            while True:
+                f = hub.latest()
+                if f is not None and f.seq != last:
+                    last = f.seq
+                    yield (b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: " + str(len(f.jpeg)).encode()
+                           + b"\r\n\r\n" + f.jpeg + b"\r\n")
+                elif hub.closed:
+                    return
+                else:
+                    await asyncio.sleep(POLL_S)
+
+        return StreamingResponse(frames(), media_type="multipart/x-mixed-replace; boundary=frame",
+                                 headers={"Cache-Control": "no-store"})
+
+    @app.get("/v1/events", summary="Server-Sent Events: the cameras' event lines, each naming its camera")
+    async def events(camera: str | None = Query(None, description="only this camera (default: every camera)")):
+        names = [camera] if camera is not None else list(site.hubs)
+        for name in names:
+            site.hub(name)  # 404 for an unknown camera
+
+        async def lines():
+            seen = {name: 0 for name in names}
+            idle = 0.0
+            while True:
+                sent = False
+                for name in names:
+                    for seq, text in site.hubs[name].events_after(seen[name]):
+                        seen[name] = seq
+                        sent = True
+                        yield f"data: {{\"camera\":{json.dumps(name)},{text[1:]}\n\n"
+                if not sent:
+                    if all(site.hubs[n].closed for n in names):
+                        yield f"event: end\ndata: {json.dumps(site.summary())}\n\n"
+                        return
+                    idle += 0.05
+                    if idle >= 15:
+                        idle = 0.0
+                        yield ": keep-alive\n\n"
+                    await asyncio.sleep(0.05)
+
+        return StreamingResponse(lines(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
