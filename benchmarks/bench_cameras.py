@@ -188,6 +188,55 @@ def fps_around(path: Path, window: tuple[float, float]) -> tuple[float, float]:
     return before, during
 
 
+def shared_classifier(threads: int, seconds: float) -> list[list[object]]:
+    """The shared classifier alone, in this process: ``threads`` callers (one per camera) classifying the faces
+    of a real frame in a loop, with the lock against batched across callers (same frames, same model)."""
+    import cv2
+    import numpy as np
+
+    from face_detector import CenterFaceDetector
+    from livemask.core.quiet import import_tensorflow_quietly
+    from livemask.engine.cameras import SharedClassifier
+    from livemask.models.backends import open_classifier
+
+    import_tensorflow_quietly()
+    clf = open_classifier(str(ROOT / "models" / "mask_classifier.keras"))
+    clf.warmup()
+    det = CenterFaceDetector(input_long_side=320, coarse_long_side=0)
+    frames = []
+    for path in sorted(VIDEOS.glob("*.mp4")):
+        cap = cv2.VideoCapture(str(path))
+        ok, image = cap.read()
+        cap.release()
+        if ok:
+            frames.append((image, det.detect(image)))
+    rows = []
+    for batch in (False, True):
+        shared = SharedClassifier(clf, batch=batch)
+        waits: list[float] = []
+        done = [0]
+        end = time.monotonic() + seconds
+
+        def caller(i: int, shared=shared, waits=waits, done=done, end=end) -> None:
+            image, dets = frames[i % len(frames)]
+            while time.monotonic() < end:
+                t0 = time.perf_counter()
+                shared.classify(image, dets)
+                waits.append((time.perf_counter() - t0) * 1000.0)
+                done[0] += 1
+
+        workers = [threading.Thread(target=caller, args=(i,)) for i in range(threads)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        shared.close()
+        rows.append([f"shared classifier, {'batched' if batch else 'lock'}", threads, f"{done[0] / seconds:.0f}",
+                     f"{np.percentile(waits, 50):.1f}", f"{np.percentile(waits, 95):.1f}",
+                     f"{shared.calls / max(shared.requests, 1):.2f}"])
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cameras", type=int, default=10)
@@ -197,7 +246,14 @@ def main() -> int:
     parser.add_argument("--capacity", default="", help="comma-separated camera counts for the capacity search")
     parser.add_argument("--slow-fps", type=float, default=5.0)
     parser.add_argument("--dead", action="store_true", help="camera 0 from an RTSP server killed for 20 s")
+    parser.add_argument("--classifier-only", action="store_true",
+                        help="only the shared classifier, lock against batched, in this process")
     args = parser.parse_args()
+    if args.classifier_only:
+        print(f"machine: {machine()}; load average {open('/proc/loadavg').read().split()[:3]}")
+        print(table(["run", "callers", "frames classified / s", "call p50 ms", "call p95 ms",
+                     "classifier calls per frame"], shared_classifier(args.cameras, args.seconds)))
+        return 0
     os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
     print(f"machine: {machine()}; load average {open('/proc/loadavg').read().split()[:3]}")
     headers = ["run", "cameras", "processed fps min / median", "dropped % max", "capture-to-result p95 ms max",

@@ -415,4 +415,4 @@ def run_site(config: Config, stop_event: threading.Event, output_dir: str | None
         processor = FrameProcessor(det, shared, tracker, pipeline_options.detect_every)
         built.append(Camera(name, Engine(capture, processor, sinks, None, pipeline_options.stage_queue, stop_reason,
                                          people=people, camera=name)))
-    return Site(built, stop_event, on_state)
+    return Site(built, stop_event, on_state, classifier=shared)

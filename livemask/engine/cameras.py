@@ -16,6 +16,7 @@ section (:class:`CameraOptions`).
 from __future__ import annotations
 
 import logging
+import queue
 import re
 import threading
 import time
@@ -23,9 +24,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 
+import numpy as np
+
 from livemask.core.errors import ConfigError, LivemaskError
 from livemask.core.params import Range, check_fields
 from livemask.core.redact import one_line, redact_text
+from livemask.core.types import Predictions
 from livemask.engine.engine import Engine
 
 log = logging.getLogger(__name__)
@@ -88,20 +92,96 @@ def parse_camera_arguments(items: list[str] | None) -> dict[str, str]:
 
 
 class SharedClassifier:
-    """One classifier for every camera: the cameras' calls take turns; everything else is the classifier's."""
+    """One classifier for every camera, called from every camera's classify thread.
 
-    def __init__(self, classifier):
+    ``batch`` True (when the classifier can classify crops): each caller cuts its faces' crops on its own
+    thread and queues them; one worker thread takes every request waiting, classifies all their crops in
+    one call and hands each caller its part, in arrival order (first come, first served: no camera
+    waits behind luckier ones). False: the callers take turns on a lock. A frame without faces never
+    waits. A failure of the classifier is raised in every caller of that call.
+    """
+
+    def __init__(self, classifier, batch: bool = True, max_faces: int = 64):
         self.classifier = classifier
+        self.batch = bool(batch) and hasattr(classifier, "predict_crops") and hasattr(classifier, "crops")
+        self.max_faces = int(max_faces)
         self._lock = threading.Lock()
-        self.calls = 0
-
-    def classify(self, image, detections):
-        with self._lock:
-            self.calls += 1
-            return self.classifier.classify(image, detections)
+        self.calls = 0  # classifier calls made
+        self.requests = 0  # frames classified
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._worker: threading.Thread | None = None
+        self._closed = threading.Event()
 
     def __getattr__(self, name: str):
         return getattr(self.classifier, name)
+
+    def classify(self, image, detections):
+        if len(detections) == 0:
+            return Predictions.empty(tuple(self.classifier.class_names))
+        if not self.batch:
+            with self._lock:
+                self.calls += 1
+                self.requests += 1
+                return self.classifier.classify(image, detections)
+        request = _Request(self.classifier.crops(image, detections))
+        self._start()
+        self._queue.put(request)
+        while not request.done.wait(0.5):
+            if self._closed.is_set() and not request.done.is_set():
+                raise LivemaskError("the shared classifier was closed")
+        if request.error is not None:
+            raise request.error
+        return request.result
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._worker is None and not self._closed.is_set():
+                self._worker = threading.Thread(target=self._work, name="shared-classifier", daemon=True)
+                self._worker.start()
+
+    def _work(self) -> None:
+        while not self._closed.is_set():
+            try:
+                first = self._queue.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            batch, faces = [first], len(first.crops)
+            while faces < self.max_faces:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                batch.append(more)
+                faces += len(more.crops)
+            try:
+                crops = batch[0].crops if len(batch) == 1 else np.concatenate([r.crops for r in batch])
+                predictions = self.classifier.predict_crops(crops)
+                self.calls += 1
+                self.requests += len(batch)
+                start = 0
+                for r in batch:
+                    r.result = predictions[start:start + len(r.crops)] if len(batch) > 1 else predictions
+                    start += len(r.crops)
+            except BaseException as err:  # every caller of this call gets the error
+                for r in batch:
+                    r.error = err
+            for r in batch:
+                r.done.set()
+
+    def close(self) -> None:
+        self._closed.set()
+        if self._worker is not None:
+            self._worker.join(timeout=5)
+
+
+class _Request:
+    __slots__ = ("crops", "done", "error", "result")
+
+    def __init__(self, crops):
+        self.crops = crops
+        self.result = None
+        self.error: BaseException | None = None
+        self.done = threading.Event()
 
 
 def _reason(err: BaseException) -> str:
@@ -187,7 +267,7 @@ class Site:
 
     def __init__(self, cameras: list[Camera], stop_event: threading.Event,
                  on_state: Callable[[str, str], None] | None = None, poll_s: float = 0.1,
-                 stop_timeout_s: float = 45.0):
+                 stop_timeout_s: float = 45.0, classifier: SharedClassifier | None = None):
         names = [c.name for c in cameras]
         if len(set(names)) != len(names):
             raise ConfigError("cameras: a camera name is used twice")
@@ -196,6 +276,7 @@ class Site:
         self.on_state = on_state or (lambda name, state: None)
         self.poll_s = float(poll_s)
         self.stop_timeout_s = float(stop_timeout_s)
+        self.classifier = classifier  # closed once every camera has ended
         self._seen: dict[str, str] = {}
 
     def states(self) -> dict[str, str]:
@@ -225,6 +306,8 @@ class Site:
             deadline = time.monotonic() + self.stop_timeout_s
             for camera in self.cameras:
                 camera.join(max(deadline - time.monotonic(), 0.1))
+            if self.classifier is not None:
+                self.classifier.close()
             self._report_changes()
         return self.summary(time.monotonic() - started)
 
@@ -233,8 +316,11 @@ class Site:
         return [c.name for c in self.cameras if c.failed]
 
     def summary(self, elapsed: float) -> dict:
+        shared = self.classifier
         return {"cameras": {c.name: c.report() for c in self.cameras}, "failed": self.failed,
-                "duration_s": round(elapsed, 2)}
+                "duration_s": round(elapsed, 2),
+                "classifier": None if shared is None else {"batched": shared.batch, "calls": shared.calls,
+                                                           "frames": shared.requests}}
 
 
 def describe_failure(failed: list[str], total: int) -> str:
