@@ -29,7 +29,13 @@ function makeTile(cam) {
   tile.addEventListener("click", () => { location.hash = "camera=" + encodeURIComponent(cam.name); });
   document.getElementById("tiles").appendChild(tile);
   const entry = {el: tile, img: tile.querySelector("img"), frames: -1, loading: false, loaded: 0};
-  entry.img.addEventListener("load", () => { entry.loading = false; entry.loaded += 1; tile.dataset.loaded = entry.loaded; });
+  entry.img.style.visibility = "hidden";  // no broken-image icon before the first frame (or ever, for a failed camera)
+  entry.img.addEventListener("load", () => {
+    entry.loading = false;
+    entry.loaded += 1;
+    tile.dataset.loaded = entry.loaded;
+    entry.img.style.visibility = "visible";
+  });
   entry.img.addEventListener("error", () => { entry.loading = false; });
   tiles.set(cam.name, entry);
   return entry;
