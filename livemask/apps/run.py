@@ -146,6 +146,7 @@ def run_cameras(args, config) -> int:
     site_log = None
     if args.output_dir:
         prepare_out_dir(args.output_dir, "--output-dir")
+        check_camera_outputs(compose, config, args.output_dir, args.record)
         site_log = SiteLog(Path(args.output_dir) / "site.jsonl")
     quiet_video_backend(getattr(args, "verbose", False))
     stop_event = threading.Event()
@@ -168,3 +169,19 @@ def run_cameras(args, config) -> int:
     if site.failed:
         raise error_for(site.failed, len(names))
     return 0
+
+
+def check_camera_outputs(compose, config, output_dir: str, record: bool) -> None:
+    """No output under --output-dir may be a camera's own file or folder (an input is never overwritten)."""
+    from pathlib import Path
+
+    from livemask.apps.preflight import _local_input
+    from livemask.core.output_paths import check_output_file
+
+    inputs = [p for cam in compose.cameras(config).values() for p in _local_input(cam.source)]
+    for name in compose.cameras(config):
+        video, events = compose.camera_outputs(output_dir, name, record)
+        for path in (video, events):
+            if path is not None:
+                check_output_file(path, inputs, "--output-dir")
+    check_output_file(Path(output_dir) / "site.jsonl", inputs, "--output-dir")
