@@ -181,7 +181,8 @@ class DeadCamera:
 
 def fps_around(path: Path, window: tuple[float, float]) -> tuple[float, float]:
     """A camera's processed fps in the ``window`` (wall clock) and in as long a time before it."""
-    times = [json.loads(x).get("timestamp") for x in path.read_text().splitlines() if '"frame_id"' in x]
+    lines = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+    times = [x["timestamp"] for x in lines if "faces" in x and x.get("timestamp") is not None]  # frame lines
     span = window[1] - window[0]
     before = sum(window[0] - span <= t < window[0] for t in times) / span
     during = sum(window[0] <= t < window[1] for t in times) / span
