@@ -2,7 +2,9 @@
 PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := xvfb xdotool imagemagick fonts-dejavu-core ffmpeg chromium mosquitto mosquitto-clients
+APT_PACKAGES := xvfb xdotool imagemagick fonts-dejavu-core ffmpeg chromium mosquitto mosquitto-clients \
+  gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-good gstreamer1.0-plugins-bad \
+  gstreamer1.0-plugins-ugly gstreamer1.0-libav
 DEMO := out/demo.mp4
 SOURCE ?= $(DEMO)
 

@@ -36,14 +36,20 @@ class Schema:
         self.sections: dict[str, Callable[..., Any]] = {}  # section -> callable taking its keys
         self.choices: dict[str, dict[str, Callable[..., Any]]] = {}  # section -> {"name": callable}
         self.declared: dict[str, dict[str, Any]] = {}  # section -> {key: type hint} the code does not declare
+        self.keyed: set[str] = set()  # sections of name -> settings (``cameras``): one target per name
 
     def register(self, section: str, target: Callable[..., Any] | dict[str, Callable[..., Any]],
-                 declared: dict[str, Any] | None = None) -> Schema:
+                 declared: dict[str, Any] | None = None, keyed: bool = False) -> Schema:
         """``section`` configures ``target`` (or, for a dict, the class its ``name`` key picks).
 
         ``declared``: type hints (``Annotated[float, Range(...)]``) for arguments whose code does not
         declare them; they win over the signature's hints.
+        ``keyed``: the section maps names to settings; each name's settings are checked against ``target``,
+        which is then called once as ``target(name=NAME, **settings)`` so that its own checks (the name's
+        pattern, required keys) run at load time too.
         """
+        if keyed:
+            self.keyed.add(section)
         if isinstance(target, dict):
             self.choices[section] = dict(target)
         else:
@@ -75,6 +81,8 @@ def _validate_section(schema: Schema, name: str, values: Any, origin: str) -> di
         values = {}
     if not isinstance(values, dict):
         raise ConfigError(f"{origin}: section '{name}' must be a mapping, got {type(values).__name__}")
+    if name in schema.keyed:
+        return _validate_keyed(schema, name, values, origin)
     if name in schema.choices:
         choices = schema.choices[name]
         kind = values.get("name", next(iter(choices)))
@@ -91,6 +99,32 @@ def _validate_section(schema: Schema, name: str, values: Any, origin: str) -> di
     rest = {k: v for k, v in values.items() if k != "name"}
     out = {"name": values["name"]} if "name" in values else {}
     out.update(check_arguments(target, rest, f"{origin}: {name}", schema.declared.get(name)))
+    return out
+
+
+def _validate_keyed(schema: Schema, name: str, values: dict[str, Any], origin: str) -> dict[str, dict[str, Any]]:
+    """A name -> settings section: every name's settings checked against the section's target."""
+    target = schema.sections[name]
+    declared = schema.declared.get(name)
+    allowed = set(declared_parameters(target, declared)) - {"name"}
+    out: dict[str, dict[str, Any]] = {}
+    for key, item in values.items():
+        if not isinstance(key, str):
+            raise ConfigError(f"{origin}: {name}: the name {key!r} is read by YAML as a {type(key).__name__}, "
+                              "not a name: quote it")
+        if item is None:
+            item = {}
+        if not isinstance(item, dict):
+            raise ConfigError(f"{origin}: {name}.{key} must be a mapping of settings, got {type(item).__name__}")
+        for k in item:
+            if k not in allowed:
+                raise ConfigError(f"{origin}: unknown key '{name}.{key}.{k}' (allowed: {', '.join(sorted(allowed))})")
+        checked = check_arguments(target, item, f"{origin}: {name}.{key}", declared)
+        try:
+            target(name=key, **checked)  # the target's own checks, once, at load time
+        except ConfigError as err:
+            raise ConfigError(f"{origin}: {err}") from None
+        out[key] = checked
     return out
 
 
@@ -121,6 +155,9 @@ def apply_overrides(config: Config, overrides: dict[str, Any], origin: str = "co
         section, _, key = dotted.partition(".")
         if section not in out or not key:
             raise ConfigError(f"{origin}: unknown setting '{dotted}'")
+        if section in schema.keyed and "." in key:  # cameras.NAME.KEY: one key of one camera
+            key, _, sub = key.partition(".")
+            value = {**out[section].get(key, {}), sub: value}
         base = out[section]
         if key == "name" and section in schema.choices and value != base.get("name"):
             base = {}
@@ -140,6 +177,12 @@ def parse_set(items: list[str]) -> dict[str, Any]:
                               "config value)")
         out[key.strip()] = safeyaml.loads(text, f"--set {safeyaml.quote(key.strip())}")
     return out
+
+
+def build_keyed(config: Config, section: str) -> dict[str, Any]:
+    """A name -> settings section (``Schema.register(..., keyed=True)``) as {name: object}, in config order."""
+    target = config.schema.sections[section]
+    return {name: target(name=name, **values) for name, values in config.get(section, {}).items()}
 
 
 def build(config: Config, section: str, **extra: Any) -> Any:

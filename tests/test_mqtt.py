@@ -298,7 +298,7 @@ def test_the_site_lists_cameras_of_two_publishers_and_shows_a_killed_one_offline
     from fastapi.testclient import TestClient
 
     from livemask.web.app import create_app
-    from livemask.web.site import SiteWatcher, add_site_route
+    from livemask.web.remote_site import SiteWatcher, add_site_route
 
     script = str(Path(__file__).with_name("mqtt_publisher.py"))
     pubs = [subprocess.Popen([sys.executable, script, broker.url, "livemask/hall-pc", "hall", "20"]),

@@ -20,6 +20,7 @@ from livemask import config as _config
 from livemask.config import Config, Schema
 from livemask.core.errors import ConfigError
 from livemask.core.images import ImageLimits
+from livemask.engine.cameras import CameraOptions
 from livemask.engine.capture import SourceOptions
 from livemask.engine.engine import Engine
 from livemask.engine.people import AlertRule, People, PeopleOptions
@@ -51,7 +52,8 @@ SCHEMA = (Schema()
           .register("kiosk", KioskOptions)
           .register("images", ImageLimits)
           .register("report", KeptEventsOptions)
-          .register("mqtt", MqttOptions))
+          .register("mqtt", MqttOptions)
+          .register("cameras", CameraOptions, keyed=True))
 
 
 def load_config(path: str | Path | None = None) -> Config:
@@ -434,7 +436,7 @@ def site_watcher(config: Config):
     options = mqtt_options(config)
     if not (options.enabled and options.site):
         return None
-    from livemask.web.site import SiteWatcher
+    from livemask.web.remote_site import SiteWatcher
 
     return SiteWatcher(options)
 
@@ -480,3 +482,78 @@ def kiosk_recording_blur(config: Config, options: RunOptions, blur):
     if blur is None and not options.headless and kiosk_options(config).enabled:
         return FaceBlur("blur")
     return blur
+
+
+
+# -- several cameras (livemask run --camera / the cameras section) -------------------------------------
+def with_cameras(config: Config, items: list[str] | None) -> Config:
+    """The config with ``--camera NAME=SOURCE`` items added to its ``cameras`` section (a name already in
+    the config gets that source, its other keys kept); a bad or repeated name is a ConfigError."""
+    from livemask.engine.cameras import parse_camera_arguments
+
+    given = parse_camera_arguments(items)
+    current = config.get("cameras", {})
+    return apply_overrides(config, {f"cameras.{name}": {**current.get(name, {}), "source": source}
+                                    for name, source in given.items()}, "--camera")
+
+
+def cameras(config: Config) -> dict[str, CameraOptions]:
+    """The enabled cameras of the ``cameras`` section, in config order."""
+    return {name: cam for name, cam in _config.build_keyed(config, "cameras").items() if cam.enabled}
+
+
+def camera_config(config: Config, camera: CameraOptions, options: RunOptions) -> Config:
+    """The whole config as one camera sees it: its own keys over the sections', its own outputs."""
+    return apply_overrides(config, {**camera.overrides(), "run.output": options.output, "run.events": options.events,
+                                    "run.headless": True, "run.progress": False,
+                                    "run.snapshot_dir": str(Path(options.snapshot_dir) / camera.name)},
+                           f"cameras.{camera.name}")
+
+
+def camera_outputs(output_dir: str | None, name: str, record: bool) -> tuple[str | None, str | None]:
+    """(video, events) of one camera: ``DIR/<camera>.mp4`` (with ``record``) and ``DIR/<camera>.jsonl``."""
+    if output_dir is None:
+        return None, None
+    return (str(Path(output_dir) / f"{name}.mp4") if record else None), str(Path(output_dir) / f"{name}.jsonl")
+
+
+def run_site(config: Config, stop_event: threading.Event, output_dir: str | None, record: bool = False,
+             max_frames: int | None = None, stop_reason: Callable[[], str | None] | None = None,
+             on_state: Callable[[str, str], None] | None = None, extra_sinks: Callable[[str], list] | None = None,
+             classifier_=None, snapshots: bool = True):
+    """Every enabled camera as its own engine (its source opened on its own thread, not here), one shared
+    classifier; returns the :class:`~livemask.engine.cameras.Site`. ``extra_sinks(name)``: more sinks
+    for one camera (the server's hub); ``classifier_``: the classifier to share (default: the config's);
+    ``snapshots`` False: no alert snapshots or notifiers (``serve``: alerts are event lines on the page)."""
+    from livemask.engine.cameras import Camera, SharedClassifier, Site
+
+    chosen = cameras(config)
+    if not chosen:
+        raise ConfigError("no enabled camera (cameras section or --camera NAME=SOURCE)")
+    clf = classifier_
+    if clf is None:
+        clf = classifier(config)
+        clf.warmup()
+    shared = SharedClassifier(clf)
+    base = run_options(config)
+    built: list[Camera] = []
+    for name, camera in chosen.items():
+        video, events = camera_outputs(output_dir, name, record)
+        cam_config = camera_config(config, camera, RunOptions(**{**vars(base), "output": video, "events": events}))
+        options = run_options(cam_config)
+        source_options: SourceOptions = build(cam_config, "source")
+        pipeline: PipelineOptions = build(cam_config, "pipeline")
+        capture = source_options.make_capture(threading.Event(), max_frames)
+        det = detector(cam_config, pipeline.detector_long_side)
+        tracker = build(cam_config, "tracker")
+        if snapshots:
+            people, alert_sink, blur = people_parts(cam_config, options, tracker, tuple(clf.class_names))
+        else:
+            people = people_stage(cam_config, tuple(clf.class_names))() if tracker.enabled else None
+            alert_sink, blur = None, None
+        sinks = run_sinks(options, True, extra_sinks(name) if extra_sinks else (), alert_sink, blur,
+                          mqtt_sinks(cam_config, name))
+        processor = FrameProcessor(det, shared, tracker, pipeline.detect_every)
+        built.append(Camera(name, Engine(capture, processor, sinks, None, pipeline.stage_queue, stop_reason,
+                                         people=people, camera=name)))
+    return Site(built, stop_event, on_state, classifier=shared)

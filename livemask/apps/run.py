@@ -48,6 +48,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--metrics-port", type=int, metavar="PORT",
                         help="serve Prometheus metrics at http://127.0.0.1:PORT/metrics while the run lasts "
                              "(0: any free port, logged)")
+    parser.add_argument("--camera", action="append", metavar="NAME=SOURCE",
+                        help="one camera of a site (repeatable; name: 1-32 of a-z 0-9 _ -); adds to the config's "
+                             "'cameras' section; every camera runs headless in this one process (docs/cameras.md)")
+    parser.add_argument("--output-dir", metavar="DIR",
+                        help="with cameras: DIR/<camera>.jsonl per camera and DIR/site.jsonl (camera states, summary)")
+    parser.add_argument("--record", action="store_true",
+                        help="with cameras and --output-dir: also write DIR/<camera>.mp4 (annotated)")
     parser.add_argument("--blur-faces", nargs="?", const="blur", choices=("blur", "pixelate", "off"),
                         help="blur (default) or pixelate every face in recordings and snapshots")
 
@@ -84,6 +91,13 @@ def prepare(args, config):
         "alerts.webhook": args.alert_webhook, "alerts.command": args.alert_command, "alerts.sound": args.alert_sound,
         "privacy.blur_faces": args.blur_faces,
     }, "command line")
+    config = compose.with_cameras(config, getattr(args, "camera", None))
+    if getattr(args, "camera", None) and args.source is not None:
+        raise ConfigError("give either --source (one source) or --camera NAME=SOURCE (several), not both")
+    if args.source is None and compose.cameras(config):
+        return run_cameras(args, config)
+    if getattr(args, "output_dir", None) or getattr(args, "record", False):
+        raise ConfigError("--output-dir and --record are for runs with cameras (--camera or the cameras section)")
     compose.check_alerts(config)
     compose.check_mqtt(config)  # a bad mqtt section fails here, before the source opens and the models load
     options = compose.run_options(config)
@@ -158,3 +172,72 @@ def build_engine(compose, config, options, make):
     from livemask.sinks.kiosk import StartScreen
 
     return StartScreen(options.window_name, kiosk).wait_for(make)
+
+
+def run_cameras(args, config) -> int:
+    """Several cameras in this process, headless (docs/cameras.md): per-camera outputs under --output-dir,
+    exit 4 when a camera failed (the others ran to their end), 128 + signal when stopped by one."""
+    from pathlib import Path
+
+    from livemask.apps import compose
+    from livemask.core.output_paths import prepare_out_dir
+    from livemask.engine.cameras import error_for
+    from livemask.engine.sources import quiet_video_backend
+    from livemask.sinks.site_log import SiteLog
+
+    compose.check_alerts(config)
+    options = compose.run_options(config)
+    names = list(compose.cameras(config))
+    if compose.kiosk_options(config).enabled:
+        raise ConfigError(f"kiosk mode shows one camera; {len(names)} cameras are configured (use --source)")
+    if options.output or options.events:
+        raise ConfigError("with cameras the outputs go to --output-dir DIR (DIR/<camera>.jsonl, DIR/<camera>.mp4 "
+                          "with --record), not --output/--events")
+    if args.record and not args.output_dir:
+        raise ConfigError("--record needs --output-dir DIR (the videos are DIR/<camera>.mp4)")
+    if not options.headless:
+        log.info("cameras run headless (no window)")
+    if not args.output_dir:
+        log.warning("cameras without --output-dir: results are only counted")
+    site_log = None
+    if args.output_dir:
+        prepare_out_dir(args.output_dir, "--output-dir")
+        check_camera_outputs(compose, config, args.output_dir, args.record)
+        site_log = SiteLog(Path(args.output_dir) / "site.jsonl")
+    quiet_video_backend(getattr(args, "verbose", False))
+    stop_event = threading.Event()
+    summary = None
+    try:
+        with StopRequest(stop_event) as stop:
+            site = compose.run_site(config, stop_event, args.output_dir, args.record, args.max_frames, stop.reason,
+                                    site_log.state if site_log else None)
+            summary = site.run()
+    finally:
+        if site_log is not None:
+            site_log.close(summary)
+    for name, part in summary["cameras"].items():
+        run = part["summary"] or {}
+        log.info("camera %s: %s, %s frames processed, %s dropped", name, part["state"],
+                 run.get("frames_processed", 0), run.get("dropped", 0))
+    if stop.signal is not None:
+        log.warning("stopped by %s; outputs are complete", stop.reason())
+        return stop.exit_code
+    if site.failed:
+        raise error_for(site.failed, len(names))
+    return 0
+
+
+def check_camera_outputs(compose, config, output_dir: str, record: bool) -> None:
+    """No output under --output-dir may be a camera's own file or folder (an input is never overwritten)."""
+    from pathlib import Path
+
+    from livemask.apps.preflight import _local_input
+    from livemask.core.output_paths import check_output_file
+
+    inputs = [p for cam in compose.cameras(config).values() for p in _local_input(cam.source)]
+    for name in compose.cameras(config):
+        video, events = compose.camera_outputs(output_dir, name, record)
+        for path in (video, events):
+            if path is not None:
+                check_output_file(path, inputs, "--output-dir")
+    check_output_file(Path(output_dir) / "site.jsonl", inputs, "--output-dir")

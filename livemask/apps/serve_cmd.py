@@ -33,6 +33,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0 = any free port)")
     parser.add_argument("--source", help="live source for the Live page: camera index, video file, rtsp/http(s) URL "
                                          "or image folder (default: no live source)")
+    parser.add_argument("--camera", action="append", metavar="NAME=SOURCE",
+                        help="one camera of the Site page /site (repeatable; adds to the config's 'cameras' section; "
+                             "docs/cameras.md)")
     parser.add_argument("--token-file", type=Path, metavar="FILE",
                         help=f"file holding the access token (default: the {TOKEN_ENV} environment variable)")
     parser.add_argument("--max-upload-mb", type=float, default=10.0, help="upload limit in MB (default: 10)")
@@ -146,6 +149,12 @@ def command(args, config) -> int:
     token = resolve_token(args.host, args.token_file)
     check_limits(args)
     compose.check_mqtt(config)  # a bad mqtt section fails before the models load
+
+    config = compose.with_cameras(config, getattr(args, "camera", None))
+    if getattr(args, "camera", None) and args.source is not None:
+        raise ConfigError("give either --source (one source) or --camera NAME=SOURCE (several), not both")
+    if args.source is None and compose.cameras(config):
+        return serve_cameras(args, config, token)
     capture = None
     if args.source is not None:  # open the source first: a missing file or camera fails before the models load
         from livemask.engine.sources import quiet_video_backend
@@ -158,74 +167,31 @@ def command(args, config) -> int:
     sock = bind(args.host, args.port)
     live = site = None
     try:
-        import time
-
-        import uvicorn
-
-        from livemask.sinks.metrics import Metrics
-        from livemask.web.app import create_app
-        from livemask.web.inference import InferenceRunner
-
-        loading = time.monotonic()
-        detector = compose.detector(config)
-        classifier = compose.classifier(config)
-        classifier.warmup()
-        metrics = Metrics()
-        metrics.model_load.set(time.monotonic() - loading)
-        from livemask.web.explaining import ExplainerLoader
-
-        # the Keras model (and TensorFlow) load in a thread of their own, never on the start-up path
-        explainers = ExplainerLoader(compose.explain_suite_factory(config, classifier))
-        runner = InferenceRunner(detector, classifier, args.serialise)
-        runner.warmup()
-        video_detector = compose.video_detector(config)  # webcam frames: the video input size
+        models = ServedModels.load(args, config)
         hub = None
         if capture is not None:
             from livemask.web.hub import FrameHub
 
             hub = FrameHub()
             # the people stage as in `run`: pictures left out of the counts, alerts as event lines on the page
-            people = compose.people_stage(config, tuple(classifier.class_names))()
+            people = compose.people_stage(config, tuple(models.classifier.class_names))()
             kept = compose.kept_events(config)  # the event lines GET /v1/report reads (None: not kept)
-            live = LiveRun(compose.engine(config, capture, runner.routed_detector(video_detector),
-                                          runner.routed_classifier(classifier),
+            live = LiveRun(compose.engine(config, capture, models.runner.routed_detector(models.video_detector),
+                                          models.runner.routed_classifier(models.classifier),
                                           [hub, hub.events, *([kept] if kept is not None else []),
-                                           *compose.mqtt_sinks(config), metrics.camera()],
+                                           *compose.mqtt_sinks(config), models.metrics.camera()],
                                           people=people))
-            metrics.camera().attach(live.engine)
-        max_bytes = int(args.max_upload_mb * 1024 * 1024)
-        from livemask.web.hub import WebSocketLimits
-        from livemask.web.server import server_config
-
-        ws_limits = WebSocketLimits(int(args.ws_max_mb * 1024 * 1024), args.ws_max_rate)
-        app = create_app(detector, classifier, explainers, token=token, max_upload_bytes=max_bytes, hub=hub,
-                         runner=runner, video_detector=video_detector, on_shutdown=None if live is None else live.stop,
-                         bind_host=args.host, allowed_hosts=tuple(args.allowed_host),
-                         allowed_origins=tuple(args.allowed_origin),
-                         decode_budget_bytes=int(args.decode_budget_mb * 1024 * 1024), ws_limits=ws_limits)
-        report_options = compose.report_options(config)
-        if report_options.keep_events:  # the kept events of this and earlier runs, as a report page
-            from livemask.web.report_route import add_report_route
-
-            add_report_route(app, report_options.events_dir)
-        from livemask.web.metrics_route import add_metrics_route
-
-        add_metrics_route(app, metrics)
+            models.metrics.camera().attach(live.engine)
+        app = make_app(args, config, token, models, hub=hub, on_shutdown=None if live is None else live.stop)
         site = compose.site_watcher(config)
         if site is not None:
-            from livemask.web.site import add_site_route
+            from livemask.web.remote_site import add_site_route
 
             site.start()
             add_site_route(app, site)
-        host, port = sock.getsockname()[:2]
-        shown = f"[{host}]" if ":" in host else host
-        print(f"livemask: serving on http://{shown}:{port}/" + ("  (token required)" if token else ""), flush=True)
-        server = uvicorn.Server(server_config(app, header_timeout_s=args.header_timeout,
-                                              ws_max_bytes=ws_limits.max_message_bytes))
+        server = make_server(args, app, sock, token, "/")
         if live is not None:
             live.start()
-        if args.explain_load == "background":
-            explainers.start()
         server.run(sockets=[sock])
     finally:
         if site is not None:
@@ -238,6 +204,74 @@ def command(args, config) -> int:
     if live is not None and live.error is not None:
         log.warning("live source ended with an error: %s", live.error)
     return 0
+
+
+class ServedModels:
+    """What the server loads once: the photo detector, the classifier (warmed up), the explainers' loader
+    (the Keras model loads apart from start-up), the inference runner (a lane per model), the detector at
+    video size for webcam and camera frames, and the metrics registry with the model load time."""
+
+    def __init__(self, detector, classifier, explainers, runner, video_detector, metrics):
+        self.detector, self.classifier, self.explainers = detector, classifier, explainers
+        self.runner, self.video_detector, self.metrics = runner, video_detector, metrics
+
+    @classmethod
+    def load(cls, args, config) -> ServedModels:
+        import time
+
+        from livemask.apps import compose
+        from livemask.sinks.metrics import Metrics
+        from livemask.web.explaining import ExplainerLoader
+        from livemask.web.inference import InferenceRunner
+
+        loading = time.monotonic()
+        detector = compose.detector(config)
+        classifier = compose.classifier(config)
+        classifier.warmup()
+        metrics = Metrics()
+        metrics.model_load.set(time.monotonic() - loading)
+        # the Keras model (and TensorFlow) load in a thread of their own, never on the start-up path
+        explainers = ExplainerLoader(compose.explain_suite_factory(config, classifier))
+        runner = InferenceRunner(detector, classifier, args.serialise)
+        runner.warmup()
+        return cls(detector, classifier, explainers, runner, compose.video_detector(config), metrics)
+
+
+def make_app(args, config, token: str | None, models: ServedModels, hub=None, on_shutdown=None, site=None):
+    """The app with the command line's limits and guards, the report page of the kept events and /metrics."""
+    from livemask.apps import compose
+    from livemask.web.app import create_app
+    from livemask.web.hub import WebSocketLimits
+    from livemask.web.metrics_route import add_metrics_route
+
+    args.ws_limits = WebSocketLimits(int(args.ws_max_mb * 1024 * 1024), args.ws_max_rate)
+    app = create_app(models.detector, models.classifier, models.explainers, token=token,
+                     max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), hub=hub, runner=models.runner,
+                     video_detector=models.video_detector, on_shutdown=on_shutdown, bind_host=args.host,
+                     allowed_hosts=tuple(args.allowed_host), allowed_origins=tuple(args.allowed_origin),
+                     decode_budget_bytes=int(args.decode_budget_mb * 1024 * 1024), ws_limits=args.ws_limits,
+                     site=site)
+    report_options = compose.report_options(config)
+    if report_options.keep_events:  # the kept events of this and earlier runs, as a report page
+        from livemask.web.report_route import add_report_route
+
+        add_report_route(app, report_options.events_dir)
+    add_metrics_route(app, models.metrics)
+    return app
+
+
+def make_server(args, app, sock: socket.socket, token: str | None, path: str, note: str = ""):
+    """The uvicorn server (header-read timeout, WebSocket size) after the one line that says where it listens."""
+    import uvicorn
+
+    from livemask.web.server import server_config
+
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    print(f"livemask: serving on http://{shown}:{port}{path}{note}" + ("  (token required)" if token else ""),
+          flush=True)
+    return uvicorn.Server(server_config(app, header_timeout_s=args.header_timeout,
+                                        ws_max_bytes=args.ws_limits.max_message_bytes))
 
 
 class LiveRun:
@@ -272,3 +306,41 @@ class LiveRun:
             self.engine.capture.stop()
         else:
             self._thread.join(timeout=10)
+
+
+def serve_cameras(args, config, token: str | None) -> int:
+    """``serve`` with several cameras: every camera an engine in this process (files paced at their own frame
+    rate), each with a frame hub; the Site page at /site. The photo API works as with one source."""
+    from livemask.apps import compose
+    from livemask.config import apply_overrides
+    from livemask.engine.sources import quiet_video_backend
+    from livemask.web.hub import FrameHub
+    from livemask.web.site import SiteView
+
+    quiet_video_backend(getattr(args, "verbose", False))
+    config = apply_overrides(config, {"source.realtime": True}, "command line")
+    sock = bind(args.host, args.port)
+    site_thread = None
+    stop_event = threading.Event()
+    try:
+        models = ServedModels.load(args, config)
+        hubs: dict[str, FrameHub] = {}
+
+        def sinks(name: str) -> list:
+            hubs[name] = FrameHub()
+            return [hubs[name], hubs[name].events, *compose.mqtt_sinks(config, name), models.metrics.camera(name)]
+
+        # the cameras' classify calls take turns with the API's in the runner's model lane
+        site = compose.run_site(config, stop_event, None, extra_sinks=sinks,
+                                classifier_=models.runner.routed_classifier(models.classifier), snapshots=False)
+        app = make_app(args, config, token, models, on_shutdown=stop_event.set, site=SiteView(hubs, site.states))
+        server = make_server(args, app, sock, token, "/site", f"  ({len(hubs)} cameras)")
+        site_thread = threading.Thread(target=site.run, name="site", daemon=True)
+        site_thread.start()
+        server.run(sockets=[sock])
+    finally:
+        stop_event.set()
+        if site_thread is not None:
+            site_thread.join(timeout=15)
+        sock.close()
+    return 0

@@ -63,6 +63,13 @@ class Interrupted(LivemaskError):
     exit_code = 130
 
 
+class CameraFailed(LivemaskError):
+    """``run`` with several cameras: at least one camera could not be opened or was lost for good; the
+    other cameras ran to their end and their outputs are complete."""
+
+    exit_code = 4
+
+
 def exception_line(err: BaseException, last: bool = False, limit: int = 200, with_type: bool = True) -> str:
     """One line for an unexpected exception: ``Type: message``, where message is the first non-empty line of
     ``str(err)`` (the summary most libraries put first), or with ``last`` the last one (where a library wraps a

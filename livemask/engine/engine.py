@@ -43,7 +43,7 @@ class Engine:
     def __init__(self, capture: Capture, processor: FrameProcessor, sinks: Sequence[Sink] = (),
                  display: Display | None = None, stage_queue: int = 2,
                  stop_reason: Callable[[], str | None] | None = None, overlap: bool = True,
-                 people: People | None = None):
+                 people: People | None = None, camera: str | None = None):
         self.capture = capture
         self.processor = processor
         self.pipeline = Pipeline(capture, processor, stage_queue, overlap)
@@ -53,6 +53,8 @@ class Engine:
         self.display = display
         self.stop_reason = stop_reason or (lambda: None)
         self.people = people  # the people stage (counts, static faces, alerts), after the tracker
+        self.camera = camera  # the camera's name in a run with several cameras; every sink gets it in RunInfo
+        self.last_summary: dict | None = None  # the summary of the finished run, also when run() raised
         self.written = 0
         self.faces: dict[str, int] = {}
         self.superseded = 0
@@ -70,7 +72,7 @@ class Engine:
         if self.capture.max_frames is not None:
             total = self.capture.max_frames if total is None else min(total, self.capture.max_frames)
         return RunInfo(source.name, source.fps or 30.0, source.size, None if self.live else total, self.live,
-                       tuple(self.processor.classifier.class_names))
+                       tuple(self.processor.classifier.class_names), self.camera)
 
     # -- the run ------------------------------------------------------------------------------
     def run(self) -> dict:
@@ -117,6 +119,7 @@ class Engine:
                 runner.finish()
             error = error or self._sink_failure()
             summary = self.summary(elapsed, error)
+            self.last_summary = summary
             if with_display and self.display is not None and self.display in self._opened:
                 self._close_display(summary)
             if not self._closed:

@@ -43,6 +43,7 @@ class RunInfo:
     total: int | None  # results to expect (files and folders, or --max-frames), None when unknown
     live: bool
     class_names: tuple[str, ...]
+    camera: str | None = None  # the camera's name in a run with several cameras (the ``cameras`` section)
 
 
 @runtime_checkable

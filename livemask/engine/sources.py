@@ -190,6 +190,7 @@ class UrlSource(_CaptureSource):
         self.reconnect_max_delay_s = float(reconnect_max_delay_s)
         self.timeout_ms = int(float(timeout_s) * 1000)
         self.stop_event = stop_event or threading.Event()
+        self.reconnecting: tuple[int, int] | None = None  # (try k, of n) while a lost stream is being retried
 
     def _connect(self) -> bool | None:
         """One connection attempt: True when open, False when refused, None when stop was requested.
@@ -249,6 +250,7 @@ class UrlSource(_CaptureSource):
         lost_at = time.monotonic()
         delay = self.reconnect_delay_s
         for attempt in range(1, self.reconnect_tries + 1):
+            self.reconnecting = (attempt, self.reconnect_tries)
             log.warning("%s: %s; reconnecting in %.1f s (try %d of %d)", self.name, why, delay, attempt,
                         self.reconnect_tries)
             if self.stop_event.wait(delay):
@@ -257,6 +259,7 @@ class UrlSource(_CaptureSource):
             if ok is None:
                 return None, attempt
             if ok:
+                self.reconnecting = None
                 self.gap_s += time.monotonic() - lost_at
                 log.info("%s: reconnected after %.1f s", self.name, time.monotonic() - lost_at)
                 return True, attempt

@@ -195,8 +195,10 @@ class EventLog:
         self.flush_s = float(flush_s)
         self.file = None
         self.lines = 0
+        self.camera: str | None = None  # a run with several cameras: every line names its camera
 
     def open(self, info: RunInfo | None = None) -> None:
+        self.camera = getattr(info, "camera", None)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.file = self.path.open("w", encoding="utf-8")
@@ -210,6 +212,8 @@ class EventLog:
         return OutputError(f"cannot write {self.path} ({err.strerror or err})")
 
     def _write(self, obj: dict) -> None:
+        if self.camera is not None:
+            obj = {"camera": self.camera, **obj}
         try:
             self.file.write(json.dumps(obj, separators=(",", ":")) + "\n")
             now = time.monotonic()

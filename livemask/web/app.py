@@ -70,7 +70,7 @@ def create_app(detector, classifier, explain_suite=None, *, token: str | None = 
                serialise: str = "worker", hub=None, runner: InferenceRunner | None = None,
                video_detector=None, on_shutdown=None, bind_host: str = "127.0.0.1",
                allowed_hosts: tuple[str, ...] = (), allowed_origins: tuple[str, ...] = (),
-               decode_budget_bytes: int = DEFAULT_DECODE_BUDGET, ws_limits=None) -> FastAPI:
+               decode_budget_bytes: int = DEFAULT_DECODE_BUDGET, ws_limits=None, site=None) -> FastAPI:
     """The app. ``explain_suite``: an ``ExplainSuite``, or an :class:`~livemask.web.explaining.ExplainerLoader`
     that makes it apart from start-up (None: ``/v1/explain`` answers 503);
     ``token``: required on every request but the static assets (None: open, loopback only);
@@ -216,11 +216,16 @@ def create_app(detector, classifier, explain_suite=None, *, token: str | None = 
                 "explain_model": explainers.state if explainers is not None else "none",
                 "inference": {"mode": runner.mode, "calls": runner.calls, "busy_s": round(runner.busy_s, 2)},
                 "detector": detector.describe(), "decode": budget.summary(),
-                "live": hub.summary() if hub is not None else None}
+                "live": hub.summary() if hub is not None else None,
+                **({"cameras": site.summary()} if site is not None else {})}
 
     from livemask.web.hub import add_live_routes, add_webcam_route
 
     add_webcam_route(app, runner, max_pixels, video_detector, budget, ws_limits)
     if hub is not None:
         add_live_routes(app, hub, runner, classifier, explainers)
+    if site is not None:  # several cameras (livemask.web.site): the Site page and its API
+        from livemask.web.site import add_site_routes
+
+        add_site_routes(app, site)
     return app

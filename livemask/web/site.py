@@ -1,126 +1,140 @@
-"""The site across machines: ``serve`` subscribes to the broker and lists every camera that publishes there.
+"""The Site page and its API: ``livemask serve`` with several cameras (docs/cameras.md).
 
-:class:`SiteWatcher` subscribes (paho-mqtt, its own network thread) to ``<site prefix>/#`` and keeps, per
-camera, the newest retained state, the last alert and whether its publisher is online. A publisher is the
-topic prefix before ``/available``; a camera is ``<publisher prefix>/<camera>``: so machines that each
-publish under their own prefix (``livemask/hall-pc``, ``livemask/door-pc``) and one machine publishing
-under ``livemask`` are both seen from a site prefix of ``livemask``. A publisher whose last will
-(``offline``) arrives, or that ends its run, shows its cameras offline at once. ``GET /v1/site`` answers
-the list (behind the server's token rule). No video comes from remote cameras.
+Each camera's engine has its own :class:`~livemask.web.hub.FrameHub` among its sinks; :class:`SiteView`
+holds them with a function giving each camera's state (``connecting``, ``live``, ``reconnecting k/n``,
+``ended``, ``failed: reason``). Routes (added by :func:`add_site_routes`):
+
+* ``GET /site``: the Site page (``static/site.html`` + ``site.js``): a tile per camera, site totals, one
+  event list naming the camera of each line; ``/site#camera=NAME`` is that camera's view.
+* ``GET /v1/cameras``: every camera's name, state, fps, latency, people in view by class, worst verdict.
+* ``GET /v1/cameras/{name}/frame.jpg``: the camera's newest annotated frame (tiles poll it);
+  ``GET /v1/cameras/{name}/stream.mjpg``: its annotated frames as multipart MJPEG.
+* ``GET /v1/events?camera=NAME``: Server-Sent Events of that camera's event lines (every camera's
+  without ``camera``), each line with its ``camera``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-import logging
-import os
-import socket
-import threading
-import time
+from collections.abc import Callable
+from importlib import resources
 
-from livemask.core.redact import safe_message
-from livemask.sinks.mqtt import MqttOptions, parse_url
+from fastapi import HTTPException, Query
+from fastapi.responses import FileResponse, Response, StreamingResponse
 
-log = logging.getLogger(__name__)
+from livemask.web.hub import FrameHub, people_so_far
 
-
-class SiteWatcher:
-    def __init__(self, options: MqttOptions, client_id: str | None = None):
-        self.options = options
-        self.address = parse_url(options.url)
-        self.prefix = options.site_prefix or options.prefix
-        self.client_id = client_id or f"livemask-site-{socket.gethostname()}-{os.getpid()}"
-        self.lock = threading.Lock()
-        self.publishers: dict[str, dict] = {}  # publisher prefix -> {"online": bool, "since": t}
-        self.cameras: dict[str, dict] = {}  # "<publisher>/<camera>" -> {"state", "last_alert", "updated"}
-        self.connected = threading.Event()
-        self.refused: str | None = None
-        self.client = None
-
-    def start(self) -> None:
-        import paho.mqtt.client as mqtt
-
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv311)
-        a = self.address
-        if a.username is not None:
-            client.username_pw_set(a.username, a.password)
-        if a.tls:
-            client.tls_set()
-        client.reconnect_delay_set(1, self.options.reconnect_max_s)
-        client.on_connect = self._on_connect
-        client.on_disconnect = lambda *_args: self.connected.clear()
-        client.on_message = self._on_message
-        self.client = client
-        client.connect_async(a.host, a.port, keepalive=self.options.keepalive_s)
-        client.loop_start()
-
-    def stop(self) -> None:
-        if self.client is not None:
-            self.client.disconnect()
-            stopper = threading.Thread(target=self.client.loop_stop, daemon=True)
-            stopper.start()
-            stopper.join(3.0)
-
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
-        if reason_code.is_failure:
-            self.refused = str(reason_code)
-            log.warning("site: %s refused the connection (%s)", self.address.shown, safe_message(self.refused))
-            client.disconnect()
-            return
-        client.subscribe(f"{self.prefix}/#", qos=1)
-        self.connected.set()
-
-    def _on_message(self, client, userdata, msg) -> None:
-        try:
-            self.take(msg.topic, msg.payload)
-        except Exception as err:  # a foreign or broken message on the prefix: ignored
-            log.debug("site: ignored a message on %s: %s", msg.topic, err)
-
-    def take(self, topic: str, payload: bytes) -> None:
-        """Fold one message into the site's view."""
-        parts = topic.split("/")
-        now = time.time()
-        if parts[-1] == "available" and len(parts) >= 2:
-            publisher = "/".join(parts[:-1])
-            text = payload.decode(errors="replace").strip()
-            with self.lock:
-                self.publishers[publisher] = {"online": text == "online", "since": now}
-            return
-        if parts[-1] not in ("state", "alert") or len(parts) < 3:
-            return
-        publisher, camera = "/".join(parts[:-2]), parts[-2]
-        if not payload:  # a cleared retained message
-            return
-        record = json.loads(payload)
-        if not isinstance(record, dict):
-            return
-        key = f"{publisher}/{camera}"
-        with self.lock:
-            entry = self.cameras.setdefault(key, {"publisher": publisher, "name": camera, "state": None,
-                                                  "last_alert": None, "updated": None})
-            if parts[-1] == "state":
-                entry["state"] = record
-            else:
-                entry["last_alert"] = record
-            entry["updated"] = now
-
-    def view(self) -> dict:
-        """The site: each camera with its publisher's availability, newest state and last alert."""
-        with self.lock:
-            cameras = []
-            for key in sorted(self.cameras):
-                entry = self.cameras[key]
-                pub = self.publishers.get(entry["publisher"])
-                state = entry["state"] or {}
-                online = bool(pub and pub["online"]) and state.get("source") != "ended"
-                cameras.append({"id": key, "name": entry["name"], "publisher": entry["publisher"],
-                                "online": online, "state": entry["state"], "last_alert": entry["last_alert"],
-                                "updated": None if entry["updated"] is None else round(entry["updated"], 3)})
-        return {"broker": self.address.shown, "prefix": self.prefix, "connected": self.connected.is_set(),
-                "cameras": cameras}
+STATIC = resources.files("livemask.web") / "static"
+POLL_S = 0.01
+# the verdict a tile's border shows: the worst class in view, in this order (classes not listed rank lowest)
+SEVERITY = ("no_mask", "mask_incorrect", "mask")
 
 
-def add_site_route(app, watcher: SiteWatcher) -> None:
-    @app.get("/v1/site", summary="every camera that publishes to the site's MQTT broker: online, state, last alert")
-    async def site():
-        return watcher.view()
+class SiteView:
+    """The cameras' hubs and states, in config order."""
+
+    def __init__(self, hubs: dict[str, FrameHub], states: Callable[[], dict[str, str]]):
+        self.hubs = hubs
+        self.states = states
+
+    def hub(self, name: str) -> FrameHub:
+        hub = self.hubs.get(name)
+        if hub is None:
+            raise HTTPException(404, f"no camera named {name[:40]!r}")
+        return hub
+
+    def camera(self, name: str, state: str) -> dict:
+        hub = self.hubs[name]
+        latest = hub.latest()
+        in_view = latest.counts if latest is not None else {}
+        worst = next((c for c in SEVERITY if in_view.get(c)), None)
+        if worst is None:
+            worst = next((c for c, n in in_view.items() if n), None)
+        return {"name": name, "state": state, "fps": round(hub.fps(), 2), "frames": hub.frames,
+                "latency_ms": None if latest is None else round(latest.written_ms - latest.captured_ms, 1),
+                "in_view": in_view, "worst": worst,
+                "people": None if latest is None else people_so_far(latest.result)}
+
+    def cameras(self) -> list[dict]:
+        states = self.states()
+        return [self.camera(name, states.get(name, "connecting")) for name in self.hubs]
+
+    def summary(self) -> dict:
+        """Per camera and for the site: people counted so far, masked, alerts."""
+        cams = self.cameras()
+        counted = sum((c["people"] or {}).get("counted", 0) for c in cams)
+        masked = sum((c["people"] or {}).get("masked", 0) for c in cams)
+        alerts = sum((c["people"] or {}).get("alerts", 0) for c in cams)
+        return {"cameras": cams, "site": {"counted": counted, "masked": masked, "alerts": alerts,
+                                          "share_masked": round(masked / counted, 4) if counted else None}}
+
+    @property
+    def closed(self) -> bool:
+        return all(h.closed for h in self.hubs.values())
+
+
+def add_site_routes(app, site: SiteView) -> None:
+    @app.get("/site", include_in_schema=False)
+    async def site_page():
+        return FileResponse(str(STATIC / "site.html"), headers={"Cache-Control": "no-store"})
+
+    @app.get("/v1/cameras", summary="every camera: name, state, fps, latency, people in view by class")
+    async def cameras():
+        return site.summary()
+
+    @app.get("/v1/cameras/{name}/frame.jpg", summary="a camera's newest annotated frame")
+    async def frame(name: str):
+        latest = site.hub(name).latest()
+        if latest is None:
+            raise HTTPException(404, f"camera {name}: no frame yet")
+        return Response(latest.jpeg, media_type="image/jpeg",
+                        headers={"Cache-Control": "no-store", "X-Frame-Seq": str(latest.seq)})
+
+    @app.get("/v1/cameras/{name}/stream.mjpg", summary="a camera's annotated frames as multipart MJPEG")
+    async def stream(name: str):
+        hub = site.hub(name)
+
+        async def frames():
+            last = -1
+            while True:
+                f = hub.latest()
+                if f is not None and f.seq != last:
+                    last = f.seq
+                    yield (b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: " + str(len(f.jpeg)).encode()
+                           + b"\r\n\r\n" + f.jpeg + b"\r\n")
+                elif hub.closed:
+                    return
+                else:
+                    await asyncio.sleep(POLL_S)
+
+        return StreamingResponse(frames(), media_type="multipart/x-mixed-replace; boundary=frame",
+                                 headers={"Cache-Control": "no-store"})
+
+    @app.get("/v1/events", summary="Server-Sent Events: the cameras' event lines, each naming its camera")
+    async def events(camera: str | None = Query(None, description="only this camera (default: every camera)")):
+        names = [camera] if camera is not None else list(site.hubs)
+        for name in names:
+            site.hub(name)  # 404 for an unknown camera
+
+        async def lines():
+            seen = {name: 0 for name in names}
+            idle = 0.0
+            while True:
+                sent = False
+                for name in names:
+                    for seq, text in site.hubs[name].events_after(seen[name]):
+                        seen[name] = seq
+                        sent = True
+                        yield f"data: {{\"camera\":{json.dumps(name)},{text[1:]}\n\n"
+                if not sent:
+                    if all(site.hubs[n].closed for n in names):
+                        yield f"event: end\ndata: {json.dumps(site.summary())}\n\n"
+                        return
+                    idle += 0.05
+                    if idle >= 15:
+                        idle = 0.0
+                        yield ": keep-alive\n\n"
+                    await asyncio.sleep(0.05)
+
+        return StreamingResponse(lines(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
