@@ -281,7 +281,7 @@ def test_concurrent_large_uploads_past_the_decode_budget_get_503_retry_after(det
 
 def test_webcam_websocket_message_size_and_rate_limits(detector, classifier, astronaut_bgr):
     from livemask.web.app import create_app
-    from livemask.web.hub import WebSocketLimits
+    from livemask.web.live_routes import WebSocketLimits
 
     app = create_app(detector, classifier, None, ws_limits=WebSocketLimits(64 * 1024, 5.0))
     with TestClient(app) as client:

@@ -241,7 +241,7 @@ def make_app(args, config, token: str | None, models: ServedModels, hub=None, on
     """The app with the command line's limits and guards, the report page of the kept events and /metrics."""
     from livemask.apps import compose
     from livemask.web.app import create_app
-    from livemask.web.hub import WebSocketLimits
+    from livemask.web.live_routes import WebSocketLimits
     from livemask.web.metrics_route import add_metrics_route
 
     args.ws_limits = WebSocketLimits(int(args.ws_max_mb * 1024 * 1024), args.ws_max_rate)

@@ -80,7 +80,7 @@ def create_app(detector, classifier, explain_suite=None, *, token: str | None = 
     ``bind_host``, ``allowed_hosts``, ``allowed_origins``: the Host/Origin check
     (:class:`~livemask.web.guard.HostOriginGuard`); ``decode_budget_bytes``: uploads and decoded pixels
     held at once by all requests; ``ws_limits``: the webcam WebSocket's message size and rate
-    (:class:`~livemask.web.hub.WebSocketLimits`)."""
+    (:class:`~livemask.web.live_routes.WebSocketLimits`)."""
     runner = runner or InferenceRunner(detector, classifier, serialise)
     from livemask.web.explaining import ExplainerLoader, explainer_or_503
 
@@ -219,7 +219,7 @@ def create_app(detector, classifier, explain_suite=None, *, token: str | None = 
                 "live": hub.summary() if hub is not None else None,
                 **({"cameras": site.summary()} if site is not None else {})}
 
-    from livemask.web.hub import add_live_routes, add_webcam_route
+    from livemask.web.live_routes import add_live_routes, add_webcam_route
 
     add_webcam_route(app, runner, max_pixels, video_detector, budget, ws_limits)
     if hub is not None:

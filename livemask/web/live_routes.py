@@ -1,0 +1,234 @@
+"""The live page's routes over a :class:`~livemask.web.hub.FrameHub`, and the browser webcam.
+
+Routes (added by :func:`add_live_routes` when the server has a live source):
+
+* ``GET /v1/stream.mjpg``: multipart MJPEG of the annotated frames (for ``<img>``, VLC, ...).
+* ``GET /v1/events``: Server-Sent Events, the event-log lines (one per frame, one per alert), then ``end``.
+* ``WS /v1/live``: per frame a JSON text message (frame id, capture time, faces, counts,
+  fps, the people stage's ``people``) followed by the JPEG as a binary message; the page measures
+  latency from it.
+* ``POST /v1/live/explain``: Grad-CAM / occlusion for the faces of the newest frame.
+
+``WS /v1/webcam`` (added by :func:`add_webcam_route`, always): the browser sends JPEG
+frames as binary messages; the server keeps only the newest unprocessed one (older ones
+are dropped and counted) and answers each processed frame with its face records. A message over
+:attr:`WebSocketLimits.max_message_bytes` closes the connection with code 1009, more than
+:attr:`WebSocketLimits.max_messages_per_s` (over a one-second bucket) with code 1008; a frame
+that does not fit in the server's decode budget is answered ``{"frame": n, "error": "busy...",
+"retry_after": 1}`` and skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import HTTPException, Query, WebSocket, WebSocketDisconnect
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from livemask.core.params import Range, check_fields
+from livemask.core.records import face_records
+from livemask.web.hub import FrameHub, LiveFrame, people_so_far
+from livemask.web.imagecheck import DecodeBudget, UploadImageError, checked_size, decode_cost, decode_upload
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.005  # viewers look for a newer frame this often
+
+
+def add_live_routes(app, hub: FrameHub, runner, classifier, explainers) -> None:
+    """``explainers``: the :class:`~livemask.web.explaining.ExplainerLoader` (None: no explanations)."""
+    async def newer(last: int) -> LiveFrame | None:
+        """The newest frame after ``last``; None once the source has ended and all was sent."""
+        while True:
+            f = hub.latest()
+            if f is not None and f.seq != last:
+                return f
+            if hub.closed:
+                return None
+            await asyncio.sleep(POLL_S)
+
+    @app.get("/v1/stream.mjpg", summary="the annotated live stream as multipart MJPEG")
+    async def stream():
+        async def frames():
+            last = -1
+            while (f := await newer(last)) is not None:
+                last = f.seq
+                yield (b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: " + str(len(f.jpeg)).encode()
+                       + b"\r\n\r\n" + f.jpeg + b"\r\n")
+
+        return StreamingResponse(frames(), media_type="multipart/x-mixed-replace; boundary=frame",
+                                 headers={"Cache-Control": "no-store"})
+
+    @app.get("/v1/events", summary="Server-Sent Events: one event-log line per frame, then 'end'")
+    async def events():
+        async def lines():
+            seq, idle = 0, 0.0
+            while True:
+                batch = hub.events_after(seq)
+                for s, text in batch:
+                    seq = s
+                    yield f"id: {s}\ndata: {text}\n\n"
+                if not batch:
+                    if hub.closed:
+                        yield f"event: end\ndata: {json.dumps(hub.summary())}\n\n"
+                        return
+                    idle += 0.05
+                    if idle >= 15:
+                        idle = 0.0
+                        yield ": keep-alive\n\n"
+                    await asyncio.sleep(0.05)
+
+        return StreamingResponse(lines(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+
+    @app.websocket("/v1/live")
+    async def live(ws: WebSocket):
+        await ws.accept()
+        last, skipped = -1, 0
+        try:
+            while (f := await newer(last)) is not None:
+                if last > 0:
+                    skipped += f.seq - last - 1
+                last = f.seq
+                await ws.send_text(json.dumps({
+                    "seq": f.seq, "frame_id": f.result.frame.frame_id, "captured_ms": f.captured_ms,
+                    "sent_ms": time.time() * 1000.0, "faces": f.faces, "counts": f.counts, "fps": round(hub.fps(), 2),
+                    "skipped": skipped, "inference_ms": round(f.result.inference_ms, 1),
+                    "people": people_so_far(f.result)}))
+                await ws.send_bytes(f.jpeg)
+            await ws.send_text(json.dumps({"end": True, "summary": hub.summary()}))
+            await ws.close()
+        except WebSocketDisconnect:
+            pass
+
+    @app.post("/v1/live/explain", summary="Grad-CAM / occlusion maps for the faces of the newest live frame")
+    async def live_explain(method: str = Query("all", pattern="^(gradcam|occlusion|all)$"),
+                           target: str | None = None):
+        from livemask.web.explaining import explainer_or_503
+
+        explainer = await explainer_or_503(explainers)
+        f = hub.latest()
+        if f is None:
+            raise HTTPException(409, "no live frame yet")
+        explainer.check_target(target, tuple(classifier.class_names))
+        result = f.result
+
+        def work():
+            crops = classifier.crops(result.frame.image, result.detections)
+            return explainer.explain(crops, method, target, detections=result.detections)
+
+        explained = await runner.run(work)
+        faces = [dict(rec, explanations=e["explanations"], crop_png=e["crop_png"])
+                 for rec, e in zip(f.faces, explained, strict=True)]
+        return {"frame_id": result.frame.frame_id, "faces": faces, "legend_png": explainer.legend_png()}
+
+
+@dataclass(frozen=True)
+class WebSocketLimits:
+    """Per-connection limits on what a client sends over ``WS /v1/webcam``."""
+
+    max_message_bytes: Annotated[int, Range(1024, 100 * 1024 * 1024)] = 2 * 1024 * 1024
+    max_messages_per_s: Annotated[float, Range(1.0, 10_000.0)] = 60.0
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+class RateBucket:
+    """At most ``rate`` messages a second on average, bursts of up to ``rate`` (a token bucket)."""
+
+    def __init__(self, rate: float):
+        self.rate = float(rate)
+        self.tokens = float(rate)
+        self.at = time.monotonic()
+
+    def allow(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.rate, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens < 1.0:
+            return False
+        self.tokens -= 1.0
+        return True
+
+
+def add_webcam_route(app, runner, max_pixels: int, detector=None, budget: DecodeBudget | None = None,
+                     limits: WebSocketLimits | None = None) -> None:
+    budget = budget or DecodeBudget()
+    limits = limits or WebSocketLimits()
+
+    @app.websocket("/v1/webcam")
+    async def webcam(ws: WebSocket):
+        await ws.accept()
+        state = {"pending": None, "received": 0, "dropped": 0, "done": False}
+        wake = asyncio.Event()
+        bucket = RateBucket(limits.max_messages_per_s)
+
+        async def reader():
+            try:
+                while True:
+                    msg = await ws.receive()
+                    if msg["type"] == "websocket.disconnect":
+                        break
+                    data = msg.get("bytes")
+                    text = msg.get("text")
+                    size = len(data) if data is not None else len(text.encode()) if text is not None else 0
+                    if size > limits.max_message_bytes:
+                        await ws.close(1009, f"message over {limits.max_message_bytes} bytes")
+                        break
+                    if not bucket.allow():
+                        await ws.close(1008, f"more than {limits.max_messages_per_s:g} messages a second")
+                        break
+                    if data is None:
+                        continue
+                    state["received"] += 1
+                    if state["pending"] is not None:
+                        state["dropped"] += 1  # a newer frame came before the older one was processed
+                    state["pending"] = (state["received"], data)
+                    wake.set()
+            finally:
+                state["done"] = True
+                wake.set()
+
+        task = asyncio.create_task(reader())
+        try:
+            while True:
+                await wake.wait()
+                wake.clear()
+                if state["done"]:
+                    break
+                if state["pending"] is None:
+                    continue
+                number, data = state["pending"]
+                state["pending"] = None
+                started = time.perf_counter()
+                try:
+                    w, h = checked_size(data, max_pixels)
+                    ticket = budget.take(decode_cost(len(data), w, h))
+                except UploadImageError as err:
+                    answer = {"frame": number, "error": str(err)}
+                    if err.retry_after is not None:
+                        answer["retry_after"] = err.retry_after
+                    await ws.send_text(json.dumps(answer))
+                    continue
+                with ticket:
+                    try:
+                        image = await run_in_threadpool(decode_upload, data, max_pixels)
+                    except UploadImageError as err:
+                        await ws.send_text(json.dumps({"frame": number, "error": str(err)}))
+                        continue
+                    del data
+                    detections, predictions = await runner.analyse(image, detector)
+                await ws.send_text(json.dumps({
+                    "frame": number, "width": image.shape[1], "height": image.shape[0],
+                    "faces": face_records(detections, predictions), "received": state["received"],
+                    "dropped": state["dropped"], "ms": round((time.perf_counter() - started) * 1000.0, 1)}))
+        except (WebSocketDisconnect, RuntimeError):  # the client left while we were answering
+            pass
+        finally:
+            task.cancel()
