@@ -24,6 +24,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -39,6 +40,31 @@ from livemask.web.imagecheck import DecodeBudget, UploadImageError, checked_size
 log = logging.getLogger(__name__)
 
 POLL_S = 0.005  # viewers look for a newer frame this often
+SSE_POLL_S = 0.05  # event streams look for new lines this often
+KEEPALIVE_S = 15.0  # an idle event stream sends a comment this often (proxies keep it open)
+
+
+def event_stream(batch: Callable[[], list[str]], ended: Callable[[], bool], summary: Callable[[], dict]):
+    """A Server-Sent Events response from polling: ``batch()`` gives the formatted events that are new; once
+    it gives none and ``ended()`` is true, an ``end`` event carries ``summary()`` and the stream closes."""
+
+    async def lines():
+        idle = 0.0
+        while True:
+            events = batch()
+            for text in events:
+                yield text
+            if not events:
+                if ended():
+                    yield f"event: end\ndata: {json.dumps(summary())}\n\n"
+                    return
+                idle += SSE_POLL_S
+                if idle >= KEEPALIVE_S:
+                    idle = 0.0
+                    yield ": keep-alive\n\n"
+                await asyncio.sleep(SSE_POLL_S)
+
+    return StreamingResponse(lines(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
 
 
 def add_live_routes(app, hub: FrameHub, runner, classifier, explainers) -> None:
@@ -67,24 +93,16 @@ def add_live_routes(app, hub: FrameHub, runner, classifier, explainers) -> None:
 
     @app.get("/v1/events", summary="Server-Sent Events: one event-log line per frame, then 'end'")
     async def events():
-        async def lines():
-            seq, idle = 0, 0.0
-            while True:
-                batch = hub.events_after(seq)
-                for s, text in batch:
-                    seq = s
-                    yield f"id: {s}\ndata: {text}\n\n"
-                if not batch:
-                    if hub.closed:
-                        yield f"event: end\ndata: {json.dumps(hub.summary())}\n\n"
-                        return
-                    idle += 0.05
-                    if idle >= 15:
-                        idle = 0.0
-                        yield ": keep-alive\n\n"
-                    await asyncio.sleep(0.05)
+        seen = [0]
 
-        return StreamingResponse(lines(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+        def batch() -> list[str]:
+            out = []
+            for s, text in hub.events_after(seen[0]):
+                seen[0] = s
+                out.append(f"id: {s}\ndata: {text}\n\n")
+            return out
+
+        return event_stream(batch, lambda: hub.closed, hub.summary)
 
     @app.websocket("/v1/live")
     async def live(ws: WebSocket):

@@ -24,6 +24,7 @@ from fastapi import HTTPException, Query
 from fastapi.responses import FileResponse, Response, StreamingResponse
 
 from livemask.web.hub import FrameHub, people_so_far
+from livemask.web.live_routes import event_stream
 
 STATIC = resources.files("livemask.web") / "static"
 POLL_S = 0.01
@@ -117,24 +118,14 @@ def add_site_routes(app, site: SiteView) -> None:
         for name in names:
             site.hub(name)  # 404 for an unknown camera
 
-        async def lines():
-            seen = {name: 0 for name in names}
-            idle = 0.0
-            while True:
-                sent = False
-                for name in names:
-                    for seq, text in site.hubs[name].events_after(seen[name]):
-                        seen[name] = seq
-                        sent = True
-                        yield f"data: {{\"camera\":{json.dumps(name)},{text[1:]}\n\n"
-                if not sent:
-                    if all(site.hubs[n].closed for n in names):
-                        yield f"event: end\ndata: {json.dumps(site.summary())}\n\n"
-                        return
-                    idle += 0.05
-                    if idle >= 15:
-                        idle = 0.0
-                        yield ": keep-alive\n\n"
-                    await asyncio.sleep(0.05)
+        seen = {name: 0 for name in names}
 
-        return StreamingResponse(lines(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+        def batch() -> list[str]:
+            out = []
+            for name in names:
+                for seq, text in site.hubs[name].events_after(seen[name]):
+                    seen[name] = seq
+                    out.append(f"data: {{\"camera\":{json.dumps(name)},{text[1:]}\n\n")
+            return out
+
+        return event_stream(batch, lambda: all(site.hubs[n].closed for n in names), site.summary)
