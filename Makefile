@@ -10,7 +10,7 @@ SOURCE ?= $(DEMO)
 
 .PHONY: setup system-deps run test lint bench clean container-deps base-image image image-full image-test
 
-REQUIREMENTS := requirements.txt requirements-float32.txt requirements-tf.txt requirements-lite.txt requirements-export.txt requirements-serve.txt requirements-ray.txt requirements-test.txt
+REQUIREMENTS := requirements.txt requirements-float32.txt requirements-tf.txt requirements-lite.txt requirements-export.txt requirements-serve.txt requirements-ray.txt requirements-test.txt requirements-report.txt
 
 $(BIN)/.installed: $(REQUIREMENTS) pyproject.toml
 	$(PYTHON) -m venv $(VENV)

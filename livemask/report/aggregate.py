@@ -189,6 +189,9 @@ def _query(files: list[EventFile], by: str, lo: float | None, hi: float | None) 
 def aggregate(files: list[EventFile], by: str = "hour", zone: str | None = None,
               start: float | None = None, end: float | None = None) -> Aggregate:
     """Count the events of ``files`` per camera and ``by`` bucket in ``zone`` (default: the machine's)."""
+    from livemask.report import require_report_libraries
+
+    require_report_libraries()
     import duckdb
 
     if by not in BUCKETS:
