@@ -212,7 +212,9 @@ def test_a_run_publishes_online_state_one_alert_and_track_events_then_offline(br
     rec = Recorder(broker.port)
     events = tmp_path / "e.jsonl"
     try:
-        proc = run_cli("--source", str(mask_clip), "--headless", "--events", str(events),
+        # at the clip's own pace: the state is looked at once a second of wall time, and the exported
+        # classifier with the 8-bit detector runs this 8 s clip in about 1 s when not paced
+        proc = run_cli("--source", str(mask_clip), "--realtime", "--headless", "--events", str(events),
                        "--set", f"run.snapshot_dir={tmp_path / 'snaps'}", env=env_with(broker.url))
         assert proc.returncode == 0, proc.stderr
         assert rec.wait_for(lambda: rec.on("livemask/available")[-1:] == ["offline"], 10)

@@ -95,7 +95,8 @@ def prepare(args, config):
     if getattr(args, "camera", None) and args.source is not None:
         raise ConfigError("give either --source (one source) or --camera NAME=SOURCE (several), not both")
     if args.source is None and compose.cameras(config):
-        return run_cameras(args, config)
+        args._prepared = (config, None)  # several cameras: run_cameras checks its own settings
+        return args._prepared
     if getattr(args, "output_dir", None) or getattr(args, "record", False):
         raise ConfigError("--output-dir and --record are for runs with cameras (--camera or the cameras section)")
     compose.check_alerts(config)
@@ -105,13 +106,13 @@ def prepare(args, config):
     if args.max_frames is not None and args.max_frames < 1:  # parsed by positive_int; kept for direct callers
         raise ConfigError(f"--max-frames must be at least 1, got {args.max_frames}")
     check_outputs(config.get("source", {}).get("source"), options.output, options.events)
-    compose.check_snapshot_dir(config, options)
     if not options.headless:
         from livemask.sinks.window import check_display
 
         check_display()  # before the models load
     elif not (options.output or options.events):
         log.warning("headless without --output or --events: results are only counted")
+    compose.check_snapshot_dir(config, options)  # after the display check: a refused display leaves no folder
     args._prepared = (config, options)
     return args._prepared
 
@@ -123,6 +124,8 @@ def start_screen(args, config):
     from livemask.apps import compose
 
     config, options = prepare(args, config)
+    if options is None:  # several cameras: headless
+        return None
     kiosk = compose.kiosk_options(config)
     if options.headless or not kiosk.enabled:
         return None
@@ -137,6 +140,8 @@ def command(args, config) -> int:
     from livemask.engine.sources import quiet_video_backend
 
     config, options = prepare(args, config)
+    if options is None:
+        return run_cameras(args, config)
     quiet_video_backend(getattr(args, "verbose", False))
 
     metrics = None
