@@ -54,21 +54,24 @@ def one_run(url: str | None, detector, classifier, snapshots: Path) -> dict:
 
     capture = Capture(FileSource(CLIP), queue_size=4, stop_event=threading.Event())
     capture.open()
-    people = People(PeopleOptions(), AlertRule(after_s=0.3, cooldown_s=1.0), None)
+    people = People(PeopleOptions(), AlertRule(("no_mask", "mask_incorrect"), after_s=0.3, cooldown_s=1.0), None)
     sinks = [MqttSink(MqttOptions(url=url, finish_s=1.0))] if url else []
     engine = Engine(capture, FrameProcessor(detector, classifier, Tracker(), 2), sinks, people=people)
     return engine.run()
 
 
 def video(args, broker: Broker) -> None:
-    from livemask.core.quiet import import_tensorflow_quietly
+    from livemask.models.backends import needs_tensorflow, open_classifier
 
-    import_tensorflow_quietly()
+    if needs_tensorflow(args.model):
+        from livemask.core.quiet import import_tensorflow_quietly
+
+        import_tensorflow_quietly()
     from face_detector import CenterFaceDetector
-    from livemask.models.backends.keras_model import MaskClassifier
 
-    detector = CenterFaceDetector(input_long_side=320, coarse_long_side=0)  # `livemask run`'s video setting
-    classifier = MaskClassifier(args.model)
+    # `livemask run`'s video settings and defaults: 320 px, no coarse pass, the shipped 8-bit network
+    detector = CenterFaceDetector(input_long_side=320, coarse_long_side=0, precision="int8")
+    classifier = open_classifier(args.model)
     classifier.warmup()
     urls = {"MQTT off": None, "MQTT on, live broker": broker.url,
             "MQTT on, dead broker": f"mqtt://127.0.0.1:{free_port()}"}
@@ -181,7 +184,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--qos0", type=int, default=20000)
     parser.add_argument("--qos1", type=int, default=5000)
-    parser.add_argument("--model", default=str(ROOT / "models" / "mask_classifier.keras"))
+    parser.add_argument("--model", default=str(ROOT / "models" / "mask_classifier.onnx"))
     parser.add_argument("--only", choices=("video", "throughput"))
     args = parser.parse_args()
     why = mosquitto_missing()
