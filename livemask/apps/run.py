@@ -110,9 +110,9 @@ def prepare(args, config):
         from livemask.sinks.window import check_display
 
         check_display()  # before the models load
-    elif not (options.output or options.events):
-        log.warning("headless without --output or --events: results are only counted")
     compose.check_snapshot_dir(config, options)  # after the display check: a refused display leaves no folder
+    if options.headless and not (options.output or options.events):
+        log.warning("headless without --output or --events: results are only counted")
     args._prepared = (config, options)
     return args._prepared
 
