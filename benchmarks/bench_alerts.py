@@ -29,7 +29,7 @@ import threading
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, table
+from common import machine, rotated, table
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIP = ROOT.parent / "shared" / "data" / "videos" / "several_unmasked_faces.mp4"
@@ -115,13 +115,10 @@ def main() -> int:
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as snaps:
         one_run(None, detector, classifier, Path(snaps))  # warm-up, not counted
-        names = list(urls)
-        for k in range(args.repeats):
-            for name in names[k % 3:] + names[:k % 3]:  # the order rotates, so no configuration always goes first
-                url = urls[name]
-                summary = one_run(url, detector, classifier, Path(snaps))
-                fps[name].append(summary["fps"])
-                last[name] = summary
+        for name in rotated(list(urls), args.repeats):  # the order rotates: no configuration always goes first
+            summary = one_run(urls[name], detector, classifier, Path(snaps))
+            fps[name].append(summary["fps"])
+            last[name] = summary
     load_after = os.getloadavg()
     stalled.close()
     rows = []

@@ -36,7 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from common import machine, table
+from common import machine, rotated, table
 from mqttbroker import Broker, free_port, mosquitto_missing
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,12 +80,10 @@ def video(args, broker: Broker) -> None:
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as snaps:
         one_run(None, detector, classifier, Path(snaps))  # warm-up, not counted
-        names = list(urls)
-        for k in range(args.repeats):
-            for name in names[k % 3:] + names[:k % 3]:
-                summary = one_run(urls[name], detector, classifier, Path(snaps))
-                fps[name].append(summary["fps"])
-                last[name] = summary
+        for name in rotated(list(urls), args.repeats):
+            summary = one_run(urls[name], detector, classifier, Path(snaps))
+            fps[name].append(summary["fps"])
+            last[name] = summary
     load_after = os.getloadavg()
     off = statistics.median(fps["MQTT off"])
     rows = []

@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, table
+from common import machine, process_rss_mb, table
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("LIVEMASK_CHROMIUM", "/usr/bin/chromium")
@@ -54,14 +54,6 @@ def scene() -> np.ndarray:
 
 def pct(values, q) -> float:
     return float(np.percentile(np.asarray(values, np.float64), q)) if len(values) else float("nan")
-
-
-def rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024.0
-    return float("nan")
 
 
 class Server:
@@ -209,7 +201,7 @@ def main() -> None:
             if label == "worker":
                 time.sleep(2)
                 other.append(["startup (spawn to first /healthz)", f"{srv.startup_s:.1f} s"])
-                other.append(["idle RSS after start-up", f"{rss_mb(srv.proc.pid):.0f} MB"])
+                other.append(["idle RSS after start-up", f"{process_rss_mb(srv.proc.pid):.0f} MB"])
             for clients in (1, 4):
                 r = bench_image(srv.url, photo, clients, args.requests if clients > 1 else args.requests // 4)
                 rows.append([label, clients, r["n"], f"{r['p50']:.0f}", f"{r['p95']:.0f}", f"{r['rps']:.1f}"])

@@ -35,7 +35,7 @@ from pathlib import Path
 import cv2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, table
+from common import machine, process_rss_mb, table
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -106,13 +106,6 @@ def bench_image(repeat: int, lean_bin: Path | None) -> list[list[object]]:
     return rows
 
 
-def _rss_mb(pid: int) -> float:
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024.0
-    return float("nan")
-
-
 def _post_photo(url: str, data: bytes, timeout: float = 300) -> tuple[int, dict]:
     boundary = "livemaskbench"
     body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.jpg\"\r\n"
@@ -138,7 +131,7 @@ def bench_serve_once(mode: str, photo: bytes) -> dict[str, float]:
             except OSError:
                 time.sleep(0.01)
         healthz = time.perf_counter() - started
-        idle = _rss_mb(proc.pid)
+        idle = process_rss_mb(proc.pid)
         sent = time.perf_counter()
         while True:  # as the page does: 503 + Retry-After is tried again after that many seconds
             status, headers = _post_photo(url + "/v1/explain?method=all", photo)
@@ -149,7 +142,7 @@ def bench_serve_once(mode: str, photo: bytes) -> dict[str, float]:
             raise RuntimeError(f"explain answered {status}")
         done = time.perf_counter()
         return {"healthz": healthz, "idle": idle, "explain_from_start": done - started,
-                "explain_latency": done - sent, "after": _rss_mb(proc.pid)}
+                "explain_latency": done - sent, "after": process_rss_mb(proc.pid)}
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -32,18 +32,10 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, table
+from common import machine, process_rss_mb, table
 
 ROOT = Path(__file__).resolve().parent.parent
 SIDE = 6300
-
-
-def rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024.0
-    return float("nan")
 
 
 def worst_png() -> bytes:
@@ -70,7 +62,7 @@ def flood(url: str, pid: int, data: bytes, clients: int, rounds: int) -> dict:
     with httpx.Client() as c:
         for _ in range(3):
             c.get(url + "/healthz")
-    idle = rss_mb(pid)
+    idle = process_rss_mb(pid)
     with httpx.Client(timeout=30) as c:  # /healthz without the flood, same server, same moment's machine load
         quiet = []
         for _ in range(60):
@@ -84,7 +76,7 @@ def flood(url: str, pid: int, data: bytes, clients: int, rounds: int) -> dict:
 
     def sample_rss():
         while not stop.wait(0.02):
-            peak[0] = max(peak[0], rss_mb(pid))
+            peak[0] = max(peak[0], process_rss_mb(pid))
 
     def probe_health():
         with httpx.Client(timeout=30) as c:

@@ -53,3 +53,19 @@ def table(headers: list[str], rows: list[list[object]]) -> str:
     out = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(out)
+
+
+def process_rss_mb(pid: int) -> float:
+    """The resident memory of process ``pid`` now (VmRSS), in MB; NaN when it is not reported."""
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def rotated(names: list[str], repeats: int):
+    """``repeats`` rounds over ``names``, each round starting one later, so no configuration always goes first."""
+    for k in range(repeats):
+        k %= len(names)
+        yield from names[k:] + names[:k]
