@@ -1,7 +1,8 @@
 """Issue 26: ``livemask serve`` with several cameras: the Site page in Debian's Chromium, and its API.
 
 The server is the real command (``livemask serve --camera ...``) in its own process: two file cameras
-(paced at their frame rate) and one that cannot be opened.
+(paced at their frame rate), a short file, a real MJPEG-over-HTTP camera on 127.0.0.1 (stopped and
+restarted by a test) and one that cannot be opened.
 """
 
 from __future__ import annotations
@@ -15,27 +16,49 @@ import urllib.error
 import urllib.request
 
 import pytest
-from livehelpers import MODEL, write_clip
+from livehelpers import MODEL, MjpegServer, write_clip
 from servehelpers import chromium_or_skip, page_state
 
 pytest.importorskip("playwright")
 pytest.importorskip("fastapi")
 
+NAMES = ["front", "back", "door", "short", "gone"]
+LIVE = ["front", "back", "door"]
+
+
+class SiteServer:
+    def __init__(self, url: str, door: MjpegServer, before_viewers: dict):
+        self.url, self.door, self.before_viewers = url, door, before_viewers
+
 
 @pytest.fixture(scope="module")
 def site_server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("site")
-    front = write_clip(tmp / "front.mp4", 400, fps=10)
-    back = write_clip(tmp / "back.mp4", 400, fps=10)
+    front = write_clip(tmp / "front.mp4", 900, fps=15)  # 60 s: live through the module's tests
+    back = write_clip(tmp / "back.mp4", 900, fps=15)
+    short = write_clip(tmp / "short.mp4", 30, fps=15)  # 2 s: ended long before a late viewer comes
+    door = MjpegServer(fps=15).start()
     proc = subprocess.Popen([sys.executable, "-m", "livemask", "serve", "--port", "0",
-                             "--set", f"classifier.model_path={MODEL}", "--camera", f"front={front}",
-                             "--camera", f"back={back}", "--camera", f"gone={tmp / 'none.mp4'}"],
+                             "--set", f"classifier.model_path={MODEL}", "--set", "source.reconnect_tries=1000",
+                             "--camera", f"front={front}", "--camera", f"back={back}", "--camera", f"door={door.url}",
+                             "--camera", f"short={short}", "--camera", f"gone={tmp / 'none.mp4'}"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()
         match = re.search(r"serving on (http://127\.0\.0\.1:\d+)/site", line)
         assert match, (line, proc.stderr.read()[-2000:] if proc.poll() is not None else "")
-        yield match.group(1)
+        url = match.group(1)
+        # /v1/summary is not a viewer: the file cameras wait for one, the stream camera plays
+        deadline = time.monotonic() + 60
+        while True:
+            before = {c["name"]: c for c in get_json(url + "/v1/summary")["cameras"]["cameras"]}
+            opened = all(not before[n]["state"].startswith("connecting") for n in ("front", "back", "short"))
+            if (before["door"]["frames"] > 0 and opened) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        time.sleep(1.0)  # a file that played without a viewer would have frames by now
+        before = {c["name"]: c for c in get_json(url + "/v1/summary")["cameras"]["cameras"]}
+        yield SiteServer(url, door, before)
     finally:
         proc.terminate()
         try:
@@ -43,6 +66,7 @@ def site_server(tmp_path_factory):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        door.stop()
 
 
 def get_json(url: str) -> dict:
@@ -54,71 +78,172 @@ def wait_for_states(url: str, timeout: float = 120) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         cams = {c["name"]: c for c in get_json(url + "/v1/cameras")["cameras"]}
-        if cams["front"]["frames"] > 2 and cams["back"]["frames"] > 2 and cams["gone"]["state"].startswith("failed"):
+        if all(cams[n]["frames"] > 2 for n in LIVE) and cams["gone"]["state"].startswith("failed"):
             return cams
         time.sleep(0.2)
     raise AssertionError(f"cameras not live: {cams}")
 
 
+def wait_for_state(url: str, name: str, prefix: str, timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        cam = next(c for c in get_json(url + "/v1/cameras")["cameras"] if c["name"] == name)
+        if cam["state"].startswith(prefix):
+            return cam
+        time.sleep(0.2)
+    raise AssertionError(f"camera {name} never {prefix}: {cam}")
+
+
+def test_a_file_camera_waits_for_its_first_viewer(site_server):
+    before = site_server.before_viewers
+    for name in ("front", "back", "short"):
+        assert before[name]["state"] == "waiting for a viewer" and before[name]["frames"] == 0, before[name]
+    assert before["door"]["state"] == "live" and before["door"]["frames"] > 0  # a stream is live anyway
+    assert before["door"]["replayable"] is False and before["front"]["replayable"] is True
+
+
 def test_api_lists_cameras_streams_one_and_filters_events(site_server):
-    cams = wait_for_states(site_server)
-    assert list(cams) == ["front", "back", "gone"]
+    url = site_server.url
+    cams = wait_for_states(url)
+    assert list(cams) == NAMES
     assert cams["front"]["state"] == "live" and cams["front"]["fps"] > 0
     assert cams["gone"]["state"].startswith("failed: ") and "no such video file" in cams["gone"]["state"]
-    summary = get_json(site_server + "/v1/summary")
-    assert [c["name"] for c in summary["cameras"]["cameras"]] == ["front", "back", "gone"]
+    summary = get_json(url + "/v1/summary")
+    assert [c["name"] for c in summary["cameras"]["cameras"]] == NAMES
     assert summary["live"] is None
-    with urllib.request.urlopen(site_server + "/v1/cameras/front/stream.mjpg", timeout=10) as r:
-        assert r.headers["Content-Type"].startswith("multipart/x-mixed-replace")
-        head = r.read(4096)
-        assert head.startswith(b"--frame\r\nContent-Type: image/jpeg") and b"\xff\xd8" in head
-    with urllib.request.urlopen(site_server + "/v1/events?camera=back", timeout=10) as r:
+    for path in ("/v1/cameras/front/stream.mjpg", "/v1/stream.mjpg?camera=front"):  # one helper serves both
+        with urllib.request.urlopen(url + path, timeout=10) as r:
+            assert r.headers["Content-Type"].startswith("multipart/x-mixed-replace")
+            head = r.read(4096)
+            assert head.startswith(b"--frame\r\nContent-Type: image/jpeg") and b"\xff\xd8" in head
+    with urllib.request.urlopen(url + "/v1/events?camera=back", timeout=10) as r:
         lines = []
         while len(lines) < 5:
             line = r.readline().decode()
             if line.startswith("data: "):
                 lines.append(json.loads(line[6:]))
     assert all(x["camera"] == "back" for x in lines) and all("frame_id" in x or "alert" in x for x in lines)
-    for path in ("/v1/cameras/nope/stream.mjpg", "/v1/cameras/nope/frame.jpg", "/v1/events?camera=nope"):
+    for path in ("/v1/cameras/nope/stream.mjpg", "/v1/cameras/nope/frame.jpg", "/v1/events?camera=nope",
+                 "/v1/stream.mjpg?camera=nope"):
         with pytest.raises(urllib.error.HTTPError) as info:
-            urllib.request.urlopen(site_server + path, timeout=10)
+            urllib.request.urlopen(url + path, timeout=10)
         assert info.value.code == 404 and "nope" in json.loads(info.value.read())["error"]
+    for path, code, words in (("/v1/live/replay?camera=nope", 404, "nope"),
+                              ("/v1/live/replay?camera=door", 409, "not a file"),
+                              ("/v1/live/replay?camera=front", 409, "has not ended"),
+                              ("/v1/live/replay", 404, "camera")):
+        request = urllib.request.Request(url + path, method="POST")
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(request, timeout=10)
+        assert info.value.code == code and words in json.loads(info.value.read())["error"], path
 
 
-def test_site_page_shows_every_tile_updating_and_a_click_opens_the_camera(site_server):
+def tile_loads(page) -> dict:
+    return page.evaluate("""() => Object.fromEntries([...document.querySelectorAll('.tile')].map(
+        t => [t.dataset.camera, Number(t.dataset.loaded || 0)]))""")
+
+
+def test_site_page_shows_every_tile_updating_and_a_click_opens_the_live_view(site_server):
     from playwright.sync_api import sync_playwright
 
-    wait_for_states(site_server)
+    url = site_server.url
+    wait_for_states(url)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium_or_skip(), headless=True)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         errors = []
         page.on("pageerror", lambda err: errors.append(str(err)))
-        page.goto(site_server + "/site")
+        page.goto(url + "/site")
         with page_state(page, "site-grid"):
             page.wait_for_selector("body[data-ready='1']", timeout=20_000)
-            assert page.locator(".tile").count() == 3
+            assert page.locator(".tile").count() == len(NAMES)
             assert page.inner_text(".tile[data-camera='gone'] .tile-state").startswith("failed: ")
             assert page.inner_text(".tile[data-camera='front'] .tile-state") == "live"
-            assert page.inner_text("#total-cameras") == "3"
-            # every live tile keeps getting new frames
-            page.wait_for_function("""() => ['front', 'back'].every(
-                n => Number(document.querySelector(`.tile[data-camera='${n}']`).dataset.loaded || 0) >= 10)""",
+            assert page.inner_text("#total-cameras") == str(len(NAMES))
+            # every live tile keeps getting new frames, at 5 a second or more (the grid asks every 100 ms)
+            page.wait_for_function("""() => ['front', 'back', 'door'].every(
+                n => Number(document.querySelector(`.tile[data-camera='${n}']`).dataset.loaded || 0) >= 3)""",
                                    timeout=30_000)
+            first, started = tile_loads(page), time.monotonic()
+            page.wait_for_timeout(4000)
+            last, elapsed = tile_loads(page), time.monotonic() - started
+            rates = {n: (last[n] - first[n]) / elapsed for n in LIVE}
+            assert all(r >= 5.0 for r in rates.values()), rates
             page.wait_for_selector("#site-events li[data-camera='front']", timeout=20_000)
             page.wait_for_selector("#site-events li[data-camera='back']", timeout=20_000)
             texts = page.locator("#site-events li").all_inner_texts()
-            assert all(t.startswith(("front", "back")) for t in texts), texts[:5]
+            assert all(t.startswith(tuple(LIVE)) for t in texts), texts[:5]
             assert "worst-" in page.get_attribute(".tile[data-camera='front']", "class")  # a face in view
         page.click(".tile[data-camera='back']")
-        with page_state(page, "site-camera"):
-            page.wait_for_selector("#camera-view:not([hidden])", timeout=5_000)
-            assert page.get_attribute("#camera-view", "data-camera") == "back"
-            page.wait_for_function("document.getElementById('camera-img').naturalWidth > 0", timeout=10_000)
-            page.wait_for_function("document.getElementById('camera-state').textContent === 'live'",
-                                   timeout=5_000)
-            assert page.is_hidden("#site-view")
-        page.click("#nav-site")
-        page.wait_for_selector("#site-view:not([hidden])", timeout=5_000)
+        with page_state(page, "site-camera-live"):
+            # the single-source page's Live view of that camera: stream, state, events, freeze and explain
+            page.wait_for_url("**/?mode=live&camera=back", timeout=10_000)
+            page.wait_for_selector("body[data-ready='1']", timeout=20_000)
+            assert page.inner_text("#tab-live") == "Live: back" and page.locator("#tab-site").is_visible()
+            page.wait_for_function("window.liveStats.frames >= 10", timeout=30_000)
+            assert page.inner_text("#live-state") == "live" and page.is_hidden("#live-ended")
+            page.wait_for_selector("#live-events li", timeout=20_000)
+            page.wait_for_function("document.querySelector('#live-counts [data-label=no_mask]')?.textContent"
+                                   ".endsWith(': 1')", timeout=30_000)
+            page.click("#live-explain")  # the shared explainer loads on this first explain (503 meanwhile)
+            page.wait_for_selector("#live-explained[data-state='explained']", timeout=120_000)
+            assert "face(s)" in page.inner_text("#live-explained")
+            assert page.locator("#live-explained .heatmap").count() >= 1
+        page.click("#tab-site")
+        page.wait_for_selector(".tile[data-camera='back']", timeout=10_000)
+        page.goto(url + "/site#camera=front")  # an old link to a camera's view opens its Live view
+        page.wait_for_url("**/?mode=live&camera=front", timeout=10_000)
         browser.close()
     assert not errors, errors
+
+
+def test_a_late_viewer_of_a_file_sees_ended_with_replay_never_a_frozen_frame(site_server):
+    from playwright.sync_api import sync_playwright
+
+    url = site_server.url
+    wait_for_state(url, "short", "ended")  # played for the first viewer (the API), 2 s, long ago
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_or_skip(), headless=True)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        errors = []
+        page.on("pageerror", lambda err: errors.append(str(err)))
+        page.goto(url + "/site")
+        with page_state(page, "site-ended-tile"):
+            page.wait_for_selector(".tile[data-camera='short'] .tile-replay", timeout=20_000)
+            assert page.inner_text(".tile[data-camera='short'] .tile-state") == "ended"
+            page.click(".tile[data-camera='short'] .tile-replay")  # plays again, then ends again
+            page.wait_for_function("document.querySelector(`.tile[data-camera='short']`).dataset.state === 'live'",
+                                   timeout=10_000)
+            page.wait_for_selector(".tile[data-camera='short'] .tile-replay", timeout=20_000)
+        page.goto(url + "/?mode=live&camera=short")
+        with page_state(page, "live-ended"):
+            page.wait_for_selector("#live-ended:not([hidden]) #live-replay:not([hidden])", timeout=20_000)
+            assert page.inner_text("#live-state") == "ended" and page.inner_text("#live-fps") == "-"
+            assert page.evaluate("window.liveStats.states") == ["ended"]
+            page.click("#live-replay")
+            page.wait_for_function("window.liveStats.frames >= 10", timeout=20_000)
+            page.wait_for_function("window.liveStats.states.join() === 'ended,live,ended'", timeout=20_000)
+            page.wait_for_selector("#live-ended:not([hidden])", timeout=5_000)
+        browser.close()
+    assert not errors, errors
+
+
+def test_a_killed_camera_tile_reads_reconnecting_then_live(site_server):
+    from playwright.sync_api import sync_playwright
+
+    url = site_server.url
+    wait_for_states(url)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_or_skip(), headless=True)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(url + "/site")
+        state = ".tile[data-camera='door'] .tile-state"
+        with page_state(page, "site-reconnecting"):
+            page.wait_for_function(f"document.querySelector(\"{state}\")?.textContent === 'live'", timeout=20_000)
+            site_server.door.stop()
+            page.wait_for_function(f"document.querySelector(\"{state}\").textContent.startsWith('reconnecting')",
+                                   timeout=30_000)
+            assert page.inner_text(".tile[data-camera='front'] .tile-state") == "live"  # the others go on
+            site_server.door.start()
+            page.wait_for_function(f"document.querySelector(\"{state}\").textContent === 'live'", timeout=60_000)
+        browser.close()

@@ -135,6 +135,47 @@ def test_live_page_over_a_clip_shows_frames_and_changing_counts(browser, astrona
         proc.communicate(timeout=30)
 
 
+def test_a_file_plays_for_its_first_viewer_then_says_ended_with_a_replay(browser, astronaut_bgr, tmp_path):
+    """``serve --source FILE``: the file waits for a viewer (a late one still sees it play from its start), and
+    at its end the page says "ended" with a replay button instead of a frozen last frame."""
+    clip = tmp_path / "short.mp4"
+    make_clip(clip, astronaut_bgr, seconds=2)
+    env = {k: v for k, v in os.environ.items() if k != "LIVEMASK_TOKEN"}
+    proc = subprocess.Popen([sys.executable, "-m", "livemask", "serve", "--port", "0", "--source", str(clip)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
+    try:
+        line = proc.stdout.readline()
+        m = re.search(r"serving on http://127\.0\.0\.1:(\d+)/", line)
+        assert m, (line, proc.poll())
+        url = f"http://127.0.0.1:{m.group(1)}"
+        time.sleep(3.0)  # longer than the clip: a file that played without a viewer would have ended
+        live = httpx.get(url + "/v1/summary", timeout=10).json()["live"]
+        assert live["state"] == "waiting for a viewer" and live["frames"] == 0 and live["replayable"], live
+        assert httpx.post(url + "/v1/live/replay", timeout=10).status_code == 409  # not ended: nothing to replay
+        page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+        errors = []
+        page.on("pageerror", lambda err: errors.append(str(err)))
+        page.goto(url + "/?mode=live")
+        with page_state(page, "live-file-ended"):
+            page.wait_for_function("window.liveStats.frames >= 10", timeout=30_000)
+            first = page.evaluate("window.liveStats.states")
+            assert first[:2] in (["live"], ["waiting for a viewer", "live"], ["live", "ended"]), first
+            page.wait_for_selector("#live-ended:not([hidden]) #live-replay:not([hidden])", timeout=20_000)
+            assert page.inner_text("#live-state") == "ended" and page.inner_text("#live-latency") == "-"
+            shown = page.evaluate("window.liveStats.frames")
+            summary = httpx.get(url + "/v1/summary", timeout=10).json()["live"]
+            assert summary["ended"] and summary["state"] == "ended"
+            page.click("#live-replay")
+            page.wait_for_function(f"window.liveStats.frames >= {shown + 10}", timeout=30_000)
+            page.wait_for_function("window.liveStats.states.slice(-3).join() === 'ended,live,ended'",
+                                   timeout=30_000)
+            assert page.is_visible("#live-replay")
+        assert not errors, errors
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
+
+
 def make_y4m(path, astronaut_bgr, tmp_path) -> None:
     """A fake-camera file for Chromium: the astronaut scene, made with ffmpeg from a test clip."""
     frames = tmp_path / "cam.avi"

@@ -324,3 +324,40 @@ def test_source_options_validate():
     with pytest.raises(ConfigError, match="queue_size"):
         SourceOptions(queue_size=0)
     assert isinstance(SourceOptions(source="7").make_source(), CameraSource)
+
+
+# --- a paced file kept for replay (serve's pages) ------------------------------------------------
+
+def test_file_kept_for_replay_waits_for_a_viewer_then_for_a_replay_at_its_end(tmp_path):
+    clip = write_clip(tmp_path / "short.mp4", 12, fps=30.0)
+    capture = Capture(FileSource(clip), queue_size=30, realtime=True)
+    assert capture.keep_for_replay() and capture.playback == "waiting"
+    capture.start()
+    try:
+        with pytest.raises(queue.Empty):  # no viewer yet: not a frame
+            capture.get(timeout=0.4)
+        capture.watch()
+        first = [capture.get(timeout=2.0) for _ in range(12)]
+        assert [read_code(f.image) for f in first] == list(range(12))
+        deadline = time.monotonic() + 5
+        while capture.playback != "ended" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert capture.playback == "ended" and capture.alive  # at its end it waits: no end marker
+        with pytest.raises(queue.Empty):
+            capture.get(timeout=0.3)
+        assert capture.replay()
+        again = [capture.get(timeout=2.0) for _ in range(12)]
+        assert [read_code(f.image) for f in again] == list(range(12))  # from its start again
+        assert [f.frame_id for f in again] == list(range(12, 24))  # frame ids go on
+        assert capture.plays == 2 and capture.stats.dropped == 0
+    finally:
+        _assert_stops_quickly(capture)
+    assert not capture.alive
+
+
+def test_only_a_paced_file_can_be_kept_for_replay(clip, folder):
+    assert not Capture(FileSource(clip), queue_size=2).keep_for_replay()  # not paced: a file run reads it all
+    assert not Capture(FolderSource(folder), queue_size=2, realtime=True).keep_for_replay()
+    assert not Capture(EndlessSource(), queue_size=2).keep_for_replay()
+    capture = Capture(FileSource(clip), queue_size=2, realtime=True)
+    assert not capture.replay()  # not kept: nothing to replay

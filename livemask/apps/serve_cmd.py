@@ -173,6 +173,8 @@ def command(args, config) -> int:
             from livemask.web.hub import FrameHub
 
             hub = FrameHub()
+            if capture.keep_for_replay():  # a file plays from its first viewer, waits at its end for a replay
+                hub.playback = capture
             # the people stage as in `run`: pictures left out of the counts, alerts as event lines on the page
             people = compose.people_stage(config, tuple(models.classifier.class_names))()
             kept = compose.kept_events(config)  # the event lines GET /v1/report reads (None: not kept)
@@ -310,7 +312,8 @@ class LiveRun:
 
 def serve_cameras(args, config, token: str | None) -> int:
     """``serve`` with several cameras: every camera an engine in this process (files paced at their own frame
-    rate), each with a frame hub; the Site page at /site. The photo API works as with one source."""
+    rate, from their first viewer, waiting at their end for a replay), each with a frame hub; the Site page at
+    /site. The photo API works as with one source."""
     from livemask.apps import compose
     from livemask.config import apply_overrides
     from livemask.engine.sources import quiet_video_backend
@@ -333,6 +336,7 @@ def serve_cameras(args, config, token: str | None) -> int:
         # the cameras' classify calls take turns with the API's in the runner's model lane
         site = compose.run_site(config, stop_event, None, extra_sinks=sinks,
                                 classifier_=models.runner.routed_classifier(models.classifier), snapshots=False)
+        keep_files_for_replay(site, hubs)
         app = make_app(args, config, token, models, on_shutdown=stop_event.set, site=SiteView(hubs, site.states))
         server = make_server(args, app, sock, token, "/site", f"  ({len(hubs)} cameras)")
         site_thread = threading.Thread(target=site.run, name="site", daemon=True)
@@ -344,3 +348,13 @@ def serve_cameras(args, config, token: str | None) -> int:
             site_thread.join(timeout=15)
         sock.close()
     return 0
+
+
+def keep_files_for_replay(site, hubs: dict) -> None:
+    """Every file camera of the Site plays from its first viewer and waits at its end for a replay (its hub
+    can start and replay it); every hub shows its camera's state."""
+    for camera in site.cameras:
+        hub = hubs[camera.name]
+        hub.state_of = lambda camera=camera: camera.state
+        if camera.capture.keep_for_replay():
+            hub.playback = camera.capture

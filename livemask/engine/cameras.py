@@ -7,7 +7,8 @@ one object shared by every camera (:class:`SharedClassifier`: the cameras' calls
 
 A camera has a state: ``connecting``, ``live``, ``reconnecting k/n`` (try k of n after a lost
 stream), ``ended`` (its source ended, or the run was stopped) or ``failed: reason`` (it could not be
-opened, or was lost for good). A camera that cannot be opened does not stop the others; the
+opened, or was lost for good); a file that ``serve`` keeps for replay is ``waiting for a viewer`` before its
+first viewer and ``ended`` at its end until replayed. A camera that cannot be opened does not stop the others; the
 :class:`Site` reports it (``failed`` in its summary) and the command's exit status says so.
 The composition root (:mod:`livemask.apps.compose`) builds the cameras from the ``cameras``
 section (:class:`CameraOptions`).
@@ -34,6 +35,8 @@ from livemask.engine.engine import Engine
 
 log = logging.getLogger(__name__)
 
+# a file kept for replay (``serve``: Capture.keep_for_replay): its camera's state before its first viewer, at its end
+PLAYBACK_STATES = {"waiting": "waiting for a viewer", "ended": "ended"}
 CAMERA_NAME = re.compile(r"[a-z0-9_-]{1,32}")
 
 
@@ -203,6 +206,9 @@ class Camera:
 
     @property
     def state(self) -> str:
+        playback = getattr(self.capture, "playback", None)
+        if self._state == "live" and playback in PLAYBACK_STATES:  # a file kept for replay
+            return PLAYBACK_STATES[playback]
         if self._state in ("connecting", "live"):
             trying = getattr(self.capture.source, "reconnecting", None)
             if trying is not None:

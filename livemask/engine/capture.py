@@ -88,6 +88,9 @@ class Capture:
     (DROP_OLDEST); :meth:`hold` pauses such a file where it is (the pacing clock stops too, so
     :meth:`release` goes on from the same frame), while a camera or stream keeps dropping as before.
     ``max_frames`` stops reading after that many frames.
+
+    :meth:`keep_for_replay` (``serve``'s pages) makes a paced file wait for its first viewer
+    (:meth:`watch`) and, at its end, for :meth:`replay` instead of ending; :attr:`playback` says where it is.
     """
 
     def __init__(self, source: Source, queue_size: int = 4, realtime: bool = False, max_frames: int | None = None,
@@ -105,6 +108,11 @@ class Capture:
         self._thread: threading.Thread | None = None
         self._going = threading.Event()  # cleared by hold(): a paced file waits where it is
         self._going.set()
+        self.replayable = False
+        self.playback: str | None = None  # a replayable file: "waiting" (for a viewer), "playing", "ended"
+        self.plays = 0  # times the file was started (the first viewer, then each replay)
+        self._replay = threading.Event()
+        self._watch_lock = threading.Lock()
 
     def hold(self) -> bool:
         """Pause a file paced with ``realtime`` at the next frame; False (nothing held) for a live source."""
@@ -116,6 +124,45 @@ class Capture:
     def release(self) -> None:
         """Go on after :meth:`hold`, from the frame where it stopped."""
         self._going.set()
+
+    def keep_for_replay(self) -> bool:
+        """A file paced with ``realtime`` waits for :meth:`watch` before its first frame and, at its end, for
+        :meth:`replay` instead of ending (the run goes on); False (nothing changed) for any other source."""
+        if not self.realtime or not isinstance(self.source, FileSource) or self._thread is not None:
+            return False
+        self.replayable = True
+        self.playback = "waiting"
+        self._going.clear()
+        return True
+
+    def watch(self) -> None:
+        """A viewer came: a replayable file still waiting for its first viewer starts playing."""
+        with self._watch_lock:
+            if self.playback == "waiting":
+                self.playback = "playing"
+                self.plays += 1
+                self._going.set()
+
+    def replay(self) -> bool:
+        """Play a replayable file again from its start; False when it is not at its end."""
+        if self.playback != "ended":
+            return False
+        self._replay.set()
+        return True
+
+    def _wait_for_replay(self) -> bool:
+        """At the end of a replayable file: wait for :meth:`replay` (True, the file reopened at its start) or
+        a stop (False)."""
+        self.playback = "ended"
+        while not self._replay.wait(0.05):
+            if self.stop_event.is_set():
+                return False
+        self._replay.clear()
+        self.source.close()
+        self.source.open()
+        self.plays += 1
+        self.playback = "playing"
+        return True
 
     # -- producer side ------------------------------------------------------------------
     def open(self) -> Capture:
@@ -150,7 +197,10 @@ class Capture:
                         break
                 image = self.source.read()
                 if image is None:
-                    break
+                    if not self.replayable or not self._wait_for_replay():
+                        break
+                    started = time.monotonic() - frame_id / fps  # paced from the new start; frame ids go on
+                    continue
                 frame = Frame(frame_id, time.monotonic(), as_bgr8(image, self.source.name), self.source.name,
                               self.source.position_ms())
                 frame_id += 1

@@ -143,6 +143,7 @@ class FileSource(_CaptureSource):
             cap.release()
             raise SourceError(f"{self.path}: cannot open as a video (not a video, or truncated/corrupt)")
         self.cap = cap
+        self.frames_read = 0  # (re)opened at its start
         self._describe(cap)
         count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
         self.frame_count = count if count > 0 else None

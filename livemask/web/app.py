@@ -223,9 +223,21 @@ def create_app(detector, classifier, explain_suite=None, *, token: str | None = 
 
     add_webcam_route(app, runner, max_pixels, video_detector, budget, ws_limits)
     if hub is not None:
-        add_live_routes(app, hub, runner, classifier, explainers)
-    if site is not None:  # several cameras (livemask.web.site): the Site page and its API
+        add_live_routes(app, single_hub(hub), runner, classifier, explainers)
+    if site is not None:  # several cameras (livemask.web.site): the Site page, its API, each camera's Live view
         from livemask.web.site import add_site_routes
 
         add_site_routes(app, site)
+        add_live_routes(app, site.hub_for, runner, classifier, explainers, events=False)
     return app
+
+
+def single_hub(hub):
+    """``hub_for`` of the one live source: no camera names (404 for any)."""
+
+    def hub_for(camera: str | None):
+        if camera is not None:
+            raise HTTPException(404, f"no camera named {camera[:40]!r} (the server has one live source)")
+        return hub
+
+    return hub_for

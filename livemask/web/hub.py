@@ -8,6 +8,10 @@ of viewers) and never waits for a viewer, so a slow browser cannot stall the loo
 on the engine's thread, appends every frame's event-log lines (:func:`livemask.core.records.event_lines`:
 the same lines as the ``--events`` file, with ``people`` and an ``alert`` line per alert when the people
 stage ran), so no line is lost when a frame is. The routes that serve it are :mod:`livemask.web.live_routes`.
+
+A file source on the page is a capture kept for replay (:meth:`~livemask.engine.capture.Capture.keep_for_replay`),
+the hub's :attr:`FrameHub.playback`: the viewers' routes call :meth:`FrameHub.watched` (the first viewer starts
+it), :meth:`FrameHub.state` says ``ended`` at its end and :meth:`FrameHub.replay` plays it again.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -114,6 +119,8 @@ class FrameHub:
         self.frames = 0
         self.opened = False
         self.closed = False
+        self.playback = None  # the capture of a file kept for replay (set by `serve`), else None
+        self.state_of: Callable[[], str] | None = None  # the camera's state (a Site's camera), else from the hub
 
     # -- sink side (the inference thread) -------------------------------------------------
     def open(self, info: RunInfo) -> None:
@@ -162,13 +169,37 @@ class FrameHub:
     def latest(self) -> LiveFrame | None:
         return self._latest
 
+    def watched(self) -> None:
+        """A viewer came: a file kept for replay that waits for its first viewer starts playing."""
+        if self.playback is not None:
+            self.playback.watch()
+
+    def replay(self) -> bool:
+        """Play a file kept for replay again from its start; False when there is none or it has not ended."""
+        return self.playback is not None and self.playback.replay()
+
+    def at_end(self) -> bool:
+        """The source ended: the run is over, or a file kept for replay is at its end."""
+        return self.closed or (self.playback is not None and self.playback.playback == "ended")
+
+    def state(self) -> str:
+        """``connecting``, ``waiting for a viewer``, ``live``, ``ended`` (a Site's camera: its own state)."""
+        if self.state_of is not None:
+            return self.state_of()
+        if self.closed or self.at_end():
+            return "ended"
+        if self.playback is not None and self.playback.playback == "waiting":
+            return "waiting for a viewer"
+        return "live" if self.opened else "connecting"
+
     def events_after(self, seq: int) -> list[tuple[int, str]]:
         with self._lock:
             return [(s, t) for s, t in self._events if s > seq]
 
     def summary(self) -> dict:
         latest = self._latest
-        return {"source": self.info.get("source"), "opened": self.opened, "ended": self.closed,
+        return {"source": self.info.get("source"), "opened": self.opened, "ended": self.at_end(), "state": self.state(),
+                "replayable": self.playback is not None,
                 "frames": self.frames, "fps": round(self.fps(), 2),
                 "in_view": latest.counts if latest is not None else {},
                 "people": None if latest is None else people_so_far(latest.result),

@@ -8,6 +8,12 @@ Routes (added by :func:`add_live_routes` when the server has a live source):
   fps, the people stage's ``people``) followed by the JPEG as a binary message; the page measures
   latency from it.
 * ``POST /v1/live/explain``: Grad-CAM / occlusion for the faces of the newest frame.
+* ``POST /v1/live/replay``: a file source that has ended plays again from its start.
+
+With several cameras (:mod:`livemask.web.site`) the stream, ``/v1/live``, explain and replay routes take
+``?camera=NAME``: a camera's Live view is the same page and the same routes; the explainer is shared.
+A file source plays from when its first viewer connects and, at its end, says ``ended`` (a ``state``
+message on ``/v1/live``) until replayed.
 
 ``WS /v1/webcam`` (added by :func:`add_webcam_route`, always): the browser sends JPEG
 frames as binary messages; the server keeps only the newest unprocessed one (older ones
@@ -67,49 +73,88 @@ def event_stream(batch: Callable[[], list[str]], ended: Callable[[], bool], summ
     return StreamingResponse(lines(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
 
 
-def add_live_routes(app, hub: FrameHub, runner, classifier, explainers) -> None:
-    """``explainers``: the :class:`~livemask.web.explaining.ExplainerLoader` (None: no explanations)."""
-    async def newer(last: int) -> LiveFrame | None:
-        """The newest frame after ``last``; None once the source has ended and all was sent."""
-        while True:
-            f = hub.latest()
-            if f is not None and f.seq != last:
-                return f
-            if hub.closed:
-                return None
-            await asyncio.sleep(POLL_S)
+def mjpeg_response(frames) -> StreamingResponse:
+    """A multipart MJPEG response (for ``<img>``, VLC, ...) of the JPEG bytes that the async iterator
+    ``frames`` gives, one part each."""
+
+    async def parts():
+        async for jpeg in frames:
+            yield (b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: " + str(len(jpeg)).encode()
+                   + b"\r\n\r\n" + jpeg + b"\r\n")
+
+    return StreamingResponse(parts(), media_type="multipart/x-mixed-replace; boundary=frame",
+                             headers={"Cache-Control": "no-store"})
+
+
+async def newer(hub: FrameHub, last: int, poll_s: float = POLL_S) -> LiveFrame | None:
+    """The hub's newest frame after ``last``; None once the source has ended and all was sent."""
+    while True:
+        f = hub.latest()
+        if f is not None and f.seq != last:
+            return f
+        if hub.closed:
+            return None
+        await asyncio.sleep(poll_s)
+
+
+async def hub_jpegs(hub: FrameHub, poll_s: float = POLL_S):
+    """Each new annotated frame of ``hub`` as JPEG bytes, until the source has ended."""
+    last = -1
+    while (f := await newer(hub, last, poll_s)) is not None:
+        last = f.seq
+        yield f.jpeg
+
+
+def add_live_routes(app, hub_for: Callable[[str | None], FrameHub], runner, classifier, explainers,
+                    events: bool = True) -> None:
+    """``hub_for(camera)``: the hub of the single live source (``camera`` None) or of a Site's camera (raises
+    404 for a name that is not one); ``explainers``: the :class:`~livemask.web.explaining.ExplainerLoader`
+    (None: no explanations), shared by every camera; ``events`` False: ``GET /v1/events`` is the Site's."""
+    camera_query = Query(None, description="a camera of the Site page (default: the live source)")
 
     @app.get("/v1/stream.mjpg", summary="the annotated live stream as multipart MJPEG")
-    async def stream():
-        async def frames():
-            last = -1
-            while (f := await newer(last)) is not None:
-                last = f.seq
-                yield (b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: " + str(len(f.jpeg)).encode()
-                       + b"\r\n\r\n" + f.jpeg + b"\r\n")
+    async def stream(camera: str | None = camera_query):
+        hub = hub_for(camera)
+        hub.watched()
+        return mjpeg_response(hub_jpegs(hub))
 
-        return StreamingResponse(frames(), media_type="multipart/x-mixed-replace; boundary=frame",
-                                 headers={"Cache-Control": "no-store"})
+    if events:
+        @app.get("/v1/events", summary="Server-Sent Events: one event-log line per frame, then 'end'")
+        async def events_route():
+            hub = hub_for(None)
+            seen = [0]
 
-    @app.get("/v1/events", summary="Server-Sent Events: one event-log line per frame, then 'end'")
-    async def events():
-        seen = [0]
+            def batch() -> list[str]:
+                out = []
+                for s, text in hub.events_after(seen[0]):
+                    seen[0] = s
+                    out.append(f"id: {s}\ndata: {text}\n\n")
+                return out
 
-        def batch() -> list[str]:
-            out = []
-            for s, text in hub.events_after(seen[0]):
-                seen[0] = s
-                out.append(f"id: {s}\ndata: {text}\n\n")
-            return out
-
-        return event_stream(batch, lambda: hub.closed, hub.summary)
+            return event_stream(batch, lambda: hub.closed, hub.summary)
 
     @app.websocket("/v1/live")
-    async def live(ws: WebSocket):
-        await ws.accept()
-        last, skipped = -1, 0
+    async def live(ws: WebSocket, camera: str | None = None):
         try:
-            while (f := await newer(last)) is not None:
+            hub = hub_for(camera)
+        except HTTPException as err:
+            await ws.close(1008, str(err.detail)[:120])
+            return
+        await ws.accept()
+        hub.watched()
+        last, skipped, state = -1, 0, None
+        try:
+            while True:
+                now_state = hub.state()
+                if now_state != state:  # "ended" (a file at its end: the page offers a replay), "live" again, ...
+                    state = now_state
+                    await ws.send_text(json.dumps({"state": state, "replayable": hub.playback is not None}))
+                f = hub.latest()
+                if f is None or f.seq == last:
+                    if hub.closed:
+                        break
+                    await asyncio.sleep(POLL_S)
+                    continue
                 if last > 0:
                     skipped += f.seq - last - 1
                 last = f.seq
@@ -126,11 +171,12 @@ def add_live_routes(app, hub: FrameHub, runner, classifier, explainers) -> None:
 
     @app.post("/v1/live/explain", summary="Grad-CAM / occlusion maps for the faces of the newest live frame")
     async def live_explain(method: str = Query("all", pattern="^(gradcam|occlusion|all)$"),
-                           target: str | None = None):
+                           target: str | None = None, camera: str | None = camera_query):
         from livemask.web.explaining import explainer_or_503
 
+        hub = hub_for(camera)
+        f = hub.latest()  # frozen here, before the wait for the explainer: the frame shown when asked
         explainer = await explainer_or_503(explainers)
-        f = hub.latest()
         if f is None:
             raise HTTPException(409, "no live frame yet")
         explainer.check_target(target, tuple(classifier.class_names))
@@ -143,7 +189,17 @@ def add_live_routes(app, hub: FrameHub, runner, classifier, explainers) -> None:
         explained = await runner.run(work)
         faces = [dict(rec, explanations=e["explanations"], crop_png=e["crop_png"])
                  for rec, e in zip(f.faces, explained, strict=True)]
-        return {"frame_id": result.frame.frame_id, "faces": faces, "legend_png": explainer.legend_png()}
+        return {"frame_id": result.frame.frame_id, "faces": faces, "legend_png": explainer.legend_png(),
+                **({"camera": camera} if camera is not None else {})}
+
+    @app.post("/v1/live/replay", summary="play a file source again from its start, once it has ended")
+    async def live_replay(camera: str | None = camera_query):
+        hub = hub_for(camera)
+        if hub.playback is None:
+            raise HTTPException(409, "the source is not a file that can be replayed")
+        if not hub.replay():
+            raise HTTPException(409, f"the file has not ended (it is {hub.state()})")
+        return {"replaying": True, "camera": camera}
 
 
 @dataclass(frozen=True)

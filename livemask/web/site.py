@@ -5,7 +5,10 @@ holds them with a function giving each camera's state (``connecting``, ``live``,
 ``ended``, ``failed: reason``). Routes (added by :func:`add_site_routes`):
 
 * ``GET /site``: the Site page (``static/site.html`` + ``site.js``): a tile per camera, site totals, one
-  event list naming the camera of each line; ``/site#camera=NAME`` is that camera's view.
+  event list naming the camera of each line; a tile opens that camera's Live view, the single-source page
+  and routes with ``?camera=NAME`` (:mod:`livemask.web.live_routes`: stream, freeze and explain, replay).
+* A file camera plays from when its first viewer asks (``/v1/cameras``, its frame or stream, its Live view),
+  and at its end its state is ``ended`` until replayed (``POST /v1/live/replay?camera=NAME``).
 * ``GET /v1/cameras``: every camera's name, state, fps, latency, people in view by class, worst verdict.
 * ``GET /v1/cameras/{name}/frame.jpg``: the camera's newest annotated frame (tiles poll it);
   ``GET /v1/cameras/{name}/stream.mjpg``: its annotated frames as multipart MJPEG.
@@ -15,16 +18,15 @@ holds them with a function giving each camera's state (``connecting``, ``live``,
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable
 from importlib import resources
 
 from fastapi import HTTPException, Query
-from fastapi.responses import FileResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, Response
 
 from livemask.web.hub import FrameHub, people_so_far
-from livemask.web.live_routes import event_stream
+from livemask.web.live_routes import event_stream, hub_jpegs, mjpeg_response
 
 STATIC = resources.files("livemask.web") / "static"
 POLL_S = 0.01
@@ -45,6 +47,16 @@ class SiteView:
             raise HTTPException(404, f"no camera named {name[:40]!r}")
         return hub
 
+    def hub_for(self, name: str | None) -> FrameHub:
+        """A camera's hub for the Live view's routes (``?camera=NAME`` is required: 404 without it)."""
+        if name is None:
+            raise HTTPException(404, "several cameras: name one (?camera=NAME)")
+        return self.hub(name)
+
+    def watched(self) -> None:
+        for hub in self.hubs.values():
+            hub.watched()
+
     def camera(self, name: str, state: str) -> dict:
         hub = self.hubs[name]
         latest = hub.latest()
@@ -52,8 +64,11 @@ class SiteView:
         worst = next((c for c in SEVERITY if in_view.get(c)), None)
         if worst is None:
             worst = next((c for c, n in in_view.items() if n), None)
-        return {"name": name, "state": state, "fps": round(hub.fps(), 2), "frames": hub.frames,
-                "latency_ms": None if latest is None else round(latest.written_ms - latest.captured_ms, 1),
+        return {"name": name, "state": state, "fps": 0.0 if state == "ended" else round(hub.fps(), 2),
+                "frames": hub.frames,
+                "latency_ms": None if latest is None or state == "ended"
+                else round(latest.written_ms - latest.captured_ms, 1),
+                "replayable": hub.playback is not None,
                 "in_view": in_view, "worst": worst,
                 "people": None if latest is None else people_so_far(latest.result)}
 
@@ -82,11 +97,14 @@ def add_site_routes(app, site: SiteView) -> None:
 
     @app.get("/v1/cameras", summary="every camera: name, state, fps, latency, people in view by class")
     async def cameras():
+        site.watched()  # the Site page shows every camera: a file camera starts with its first viewer
         return site.summary()
 
     @app.get("/v1/cameras/{name}/frame.jpg", summary="a camera's newest annotated frame")
     async def frame(name: str):
-        latest = site.hub(name).latest()
+        hub = site.hub(name)
+        hub.watched()
+        latest = hub.latest()
         if latest is None:
             raise HTTPException(404, f"camera {name}: no frame yet")
         return Response(latest.jpeg, media_type="image/jpeg",
@@ -95,22 +113,8 @@ def add_site_routes(app, site: SiteView) -> None:
     @app.get("/v1/cameras/{name}/stream.mjpg", summary="a camera's annotated frames as multipart MJPEG")
     async def stream(name: str):
         hub = site.hub(name)
-
-        async def frames():
-            last = -1
-            while True:
-                f = hub.latest()
-                if f is not None and f.seq != last:
-                    last = f.seq
-                    yield (b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: " + str(len(f.jpeg)).encode()
-                           + b"\r\n\r\n" + f.jpeg + b"\r\n")
-                elif hub.closed:
-                    return
-                else:
-                    await asyncio.sleep(POLL_S)
-
-        return StreamingResponse(frames(), media_type="multipart/x-mixed-replace; boundary=frame",
-                                 headers={"Cache-Control": "no-store"})
+        hub.watched()
+        return mjpeg_response(hub_jpegs(hub, POLL_S))
 
     @app.get("/v1/events", summary="Server-Sent Events: the cameras' event lines, each naming its camera")
     async def events(camera: str | None = Query(None, description="only this camera (default: every camera)")):

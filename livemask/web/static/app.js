@@ -3,6 +3,8 @@
 "use strict";
 
 const TOKEN = new URLSearchParams(location.search).get("token");
+// ?camera=NAME: the Live view of that camera of the Site page (/site), on the same routes with ?camera=NAME
+const CAMERA = new URLSearchParams(location.search).get("camera");
 const WORDS = {};  // class name -> words, filled from /v1/summary's display_names (livemask/core/labels.py)
 const COLOURS = { mask: "#3cc83c", no_mask: "#e62828" };
 const METHOD_TITLES = { gradcam: "Grad-CAM", occlusion: "Occlusion" };
@@ -15,6 +17,9 @@ function pct(p) { return Math.round(p * 100) + "%"; }
 function withToken(url) {
   if (!TOKEN) return url;
   return url + (url.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(TOKEN);
+}
+function cameraPath(path) {  // a live route of this page's source: the camera's when the page shows one
+  return CAMERA ? path + (path.includes("?") ? "&" : "?") + "camera=" + encodeURIComponent(CAMERA) : path;
 }
 function headers() { return TOKEN ? { Authorization: "Bearer " + TOKEN } : {}; }
 function setStatus(text, error) {
@@ -292,7 +297,8 @@ function eventTime(line) {
 }
 
 // window.liveStats: what the tests and benchmarks read (frames shown, latency per frame in ms)
-window.liveStats = { frames: 0, latencies: [], countStates: [], ended: false, skipped: 0 };
+// (states: the source's states in order, e.g. "live", "ended": a file at its end, until replayed)
+window.liveStats = { frames: 0, latencies: [], countStates: [], ended: false, skipped: 0, states: [] };
 
 const Live = {
   started: false,
@@ -331,11 +337,13 @@ const Live = {
       busy = false;
       if (nextBlob) { const b = nextBlob, mm = nextMeta; nextBlob = null; show(b, mm); }
     };
-    const ws = new WebSocket(wsUrl("/v1/live"));
+    const ws = new WebSocket(wsUrl(cameraPath("/v1/live")));
     ws.binaryType = "blob";
     ws.onmessage = (ev) => {
       if (typeof ev.data === "string") {
-        meta = JSON.parse(ev.data);
+        const message = JSON.parse(ev.data);
+        if (message.state !== undefined) { this.showState(message); return; }
+        meta = message;
         if (meta.end) { stats.ended = true; setStatus("live source ended: " + (meta.summary.summary?.ended || "")); }
         else stats.skipped = meta.skipped;
         return;
@@ -344,7 +352,7 @@ const Live = {
       if (busy) { nextBlob = ev.data; nextMeta = meta; } else show(ev.data, meta);  // newest first, drop stale
     };
     ws.onerror = () => setStatus("live stream: connection failed", true);
-    const events = new EventSource(withToken("/v1/events"));
+    const events = new EventSource(withToken(cameraPath("/v1/events")));
     const list = document.getElementById("live-events");
     let lastKey = "";
     events.onmessage = (ev) => {
@@ -373,7 +381,7 @@ const Live = {
       const out = document.getElementById("live-explained");
       out.dataset.state = "explaining";
       try {
-        const res = await fetchRetrying(withToken("/v1/live/explain?method=all"),
+        const res = await fetchRetrying(withToken(cameraPath("/v1/live/explain?method=all")),
           () => ({ method: "POST", headers: headers() }), () => setStatus("loading the explanation model..."));
         const data = await res.json();
         if (!res.ok) throw new Error(`${res.status}: ${data.error}`);
@@ -382,6 +390,29 @@ const Live = {
         out.dataset.state = "explained";
       } catch (err) { setStatus(err.message, true); out.dataset.state = "error"; }
     });
+  },
+  // the source's state: "ended" (a file at its end) covers the last frame with "ended" and a replay button,
+  // and the FPS and latency figures of a stream that stopped are not shown
+  showState(message) {
+    const stats = window.liveStats;
+    stats.state = message.state;
+    stats.states.push(message.state);
+    document.getElementById("live-state").textContent = message.state;
+    const ended = message.state === "ended";
+    document.getElementById("live-ended").hidden = !ended;
+    document.getElementById("live-replay").hidden = !(ended && message.replayable);
+    document.getElementById("live-img").dataset.state = message.state;
+    if (ended) {
+      document.getElementById("live-fps").textContent = "-";
+      document.getElementById("live-latency").textContent = "-";
+      this.times = [];
+    }
+  },
+  async replay() {
+    try {
+      const res = await fetch(withToken(cameraPath("/v1/live/replay")), { method: "POST", headers: headers() });
+      if (!res.ok) throw new Error(`${res.status}: ${(await res.json()).error}`);
+    } catch (err) { setStatus("replay: " + err.message, true); }
   },
   showCounts(counts) {
     const key = JSON.stringify(counts);
@@ -485,6 +516,7 @@ const Cam = {
     document.getElementById("cam-stop").disabled = true;
   },
 };
+document.getElementById("live-replay").addEventListener("click", () => Live.replay());
 document.getElementById("cam-start").addEventListener("click", () => Cam.start());
 document.getElementById("cam-stop").addEventListener("click", () => Cam.stop());
 
@@ -495,8 +527,16 @@ document.getElementById("cam-stop").addEventListener("click", () => Cam.stop());
     if (!res.ok) throw new Error(`${res.status}: ${(await res.json()).error}`);
     const s = await res.json();
     Object.assign(WORDS, s.display_names || {});
-    document.getElementById("tab-live").hidden = !s.live;
-    const wanted = new URLSearchParams(location.search).get("mode");
+    const cameras = s.cameras ? s.cameras.cameras.map((c) => c.name) : [];
+    document.getElementById("tab-live").hidden = !(s.live || cameras.includes(CAMERA));
+    document.getElementById("tab-site").hidden = !cameras.length;
+    document.getElementById("tab-site").href = withToken("/site");
+    if (CAMERA && cameras.includes(CAMERA)) {  // a camera of the Site: its Live view
+      document.getElementById("tab-live").textContent = "Live: " + CAMERA;
+      document.title = "livemask: " + CAMERA;
+    }
+    let wanted = new URLSearchParams(location.search).get("mode");
+    if (!wanted && CAMERA) wanted = "live";
     if (wanted && document.querySelector(`.tab[data-mode="${wanted}"]:not([hidden])`)) showMode(wanted);
     setStatus(`model classes: ${s.class_names.map(words).join(", ")}`);
     document.body.dataset.ready = "1";

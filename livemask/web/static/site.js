@@ -1,10 +1,12 @@
 // The Site page: a tile per camera (polled frames, state, people in view, a border for the worst verdict),
-// site totals, one event list naming the camera of each line; #camera=NAME shows one camera's stream.
+// site totals, one event list naming the camera of each line; a click on a tile opens the camera's Live view
+// (the single-source page with ?camera=NAME: stream, freeze and explain); an ended file camera's tile has a
+// replay button.
 "use strict";
 
 const TOKEN = new URLSearchParams(location.search).get("token");
 const withToken = (url) => TOKEN ? url + (url.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(TOKEN) : url;
-const TILE_MS = 150;  // each tile asks for its newest frame this often (about 6 fps in the grid)
+const TILE_MS = 100;  // each tile asks for its newest frame this often (up to 10 fps in the grid)
 const MAX_EVENTS = 200;
 const tiles = new Map();
 let names = {};
@@ -26,7 +28,7 @@ function makeTile(cam) {
     '<img alt=""><div class="tile-counts"></div>';
   tile.querySelector(".tile-name").textContent = cam.name;
   tile.querySelector("img").alt = `camera ${cam.name}`;
-  tile.addEventListener("click", () => { location.hash = "camera=" + encodeURIComponent(cam.name); });
+  tile.addEventListener("click", () => { location.href = liveViewUrl(cam.name); });
   document.getElementById("tiles").appendChild(tile);
   const entry = {el: tile, img: tile.querySelector("img"), frames: -1, loading: false, loaded: 0};
   entry.img.style.visibility = "hidden";  // no broken-image icon before the first frame (or ever, for a failed camera)
@@ -50,12 +52,34 @@ function updateTile(cam) {
   text(entry.el.querySelector(".tile-counts"), countsLine(cam.in_view));
   entry.el.className = "tile" + (cam.worst ? " worst-" + cam.worst : "");
   entry.frames = cam.frames;
+  showReplay(entry, cam);
+}
+
+// a camera's Live view: the single-source page and its routes with ?camera=NAME
+function liveViewUrl(name) { return withToken("/?mode=live&camera=" + encodeURIComponent(name)); }
+
+// a file camera at its end: a replay button on its tile (POST /v1/live/replay?camera=NAME)
+function showReplay(entry, cam) {
+  let button = entry.el.querySelector(".tile-replay");
+  const wanted = cam.replayable && cam.state === "ended";
+  if (!wanted) { if (button) button.remove(); return; }
+  if (button) return;
+  button = document.createElement("button");
+  button.className = "button tile-replay";
+  button.textContent = "Replay";
+  button.addEventListener("click", async (ev) => {
+    ev.stopPropagation();  // the tile's own click opens the Live view
+    button.disabled = true;
+    const r = await fetch(withToken(`/v1/live/replay?camera=${encodeURIComponent(cam.name)}`), {method: "POST"});
+    if (!r.ok) button.disabled = false;
+  });
+  entry.el.querySelector(".tile-head").appendChild(button);
 }
 
 function refreshFrames() {
   if (!document.getElementById("site-view").hidden) {
     for (const [name, entry] of tiles) {
-      if (entry.loading || entry.frames <= 0) continue;
+      if (entry.loading || entry.frames <= 0 || entry.el.dataset.state === "ended") continue;
       entry.loading = true;
       entry.img.src = withToken(`/v1/cameras/${encodeURIComponent(name)}/frame.jpg?t=${Date.now()}`);
     }
@@ -75,21 +99,6 @@ async function poll() {
     text(document.getElementById("total-masked"),
          site.share_masked === null ? "-" : `${site.masked} (${Math.round(site.share_masked * 100)}%)`);
     text(document.getElementById("total-alerts"), String(site.alerts));
-    const shown = currentCamera();
-    if (shown) {
-      const cam = data.cameras.find((c) => c.name === shown);
-      if (cam) {
-        text(document.getElementById("camera-state"), cam.state);
-        text(document.getElementById("camera-fps"), cam.fps.toFixed(1));
-        text(document.getElementById("camera-latency"), cam.latency_ms === null ? "-" : `${Math.round(cam.latency_ms)} ms`);
-        const list = document.getElementById("camera-counts");
-        list.replaceChildren(...Object.entries(cam.in_view).map(([c, n]) => {
-          const li = document.createElement("li");
-          li.textContent = `${names[c] || c}: ${n}`;
-          return li;
-        }));
-      }
-    }
     text(document.getElementById("status"), "");
     document.body.dataset.ready = "1";
   } catch (err) {
@@ -100,29 +109,10 @@ async function poll() {
   setTimeout(poll, 500);
 }
 
-function currentCamera() {
-  const m = location.hash.match(/^#camera=(.+)$/);
-  return m ? decodeURIComponent(m[1]) : null;
-}
-
+// old links to /site#camera=NAME open that camera's Live view
 function route() {
-  const name = currentCamera();
-  const site = document.getElementById("site-view");
-  const view = document.getElementById("camera-view");
-  const nav = document.getElementById("nav-camera");
-  const img = document.getElementById("camera-img");
-  site.hidden = Boolean(name);
-  view.hidden = !name;
-  nav.hidden = !name;
-  document.getElementById("nav-site").classList.toggle("active", !name);
-  nav.classList.toggle("active", Boolean(name));
-  if (name) {
-    nav.textContent = name;
-    img.src = withToken(`/v1/cameras/${encodeURIComponent(name)}/stream.mjpg`);
-    view.dataset.camera = name;
-  } else {
-    img.removeAttribute("src");  // closes the stream
-  }
+  const m = location.hash.match(/^#camera=(.+)$/);
+  if (m) location.replace(liveViewUrl(decodeURIComponent(m[1])));
 }
 
 function events() {
