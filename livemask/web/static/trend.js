@@ -50,7 +50,10 @@
     try {
       const res = await fetch(withToken("/v1/summary"));
       const body = res.ok ? await res.json() : null;
-      const people = body && body.live ? body.live.people : null;
+      // a camera of the Site page (?camera=NAME): its own totals, from the summary's cameras
+      const camera = new URLSearchParams(location.search).get("camera");
+      const source = body && camera && body.cameras ? body.cameras.cameras.find((c) => c.name === camera) : body && body.live;
+      const people = source ? source.people : null;
       if (people && typeof people.counted === "number") {
         const now = Date.now();
         samples.push({ t: now, counted: people.counted, masked: people.masked });
