@@ -342,6 +342,24 @@ def test_connections_that_trickle_headers_are_closed_after_the_header_timeout(de
             assert client.get("/healthz").status_code == 200
 
 
+def test_a_websocket_outlives_the_header_timeout(detector, classifier):
+    """The header timer belongs to the HTTP request: a WebSocket upgraded from it stays open (it was closed
+    at the header timeout, so a Live page's stream stopped after 10 s)."""
+    from websockets.sync.client import connect
+
+    from livemask.web.app import create_app
+    from livemask.web.server import server_config
+
+    app = create_app(detector, classifier, None)
+    with ServerThread(app, config=server_config(app, header_timeout_s=1.0)) as srv:
+        with connect(f"ws://127.0.0.1:{srv.port}/v1/webcam", open_timeout=10) as ws:
+            ws.send(b"not a jpeg")
+            assert "error" in json.loads(ws.recv(timeout=10))
+            time.sleep(2.5)  # well past the header timeout
+            ws.send(b"still not a jpeg")
+            assert "error" in json.loads(ws.recv(timeout=10))
+
+
 # --------------------------------------------------------------------------- header reader
 def os2_bmp(width: int, height: int) -> bytes:
     """A 24-bit OS/2 (BITMAPCOREHEADER, 12-byte) BMP, grey."""

@@ -32,6 +32,15 @@ class HeaderTimeoutProtocol(H11Protocol):
         super().on_response_complete()
         self._arm_header_timer()
 
+    def handle_websocket_upgrade(self, event) -> None:
+        """A WebSocket's headers are in: the connection is the WebSocket protocol's from now on, and the
+        timer must not close it (it did, 10 s after it opened: a Live page's stream stopped there)."""
+        timer = getattr(self, "_header_timer", None)
+        if timer is not None:
+            timer.cancel()
+            self._header_timer = None
+        super().handle_websocket_upgrade(event)
+
     def connection_lost(self, exc: Exception | None) -> None:
         timer = getattr(self, "_header_timer", None)
         if timer is not None:
