@@ -189,6 +189,8 @@ def test_site_page_shows_every_tile_updating_and_a_click_opens_the_live_view(sit
             page.wait_for_selector("#live-explained[data-state='explained']", timeout=120_000)
             assert "face(s)" in page.inner_text("#live-explained")
             assert page.locator("#live-explained .heatmap").count() >= 1
+            shown = page.evaluate("window.liveStats.frames")  # the stream goes on (also past 10 s)
+            page.wait_for_function(f"window.liveStats.frames >= {shown + 10}", timeout=20_000)
         page.click("#tab-site")
         page.wait_for_selector(".tile[data-camera='back']", timeout=10_000)
         page.goto(url + "/site#camera=front")  # an old link to a camera's view opens its Live view

@@ -352,6 +352,7 @@ const Live = {
       if (busy) { nextBlob = ev.data; nextMeta = meta; } else show(ev.data, meta);  // newest first, drop stale
     };
     ws.onerror = () => setStatus("live stream: connection failed", true);
+    ws.onclose = () => { if (!stats.ended) setStatus("live stream: connection closed (reload the page)", true); };
     const events = new EventSource(withToken(cameraPath("/v1/events")));
     const list = document.getElementById("live-events");
     let lastKey = "";
