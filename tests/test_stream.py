@@ -346,10 +346,17 @@ def test_file_kept_for_replay_waits_for_a_viewer_then_for_a_replay_at_its_end(tm
         with pytest.raises(queue.Empty):
             capture.get(timeout=0.3)
         assert capture.replay()
+        assert not capture.replay()  # a second click while it restarts does nothing
         again = [capture.get(timeout=2.0) for _ in range(12)]
         assert [read_code(f.image) for f in again] == list(range(12))  # from its start again
         assert [f.frame_id for f in again] == list(range(12, 24))  # frame ids go on
         assert capture.plays == 2 and capture.stats.dropped == 0
+        deadline = time.monotonic() + 5
+        while capture.playback != "ended" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert capture.playback == "ended" and capture.plays == 2  # ended again, not replayed twice
+        with pytest.raises(queue.Empty):
+            capture.get(timeout=0.3)
     finally:
         _assert_stops_quickly(capture)
     assert not capture.alive

@@ -112,7 +112,7 @@ class Capture:
         self.playback: str | None = None  # a replayable file: "waiting" (for a viewer), "playing", "ended"
         self.plays = 0  # times the file was started (the first viewer, then each replay)
         self._replay = threading.Event()
-        self._watch_lock = threading.Lock()
+        self._playback_lock = threading.Lock()
 
     def hold(self) -> bool:
         """Pause a file paced with ``realtime`` at the next frame; False (nothing held) for a live source."""
@@ -137,23 +137,27 @@ class Capture:
 
     def watch(self) -> None:
         """A viewer came: a replayable file still waiting for its first viewer starts playing."""
-        with self._watch_lock:
+        with self._playback_lock:
             if self.playback == "waiting":
                 self.playback = "playing"
                 self.plays += 1
                 self._going.set()
 
     def replay(self) -> bool:
-        """Play a replayable file again from its start; False when it is not at its end."""
-        if self.playback != "ended":
-            return False
-        self._replay.set()
+        """Play a replayable file again from its start; False when it is not at its end (a second click while
+        it restarts does nothing)."""
+        with self._playback_lock:
+            if self.playback != "ended":
+                return False
+            self.playback = "playing"
+            self._replay.set()
         return True
 
     def _wait_for_replay(self) -> bool:
         """At the end of a replayable file: wait for :meth:`replay` (True, the file reopened at its start) or
         a stop (False)."""
-        self.playback = "ended"
+        with self._playback_lock:
+            self.playback = "ended"
         while not self._replay.wait(0.05):
             if self.stop_event.is_set():
                 return False
@@ -161,7 +165,6 @@ class Capture:
         self.source.close()
         self.source.open()
         self.plays += 1
-        self.playback = "playing"
         return True
 
     # -- producer side ------------------------------------------------------------------

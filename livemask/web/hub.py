@@ -186,7 +186,7 @@ class FrameHub:
         """``connecting``, ``waiting for a viewer``, ``live``, ``ended`` (a Site's camera: its own state)."""
         if self.state_of is not None:
             return self.state_of()
-        if self.closed or self.at_end():
+        if self.at_end():
             return "ended"
         if self.playback is not None and self.playback.playback == "waiting":
             return "waiting for a viewer"
