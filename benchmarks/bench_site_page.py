@@ -11,7 +11,8 @@ viewer. Three phases, each ``--seconds`` long, in this order, after a warm-up:
 
 Per phase: each tile's image updates per second in the grid (the tile's ``data-loaded`` count), the Live
 view's frames per second (``window.liveStats.frames``), each camera's processed fps (the frames its page hub
-rendered, from ``/v1/cameras``) and the server's CPU share. Medians and minimums over the cameras.
+rendered, from ``/v1/cameras``), the server's and the browser's CPU share (all of Chromium's processes, in
+cores: 100% = one core) and the load average. Medians and minimums over the cameras.
 
 Usage: python benchmarks/bench_site_page.py [--cameras 10] [--seconds 30] [--fps 15] [--warmup 10]
 """
@@ -53,6 +54,41 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it (from /proc's parent links)."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            parents.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += parents.get(p, [])
+    return out
+
+
+def browser_cpu_seconds(marker: str) -> float:
+    """CPU seconds of this benchmark's Chromium: the process launched with ``marker`` and all below it."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if marker.encode() not in (entry / "cmdline").read_bytes():
+                continue
+            for p in descendants(int(entry.name)):
+                total += cpu_seconds(p)
+        except (OSError, IndexError, ValueError):
+            continue
+        return total
+    return 0.0
+
+
 def make_clips(folder: Path, n: int, seconds: float, fps: float) -> list[Path]:
     from rtsphelpers import make_clip
 
@@ -63,12 +99,13 @@ def make_clips(folder: Path, n: int, seconds: float, fps: float) -> list[Path]:
     return [made[i % len(made)] for i in range(n)]
 
 
-def measure(url: str, pid: int, seconds: float, grid=None, live=None) -> dict:
-    """One phase: per-camera processed fps and tile rates, the Live view's fps, the server's CPU share."""
+def measure(url: str, pid: int, seconds: float, grid=None, live=None, marker: str = "") -> dict:
+    """One phase: per-camera processed fps and tile rates, the Live view's fps, the server's and the browser's
+    CPU share."""
     def frames() -> dict[str, int]:
         return {c["name"]: c["frames"] for c in get_json(url + "/v1/cameras")["cameras"]}
 
-    f0, cpu0, t0 = frames(), cpu_seconds(pid), time.monotonic()
+    f0, cpu0, browser0, t0 = frames(), cpu_seconds(pid), browser_cpu_seconds(marker), time.monotonic()
     tiles0 = grid.evaluate(TILE_LOADS) if grid is not None else None
     live0 = live.evaluate("window.liveStats.frames") if live is not None else None
     end = t0 + seconds
@@ -76,9 +113,9 @@ def measure(url: str, pid: int, seconds: float, grid=None, live=None) -> dict:
         frames()  # the page's own poll goes on too; this one keeps the file cameras watched without a page
         time.sleep(0.5)
     elapsed = time.monotonic() - t0
-    f1, cpu1 = frames(), cpu_seconds(pid)
+    f1, cpu1, browser1 = frames(), cpu_seconds(pid), browser_cpu_seconds(marker)
     out = {"processed": {n: (f1[n] - f0[n]) / elapsed for n in f0}, "cpu": (cpu1 - cpu0) / elapsed,
-           "rss": process_rss_mb(pid)}
+           "browser_cpu": (browser1 - browser0) / elapsed, "rss": process_rss_mb(pid), "load": os.getloadavg()[0]}
     if grid is not None:
         tiles1 = grid.evaluate(TILE_LOADS)
         out["tiles"] = {n: (tiles1[n] - tiles0[n]) / elapsed for n in tiles0}
@@ -92,7 +129,8 @@ def row(label: str, m: dict) -> list[object]:
     tiles = list(m.get("tiles", {}).values())
     return [label, f"{statistics.median(processed):.1f}", f"{min(processed):.1f}",
             f"{statistics.median(tiles):.1f}" if tiles else "-", f"{min(tiles):.1f}" if tiles else "-",
-            f"{m['live']:.1f}" if "live" in m else "-", f"{100 * m['cpu']:.0f}%", f"{m['rss']:.0f}"]
+            f"{m['live']:.1f}" if "live" in m else "-", f"{100 * m['cpu']:.0f}%",
+            f"{100 * m['browser_cpu']:.0f}%" if "tiles" in m else "-", f"{m['rss']:.0f}", f"{m['load']:.1f}"]
 
 
 def main() -> int:
@@ -123,19 +161,20 @@ def main() -> int:
                 time.sleep(0.5)
             time.sleep(args.warmup)
             phases = [("api only", measure(url, proc.pid, args.seconds))]
+            marker = f"--livemask-bench-site-page={os.getpid()}"  # finds this benchmark's Chromium in /proc
             with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=CHROMIUM, headless=True)
+                browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[marker])
                 grid = browser.new_page(viewport={"width": 1600, "height": 1000})
                 grid.goto(url + "/site")
                 grid.wait_for_function(f"document.querySelectorAll('.tile[data-loaded]').length === {args.cameras}",
                                        timeout=60_000)
                 time.sleep(args.warmup / 2)
-                phases.append(("grid", measure(url, proc.pid, args.seconds, grid)))
+                phases.append(("grid", measure(url, proc.pid, args.seconds, grid, marker=marker)))
                 live = browser.new_page(viewport={"width": 1280, "height": 900})
                 live.goto(url + "/?mode=live&camera=c0")
                 live.wait_for_function("window.liveStats.frames > 5", timeout=60_000)
                 time.sleep(args.warmup / 2)
-                phases.append(("grid + live view of c0", measure(url, proc.pid, args.seconds, grid, live)))
+                phases.append(("grid + live view of c0", measure(url, proc.pid, args.seconds, grid, live, marker)))
                 browser.close()
         finally:
             proc.terminate()
@@ -147,7 +186,8 @@ def main() -> int:
     print(f"Site page, {args.cameras} file cameras of 640x480 at {args.fps:g} fps, {args.seconds:g} s per phase; "
           f"{machine()}")
     print(table(["phase", "processed fps (median)", "processed fps (min)", "tile updates/s (median)",
-                 "tile updates/s (min)", "live view fps", "server CPU", "server RSS MB"],
+                 "tile updates/s (min)", "live view fps", "server CPU", "browser CPU", "server RSS MB",
+                 "load average at the end"],
                 [row(label, m) for label, m in phases]))
     return 0
 
