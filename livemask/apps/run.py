@@ -212,12 +212,16 @@ def run_cameras(args, config) -> int:
     quiet_video_backend(getattr(args, "verbose", False))
     stop_event = threading.Event()
     summary = None
+    compose.check_mqtt(config)
+    link = compose.mqtt_link(config)  # one MQTT connection: "offline" only when every camera has ended
     try:
         with StopRequest(stop_event) as stop:
             site = compose.run_site(config, stop_event, args.output_dir, args.record, args.max_frames, stop.reason,
-                                    site_log.state if site_log else None)
+                                    site_log.state if site_log else None, mqtt_link=link)
             summary = site.run()
     finally:
+        if link is not None:
+            link.finish()
         if site_log is not None:
             site_log.close(summary)
     for name, part in summary["cameras"].items():
