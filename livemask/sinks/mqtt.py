@@ -14,8 +14,12 @@ Topics (``<prefix>`` from ``mqtt.prefix``, ``<camera>`` the camera's name, ``def
 * with ``home_assistant``: retained discovery configs under ``<discovery_prefix>/`` (masked-share and
   people-in-view sensors, an alert binary sensor per camera) with the availability topic.
 
-The sink runs on the engine's loop and only builds messages there; a publisher thread hands them to
-paho-mqtt. Alerts and events wait in a bounded :class:`Channel` (``queue_size``; a full channel drops the
+A process has one connection to the broker, :class:`MqttLink` (the availability topic and its last will,
+the publisher thread, the queue); each camera has its own :class:`MqttSink` on its engine, attached to the
+process's link (several cameras) or to a link of its own (one source). A camera that ends publishes its
+last state; ``offline`` is published only when the link finishes, at the process's end. The sink runs on
+the engine's loop and only builds messages there; the link's publisher thread hands them to paho-mqtt.
+Alerts and events wait in a bounded :class:`Channel` (``queue_size``; a full channel drops the
 new message, counted) while the broker is away; the newest state waits in one slot. paho reconnects
 with a backoff doubling from 1 s up to ``reconnect_max_s``. A refused login is logged once, counted, and
 not retried; the run goes on. At the end the sink gets ``finish_s`` seconds to send what waits, then
