@@ -57,6 +57,7 @@ def until(predicate, timeout: float) -> bool:
     return predicate()
 
 
+@pytest.mark.slow
 def test_site_page_shows_remote_cameras_and_kept_trends_and_the_process_is_offline_only_at_its_end(tmp_path):
     import httpx
     from playwright.sync_api import sync_playwright

@@ -133,7 +133,7 @@ def add_site_routes(app, site: SiteView) -> None:
         return event_stream(batch, lambda: all(site.hubs[n].closed for n in names), site.summary)
 
 
-TREND_CACHE_S = 5.0  # pages poll every 10 s; several pages share one read of the kept files
+TREND_CACHE_S = 30.0  # points are per minute; pages poll every 10 s and share one read a half-minute
 
 
 def add_trend_route(app, folder, site: SiteView) -> None:
