@@ -157,3 +157,30 @@ def test_site_page_shows_remote_cameras_and_kept_trends_and_the_process_is_offli
         assert retained(broker.port, "livemask/here/available") == "offline"  # the process has ended
     finally:
         broker.stop()
+
+
+def test_trend_sums_runs_from_the_window_start_and_keeps_an_ended_runs_people(tmp_path):
+    from livemask.report.trend import trend
+
+    now = 2_000_000_000.0
+    folder = tmp_path / "kept"
+    folder.mkdir()
+
+    def line(camera, run, ago_min, counted, masked):
+        return json.dumps({"frame_id": 0, "timestamp": now - ago_min * 60, "faces": [], "camera": camera,
+                           "run": run, "people": {"counted": counted, "masked": masked}}) + "\n"
+
+    old, new = f"{now - 7200:.3f}", f"{now - 1800:.3f}"
+    (folder / "events-20330518-1.jsonl").write_text("".join([
+        line("a", old, 70, 10, 10),  # before the hour: run "old" had counted 10 already
+        line("a", old, 45.5, 12, 11),  # +2 people, +1 masked
+        line("a", old, 40.5, 13, 11),  # then run "old" ends
+        line("a", new, 20.5, 2, 2),  # run "new" began in the hour: its 2 people count
+        line("b", new, 10.5, 0, 0),  # nobody counted yet: no point
+        "not json\n",
+    ]))
+    os.utime(folder / "events-20330518-1.jsonl", (now, now))  # written during the hour
+    got = trend(sorted(folder.glob("*.jsonl")), now=now)
+    assert [(p["counted"], p["share"]) for p in got["a"]] == [(2, 0.5), (3, 0.3333), (5, 0.6)]
+    assert got["b"] == []
+    assert trend(sorted(folder.glob("*.jsonl")), now=now + 7200) == {}  # nothing in that hour: no file read

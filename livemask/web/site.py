@@ -138,7 +138,9 @@ TREND_CACHE_S = 30.0  # points are per minute; pages poll every 10 s and share o
 
 def add_trend_route(app, folder, site: SiteView) -> None:
     """``GET /v1/cameras/trend``: ``{"window_s", "cameras": {name: [{"t", "share", "counted"}]}}`` for every
-    camera of the site (no point yet: an empty list)."""
+    camera of the site (no point yet: an empty list). Not added without DuckDB (the lean install): the tiles
+    then have no chart."""
+    import importlib.util
     import time
     from pathlib import Path
 
@@ -147,6 +149,8 @@ def add_trend_route(app, folder, site: SiteView) -> None:
     from livemask.report.trend import trend
     from livemask.sinks.kept_events import kept_files
 
+    if importlib.util.find_spec("duckdb") is None:
+        return
     folder = Path(folder)
     cache: dict = {"t": -TREND_CACHE_S, "body": None}
 
