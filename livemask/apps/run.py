@@ -191,6 +191,7 @@ def run_cameras(args, config) -> int:
     from livemask.sinks.site_log import SiteLog
 
     compose.check_alerts(config)
+    compose.check_mqtt(config)  # a bad mqtt section or a missing paho-mqtt: one line before anything opens
     options = compose.run_options(config)
     names = list(compose.cameras(config))
     if compose.kiosk_options(config).enabled:
@@ -212,7 +213,6 @@ def run_cameras(args, config) -> int:
     quiet_video_backend(getattr(args, "verbose", False))
     stop_event = threading.Event()
     summary = None
-    compose.check_mqtt(config)
     link = compose.mqtt_link(config)  # one MQTT connection: "offline" only when every camera has ended
     try:
         with StopRequest(stop_event) as stop:
