@@ -37,8 +37,9 @@ def _query(since: float, until: float) -> str:
 
 
 def trend(files: list[Path], window_s: float = 3600.0, now: float | None = None) -> dict[str, list[dict]]:
-    """Per camera, the points ``{"t": minute's end (Unix s), "share": 0..1, "counted": people}`` of the last
-    ``window_s`` seconds, oldest first, read from the kept ``files`` (only those written during the window)."""
+    """Per camera, the points of the last ``window_s`` seconds, oldest first: ``{"t": the minute's end in Unix
+    seconds (now for the current minute), "share": 0..1, "counted": people}``, read from the kept ``files``
+    (only those written during the window)."""
     import duckdb
 
     now = time.time() if now is None else now
@@ -96,7 +97,7 @@ def trend(files: list[Path], window_s: float = 3600.0, now: float | None = None)
         for minute in sorted(cells):
             counted, masked = cells[minute]
             if counted > 0:
-                points.append({"t": minute + MINUTE_S, "share": round(min(masked / counted, 1.0), 4),
+                points.append({"t": min(minute + MINUTE_S, now), "share": round(min(masked / counted, 1.0), 4),
                                "counted": counted})
         out[camera] = points
     return out
