@@ -352,3 +352,105 @@ def until(predicate, timeout: float) -> bool:
             return True
         time.sleep(0.1)
     return predicate()
+
+
+# -- several cameras, one process: one connection, one availability ---------------------------------------------
+def test_three_cameras_share_one_link_and_one_ending_does_not_mark_the_process_offline(broker):
+    from livemask.sinks.mqtt import MqttLink
+
+    rec = Recorder(broker.port)
+    options = MqttOptions(url=broker.url, prefix="site3", event_min_s=0.0, event_end_s=0.5, finish_s=5)
+    link = MqttLink(options)
+    sinks = {name: MqttSink(options, name, link) for name in ("door", "hall", "yard")}
+    for sink in sinks.values():
+        sink.open(info())
+    assert link.connected.wait(10) and all(s.connected is link.connected for s in sinks.values())
+    assert rec.wait_for(lambda: rec.on("site3/available") == ["online"], 10)
+    for i in range(5):
+        for k, sink in enumerate(sinks.values()):
+            sink.write(result(i, i * 0.1, [(k + 1, "no_mask")], alerts=(k + 1,) if i == 2 else (), counted=1))
+    door: dict = {"people": {"counted": 1, "masked": 0}}
+    sinks["door"].close(door)  # the door camera ends; hall and yard go on
+    assert rec.wait_for(lambda: any(s["source"] == "ended" for s in rec.json("site3/door/state")), 10)
+    time.sleep(1.1)  # a state at most once a second: the next writes send hall's and yard's new state
+    for i in range(5, 10):
+        for k, name in ((1, "hall"), (2, "yard")):
+            sinks[name].write(result(i, i * 0.1, [(k + 1, "mask")], counted=2, masked=1))
+    assert rec.wait_for(lambda: all(any(s["people_counted"] == 2 for s in rec.json(f"site3/{n}/state"))
+                                    for n in ("hall", "yard")), 10)
+    assert rec.on("site3/available") == ["online"], "one camera's end marked the whole process offline"
+    assert retained(broker.port, "site3/available") == "online"
+    rest = {}
+    for name in ("hall", "yard"):
+        sinks[name].close(rest)
+    assert rec.on("site3/available") == ["online"]
+    link.finish()  # the process ends
+    assert rec.wait_for(lambda: rec.on("site3/available") == ["online", "offline"], 10)
+    rec.close()
+    assert retained(broker.port, "site3/available") == "offline"
+    assert link.connects == 1  # one connection for the three cameras
+    for name, summary in (("door", door), ("hall", rest), ("yard", rest)):
+        stats = summary[f"mqtt_{name}"]
+        assert stats["camera"] == name and stats["alerts_sent"] == 1 and stats["unsent"] == 0, stats
+        assert [a["camera"] for a in rec.json(f"site3/{name}/alert")] == [name]
+        assert rec.json(f"site3/{name}/state")[-1]["source"] == "ended"
+        kinds = [e["type"] for e in rec.json("site3/events") if e["camera"] == name]
+        assert kinds[0] == "new" and kinds[-1] == "end", kinds
+
+
+def test_a_dead_broker_never_stalls_the_cameras_of_a_shared_link():
+    from mqttbroker import free_port
+
+    from livemask.sinks.mqtt import MqttLink
+
+    options = MqttOptions(url=f"mqtt://127.0.0.1:{free_port()}", queue_size=20, finish_s=1.0, reconnect_max_s=1)
+    link = MqttLink(options)
+    sinks = [MqttSink(options, name, link) for name in ("a", "b", "c")]
+    for sink in sinks:
+        sink.open(info())
+    slowest = 0.0
+    for i in range(100):
+        for sink in sinks:
+            t0 = time.monotonic()
+            sink.write(result(i, i * 0.1, [(1, "no_mask")], alerts=(1,)))
+            slowest = max(slowest, time.monotonic() - t0)
+    assert slowest < 0.5, f"a write waited {slowest:.2f} s for a dead broker"
+    summary: dict = {}
+    t0 = time.monotonic()
+    for sink in sinks:
+        sink.close(summary)
+    link.finish()
+    assert time.monotonic() - t0 < 3 * options.finish_s + 3
+    assert not link.connected.is_set() and link.connect_failures >= 1
+    # the shared queue held 20 messages; every alert and event is either dropped or counted unsent
+    queued = sum(summary[f"mqtt_{s.camera}"]["unsent"] for s in sinks)
+    dropped = sum(summary[f"mqtt_{s.camera}"]["dropped"] for s in sinks)
+    made = sum(100 + sum(s.events.values()) for s in sinks)
+    assert queued + dropped == made and 0 < queued <= 20, (queued, dropped, made)
+    assert sum(link.unsent.values()) == queued
+
+
+@pytest.mark.slow
+def test_a_cameras_run_publishes_online_once_and_offline_only_when_the_process_ends(broker, tmp_path):
+    from livehelpers import read_events, run_cli, write_clip
+
+    short = write_clip(tmp_path / "short.mp4", 10, fps=10)
+    long = write_clip(tmp_path / "long.mp4", 40, fps=10)
+    rec = Recorder(broker.port)
+    try:
+        proc = run_cli("--camera", f"short={short}", "--camera", f"long={long}", "--realtime",
+                       "--output-dir", str(tmp_path / "out"), env=env_with(broker.url))
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert rec.wait_for(lambda: rec.on("livemask/available")[-1:] == ["offline"], 10)
+    finally:
+        rec.close()
+    assert rec.on("livemask/available") == ["online", "offline"]
+    with rec.lock:
+        order = [(t, p) for t, p, _r in rec.messages]
+    ended = {cam: max(i for i, (t, p) in enumerate(order) if t == f"livemask/{cam}/state"
+                      and json.loads(p)["source"] == "ended") for cam in ("short", "long")}
+    offline = order.index(("livemask/available", "offline"))
+    assert ended["short"] < ended["long"] < offline, (ended, offline)  # the short camera ended first, online still
+    for cam in ("short", "long"):
+        _frames, summary = read_events(tmp_path / "out" / f"{cam}.jsonl")
+        assert summary[f"mqtt_{cam}"]["camera"] == cam and summary[f"mqtt_{cam}"]["connects"] == 1

@@ -82,6 +82,9 @@ def test_csv_and_json_equal_the_hand_counts(logs, capsys):
         ("south", "2026-10-25T00:00+02:00"): (9, 6, 4),
         ("site", "2026-10-24T00:00+02:00"): (3, 2, 1), ("site", "2026-10-25T00:00+02:00"): (18, 10, 7)}
     assert len(doc["alerts"]) == 8 and sum(a["snapshot"] is not None for a in doc["alerts"]) == 4
+    # each camera's totals over the whole report (the per-camera breakdown of the page)
+    assert [(c["camera"], c["people"], c["masked"], c["alerts"]) for c in doc["by_camera"]] == [
+        ("north-door", 12, 6, 4), ("south", 9, 6, 4)]
 
 
 def test_a_run_split_over_files_by_its_run_field_is_counted_once(logs, tmp_path, capsys):
@@ -128,7 +131,7 @@ def test_the_page_in_chromium_shows_every_chart_and_table_and_asks_for_nothing(l
         assert requests, "route interception saw nothing on the control page"
         requests.clear()
         page.set_content(text, wait_until="load")
-        for chart in ("people", "share", "alerts", "labels"):
+        for chart in ("people", "share", "alerts", "labels", "cameras"):
             svg = page.locator(f"#chart-{chart} svg")
             assert svg.count() == 1, chart
             box = svg.bounding_box()
@@ -139,6 +142,9 @@ def test_the_page_in_chromium_shows_every_chart_and_table_and_asks_for_nothing(l
         cells = [site.nth(1 + i).locator("td").all_inner_texts() for i in range(6)]
         assert [c[0] for c in cells] == STARTS
         assert [int(c[3]) for c in cells] == [3, 2, 1, 4, 6, 5]
+        by_camera = [page.locator("table.by-camera tr").nth(i).locator("td").all_inner_texts() for i in (1, 2)]
+        assert [(c[0], int(c[2]), int(c[3]), int(c[5])) for c in by_camera] == [("north-door", 12, 6, 4),
+                                                                              ("south", 9, 6, 4)]
         thumbs = page.locator(".thumbs img")
         assert thumbs.count() == 4
         assert thumbs.first.evaluate("img => img.complete && img.naturalWidth > 0")

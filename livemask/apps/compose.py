@@ -394,7 +394,7 @@ def kept_events(config: Config):
     """The sink that keeps ``serve``'s event lines for ``/v1/report`` (None when ``report.keep_events`` is off)."""
     from livemask.sinks.kept_events import KeptEvents
 
-    options: KeptEventsOptions = build(config, "report")
+    options = report_options(config)
     return KeptEvents(options) if options.keep_events else None
 
 
@@ -411,14 +411,15 @@ def check_mqtt(config: Config) -> None:
         paho_client()
 
 
-def mqtt_sinks(config: Config, camera: str = "default") -> list:
-    """The MQTT sink of one camera (``camera``: its name in the topics), or none while ``mqtt.url`` is unset."""
+def mqtt_sinks(config: Config, camera: str = "default", link=None) -> list:
+    """The MQTT sink of one camera (``camera``: its name in the topics), or none while ``mqtt.url`` is unset.
+    ``link``: the process's :func:`mqtt_link` (several cameras share it); without one the sink has its own."""
     options = mqtt_options(config)
     if not options.enabled:
         return []
     from livemask.sinks.mqtt import MqttSink
 
-    return [MqttSink(options, camera)]
+    return [MqttSink(options, camera, link)]
 
 
 def metrics_server(port: int):
@@ -520,11 +521,12 @@ def camera_outputs(output_dir: str | None, name: str, record: bool) -> tuple[str
 def run_site(config: Config, stop_event: threading.Event, output_dir: str | None, record: bool = False,
              max_frames: int | None = None, stop_reason: Callable[[], str | None] | None = None,
              on_state: Callable[[str, str], None] | None = None, extra_sinks: Callable[[str], list] | None = None,
-             classifier_=None, snapshots: bool = True):
+             classifier_=None, snapshots: bool = True, mqtt_link=None):
     """Every enabled camera as its own engine (its source opened on its own thread, not here), one shared
     classifier; returns the :class:`~livemask.engine.cameras.Site`. ``extra_sinks(name)``: more sinks
     for one camera (the server's hub); ``classifier_``: the classifier to share (default: the config's);
-    ``snapshots`` False: no alert snapshots or notifiers (``serve``: alerts are event lines on the page)."""
+    ``snapshots`` False: no alert snapshots or notifiers (``serve``: alerts are event lines on the page);
+    ``mqtt_link``: the process's :func:`mqtt_link`, shared by the cameras' MQTT sinks (its owner finishes it)."""
     from livemask.engine.cameras import Camera, SharedClassifier, Site
 
     chosen = cameras(config)
@@ -552,8 +554,38 @@ def run_site(config: Config, stop_event: threading.Event, output_dir: str | None
             people = people_stage(cam_config, tuple(clf.class_names))() if tracker.enabled else None
             alert_sink, blur = None, None
         sinks = run_sinks(options, True, extra_sinks(name) if extra_sinks else (), alert_sink, blur,
-                          mqtt_sinks(cam_config, name))
+                          mqtt_sinks(cam_config, name, mqtt_link))
         processor = FrameProcessor(det, shared, tracker, pipeline.detect_every)
         built.append(Camera(name, Engine(capture, processor, sinks, None, pipeline.stage_queue, stop_reason,
                                          people=people, camera=name)))
     return Site(built, stop_event, on_state, classifier=shared)
+
+
+# -- one MQTT connection per process, kept events of several cameras --------------------------------------
+def mqtt_link(config: Config):
+    """The process's one connection to the broker (availability and last will), shared by every camera's MQTT
+    sink; None while ``mqtt.url`` is unset. Its owner calls ``finish()`` when the process ends."""
+    options = mqtt_options(config)
+    if not options.enabled:
+        return None
+    from livemask.sinks.mqtt import MqttLink
+
+    return MqttLink(options)
+
+
+def kept_events_file(config: Config):
+    """``serve`` with cameras: the one writer of the kept event files that every camera's sink shares (None when
+    ``report.keep_events`` is off)."""
+    from livemask.sinks.kept_events import KeptEventsFile
+
+    options = report_options(config)
+    return KeptEventsFile(options) if options.keep_events else None
+
+
+def camera_kept_events(config: Config, camera: str, kept_file) -> list:
+    """One camera's kept-events sink, its lines named ``camera``, through the shared ``kept_file`` (none: [])."""
+    if kept_file is None:
+        return []
+    from livemask.sinks.kept_events import KeptEvents
+
+    return [KeptEvents(report_options(config), camera, kept_file)]

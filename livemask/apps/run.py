@@ -191,6 +191,7 @@ def run_cameras(args, config) -> int:
     from livemask.sinks.site_log import SiteLog
 
     compose.check_alerts(config)
+    compose.check_mqtt(config)  # a bad mqtt section or a missing paho-mqtt: one line before anything opens
     options = compose.run_options(config)
     names = list(compose.cameras(config))
     if compose.kiosk_options(config).enabled:
@@ -212,12 +213,15 @@ def run_cameras(args, config) -> int:
     quiet_video_backend(getattr(args, "verbose", False))
     stop_event = threading.Event()
     summary = None
+    link = compose.mqtt_link(config)  # one MQTT connection: "offline" only when every camera has ended
     try:
         with StopRequest(stop_event) as stop:
             site = compose.run_site(config, stop_event, args.output_dir, args.record, args.max_frames, stop.reason,
-                                    site_log.state if site_log else None)
+                                    site_log.state if site_log else None, mqtt_link=link)
             summary = site.run()
     finally:
+        if link is not None:
+            link.finish()
         if site_log is not None:
             site_log.close(summary)
     for name, part in summary["cameras"].items():

@@ -166,6 +166,7 @@ def command(args, config) -> int:
         capture.open()
     sock = bind(args.host, args.port)
     live = site = None
+    link = compose.mqtt_link(config)  # the process's availability: "offline" when the server stops
     try:
         models = ServedModels.load(args, config)
         hub = None
@@ -181,7 +182,7 @@ def command(args, config) -> int:
             live = LiveRun(compose.engine(config, capture, models.runner.routed_detector(models.video_detector),
                                           models.runner.routed_classifier(models.classifier),
                                           [hub, hub.events, *([kept] if kept is not None else []),
-                                           *compose.mqtt_sinks(config), models.metrics.camera()],
+                                           *compose.mqtt_sinks(config, link=link), models.metrics.camera()],
                                           people=people))
             models.metrics.camera().attach(live.engine)
         app = make_app(args, config, token, models, hub=hub, on_shutdown=None if live is None else live.stop)
@@ -194,7 +195,7 @@ def command(args, config) -> int:
         server = make_server(args, app, sock, token, "/")
         if live is not None:
             live.start()
-        server.run(sockets=[sock])
+        stopped_by = run_server(server, sock)
     finally:
         if site is not None:
             site.stop()
@@ -202,10 +203,12 @@ def command(args, config) -> int:
             live.stop()
         elif capture is not None:
             capture.stop()
+        if link is not None:
+            link.finish()
         sock.close()
     if live is not None and live.error is not None:
         log.warning("live source ended with an error: %s", live.error)
-    return 0
+    return 0 if stopped_by is None else 128 + stopped_by
 
 
 class ServedModels:
@@ -323,31 +326,83 @@ def serve_cameras(args, config, token: str | None) -> int:
     quiet_video_backend(getattr(args, "verbose", False))
     config = apply_overrides(config, {"source.realtime": True}, "command line")
     sock = bind(args.host, args.port)
-    site_thread = None
+    site_thread = watcher = None
     stop_event = threading.Event()
+    link = compose.mqtt_link(config)  # one availability for the process: "offline" when the server stops
+    kept = compose.kept_events_file(config)  # one writer of the kept events, every line naming its camera
     try:
         models = ServedModels.load(args, config)
         hubs: dict[str, FrameHub] = {}
 
         def sinks(name: str) -> list:
             hubs[name] = FrameHub()
-            return [hubs[name], hubs[name].events, *compose.mqtt_sinks(config, name), models.metrics.camera(name)]
+            return [hubs[name], hubs[name].events, *compose.camera_kept_events(config, name, kept),
+                    models.metrics.camera(name)]
 
         # the cameras' classify calls take turns with the API's in the runner's model lane
         site = compose.run_site(config, stop_event, None, extra_sinks=sinks,
-                                classifier_=models.runner.routed_classifier(models.classifier), snapshots=False)
+                                classifier_=models.runner.routed_classifier(models.classifier), snapshots=False,
+                                mqtt_link=link)
         keep_files_for_replay(site, hubs)
-        app = make_app(args, config, token, models, on_shutdown=stop_event.set, site=SiteView(hubs, site.states))
+        view = SiteView(hubs, site.states)
+        app = make_app(args, config, token, models, on_shutdown=stop_event.set, site=view)
+        watcher = add_remote_site(app, config, view)
         server = make_server(args, app, sock, token, "/site", f"  ({len(hubs)} cameras)")
         site_thread = threading.Thread(target=site.run, name="site", daemon=True)
         site_thread.start()
-        server.run(sockets=[sock])
+        stopped_by = run_server(server, sock)
     finally:
         stop_event.set()
         if site_thread is not None:
             site_thread.join(timeout=15)
+        if watcher is not None:
+            watcher.stop()
+        if link is not None:
+            link.finish()
         sock.close()
-    return 0
+    return 0 if stopped_by is None else 128 + stopped_by
+
+
+def run_server(server, sock) -> int | None:
+    """Serve until SIGINT/SIGTERM; the signal's number, or None.
+
+    uvicorn stops on those signals and, once it has put back the handlers it found, raises the signal again;
+    with Python's default handlers that killed the process before ``serve`` could end its cameras, send the
+    MQTT ``offline`` and close its kept files. The handlers put in place here only note the signal: the
+    command cleans up, then exits with 128 + its number (130, 143), as ``run`` does."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        server.run(sockets=[sock])
+        return None
+    got: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, _frame: got.append(signum))
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        server.run(sockets=[sock])
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return got[0] if got else None
+
+
+def add_remote_site(app, config, view):
+    """``mqtt.site``: the site watcher (started) with ``/v1/site`` and the kept events' trend per camera on the
+    Site page; the watcher, to stop at the end, or None."""
+    from livemask.apps import compose
+    from livemask.web.remote_site import add_site_route
+    from livemask.web.site import add_trend_route
+
+    options = compose.report_options(config)
+    if options.keep_events:
+        add_trend_route(app, options.events_dir, view)
+    watcher = compose.site_watcher(config)
+    if watcher is None:
+        return None
+    watcher.local_cameras = set(view.hubs)  # this process's own cameras are tiles already
+    watcher.start()
+    add_site_route(app, watcher)
+    return watcher
 
 
 def keep_files_for_replay(site, hubs: dict) -> None:

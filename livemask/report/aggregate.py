@@ -145,6 +145,20 @@ class Aggregate:
         return site
 
 
+def camera_totals(agg: Aggregate) -> list[Row]:
+    """Each camera's numbers over the whole report (``start``: its first bucket), in camera order; people None
+    when that camera had no people counts."""
+    out = []
+    for camera in agg.cameras:
+        rows = [r for r in agg.rows if r.camera == camera]
+        counted = [r for r in rows if r.people is not None]
+        faces = {k: sum(r.faces.get(k, 0) for r in rows) for k in (*LABELS, "other")}
+        out.append(Row(camera, min(r.start for r in rows), sum(r.frames for r in rows),
+                       sum(r.people for r in counted) if counted else None,
+                       sum(r.masked or 0 for r in counted) if counted else None, faces, sum(r.alerts for r in rows)))
+    return out
+
+
 def _snapshot(raw: str | None, log: Path) -> Path | None:
     if not raw:
         return None

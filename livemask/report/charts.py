@@ -153,3 +153,23 @@ def labels_chart(agg: Aggregate, site: list[Row]) -> str:
     ax.set_xlabel("faces seen (one a face a frame)", fontsize=8)
     ax.set_title("Label mix", fontsize=10, loc="left")
     return _svg(fig)
+
+
+def cameras_chart(totals: list[Row]) -> str:
+    """People of each camera over the whole report, masked / not masked, with the masked share beside the bar."""
+    fig, ax = _figure(height=max(1.4, 0.4 * len(totals) + 0.9))
+    names = [r.camera for r in totals]
+    masked = [r.masked or 0 for r in totals]
+    rest = [(r.people or 0) - (r.masked or 0) for r in totals]
+    ax.barh(range(len(names)), masked, color=MASKED, label="masked")
+    ax.barh(range(len(names)), rest, left=masked, color=UNMASKED, label="not masked")
+    for i, r in enumerate(totals):
+        share = "no people counted" if not r.people else f"{100 * r.share_masked:.0f} % masked of {r.people}"
+        ax.annotate(f" {share}, {r.alerts} alert(s)", (r.people or 0, i), va="center", fontsize=7)
+    ax.set_yticks(range(len(names)), names, fontsize=8)
+    ax.invert_yaxis()
+    ax.margins(x=0.35)
+    ax.set_xlabel("people counted", fontsize=8)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title("By camera", fontsize=10, loc="left")
+    return _svg(fig)

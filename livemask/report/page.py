@@ -17,7 +17,7 @@ from pathlib import Path
 from livemask import __version__
 from livemask.core.labels import display_name
 from livemask.report import charts
-from livemask.report.aggregate import LABELS, Aggregate, AlertItem, Row
+from livemask.report.aggregate import LABELS, Aggregate, AlertItem, Row, camera_totals
 from livemask.report.tables import bucket_label
 
 THUMB_PX = 72  # longer side of an embedded alert thumbnail
@@ -83,6 +83,16 @@ def _table(rows: list[Row], caption: str) -> str:
     return f"<table class=numbers><caption>{e(caption)}</caption>{head}{body}</table>"
 
 
+def _cameras_table(totals: list[Row]) -> str:
+    """Each camera's totals over the report: a row per camera."""
+    e = html.escape
+    body = "".join(f"<tr><td class=l>{e(r.camera)}</td><td>{r.frames}</td><td>{_num(r.people)}</td>"
+                   f"<td>{_num(r.masked)}</td><td>{_pct(r.share_masked)}</td><td>{r.alerts}</td></tr>"
+                   for r in totals)
+    return ("<table class=by-camera><caption>By camera, whole period</caption><tr><th class=l>camera</th>"
+            f"<th>frames</th><th>people</th><th>masked</th><th>masked share</th><th>alerts</th></tr>{body}</table>")
+
+
 def _ranked(site: list[Row]) -> tuple[list[Row], list[Row]]:
     with_people = [r for r in site if r.people]
     busiest = sorted(with_people, key=lambda r: (-r.people, r.start))[:TOP]
@@ -136,6 +146,7 @@ def render(agg: Aggregate, title: str = "Mask compliance report", generated: dat
              f"<div class=card><b>{len(agg.cameras)}</b>camera(s)</div></div>")
     note = "" if has_people else ("<p><b>These runs had no people stage</b>: people and masked share are not "
                                   "counted, only faces by label.</p>")
+    totals = camera_totals(agg)
     per_camera = "".join(_table([r for r in agg.rows if r.camera == c], f"camera {c}") for c in agg.cameras)
     parts = [
         "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>",
@@ -156,6 +167,8 @@ def render(agg: Aggregate, title: str = "Mask compliance report", generated: dat
         "<h2>Alerts</h2>", f"<div class=chart id=chart-alerts>{charts.alerts_chart(agg)}</div>",
         _alerts_section(agg.alerts),
         "<h2>Label mix</h2>", f"<div class=chart id=chart-labels>{charts.labels_chart(agg, site)}</div>",
+        "<h2>By camera</h2>", f"<div class=chart id=chart-cameras>{charts.cameras_chart(totals)}</div>",
+        _cameras_table(totals),
         "<h2>Numbers</h2><p class=meta>People: people counted by track in that period (a person once). Faces: "
         "faces seen, one a face a frame. The site is all cameras summed.</p>",
         _table(site, "site (all cameras)"), per_camera,

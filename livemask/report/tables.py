@@ -6,7 +6,7 @@ import csv
 import io
 import json
 
-from livemask.report.aggregate import LABELS, Aggregate, Row
+from livemask.report.aggregate import LABELS, Aggregate, Row, camera_totals
 
 FACE_KEYS = (*LABELS, "other")
 COLUMNS = ("start", "camera", "frames", "people", "masked", "share_masked",
@@ -46,6 +46,7 @@ def to_json(agg: Aggregate) -> str:
         "zone": agg.zone, "by": agg.by, "from": agg.start, "to": agg.end, "files": list(agg.files),
         "lines": agg.lines, "malformed": agg.malformed, "runs": agg.runs, "cameras": list(agg.cameras),
         "rows": records(agg),
+        "by_camera": [{k: v for k, v in record(r).items() if k != "start"} for r in camera_totals(agg)],
         "alerts": [{"time": a.time.isoformat(timespec="seconds"), "camera": a.camera, "label": a.label,
                     "track_id": a.track_id, "duration_s": a.duration_s,
                     "snapshot": None if a.snapshot is None else str(a.snapshot)} for a in agg.alerts],

@@ -2,7 +2,9 @@
 
 :class:`KeptEvents` is an engine sink (on the engine's loop, like the event log) that appends every frame's
 event-log lines (:func:`livemask.core.records.event_lines`, plus ``camera`` and ``run``, which lets a report
-follow one run's totals across files) to ``DIR/events-<UTC date>-<n>.jsonl``. A file is closed and a new one
+follow one run's totals across files) to ``DIR/events-<UTC date>-<n>.jsonl``. With several cameras
+(``serve --camera``) every camera's sink writes through one shared :class:`KeptEventsFile`, so the files
+hold every camera's lines, each naming its camera. A file is closed and a new one
 begun when the UTC date changes or the file reaches a tenth of ``max_mb``; files older than ``keep_days``
 are removed, then the oldest ones while all of them together pass ``max_mb``. So the disk used stays under
 ``max_mb`` (plus one line) whatever the run's length. ``GET /v1/report`` reads these files with
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,32 +53,36 @@ def kept_files(folder: str | Path) -> list[Path]:
                                                                    int(p.stem.rsplit("-", 1)[-1] or 0)))
 
 
-class KeptEvents:
-    """Appends event lines to the kept files and trims them to ``keep_days`` and ``max_mb``."""
-
-    name = "kept-events"
-    threaded = False
+class KeptEventsFile:
+    """The kept files of one process: one writer shared by every camera's :class:`KeptEvents` (a lock around
+    each frame's lines), so the lines of several cameras go to the same files, each naming its camera."""
 
     def __init__(self, options: KeptEventsOptions):
         self.options = options
         self.folder = Path(options.events_dir)
-        self.camera = options.camera
-        self.run = ""
         self.max_bytes = int(options.max_mb * 1024 * 1024)
         self.file = None
         self.day = ""
         self.size = 0
         self.lines = 0
         self.failed = 0
-        self._wall_offset = 0.0
+        self.users = 0
+        self.lock = threading.Lock()
 
-    def open(self, info=None) -> None:
-        self._wall_offset = time.time() - time.monotonic()
-        self.run = f"{time.time():.3f}"  # the run's totals continue across its files: the report follows them
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            self._fail(err)
+    def open(self) -> None:
+        with self.lock:
+            self.users += 1
+            try:
+                self.folder.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                self._fail(err)
+
+    def release(self) -> None:
+        """One user is done; the file is closed when the last one is."""
+        with self.lock:
+            self.users -= 1
+            if self.users <= 0:
+                self._close_file()
 
     def _fail(self, err: OSError) -> None:
         if not self.failed:
@@ -115,27 +122,66 @@ class KeptEvents:
                 removed += 1
         return removed
 
+    def write(self, lines: list[dict]) -> int:
+        """Append one frame's lines (the file of their UTC date); returns how many were written."""
+        with self.lock:
+            if self.failed or not lines:
+                return 0
+            try:
+                day = time.strftime("%Y%m%d", time.gmtime(lines[0]["timestamp"]))
+                if self.file is None or day != self.day or self.size >= self.max_bytes // 10:
+                    self._new_file(day)
+                for line in lines:
+                    text = json.dumps(line, separators=(",", ":")) + "\n"
+                    self.file.write(text)
+                    self.size += len(text)
+                    self.lines += 1
+                self.file.flush()
+            except OSError as err:
+                self._fail(err)
+                return 0
+            return len(lines)
+
+
+class KeptEvents:
+    """The sink of one camera: its event lines, each with ``camera`` and ``run``, to the shared
+    :class:`KeptEventsFile` (its own one when none is given: one source)."""
+
+    name = "kept-events"
+    threaded = False
+
+    def __init__(self, options: KeptEventsOptions, camera: str | None = None, file: KeptEventsFile | None = None):
+        self.options = options
+        self.kept = file if file is not None else KeptEventsFile(options)
+        self.folder = self.kept.folder
+        self.camera = camera or options.camera
+        self.run = ""
+        self.lines = 0
+        self._wall_offset = 0.0
+
+    @property
+    def failed(self) -> int:
+        return self.kept.failed
+
+    def trim(self, now: float | None = None) -> int:
+        return self.kept.trim(now)
+
+    def open(self, info=None) -> None:
+        self._wall_offset = time.time() - time.monotonic()
+        self.run = f"{time.time():.3f}"  # the run's totals continue across its files: the report follows them
+        self.kept.open()
+
     def write(self, result) -> None:
-        if self.failed:
+        if self.kept.failed:
             return
         lines = event_lines(result, self._wall_offset)
-        try:
-            day = time.strftime("%Y%m%d", time.gmtime(lines[0]["timestamp"]))
-            if self.file is None or day != self.day or self.size >= self.max_bytes // 10:
-                self._new_file(day)
-            for line in lines:
-                line["camera"] = self.camera
-                line["run"] = self.run
-                text = json.dumps(line, separators=(",", ":")) + "\n"
-                self.file.write(text)
-                self.size += len(text)
-                self.lines += 1
-            self.file.flush()
-        except OSError as err:
-            self._fail(err)
+        for line in lines:
+            line["camera"] = self.camera
+            line["run"] = self.run
+        self.lines += self.kept.write(lines)
 
     def close(self, summary: dict | None = None) -> None:
-        self._close_file()
+        self.kept.release()
 
     def stats(self) -> dict:
-        return {"kept_events": str(self.folder), "lines": self.lines, "write_errors": self.failed}
+        return {"kept_events": str(self.folder), "lines": self.lines, "write_errors": self.kept.failed}

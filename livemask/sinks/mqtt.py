@@ -14,8 +14,12 @@ Topics (``<prefix>`` from ``mqtt.prefix``, ``<camera>`` the camera's name, ``def
 * with ``home_assistant``: retained discovery configs under ``<discovery_prefix>/`` (masked-share and
   people-in-view sensors, an alert binary sensor per camera) with the availability topic.
 
-The sink runs on the engine's loop and only builds messages there; a publisher thread hands them to
-paho-mqtt. Alerts and events wait in a bounded :class:`Channel` (``queue_size``; a full channel drops the
+A process has one connection to the broker, :class:`MqttLink` (the availability topic and its last will,
+the publisher thread, the queue); each camera has its own :class:`MqttSink` on its engine, attached to the
+process's link (several cameras) or to a link of its own (one source). A camera that ends publishes its
+last state; ``offline`` is published only when the link finishes, at the process's end. The sink runs on
+the engine's loop and only builds messages there; the link's publisher thread hands them to paho-mqtt.
+Alerts and events wait in a bounded :class:`Channel` (``queue_size``; a full channel drops the
 new message, counted) while the broker is away; the newest state waits in one slot. paho reconnects
 with a backoff doubling from 1 s up to ``reconnect_max_s``. A refused login is logged once, counted, and
 not retried; the run goes on. At the end the sink gets ``finish_s`` seconds to send what waits, then
@@ -147,69 +151,73 @@ class _Track:
         self.announced = False
 
 
-class MqttSink:
-    """The engine's MQTT sink for one camera (see the module's docstring)."""
+class MqttLink:
+    """One connection to the broker for a whole process, shared by its cameras' sinks.
 
-    threaded = False  # quick work on the engine's loop; the network is the publisher thread's and paho's
+    It owns what belongs to the process, not to a camera: the paho client, ``<prefix>/available`` and its last
+    will, the publisher thread, the bounded channel of alerts and events (every camera's, in order) and the
+    newest state of each camera. A camera's sink :meth:`attach`\\ es to it and, when the camera ends,
+    :meth:`flush`\\ es its own messages; ``offline`` is published only by :meth:`finish`, at the process's end.
+    """
 
-    def __init__(self, options: MqttOptions, camera: str = "default"):
+    def __init__(self, options: MqttOptions, client_id: str | None = None):
         if not options.enabled:
             raise ConfigError("mqtt.url is not set")
         self.options = options
-        self.camera = check_camera_name(camera)
-        self.name = "mqtt" if camera == "default" else f"mqtt-{camera}"
         self.address = parse_url(options.url)
         self.prefix = options.prefix
-        self.client_id = options.client_id or f"livemask-{socket.gethostname()}-{os.getpid()}-{camera}"[:128]
+        self.client_id = (options.client_id or client_id or f"livemask-{socket.gethostname()}-{os.getpid()}")[:128]
         self.stop_event = threading.Event()
         self.connected = threading.Event()
         self._wake = threading.Event()  # the publisher thread has work
-        self.channel: Channel[tuple[str, bytes]] = Channel(options.queue_size, BufferPolicy.DROP_NEWEST,
-                                                           self.stop_event, "mqtt")
+        # items: (camera, kind, topic, payload); a full channel drops the new message (counted by its sink)
+        self.channel: Channel[tuple[str, str, str, bytes]] = Channel(options.queue_size, BufferPolicy.DROP_NEWEST,
+                                                                     self.stop_event, "mqtt")
         self._lock = threading.Lock()
-        self._state_slot: bytes | None = None  # the newest state not yet handed to paho
-        self._last_state: bytes | None = None  # the last state handed to paho (again after a reconnect)
-        self._state_key: Any = None
-        self._state_t = 0.0
-        self._tracks: dict[int, _Track] = {}
-        self._fps_times: list[float] = []
-        self._last_alert: float | None = None
-        self._last_alert_mono: float | None = None
-        self._summary_people: dict | None = None
-        self._pending: dict[int, str] = {}  # mid -> kind: handed to paho, not yet reported sent
+        self.sinks: dict[str, MqttSink] = {}
+        self._state_slots: dict[str, tuple[str, bytes]] = {}  # camera -> newest state not yet handed to paho
+        self._last_states: dict[str, tuple[str, bytes]] = {}  # camera -> last state handed to paho (again on reconnect)
+        self._discovery_due: set[str] = set()
+        self._pending: dict[int, tuple[str, str]] = {}  # mid -> (camera, kind): handed to paho, not yet reported sent
         self._acked: set[int] = set()
-        self.sent: Counter = Counter()
-        self.alerts = {"fired": 0}
-        self.events = Counter()
+        self._waiting: Counter = Counter()  # camera -> alerts and events queued, not yet handed to paho
+        self.sent: dict[str, Counter] = {"": Counter()}  # camera ("": the process's availability) -> kind -> count
+        self.unsent: Counter = Counter()  # camera -> alerts and events never sent (set by finish)
         self.connects = 0
         self.reconnects = 0
         self.disconnects = 0
         self.login_refused = 0
         self.connect_failures = 0
-        self.unsent = 0
         self.refused_reason: str | None = None
         self.client = None
         self._thread: threading.Thread | None = None
-        self._held: tuple[str, bytes] | None = None  # taken from the channel, not yet handed to paho
+        self._held: tuple[str, str, str, bytes] | None = None  # taken from the channel, not yet handed to paho
         self._ended = False
 
-    # -- topics ---------------------------------------------------------------------------------
     @property
     def available_topic(self) -> str:
         return f"{self.prefix}/available"
 
-    def topic(self, kind: str) -> str:
-        return f"{self.prefix}/events" if kind == "event" else f"{self.prefix}/{self.camera}/{kind}"
+    def attach(self, sink: MqttSink) -> None:
+        """A camera's sink joins (its discovery configs are sent once connected); the connection starts."""
+        with self._lock:
+            if sink.camera in self.sinks:
+                raise ConfigError(f"mqtt: camera {sink.camera!r} is attached twice")
+            self.sinks[sink.camera] = sink
+            self.sent.setdefault(sink.camera, Counter())
+            if self.options.home_assistant:
+                self._discovery_due.add(sink.camera)
+        self.start()
+        self._wake.set()
 
-    # -- the sink protocol ----------------------------------------------------------------------
-    def open(self, info: RunInfo) -> None:
-        self.class_names = tuple(info.class_names)
-        self.source = info.source
+    def start(self) -> None:
+        if self.client is not None:
+            return
         self.client = self._make_client()
         a = self.address
         self.client.connect_async(a.host, a.port, keepalive=self.options.keepalive_s)
         self.client.loop_start()
-        self._thread = threading.Thread(target=self._publish_loop, name=f"mqtt-{self.camera}", daemon=True)
+        self._thread = threading.Thread(target=self._publish_loop, name="mqtt", daemon=True)
         self._thread.start()
 
     def _make_client(self):
@@ -231,6 +239,250 @@ class MqttSink:
         client.on_publish = self._on_publish
         return client
 
+    # -- what the sinks hand over (the engines' threads) ----------------------------------------------
+    def queue(self, camera: str, kind: str, topic: str, payload: bytes) -> bool:
+        """Queue an alert or event; False when the channel was full (the message is dropped)."""
+        with self._lock:
+            self._waiting[camera] += 1
+        if not self.channel.put((camera, kind, topic, payload)):  # never waits
+            with self._lock:
+                self._waiting[camera] -= 1
+            return False
+        self._wake.set()
+        return True
+
+    def set_state(self, camera: str, topic: str, payload: bytes) -> None:
+        with self._lock:
+            self._state_slots[camera] = (topic, payload)
+        self._wake.set()
+
+    def flush(self, camera: str, timeout: float) -> int:
+        """Wait up to ``timeout`` s until ``camera``'s messages are sent (not while the broker is away and none
+        of them waits); returns how many of its alerts and events are still unsent. Availability is untouched."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                waiting = self._waiting[camera]
+                pending = [k for c, k in self._pending.values() if c == camera]
+                busy = waiting or pending or camera in self._state_slots
+            if not busy or time.monotonic() >= deadline or self.login_refused or self._ended:
+                break
+            if not self.connected.is_set() and not waiting:
+                break
+            time.sleep(0.01)
+        return waiting + sum(k in ("alert", "event") for k in pending)
+
+    # -- the publisher thread ---------------------------------------------------------------------
+    def _publish_loop(self) -> None:
+        # woken only when there is work (a message queued, a new state, a connect, the end): no polling, so a
+        # busy machine does not hand the GIL to this thread dozens of times a second for nothing
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            if self.stop_event.is_set():
+                return
+            if not self.connected.is_set():
+                continue  # _on_connect wakes it again
+            self._publish_states()
+            while self.connected.is_set() and not self.stop_event.is_set():
+                if self._held is None:
+                    try:
+                        item = self.channel.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is None:  # the end marker: everything queued was handed over
+                        self._publish_states()
+                        return
+                    self._held = item
+                camera, kind, topic, payload = self._held
+                if self._publish(camera, kind, topic, payload, qos=1, retain=False):
+                    self._held = None
+                    with self._lock:
+                        self._waiting[camera] -= 1
+                else:  # paho's own queue is full (unacknowledged messages): kept, tried again shortly
+                    self.stop_event.wait(0.005)
+
+    def _publish_states(self) -> None:
+        with self._lock:
+            due, self._discovery_due = [self.sinks[c] for c in self._discovery_due if c in self.sinks], set()
+            states, self._state_slots = self._state_slots, {}
+        for sink in due:
+            for topic, config in sink.discovery():
+                self._publish(sink.camera, "discovery", topic, json.dumps(config, separators=(",", ":")), 1, True)
+        for camera, (topic, payload) in states.items():
+            self._publish(camera, "state", topic, payload, qos=0, retain=True)
+
+    def _publish(self, camera: str, kind: str, topic: str, payload: bytes | str, qos: int, retain: bool,
+                 client=None) -> bool:
+        """Hand one message to paho; False when it did not take it. Counted as sent when paho reports it
+        (QoS 0: written to the socket; QoS 1: acknowledged by the broker)."""
+        from paho.mqtt.client import MQTT_ERR_QUEUE_SIZE, MQTT_ERR_SUCCESS
+
+        if kind == "state":
+            with self._lock:
+                self._last_states[camera] = (topic, payload)
+        info = (client or self.client).publish(topic, payload, qos=qos, retain=retain)
+        # a QoS 1 message is kept by paho unless its own queue is full (whatever the link's state: it is sent
+        # again after a reconnect); a QoS 0 message only when it could be written
+        if info.rc != MQTT_ERR_SUCCESS and (qos == 0 or info.rc == MQTT_ERR_QUEUE_SIZE):
+            return False
+        with self._lock:  # never held while calling paho (its network thread calls _on_publish)
+            if info.mid in self._acked:
+                self._acked.discard(info.mid)
+                self.sent.setdefault(camera, Counter())[kind] += 1
+            else:
+                self._pending[info.mid] = (camera, kind)
+        return True
+
+    # -- paho callbacks (paho's network thread) -------------------------------------------------
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            self._refused(str(reason_code))
+            return
+        self.connects += 1
+        if self.connects > 1:
+            self.reconnects += 1
+            log.info("mqtt: connected again to %s", self.address.shown)
+        self._publish("", "available", self.available_topic, "online", qos=1, retain=True, client=client)
+        with self._lock:
+            if self.options.home_assistant:
+                self._discovery_due = set(self.sinks)
+            for camera, last in self._last_states.items():
+                # a broker that restarted without persistence lost it
+                self._state_slots.setdefault(camera, last)
+        self.connected.set()
+        self._wake.set()
+
+    def _refused(self, reason: str) -> None:
+        self.login_refused += 1
+        self.refused_reason = reason
+        if self.login_refused == 1:
+            log.warning("mqtt: %s refused the connection (%s); events are not sent, the run goes on",
+                        self.address.shown, safe_message(reason))
+        self.client.disconnect()  # not retried: the same credentials would be refused again
+
+    def _on_connect_fail(self, client, userdata) -> None:
+        self.connect_failures += 1
+        if self.connect_failures == 1:
+            log.warning("mqtt: cannot reach %s; retrying every %d s at most, events wait (up to %d)",
+                        self.address.shown, self.options.reconnect_max_s, self.options.queue_size)
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        was = self.connected.is_set()
+        self.connected.clear()
+        if was and not self._ended:
+            self.disconnects += 1
+            if self.disconnects == 1:
+                log.warning("mqtt: lost the connection to %s (%s); reconnecting", self.address.shown,
+                            safe_message(str(reason_code)))
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        with self._lock:
+            got = self._pending.pop(mid, None)
+            if got is None:
+                self._acked.add(mid)  # reported before publish() returned: counted by _publish
+            else:
+                self.sent.setdefault(got[0], Counter())[got[1]] += 1
+
+    # -- the end of the process -------------------------------------------------------------------
+    def finish(self, timeout: float | None = None) -> None:
+        """Send what waits for up to ``timeout`` seconds (default ``finish_s``), publish ``offline``, disconnect;
+        count the rest per camera (:attr:`unsent`)."""
+        if self.client is None or self._ended:
+            self._ended = True
+            return
+        timeout = self.options.finish_s if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        while self.channel.full() and time.monotonic() < deadline:  # room for the end marker: no alert makes way
+            time.sleep(0.01)
+        self.channel.close()
+        self._wake.set()
+        while self._thread is not None and self._thread.is_alive() and time.monotonic() < deadline:
+            if not self.connected.is_set() and self.channel.qsize() <= 1 and self._held is None:
+                break  # the broker is away and nothing but the end marker waits: no reason to wait for it
+            self._thread.join(0.02)
+        while self._pending_count() and self.connected.is_set() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self.stop_event.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(1.0)
+        self._ended = True
+        if self.connected.is_set():
+            self._publish("", "available", self.available_topic, "offline", qos=1, retain=True)
+            until = time.monotonic() + min(max(deadline - time.monotonic(), 0.5), 2.0)
+            while self._pending_count() and self.connected.is_set() and time.monotonic() < until:
+                time.sleep(0.01)
+        with self._lock:
+            for camera, n in self._waiting.items():
+                self.unsent[camera] = n
+            for camera, kind in self._pending.values():
+                if kind in ("alert", "event"):
+                    self.unsent[camera] += 1
+        self.channel.drain()
+        self.client.disconnect()
+        stopper = threading.Thread(target=self.client.loop_stop, daemon=True)  # a reconnect wait ends within 1 s
+        stopper.start()
+        stopper.join(7.0)
+
+    def _pending_count(self) -> int:
+        with self._lock:
+            return len(self._pending)
+
+
+class MqttSink:
+    """The engine's MQTT sink for one camera (see the module's docstring).
+
+    ``link``: the process's shared :class:`MqttLink` (several cameras: the owner finishes it at the process's
+    end); without one the sink makes its own and finishes it when it closes (one source)."""
+
+    threaded = False  # quick work on the engine's loop; the network is the publisher thread's and paho's
+
+    def __init__(self, options: MqttOptions, camera: str = "default", link: MqttLink | None = None):
+        if not options.enabled:
+            raise ConfigError("mqtt.url is not set")
+        self.options = options
+        self.camera = check_camera_name(camera)
+        self.name = "mqtt" if camera == "default" else f"mqtt-{camera}"
+        self.owns_link = link is None
+        self.link = link if link is not None else MqttLink(
+            options, f"livemask-{socket.gethostname()}-{os.getpid()}-{camera}")
+        self.address = self.link.address
+        self.prefix = self.link.prefix
+        self._state_key: Any = None
+        self._state_t = 0.0
+        self._tracks: dict[int, _Track] = {}
+        self._fps_times: list[float] = []
+        self._last_alert: float | None = None
+        self._last_alert_mono: float | None = None
+        self._summary_people: dict | None = None
+        self.alerts = {"fired": 0}
+        self.events = Counter()
+        self.dropped = 0
+        self.unsent = 0
+
+    @property
+    def connected(self) -> threading.Event:
+        return self.link.connected
+
+    @property
+    def login_refused(self) -> int:
+        return self.link.login_refused
+
+    # -- topics ---------------------------------------------------------------------------------
+    @property
+    def available_topic(self) -> str:
+        return self.link.available_topic
+
+    def topic(self, kind: str) -> str:
+        return f"{self.prefix}/events" if kind == "event" else f"{self.prefix}/{self.camera}/{kind}"
+
+    # -- the sink protocol ----------------------------------------------------------------------
+    def open(self, info: RunInfo) -> None:
+        self.class_names = tuple(info.class_names)
+        self.source = info.source
+        self.link.attach(self)
+
     def write(self, result: FrameResult) -> None:
         now = time.monotonic()
         self._fps_times.append(now)
@@ -251,14 +503,27 @@ class MqttSink:
         for tid in list(self._tracks):
             self._end_track(tid, t)
         self._set_state(self.state(None, "ended"), force=True)
-        self.finish(self.options.finish_s)
+        if self.owns_link:
+            self.link.finish(self.options.finish_s)
+            self.unsent = self.link.unsent.get(self.camera, 0)
+        else:  # the other cameras go on: the process's availability stays online
+            self.unsent = self.link.flush(self.camera, self.options.finish_s)
         summary["mqtt" if self.camera == "default" else f"mqtt_{self.camera}"] = self.counts()
+
+    def finish(self, timeout: float) -> None:
+        """The sink's own link: send what waits, ``offline``, disconnect (a shared link is its owner's to finish)."""
+        if self.owns_link:
+            self.link.finish(timeout)
 
     # -- messages -------------------------------------------------------------------------------
     def _queue(self, kind: str, record: dict) -> None:
         payload = json.dumps(record, separators=(",", ":")).encode()
-        self.channel.put((kind, payload))  # never waits: a full channel drops the new message (counted)
-        self._wake.set()
+        if not self.link.queue(self.camera, kind, self.topic(kind), payload):  # a full channel: dropped, counted
+            self.dropped += 1
+
+    def _publish(self, kind: str, payload: bytes | str, qos: int, retain: bool) -> bool:
+        """Hand one message of this camera straight to paho (benchmarks); False when paho did not take it."""
+        return self.link._publish(self.camera, kind, self.topic(kind), payload, qos, retain)
 
     def _track_events(self, result: FrameResult) -> None:
         if result.track_ids is None:
@@ -344,118 +609,7 @@ class MqttSink:
         if key == self._state_key and not force:
             return
         self._state_key = key
-        with self._lock:
-            self._state_slot = json.dumps(record, separators=(",", ":")).encode()
-        self._wake.set()
-
-    # -- the publisher thread ---------------------------------------------------------------------
-    def _publish_loop(self) -> None:
-        # woken only when there is work (a message queued, a new state, a connect, the end): no polling, so a
-        # busy machine does not hand the GIL to this thread dozens of times a second for nothing
-        while True:
-            self._wake.wait()
-            self._wake.clear()
-            if self.stop_event.is_set():
-                return
-            if not self.connected.is_set():
-                continue  # _on_connect wakes it again
-            self._publish_state()
-            while self.connected.is_set() and not self.stop_event.is_set():
-                if self._held is None:
-                    try:
-                        item = self.channel.get_nowait()
-                    except queue.Empty:
-                        break
-                    if item is None:  # the end marker: everything queued was handed over
-                        self._publish_state()
-                        return
-                    self._held = item
-                kind, payload = self._held
-                if self._publish(kind, payload, qos=1, retain=False):
-                    self._held = None
-                else:  # paho's own queue is full (unacknowledged messages): kept, tried again shortly
-                    self.stop_event.wait(0.005)
-
-    def _publish_state(self) -> None:
-        with self._lock:
-            state, self._state_slot = self._state_slot, None
-        if state is not None:
-            self._publish("state", state, qos=0, retain=True)
-
-    def _publish(self, kind: str, payload: bytes | str, qos: int, retain: bool, client=None) -> bool:
-        """Hand one message to paho; False when it did not take it. Counted as sent when paho reports it
-        (QoS 0: written to the socket; QoS 1: acknowledged by the broker)."""
-        from paho.mqtt.client import MQTT_ERR_QUEUE_SIZE, MQTT_ERR_SUCCESS
-
-        if kind == "state":
-            self._last_state = payload
-        topic = self.available_topic if kind == "available" else kind if "/" in kind else self.topic(kind)
-        info = (client or self.client).publish(topic, payload, qos=qos, retain=retain)
-        # a QoS 1 message is kept by paho unless its own queue is full (whatever the link's state: it is sent
-        # again after a reconnect); a QoS 0 message only when it could be written
-        if info.rc != MQTT_ERR_SUCCESS and (qos == 0 or info.rc == MQTT_ERR_QUEUE_SIZE):
-            return False
-        with self._lock:  # never held while calling paho (its network thread calls _on_publish)
-            if info.mid in self._acked:
-                self._acked.discard(info.mid)
-                self.sent[self._kind(kind)] += 1
-            else:
-                self._pending[info.mid] = kind
-        return True
-
-    @staticmethod
-    def _kind(kind: str) -> str:
-        return "discovery" if "/" in kind else kind
-
-    # -- paho callbacks (paho's network thread) -------------------------------------------------
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
-        if reason_code.is_failure:
-            self._refused(str(reason_code))
-            return
-        self.connects += 1
-        if self.connects > 1:
-            self.reconnects += 1
-            log.info("mqtt: connected again to %s", self.address.shown)
-        self._publish("available", "online", qos=1, retain=True, client=client)
-        if self.options.home_assistant:
-            for topic, config in self.discovery():
-                self._publish(topic, json.dumps(config, separators=(",", ":")), qos=1, retain=True, client=client)
-        with self._lock:
-            if self._state_slot is None and self._last_state is not None:
-                self._state_slot = self._last_state  # a broker that restarted without persistence lost it
-        self.connected.set()
-        self._wake.set()
-
-    def _refused(self, reason: str) -> None:
-        self.login_refused += 1
-        self.refused_reason = reason
-        if self.login_refused == 1:
-            log.warning("mqtt: %s refused the connection (%s); events are not sent, the run goes on",
-                        self.address.shown, safe_message(reason))
-        self.client.disconnect()  # not retried: the same credentials would be refused again
-
-    def _on_connect_fail(self, client, userdata) -> None:
-        self.connect_failures += 1
-        if self.connect_failures == 1:
-            log.warning("mqtt: cannot reach %s; retrying every %d s at most, events wait (up to %d)",
-                        self.address.shown, self.options.reconnect_max_s, self.options.queue_size)
-
-    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
-        was = self.connected.is_set()
-        self.connected.clear()
-        if was and not self._ended:
-            self.disconnects += 1
-            if self.disconnects == 1:
-                log.warning("mqtt: lost the connection to %s (%s); reconnecting", self.address.shown,
-                            safe_message(str(reason_code)))
-
-    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
-        with self._lock:
-            kind = self._pending.pop(mid, None)
-            if kind is None:
-                self._acked.add(mid)  # reported before publish() returned: counted by _publish
-            else:
-                self.sent[self._kind(kind)] += 1
+        self.link.set_state(self.camera, self.topic("state"), json.dumps(record, separators=(",", ":")).encode())
 
     # -- Home Assistant -----------------------------------------------------------------------------
     def discovery(self) -> list[tuple[str, dict]]:
@@ -478,51 +632,16 @@ class MqttSink:
               "value_template": "{{ 'ON' if value_json.alerting else 'OFF' }}"}),
         ]
 
-    # -- the end ----------------------------------------------------------------------------------
-    def finish(self, timeout: float) -> None:
-        """Send what waits for up to ``timeout`` seconds, publish ``offline``, disconnect; count the rest."""
-        if self.client is None or self._ended:
-            return
-        deadline = time.monotonic() + timeout
-        while self.channel.full() and time.monotonic() < deadline:  # room for the end marker: no alert makes way
-            time.sleep(0.01)
-        self.channel.close()
-        self._wake.set()
-        while self._thread is not None and self._thread.is_alive() and time.monotonic() < deadline:
-            if not self.connected.is_set() and self.channel.qsize() <= 1 and self._held is None:
-                break  # the broker is away and nothing but the end marker waits: no reason to wait for it
-            self._thread.join(0.02)
-        while self._pending_count() and self.connected.is_set() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        self.stop_event.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(1.0)
-        self._ended = True
-        if self.connected.is_set():
-            self._publish("available", "offline", qos=1, retain=True)
-            until = time.monotonic() + min(max(deadline - time.monotonic(), 0.5), 2.0)
-            while self._pending_count() and self.connected.is_set() and time.monotonic() < until:
-                time.sleep(0.01)
-        waiting = self.channel.drain()
-        with self._lock:
-            in_paho = sum(kind in ("alert", "event") for kind in self._pending.values())
-        self.unsent = in_paho + max(waiting - (0 if self.channel.ended else 1), 0) + (self._held is not None)
-        self.client.disconnect()
-        stopper = threading.Thread(target=self.client.loop_stop, daemon=True)  # a reconnect wait ends within 1 s
-        stopper.start()
-        stopper.join(7.0)
-
-    def _pending_count(self) -> int:
-        with self._lock:
-            return len(self._pending)
-
     def stats(self) -> dict:
         return {}  # the counts go into the summary when the sink closes (after the last send)
 
     def counts(self) -> dict:
-        return {"broker": self.address.shown, "camera": self.camera, "sent": dict(self.sent),
-                "alerts_sent": self.sent.get("alert", 0), "events": dict(self.events),
-                "dropped": self.channel.dropped, "unsent": self.unsent,
-                "connects": self.connects, "reconnects": self.reconnects, "login_refused": self.login_refused,
-                "connect_failures": self.connect_failures}
+        link = self.link
+        sent = dict(link.sent.get(self.camera, {}))
+        if self.owns_link and link.sent[""]:
+            sent.update(link.sent[""])
+        return {"broker": self.address.shown, "camera": self.camera, "sent": sent,
+                "alerts_sent": sent.get("alert", 0), "events": dict(self.events),
+                "dropped": self.dropped, "unsent": self.unsent,
+                "connects": link.connects, "reconnects": link.reconnects, "login_refused": link.login_refused,
+                "connect_failures": link.connect_failures}

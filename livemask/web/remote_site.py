@@ -6,7 +6,8 @@ topic prefix before ``/available``; a camera is ``<publisher prefix>/<camera>``:
 publish under their own prefix (``livemask/hall-pc``, ``livemask/door-pc``) and one machine publishing
 under ``livemask`` are both seen from a site prefix of ``livemask``. A publisher whose last will
 (``offline``) arrives, or that ends its run, shows its cameras offline at once. ``GET /v1/site`` answers
-the list (behind the server's token rule). No video comes from remote cameras.
+the list (behind the server's token rule); a camera of this very process is marked ``local``. The Site page
+shows the others as remote tiles. No video comes from remote cameras.
 """
 
 from __future__ import annotations
@@ -36,6 +37,10 @@ class SiteWatcher:
         self.connected = threading.Event()
         self.refused: str | None = None
         self.client = None
+        # this process's own cameras (serve --camera publishing under mqtt.prefix): marked "local" in the view,
+        # as the Site page shows them as its own tiles already
+        self.local_prefix = options.prefix
+        self.local_cameras: set[str] = set()
 
     def start(self) -> None:
         import paho.mqtt.client as mqtt
@@ -113,8 +118,10 @@ class SiteWatcher:
                 pub = self.publishers.get(entry["publisher"])
                 state = entry["state"] or {}
                 online = bool(pub and pub["online"]) and state.get("source") != "ended"
+                local = entry["publisher"] == self.local_prefix and entry["name"] in self.local_cameras
                 cameras.append({"id": key, "name": entry["name"], "publisher": entry["publisher"],
-                                "online": online, "state": entry["state"], "last_alert": entry["last_alert"],
+                                "online": online, "local": local, "state": entry["state"],
+                                "last_alert": entry["last_alert"],
                                 "updated": None if entry["updated"] is None else round(entry["updated"], 3)})
         return {"broker": self.address.shown, "prefix": self.prefix, "connected": self.connected.is_set(),
                 "cameras": cameras}

@@ -14,6 +14,8 @@ holds them with a function giving each camera's state (``connecting``, ``live``,
   ``GET /v1/cameras/{name}/stream.mjpg``: its annotated frames as multipart MJPEG.
 * ``GET /v1/events?camera=NAME``: Server-Sent Events of that camera's event lines (every camera's
   without ``camera``), each line with its ``camera``.
+* ``GET /v1/cameras/trend``: each camera's masked share over the last hour, minute by minute, from the
+  kept events (:mod:`livemask.report.trend`; with ``report.keep_events``, added by :func:`add_trend_route`).
 """
 
 from __future__ import annotations
@@ -133,3 +135,36 @@ def add_site_routes(app, site: SiteView) -> None:
             return out
 
         return event_stream(batch, lambda: all(site.hubs[n].closed for n in names), site.summary)
+
+
+TREND_CACHE_S = 30.0  # points are per minute; pages poll every 10 s and share one read a half-minute
+
+
+def add_trend_route(app, folder, site: SiteView) -> None:
+    """``GET /v1/cameras/trend``: ``{"window_s", "cameras": {name: [{"t", "share", "counted"}]}}`` for every
+    camera of the site (no point yet: an empty list). Not added without DuckDB (the lean install): the tiles
+    then have no chart."""
+    import importlib.util
+    import time
+    from pathlib import Path
+
+    from starlette.concurrency import run_in_threadpool
+
+    from livemask.report.trend import trend
+    from livemask.sinks.kept_events import kept_files
+
+    if importlib.util.find_spec("duckdb") is None:
+        return
+    folder = Path(folder)
+    cache: dict = {"t": -TREND_CACHE_S, "body": None}
+
+    def compute() -> dict:
+        points = trend(kept_files(folder))
+        return {"window_s": 3600, "cameras": {name: points.get(name, []) for name in site.hubs}}
+
+    @app.get("/v1/cameras/trend", summary="each camera's masked share over the last hour, from the kept events")
+    async def camera_trend():
+        now = time.monotonic()
+        if cache["body"] is None or now - cache["t"] >= TREND_CACHE_S:
+            cache["body"], cache["t"] = await run_in_threadpool(compute), now
+        return cache["body"]

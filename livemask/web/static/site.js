@@ -146,6 +146,97 @@ async function start() {
   poll();
   refreshFrames();
   events();
+  remoteCameras();
+  trends();
+}
+
+// -- cameras of other machines (mqtt.site: GET /v1/site): a tile each, no video ---------------------------------
+const REMOTE_MS = 2000;
+
+function remoteTile(cam) {
+  const box = document.getElementById("remote-tiles");
+  let tile = box.querySelector(`.tile[data-remote="${CSS.escape(cam.id)}"]`);
+  if (!tile) {
+    tile = document.createElement("div");
+    tile.dataset.remote = cam.id;
+    tile.dataset.camera = cam.name;
+    tile.innerHTML = '<div class="tile-head"><span class="tile-name"></span><span class="tile-state"></span></div>' +
+      '<div class="tile-remote"></div><div class="tile-counts"></div><div class="tile-share"></div>' +
+      '<div class="tile-alert"></div>';
+    tile.querySelector(".tile-name").textContent = cam.name;
+    tile.querySelector(".tile-remote").textContent = `remote: ${cam.publisher}`;
+    box.appendChild(tile);
+  }
+  return tile;
+}
+
+function updateRemote(cam) {
+  const tile = remoteTile(cam);
+  const s = cam.state || {};
+  const state = cam.online ? (s.source === "running" ? "live" : (s.source || "online")) : "offline";
+  text(tile.querySelector(".tile-state"), state);
+  tile.querySelector(".tile-state").className = "tile-state " + stateClass(state);
+  tile.dataset.state = state;
+  text(tile.querySelector(".tile-counts"), countsLine(s.in_view_by_class));
+  text(tile.querySelector(".tile-share"), s.masked_share === null || s.masked_share === undefined
+    ? `people so far ${s.people_counted || 0}`
+    : `people so far ${s.people_counted}, masked ${Math.round(s.masked_share * 100)}%`);
+  const alert = cam.last_alert;
+  text(tile.querySelector(".tile-alert"), alert
+    ? `last alert: ${names[alert.label] || alert.label} at ${new Date(alert.time * 1000).toLocaleTimeString()}` : "");
+  const worst = s.in_view_by_class ? SEVERITY_JS.find((c) => s.in_view_by_class[c] > 0) : null;
+  tile.className = "tile remote" + (cam.online ? "" : " offline") + (worst && cam.online ? " worst-" + worst : "");
+}
+
+const SEVERITY_JS = ["no_mask", "mask_incorrect", "mask"];
+
+async function remoteCameras() {
+  try {
+    const r = await fetch(withToken("/v1/site"));
+    if (r.status === 404) return;  // mqtt.site is off: no remote cameras, stop asking
+    if (r.ok) {
+      const data = await r.json();
+      for (const cam of data.cameras) if (!cam.local) updateRemote(cam);
+      document.body.dataset.remoteReady = "1";
+    }
+  } catch (err) { /* the server is away: poll() says so */ }
+  setTimeout(remoteCameras, REMOTE_MS);
+}
+
+// -- each tile's masked share over the last hour, from the kept events (GET /v1/cameras/trend) ------------------
+const TREND_MS = 10000;
+
+function trendCanvas(name) {
+  const entry = tiles.get(name);
+  if (!entry) return null;
+  let canvas = entry.el.querySelector("canvas.tile-trend");
+  if (!canvas) {
+    canvas = document.createElement("canvas");
+    canvas.className = "tile-trend";
+    canvas.width = 280;
+    canvas.height = 48;
+    canvas.setAttribute("aria-label", `camera ${name}: masked share over the last hour`);
+    canvas.title = "masked share, last hour";
+    entry.el.appendChild(canvas);
+  }
+  return canvas;
+}
+
+async function trends() {
+  try {
+    const r = await fetch(withToken("/v1/cameras/trend"));
+    if (r.status === 404) return;  // report.keep_events is off: nothing kept to chart
+    if (r.ok) {
+      const data = await r.json();
+      for (const [name, points] of Object.entries(data.cameras)) {
+        const canvas = trendCanvas(name);
+        if (!canvas || !window.livemaskTrend) continue;
+        canvas.dataset.points = String(points.length);
+        window.livemaskTrend.draw(canvas, points.map((p) => ({ t: p.t * 1000, share: p.share })));
+      }
+    }
+  } catch (err) { /* tried again later */ }
+  setTimeout(trends, TREND_MS);
 }
 
 start();

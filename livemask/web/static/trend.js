@@ -1,11 +1,47 @@
-// The Live page's "masked share, last hour" chart and the link to today's report.
-// Polls /v1/summary (the people stage's running totals) every POLL_MS; the share at each moment is that of
-// the people counted in the hour before it (from the totals this page has seen, so the window starts
-// when the page opens). Draws on a small canvas; needs nothing else from app.js.
+// The "masked share, last hour" chart: window.livemaskTrend.draw(canvas, points) draws points {t (ms), share
+// 0..1 or null} of the last hour on a small canvas (the Site page's tiles use it too, see site.js).
+// On the Live page it also adds the chart and the link to today's report: it polls /v1/summary (the people
+// stage's running totals) every POLL_MS; the share at each moment is that of the people counted in the hour
+// before it (from the totals this page has seen, so the window starts when the page opens). Needs nothing
+// else from app.js.
 (() => {
   "use strict";
   const POLL_MS = 10000;
   const WINDOW_MS = 3600 * 1000;
+
+  function drawTrend(canvas, points, now) {
+    const ctx = canvas.getContext("2d");
+    const w = canvas.width, h = canvas.height;
+    now = now || Date.now();
+    ctx.clearRect(0, 0, w, h);
+    ctx.strokeStyle = "#ccc";
+    ctx.strokeRect(0.5, 0.5, w - 1, h - 1);
+    ctx.fillStyle = "#888";
+    ctx.font = "9px sans-serif";
+    ctx.fillText("100 %", 2, 9);
+    ctx.fillText("0 %", 2, h - 2);
+    const shown = points.filter((p) => p.share !== null && now - p.t <= WINDOW_MS);
+    canvas.dataset.drawn = String(shown.length);
+    if (!shown.length) return;
+    ctx.strokeStyle = "#2e7d32";
+    ctx.fillStyle = "#2e7d32";
+    ctx.lineWidth = 2;
+    ctx.beginPath();
+    shown.forEach((p, i) => {
+      const x = w - (now - p.t) / WINDOW_MS * w;
+      const y = h - 3 - p.share * (h - 6);
+      if (i === 0) ctx.moveTo(x, y); else ctx.lineTo(x, y);
+    });
+    ctx.stroke();
+    if (shown.length === 1) {  // one point: a dot, not an invisible line
+      const p = shown[0];
+      ctx.beginPath();
+      ctx.arc(w - (now - p.t) / WINDOW_MS * w, h - 3 - p.share * (h - 6), 2.5, 0, 2 * Math.PI);
+      ctx.fill();
+    }
+  }
+  window.livemaskTrend = { draw: drawTrend, WINDOW_MS };
+
   const TOKEN = new URLSearchParams(location.search).get("token");
   const withToken = (url) => TOKEN ? url + (url.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(TOKEN) : url;
   const aside = document.querySelector("#mode-live aside");
@@ -23,28 +59,7 @@
   const samples = []; // {t, counted, masked}
   const points = [];  // {t, share}
 
-  function draw() {
-    const ctx = canvas.getContext("2d");
-    const w = canvas.width, h = canvas.height, now = Date.now();
-    ctx.clearRect(0, 0, w, h);
-    ctx.strokeStyle = "#ccc";
-    ctx.strokeRect(0.5, 0.5, w - 1, h - 1);
-    ctx.fillStyle = "#888";
-    ctx.font = "9px sans-serif";
-    ctx.fillText("100 %", 2, 9);
-    ctx.fillText("0 %", 2, h - 2);
-    const shown = points.filter((p) => p.share !== null && now - p.t <= WINDOW_MS);
-    if (!shown.length) return;
-    ctx.strokeStyle = "#2e7d32";
-    ctx.lineWidth = 2;
-    ctx.beginPath();
-    shown.forEach((p, i) => {
-      const x = w - (now - p.t) / WINDOW_MS * w;
-      const y = h - 3 - p.share * (h - 6);
-      if (i === 0) ctx.moveTo(x, y); else ctx.lineTo(x, y);
-    });
-    ctx.stroke();
-  }
+  function draw() { drawTrend(canvas, points); }
 
   async function poll() {
     try {
