@@ -68,7 +68,7 @@ def test_site_page_shows_remote_cameras_and_kept_trends_and_the_process_is_offli
     seed_kept(kept, now)
     mosquitto_pub(broker.port, "livemask/door-pc/available", "online")
     mosquitto_pub(broker.port, "livemask/door-pc/door/state", json.dumps(DOOR_STATE))
-    front = write_clip(tmp_path / "front.mp4", 30, fps=10)  # plays for 3 s, then the camera has ended
+    front = write_clip(tmp_path / "front.mp4", 30, fps=10)  # plays for 3 s from its first viewer, then ended
     env = {k: v for k, v in os.environ.items() if k != "LIVEMASK_TOKEN"}
     env["LIVEMASK_MQTT_URL"] = broker.url
     proc = subprocess.Popen([sys.executable, "-m", "livemask", "serve", "--port", "0",
@@ -89,6 +89,8 @@ def test_site_page_shows_remote_cameras_and_kept_trends_and_the_process_is_offli
         # this process's own camera is on the broker too, marked local (it is a tile already)
         assert until(lambda: site().get("livemask/here/front", {}).get("local") is True, 60), site()
         assert site()["livemask/door-pc/door"]["local"] is False
+        # the file camera waits for its first viewer (the Site page below), and its MQTT state says so
+        assert json.loads(retained(broker.port, "livemask/here/front/state"))["source"] == "waiting for a viewer"
         # the trend API: the share masked among the people counted since the hour began, minute by minute
         points = httpx.get(url + "/v1/cameras/trend", timeout=30).json()["cameras"]["gone"]
         shares = [round((m - BEFORE[1]) / (c - BEFORE[0]), 4) for _ago, c, m in MINUTES]

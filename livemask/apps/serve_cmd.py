@@ -185,6 +185,7 @@ def command(args, config) -> int:
                                            *compose.mqtt_sinks(config, link=link), models.metrics.camera()],
                                           people=people))
             models.metrics.camera().attach(live.engine)
+            tell_playback(capture, live.engine)
         app = make_app(args, config, token, models, hub=hub, on_shutdown=None if live is None else live.stop)
         site = compose.site_watcher(config)
         if site is not None:
@@ -413,3 +414,16 @@ def keep_files_for_replay(site, hubs: dict) -> None:
         hub.state_of = lambda camera=camera: camera.state
         if camera.capture.keep_for_replay():
             hub.playback = camera.capture
+            tell_playback(camera.capture, camera.engine)
+
+
+def tell_playback(capture, engine) -> None:
+    """A file kept for replay tells the engine's sinks that follow it (the MQTT state) when it waits for a
+    viewer, plays or has ended: no frame reaches them meanwhile."""
+    if not capture.replayable:
+        return
+    for runner in engine.runners:
+        listener = getattr(runner.sink, "playback_changed", None)
+        if listener is not None:
+            capture.playback_listeners.append(listener)
+            listener(capture.playback)  # "waiting for a viewer" from the start

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -113,6 +114,16 @@ class Capture:
         self.plays = 0  # times the file was started (the first viewer, then each replay)
         self._replay = threading.Event()
         self._playback_lock = threading.Lock()
+        # told each new playback state ("waiting", "playing", "ended") of a replayable file, e.g. the MQTT
+        # sink, whose state messages otherwise stop at the last frame
+        self.playback_listeners: list[Callable[[str], None]] = []
+
+    def _tell_playback(self, state: str) -> None:
+        for listener in self.playback_listeners:
+            try:
+                listener(state)
+            except Exception:  # a listener's fault never stops the file
+                log.debug("playback listener failed", exc_info=True)
 
     def hold(self) -> bool:
         """Pause a file paced with ``realtime`` at the next frame; False (nothing held) for a live source."""
@@ -138,10 +149,12 @@ class Capture:
     def watch(self) -> None:
         """A viewer came: a replayable file still waiting for its first viewer starts playing."""
         with self._playback_lock:
-            if self.playback == "waiting":
-                self.playback = "playing"
-                self.plays += 1
-                self._going.set()
+            if self.playback != "waiting":
+                return
+            self.playback = "playing"
+            self.plays += 1
+            self._going.set()
+        self._tell_playback("playing")
 
     def replay(self) -> bool:
         """Play a replayable file again from its start; False when it is not at its end (a second click while
@@ -151,6 +164,7 @@ class Capture:
                 return False
             self.playback = "playing"
             self._replay.set()
+        self._tell_playback("playing")
         return True
 
     def _wait_for_replay(self) -> bool:
@@ -158,6 +172,7 @@ class Capture:
         a stop (False)."""
         with self._playback_lock:
             self.playback = "ended"
+        self._tell_playback("ended")
         while not self._replay.wait(0.05):
             if self.stop_event.is_set():
                 return False

@@ -456,6 +456,7 @@ class MqttSink:
         self._last_alert: float | None = None
         self._last_alert_mono: float | None = None
         self._summary_people: dict | None = None
+        self._last_people = None  # the people counts of the last result (a replayable file's state while it waits)
         self.alerts = {"fired": 0}
         self.events = Counter()
         self.dropped = 0
@@ -494,6 +495,8 @@ class MqttSink:
                 self.alerts["fired"] += 1
                 self._last_alert, self._last_alert_mono = float(alert.time), now
                 self._queue("alert", {**alert_record(alert), "camera": self.camera})
+        if analytics is not None and analytics.people is not None:
+            self._last_people = analytics.people
         self._track_events(result)
         self._update_state(result, now)
 
@@ -509,6 +512,17 @@ class MqttSink:
         else:  # the other cameras go on: the process's availability stays online
             self.unsent = self.link.flush(self.camera, self.options.finish_s)
         summary["mqtt" if self.camera == "default" else f"mqtt_{self.camera}"] = self.counts()
+
+    def playback_changed(self, playback: str) -> None:
+        """A file that ``serve`` keeps for replay waits for a viewer, plays or waits at its end: say so in the
+        state at once (no frame comes while it waits)."""
+        source = {"waiting": "waiting for a viewer", "ended": "ended"}.get(playback, "running")
+        people = self._last_people
+        if people is not None:
+            self._summary_people = {"counted": people.counted, "masked": people.masked}
+        if source != "running":
+            self._fps_times.clear()
+        self._set_state(self.state(None, source), force=True)
 
     def finish(self, timeout: float) -> None:
         """The sink's own link: send what waits, ``offline``, disconnect (a shared link is its owner's to finish)."""
