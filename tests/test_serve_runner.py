@@ -168,25 +168,31 @@ def test_decodes_and_model_calls_run_below_the_callers_priority(detector, classi
 
 @needs_thread_nice
 def test_other_threads_are_lowered_and_the_caller_is_not():
-    """``lower_other_threads`` in a process of its own: a thread started before it is lowered, the caller not,
-    and a thread the caller starts afterwards starts at the caller's priority."""
+    """``lower_other_threads`` in a process of its own: a thread started before it is put 7 steps below the
+    caller, one already lowered (a lane's) is not lowered twice, the caller keeps its priority, and a thread the
+    caller starts afterwards starts at the caller's priority."""
     code = textwrap.dedent("""
         import threading
         from livemask.core import priority
-        ready, done = threading.Event(), threading.Event()
-        box = {}
-        def early():
-            box["tid"] = threading.get_native_id(); ready.set(); done.wait()
-        t = threading.Thread(target=early); t.start(); ready.wait()
+        done = threading.Event()
+        tids = {}
+        def waiting(name, by):
+            priority.lower_thread(by); tids[name] = threading.get_native_id(); done.wait()
+        threads = [threading.Thread(target=waiting, args=(name, by)) for name, by in (("plain", 0), ("lane", 7))]
+        for t in threads: t.start()
+        while len(tids) < 2: pass
         lowered = priority.lower_other_threads(7)
         late = {}
         t2 = threading.Thread(target=lambda: late.setdefault("nice", priority.thread_nice())); t2.start(); t2.join()
-        print(lowered >= 1, priority.thread_nice(box["tid"]), priority.thread_nice(), late["nice"])
-        done.set(); t.join()
+        print(lowered, priority.thread_nice(tids["plain"]), priority.thread_nice(tids["lane"]), priority.thread_nice(),
+              late["nice"])
+        done.set()
+        for t in threads: t.join()
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     base = priority.thread_nice()
-    assert out.stdout.split() == ["True", str(min(19, base + 7)), str(base), str(base)]
+    low = str(min(19, base + 7))
+    assert out.stdout.split() == ["1", low, low, str(base), str(base)], out.stdout
 
 
 def test_a_nice_out_of_range_is_refused(detector, classifier):

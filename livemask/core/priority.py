@@ -46,17 +46,23 @@ def lower_thread(by: int, tid: int | None = None) -> bool:
 
 
 def lower_other_threads(by: int) -> int:
-    """Lower every other thread of this process (model runtimes' pools, loaders) by ``by``; the calling
-    thread keeps its priority. Threads started later by the caller start at the caller's priority.
-    Returns how many threads were lowered."""
-    if by <= 0 or not supported():
+    """Put every other thread of this process (model runtimes' pools, loaders) at least ``by`` nice steps below
+    the calling thread, which keeps its priority (a thread already that low is left as it is). Threads
+    started later by the caller start at the caller's priority. Returns how many threads were lowered."""
+    mine = thread_nice()
+    if by <= 0 or mine is None:
         return 0
     me = threading.get_native_id()
     try:
         tids = [int(name) for name in os.listdir("/proc/self/task")]
     except OSError:
         return 0
-    return sum(lower_thread(by, tid) for tid in tids if tid != me)
+    lowered = 0
+    for tid in tids:
+        now = thread_nice(tid) if tid != me else None
+        if now is not None and now < min(MAX_NICE, mine + by):
+            lowered += lower_thread(min(MAX_NICE, mine + by) - now, tid)
+    return lowered
 
 
 def lowered(by: int):
