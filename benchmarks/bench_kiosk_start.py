@@ -62,7 +62,8 @@ def one_run(clip: Path, folder: Path) -> tuple[float, bool, float]:
         view = None
         while view is None and proc.poll() is None and time.monotonic() - t0 < 180:
             shot = screenshot()
-            if shot[: int(0.6 * shot.shape[0])].max() > 60:
+            h = shot.shape[0]  # bright above the band, the band painted (not a window Qt has yet to paint)
+            if shot[: int(0.6 * h)].max() > 60 and shot[int(0.8 * h):].max(axis=2).mean() > 30:
                 view = time.monotonic() - t0
         return mapped or float("nan"), starting, view or float("nan")
     finally:
