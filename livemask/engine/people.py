@@ -59,7 +59,7 @@ from livemask.core.types import Alert, Analytics, FrameResult, PeopleStats
 PATCH = 24  # side of the grey crop compared over time
 SCENE_WIDTH = 320  # width of the grey frame the camera's own motion is estimated on
 NUDGES = tuple((dx, dy) for dx in (-1.0, 0.0, 1.0) for dy in (-1.0, 0.0, 1.0) if dx or dy)
-MAX_CORNERS, MIN_CORNERS, MIN_AGREE = 200, 12, 0.3  # corners followed; fewer found, or agreeing: motion unknown
+MAX_CORNERS, MIN_CORNERS, MIN_AGREE = 60, 12, 0.3  # corners followed; fewer found, or agreeing: motion unknown
 
 
 @dataclass
@@ -167,8 +167,8 @@ class SceneSample:
         RANSAC. None when unsure (too few corners found, too few agreeing): then the camera is taken as still."""
         if self.corners is None or now.shape != self.thumbnail.shape:
             return None
-        moved, found, _err = cv2.calcOpticalFlowPyrLK(self.thumbnail, now, self.corners, None, winSize=(15, 15),
-                                                      maxLevel=3)
+        moved, found, _err = cv2.calcOpticalFlowPyrLK(self.thumbnail, now, self.corners, None, winSize=(11, 11),
+                                                      maxLevel=2)
         found = found.ravel() == 1
         if found.sum() < MIN_CORNERS:
             return None
@@ -244,14 +244,15 @@ class People:
                     continue
                 person = self.people[tid] = _Person(t, t, t, box.copy(), patch, this_frame())
             else:  # the face's own crop is cut only when it becomes the new reference (half the work per face)
-                places = [person.ref_box]  # where the face would be if it had not moved: in the frame...
-                if now is not None and person.ref_scene is not None:
+                # unchanged where it was in the frame (a still camera), or else where the scene has it now
+                changed = self._changed(image, person, person.ref_box, box)
+                if changed and now is not None and person.ref_scene is not None:
                     key = id(person.ref_scene)
-                    if key not in motions:
+                    if key not in motions:  # measured only when needed, once per reference frame
                         motions[key] = person.ref_scene.motion_to(now)
-                    if motions[key] is not None:  # ...or in the scene, when the camera moved
-                        places.append(moved_box(person.ref_box, motions[key]))
-                if all(self._changed(image, person, place, box, k > 0) for k, place in enumerate(places)):
+                    if motions[key] is not None:
+                        changed = self._changed(image, person, moved_box(person.ref_box, motions[key]), box, True)
+                if changed:
                     patch = face_patch(image, box)
                     if patch is not None:
                         person.changed, person.ref_t, person.ref_box, person.ref_patch = True, t, box.copy(), patch
