@@ -9,11 +9,14 @@ threads (default 50) each post it ``--rounds`` times at once to ``POST /v1/image
 Printed per server configuration: idle RSS, peak RSS, peak - idle,
 ``/healthz`` p50 / max, answers by status.
 
-Configurations, in the same process run: the default decode budget (256 MB) and, with ``--compare``,
-a budget too large to matter (65536 MB, as before the budget existed; needs several GB of free memory).
-Target (issue 23): peak RSS <= idle + 1 GB and ``/healthz`` <= 100 ms at 50 clients.
+Configurations, in the same process run: the defaults (decode budget 256 MB, decoding and model threads
+10 nice steps below the event loop); with ``--compare``, a budget too large to matter (65536 MB, as before
+the budget existed; needs several GB of free memory); with ``--compare-nice``, every thread at the event
+loop's priority (``--worker-nice 0``, as before it existed). ``--repeats N`` floods N fresh servers per
+configuration, in rotated order, and pools their probes (RSS: the largest peak - idle).
+Target (issue 23): peak RSS <= idle + 1 GB and ``/healthz`` p95 <= 100 ms at 50 clients.
 
-Usage: python benchmarks/bench_upload_flood.py [--clients 50] [--rounds 2] [--compare]
+Usage: python benchmarks/bench_upload_flood.py [--clients 50] [--rounds 2] [--compare] [--compare-nice] [--repeats 1]
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, process_rss_mb, table
+from common import machine, process_rss_mb, rotated, table
 
 ROOT = Path(__file__).resolve().parent.parent
 SIDE = 6300
@@ -109,25 +112,36 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--compare", action="store_true", help="also run with a budget too large to matter")
+    ap.add_argument("--compare-nice", action="store_true", help="also run with every thread at the same priority")
+    ap.add_argument("--repeats", type=int, default=1, help="fresh servers per configuration (probes pooled)")
     args = ap.parse_args()
     data = worst_png()
-    configs = [("budget 256 MB (default)", ())]
+    configs = {"defaults (budget 256 MB, worker nice 10)": ()}
     if args.compare:
-        configs.append(("budget 65536 MB (no bound)", ("--decode-budget-mb", "65536")))
-    rows = []
-    for name, extra in configs:
-        proc, url = serve(*extra)
+        configs["budget 65536 MB (no bound)"] = ("--decode-budget-mb", "65536")
+    if args.compare_nice:
+        configs["worker nice 0 (one priority)"] = ("--worker-nice", "0")
+    runs: dict[str, list[dict]] = {name: [] for name in configs}
+    for name in rotated(list(configs), args.repeats):
+        proc, url = serve(*configs[name])
         try:
-            r = flood(url, proc.pid, data, args.clients, args.rounds)
+            runs[name].append(flood(url, proc.pid, data, args.clients, args.rounds))
         finally:
             proc.terminate()
             proc.wait(timeout=30)
-        h, q = np.asarray(r["health"], np.float64), np.asarray(r["quiet"], np.float64)
-        rows.append([name, f"{r['idle']:.0f}", f"{r['peak']:.0f}", f"{r['peak'] - r['idle']:.0f}",
-                     f"{np.median(q):.1f} / {np.percentile(q, 95):.1f} / {q.max():.1f}",
+    rows = []
+    for name, done in runs.items():
+        h = np.asarray([x for r in done for x in r["health"]], np.float64)
+        q = np.asarray([x for r in done for x in r["quiet"]], np.float64)
+        statuses = sum((r["statuses"] for r in done), Counter())
+        grow = max(r["peak"] - r["idle"] for r in done)
+        rows.append([name, f"{np.median([r['idle'] for r in done]):.0f}", f"{max(r['peak'] for r in done):.0f}",
+                     f"{grow:.0f}", f"{np.median(q):.1f} / {np.percentile(q, 95):.1f} / {q.max():.1f}",
                      f"{np.median(h):.1f} / {np.percentile(h, 95):.1f} / {h.max():.1f}" if len(h) else "-", len(h),
-                     " ".join(f"{k}: {v}" for k, v in sorted(r["statuses"].items())), f"{r['s']:.1f}"])
-    print(f"{args.clients} clients x {args.rounds} rounds, PNG {SIDE}x{SIDE} ({len(data) // 1024} KB) to /v1/image")
+                     " ".join(f"{k}: {v}" for k, v in sorted(statuses.items())),
+                     " ".join(f"{r['s']:.1f}" for r in done)])
+    print(f"{args.clients} clients x {args.rounds} rounds, PNG {SIDE}x{SIDE} ({len(data) // 1024} KB) to /v1/image, "
+          f"{args.repeats} server(s) per configuration")
     print(table(["server", "idle RSS MB", "peak RSS MB", "peak - idle MB", "/healthz quiet p50/p95/max ms",
                  "/healthz in flood p50/p95/max ms", "probes", "answers", "flood s"], rows))
     with open("/proc/loadavg") as fh:

@@ -95,6 +95,13 @@ def pasted_photo_clip(data_dir: Path, detector, path: Path, photo_height: int = 
 
     Returns the clip, the pasted region (x1, y1, x2, y2) and the fps.
     """
+    frames, region, fps = pasted_photo_frames(data_dir, detector, photo_height)
+    return write_frames(path, frames, fps), region, fps
+
+
+def pasted_photo_frames(data_dir: Path, detector, photo_height: int = 120,
+                        margin: int = 20) -> tuple[list[np.ndarray], tuple, float]:
+    """The frames of :func:`pasted_photo_clip`: the photo ``margin`` pixels from the top and the side edge."""
     frames, fps = read_frames(data_dir / "videos" / "masked_woman_laptop.mp4")
     _h, w = frames[0].shape[:2]
     first = detector.detect(frames[0])
@@ -115,8 +122,33 @@ def pasted_photo_clip(data_dir: Path, detector, path: Path, photo_height: int = 
             break
     assert photo is not None, "no unmasked photo with one clear face found"
     ph, pw = photo.shape[:2]
-    x1 = 20 if her_x > w / 2 else w - pw - 20
-    y1 = 20
+    x1 = margin if her_x > w / 2 else w - pw - margin
+    y1 = margin
     for frame in frames:
         frame[y1:y1 + ph, x1:x1 + pw] = photo
-    return write_frames(path, frames, fps), (x1, y1, x1 + pw, y1 + ph), fps
+    return frames, (x1, y1, x1 + pw, y1 + ph), fps
+
+
+def hand_held(frames: list[np.ndarray], size: tuple[int, int], shake_px: float = 3.0, drift_px: float = 30.0,
+              degrees: float = 1.0) -> tuple[list[np.ndarray], list[tuple[float, float]]]:
+    """``frames`` as a hand-held camera would film the same scene: a ``size`` window over each frame that
+    shakes by a few pixels (``shake_px``, several frequencies), drifts slowly from one side to the other
+    (``drift_px`` in all) and turns by up to ``degrees`` about its centre. Returns the new frames and, per
+    frame, the window's top-left corner in the source frame (source x - corner x = window x)."""
+    h, w = frames[0].shape[:2]
+    cw, ch = size
+    room_x, room_y = (w - cw) / 2, (h - ch) / 2
+    assert room_x >= drift_px / 2 + 2 * shake_px and room_y >= 2 * shake_px, "the frames are too small to move in"
+    out, corners = [], []
+    n = len(frames)
+    for i, frame in enumerate(frames):
+        shake_x = shake_px * (0.6 * np.sin(0.9 * i) + 0.4 * np.sin(2.3 * i + 1.0))
+        shake_y = shake_px * (0.5 * np.sin(1.3 * i + 0.5) + 0.5 * np.sin(0.7 * i + 2.0))
+        x0 = room_x + drift_px * (i / max(n - 1, 1) - 0.5) + shake_x
+        y0 = room_y + shake_y
+        angle = degrees * np.sin(2 * np.pi * i / 60.0)
+        turn = cv2.getRotationMatrix2D((x0 + cw / 2, y0 + ch / 2), angle, 1.0)
+        turn[:, 2] -= (x0, y0)
+        out.append(cv2.warpAffine(frame, turn, (cw, ch), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT))
+        corners.append((float(x0), float(y0)))
+    return out, corners

@@ -89,7 +89,8 @@ def test_the_real_command_in_a_subprocess(tmp_path):
 @pytest.mark.parametrize("flag, value", [("--max-upload-mb", "nan"), ("--max-upload-mb", "inf"),
                                          ("--decode-budget-mb", "-1"), ("--ws-max-rate", "nan"),
                                          ("--header-timeout", "inf"), ("--allowed-host", "evil.example:80"),
-                                         ("--allowed-origin", "evil.example")])
+                                         ("--allowed-origin", "evil.example"), ("--worker-nice", "20"),
+                                         ("--worker-nice", "-1")])
 def test_serve_number_and_name_flags_are_checked_before_the_models_load(in_process, flag, value):
     line = one_error_line(in_process("serve", "--port", "0", flag, value))
     assert flag in line, line

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from servehelpers import encode
 
 from face_detector import CenterFaceDetector
+from livemask.core import priority
+from livemask.web.imagecheck import decode_upload
 from livemask.web.inference import CONCURRENT_DETECTS, InferenceRunner
 
 
@@ -120,3 +126,75 @@ def test_warmup_and_close(detector, classifier):
     assert runner.calls == 2 and runner.busy_s > 0
     runner.close()
     assert np.isfinite(runner.busy_s)
+
+
+needs_thread_nice = pytest.mark.skipif(not priority.supported(), reason="a thread's own nice value is Linux only")
+
+
+async def _decode_and_analyse(runner, decode, data):
+    return await runner.analyse(await runner.decode(decode, data))
+
+
+@needs_thread_nice
+def test_decodes_and_model_calls_run_below_the_callers_priority(detector, classifier, astronaut_bgr):
+    """Every lane's threads (model, detector, decode) run ``nice`` steps below the thread that made the runner
+    (the event loop's), which keeps its own priority; nice 0 leaves them all at the caller's."""
+    base = priority.thread_nice()
+    seen: dict[str, int] = {}
+
+    class Niceness:
+        def __init__(self, inner):
+            self.inner, self.concurrent_calls = inner, True
+
+        def detect(self, image):
+            seen["detect"] = priority.thread_nice()
+            return self.inner.detect(image)
+
+    def decode(data):
+        seen["decode"] = priority.thread_nice()
+        return decode_upload(data)
+
+    for nice in (10, 0):
+        runner = InferenceRunner(Niceness(detector), classifier, nice=nice)
+        try:
+            detections, predictions = asyncio.run(_decode_and_analyse(runner, decode, encode(astronaut_bgr)))
+            seen["model"] = runner.call(priority.thread_nice)
+        finally:
+            runner.close()
+        assert len(detections) == 1 and len(predictions.labels) == 1
+        assert seen == {"decode": min(19, base + nice), "detect": min(19, base + nice), "model": min(19, base + nice)}
+        assert priority.thread_nice() == base
+
+
+@needs_thread_nice
+def test_other_threads_are_lowered_and_the_caller_is_not():
+    """``lower_other_threads`` in a process of its own: a thread started before it is put 7 steps below the
+    caller, one already lowered (a lane's) is not lowered twice, the caller keeps its priority, and a thread the
+    caller starts afterwards starts at the caller's priority."""
+    code = textwrap.dedent("""
+        import threading
+        from livemask.core import priority
+        done = threading.Event()
+        tids = {}
+        def waiting(name, by):
+            priority.lower_thread(by); tids[name] = threading.get_native_id(); done.wait()
+        threads = [threading.Thread(target=waiting, args=(name, by)) for name, by in (("plain", 0), ("lane", 7))]
+        for t in threads: t.start()
+        while len(tids) < 2: pass
+        lowered = priority.lower_other_threads(7)
+        late = {}
+        t2 = threading.Thread(target=lambda: late.setdefault("nice", priority.thread_nice())); t2.start(); t2.join()
+        print(lowered, priority.thread_nice(tids["plain"]), priority.thread_nice(tids["lane"]), priority.thread_nice(),
+              late["nice"])
+        done.set()
+        for t in threads: t.join()
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    base = priority.thread_nice()
+    low = str(min(19, base + 7))
+    assert out.stdout.split() == ["1", low, low, str(base), str(base)], out.stdout
+
+
+def test_a_nice_out_of_range_is_refused(detector, classifier):
+    with pytest.raises(ValueError, match="nice must be 0..19"):
+        InferenceRunner(detector, classifier, nice=20)

@@ -206,6 +206,10 @@ def entry() -> None:
     Every output is closed by the time ``main`` returns; TensorFlow's teardown takes one to
     two seconds on 2 cores, which would make the live window's q/Esc feel sluggish.
     """
+    from livemask.apps.kiosk_start import early_start_screen
+
+    # kiosk mode: "Starting..." on screen before the heavy imports, which then run while it stays painted
+    early_start_screen(sys.argv[1:], ("livemask.apps.compose", *(module for module, _ in COMMANDS.values())))
     code = main()
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):

@@ -129,9 +129,10 @@ def start_screen(args, config):
     kiosk = compose.kiosk_options(config)
     if options.headless or not kiosk.enabled:
         return None
+    from livemask.apps.kiosk_start import take
     from livemask.sinks.kiosk import StartScreen
 
-    args._start_screen = StartScreen(options.window_name, kiosk)
+    args._start_screen = take(options.window_name, kiosk) or StartScreen(options.window_name, kiosk)
     return args._start_screen
 
 
@@ -174,9 +175,11 @@ def build_engine(compose, config, options, make):
     kiosk = compose.kiosk_options(config)
     if options.headless or not kiosk.enabled:
         return make()
+    from livemask.apps.kiosk_start import take
     from livemask.sinks.kiosk import StartScreen
 
-    return StartScreen(options.window_name, kiosk).wait_for(make)
+    screen = take(options.window_name, kiosk) or StartScreen(options.window_name, kiosk)
+    return screen.wait_for(make)
 
 
 def run_cameras(args, config) -> int:

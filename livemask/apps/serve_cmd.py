@@ -57,6 +57,9 @@ def add_arguments(parser) -> None:
                         help="largest WebSocket message a client may send, MB (default: 2)")
     parser.add_argument("--ws-max-rate", type=float, default=60.0,
                         help="WebSocket messages a client may send per second (default: 60)")
+    parser.add_argument("--worker-nice", type=int, default=10, metavar="N",
+                        help="decoding and model threads run N nice steps below the thread that answers requests "
+                             "(Linux; 0..19, default: 10; 0 = same priority)")
     parser.add_argument("--header-timeout", type=float, default=10.0,
                         help="seconds a client has to send a request's headers (default: 10)")
 
@@ -133,6 +136,8 @@ def check_limits(args) -> None:
     _positive("--ws-max-mb", args.ws_max_mb, 100)
     _positive("--ws-max-rate", args.ws_max_rate, 10000)
     _positive("--header-timeout", args.header_timeout, 3600)
+    if not 0 <= args.worker_nice <= 19:
+        raise ConfigError(f"--worker-nice must be an integer in [0, 19], got {args.worker_nice}")
     for name in args.allowed_host:
         parts = split_host(name)
         if parts is None or parts[1] is not None or not parts[0] or not name.isprintable():
@@ -238,7 +243,7 @@ class ServedModels:
         metrics.model_load.set(time.monotonic() - loading)
         # the Keras model (and TensorFlow) load in a thread of their own, never on the start-up path
         explainers = ExplainerLoader(compose.explain_suite_factory(config, classifier))
-        runner = InferenceRunner(detector, classifier, args.serialise)
+        runner = InferenceRunner(detector, classifier, args.serialise, args.worker_nice)
         runner.warmup()
         return cls(detector, classifier, explainers, runner, compose.video_detector(config), metrics)
 
@@ -276,6 +281,10 @@ def make_server(args, app, sock: socket.socket, token: str | None, path: str, no
     shown = f"[{host}]" if ":" in host else host
     print(f"livemask: serving on http://{shown}:{port}{path}{note}" + ("  (token required)" if token else ""),
           flush=True)
+    # the model runtimes' own threads and the loaders below this thread, which runs the event loop
+    from livemask.core.priority import lower_other_threads
+
+    lower_other_threads(args.worker_nice)
     return uvicorn.Server(server_config(app, header_timeout_s=args.header_timeout,
                                         ws_max_bytes=args.ws_limits.max_message_bytes))
 

@@ -23,6 +23,21 @@ not yet shown life at all is not counted or alerted on either. Limits: a person 
 perfectly still for ``static_s`` (asleep in front of the camera) is marked static until they
 move; a picture that moves (held in a hand, on a screen playing video) is a person.
 
+*A camera that moves a little* (hand-held, on a swaying pole) moves a picture on the wall with it.
+With ``follow_camera`` the face is also compared with its reference where the scene has it now: the
+camera's own motion since the reference sample (:class:`SceneSample`: corners of the frame in grey,
+:data:`SCENE_WIDTH` pixels wide, followed by optical flow, a shift + rotation fitted with RANSAC, so
+that what moves on its own is an outlier while most corners lie on the scene) takes the reference box
+there, and the pixels are compared there and one pixel around it (the estimate's own error). A face
+is unchanged when it matches its reference either in the frame (a still camera, as without the
+option) or in the scene (a camera that moved). When the motion cannot be told (a blank wall, a cut)
+only the frame is used. It copes with jitter of a few pixels, slow
+drift and a degree or two of rotation; a fast pan (more than a few tens of pixels between frames),
+a zoom (the picture grows) or a scene without corners still make a picture look alive; a person who
+stands very still is still static, and so may be one who fills most of a frame whose background has
+no corners, if they keep the same look for ``static_s`` (their motion is then taken for the camera's;
+docs/first-hour.md).
+
 *Alerts.* A track that carries a label of ``rule.classes`` continuously for ``rule.after_s``
 fires one :class:`Alert`, and again at the earliest ``rule.cooldown_s`` after its last one
 while it stays so. A compliant label ends the stretch.
@@ -42,6 +57,9 @@ from livemask.core.params import Range, check_fields
 from livemask.core.types import Alert, Analytics, FrameResult, PeopleStats
 
 PATCH = 24  # side of the grey crop compared over time
+SCENE_WIDTH = 320  # width of the grey frame the camera's own motion is estimated on
+NUDGES = tuple((dx, dy) for dx in (-1.0, 0.0, 1.0) for dy in (-1.0, 0.0, 1.0) if dx or dy)
+MAX_CORNERS, MIN_CORNERS, MIN_AGREE = 60, 12, 0.3  # corners followed; fewer found, or agreeing: motion unknown
 
 
 @dataclass
@@ -54,6 +72,7 @@ class PeopleOptions:
     static_change: Annotated[float, Range(0, 10)] = 0.08
     masked_classes: list[str] = field(default_factory=lambda: ["mask"])
     forget_s: Annotated[float, Range(0, 86_400, lo_open=True)] = 10.0
+    follow_camera: bool = True
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -82,6 +101,7 @@ class _Person:
     ref_t: float  # time of the reference sample (the last change)
     ref_box: np.ndarray
     ref_patch: np.ndarray
+    ref_scene: SceneSample | None = None  # the reference frame, for the camera's motion (follow_camera)
     changed: bool = False  # has shown life at least once
     static: bool = False
     counted: bool = False
@@ -117,6 +137,58 @@ def box_motion(ref: np.ndarray, box: np.ndarray) -> float:
     return float(max(shift, grow))
 
 
+def scene_thumbnail(image: np.ndarray) -> np.ndarray:
+    """The frame in grey, :data:`SCENE_WIDTH` pixels wide: what the camera's motion is measured on."""
+    h, w = image.shape[:2]
+    size = (SCENE_WIDTH, max(8, round(h * SCENE_WIDTH / w)))
+    grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
+    return cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+
+
+@dataclass(frozen=True)
+class SceneSample:
+    """A frame kept as the reference of the camera's motion: its thumbnail and the corners on it, in thumbnail
+    pixels (None: too few to follow)."""
+
+    thumbnail: np.ndarray
+    corners: np.ndarray | None
+    frame_width: int
+
+    @classmethod
+    def of(cls, image: np.ndarray, thumbnail: np.ndarray | None = None) -> SceneSample:
+        thumbnail = scene_thumbnail(image) if thumbnail is None else thumbnail
+        corners = cv2.goodFeaturesToTrack(thumbnail, MAX_CORNERS, 0.01, 5)
+        return cls(thumbnail, corners if corners is not None and len(corners) >= MIN_CORNERS else None,
+                   int(image.shape[1]))
+
+    def motion_to(self, now: np.ndarray) -> np.ndarray | None:
+        """A 2x3 matrix (frame pixels) taking a point of this frame to where the scene has it in the thumbnail
+        ``now``: the corners followed by pyramidal Lucas-Kanade, a shift + rotation + scale fitted with
+        RANSAC. None when unsure (too few corners found, too few agreeing): then the camera is taken as still."""
+        if self.corners is None or now.shape != self.thumbnail.shape:
+            return None
+        moved, found, _err = cv2.calcOpticalFlowPyrLK(self.thumbnail, now, self.corners, None, winSize=(11, 11),
+                                                      maxLevel=2)
+        found = found.ravel() == 1
+        if found.sum() < MIN_CORNERS:
+            return None
+        matrix, inliers = cv2.estimateAffinePartial2D(self.corners[found], moved[found], method=cv2.RANSAC,
+                                                      ransacReprojThreshold=1.0)
+        if matrix is None or int(inliers.sum()) < max(MIN_CORNERS, MIN_AGREE * int(found.sum())):
+            return None
+        matrix[:, 2] *= self.frame_width / self.thumbnail.shape[1]  # thumbnail pixels -> frame pixels
+        return matrix
+
+
+def moved_box(box: np.ndarray, matrix: np.ndarray | None) -> np.ndarray:
+    """``box`` with its centre taken where the 2x3 ``matrix`` takes it (its size kept); ``box`` for None."""
+    if matrix is None:
+        return box
+    centre = (box[:2] + box[2:]) / 2
+    shift = matrix[:, :2] @ centre + matrix[:, 2] - centre
+    return box + np.tile(shift, 2).astype(box.dtype)
+
+
 class People:
     """The people stage: :meth:`update` adds :class:`Analytics` to each tracked result (needs track ids).
 
@@ -150,23 +222,41 @@ class People:
         static = np.zeros((n,), np.bool_)
         alerts: list[Alert] = []
         in_view = 0
+        image = result.frame.image
+        now = scene_thumbnail(image) if n and opts.follow_camera else None
+        sample: list[SceneSample] = []  # this frame as a reference, made once when a face first needs it
+        motions: dict[int, np.ndarray | None] = {}  # camera motion by reference frame (faces often share one)
+
+        def this_frame() -> SceneSample | None:
+            if now is None:
+                return None
+            if not sample:
+                sample.append(SceneSample.of(image, now))
+            return sample[0]
+
         for i in range(n):
             tid = int(result.track_ids[i])
             box = result.detections.boxes[i]
             person = self.people.get(tid)
             if person is None:
-                patch = face_patch(result.frame.image, box)
+                patch = face_patch(image, box)
                 if patch is None:
                     continue
-                person = self.people[tid] = _Person(t, t, t, box.copy(), patch)
+                person = self.people[tid] = _Person(t, t, t, box.copy(), patch, this_frame())
             else:  # the face's own crop is cut only when it becomes the new reference (half the work per face)
-                moved = box_motion(person.ref_box, box) > opts.static_motion
-                same_place = None if moved else face_patch(result.frame.image, person.ref_box)
-                change = float(np.abs(same_place - person.ref_patch).mean()) if same_place is not None else np.inf
-                if moved or change > opts.static_change:
-                    patch = face_patch(result.frame.image, box)
+                # unchanged where it was in the frame (a still camera), or else where the scene has it now
+                changed = self._changed(image, person, person.ref_box, box)
+                if changed and now is not None and person.ref_scene is not None:
+                    key = id(person.ref_scene)
+                    if key not in motions:  # measured only when needed, once per reference frame
+                        motions[key] = person.ref_scene.motion_to(now)
+                    if motions[key] is not None:
+                        changed = self._changed(image, person, moved_box(person.ref_box, motions[key]), box, True)
+                if changed:
+                    patch = face_patch(image, box)
                     if patch is not None:
                         person.changed, person.ref_t, person.ref_box, person.ref_patch = True, t, box.copy(), patch
+                        person.ref_scene = this_frame()
             person.last_t = t
             person.static = t - person.ref_t >= opts.static_s
             if person.static:
@@ -183,6 +273,21 @@ class People:
         counted, masked = self._totals()
         stats = PeopleStats(in_view, counted, masked, int(static.sum()))
         return replace(result, analytics=Analytics(stats, static, tuple(alerts)))
+
+    def _changed(self, image: np.ndarray, person: _Person, place: np.ndarray, box: np.ndarray,
+                 estimated: bool = False) -> bool:
+        """The face ``box`` differs from its reference sample seen at ``place``: the box moved or grew, or the
+        pixels at ``place`` changed. ``estimated``: ``place`` comes from the camera's estimated motion, so the
+        pixels are also compared one pixel around it (the estimate's own error)."""
+        opts = self.options
+        if box_motion(place, box) > opts.static_motion:
+            return True
+        steps = ((0.0, 0.0), *NUDGES) if estimated else ((0.0, 0.0),)
+        for dx, dy in steps:
+            same_place = face_patch(image, place + np.float32([dx, dy, dx, dy]))
+            if same_place is not None and float(np.abs(same_place - person.ref_patch).mean()) <= opts.static_change:
+                return False
+        return True
 
     def _rule(self, person: _Person, tid: int, label: str, box: np.ndarray, t: float,
               result: FrameResult) -> Alert | None:

@@ -347,7 +347,10 @@ class StartScreen:
             cv2.waitKey(40)  # keys do nothing here: the quit sequence works once the kiosk runs
             thread.join(timeout=0.01)
         if "error" in box:
-            cv2.destroyWindow(self.title)
-            cv2.waitKey(1)
+            self.close()
             raise box["error"]
         return box["value"]
+
+    def close(self) -> None:
+        cv2.destroyWindow(self.title)
+        cv2.waitKey(1)

@@ -159,7 +159,7 @@ def create_app(detector, classifier, explain_suite=None, *, token: str | None = 
         with budget.take(decode_cost(size, w, h)):
             await file.seek(0)
             data = await file.read()
-            image = await run_in_threadpool(decode_upload, data, max_pixels)
+            image = await runner.decode(decode_upload, data, max_pixels)
             del data
             yield image
 

@@ -13,38 +13,54 @@ a *lane*, a thread pool of its own:
   are detected.
 * ``lock``: every call runs in the server's thread pool under one lock (one call at a time).
 
-``benchmarks/bench_serve.py`` measures both at 4 concurrent clients.
+Uploaded images are decoded in a *decode* lane of :data:`DECODE_THREADS` threads, off the event loop.
+Every lane's threads run ``nice`` steps below the event loop's thread (Linux, :mod:`livemask.core.priority`):
+when decodes and model calls hold both cores, ``/healthz`` and the 503 answers still get a core at once.
+
+``benchmarks/bench_serve.py`` measures both at 4 concurrent clients; ``benchmarks/bench_upload_flood.py``
+the event loop's answers under a flood of uploads.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from livemask.core.priority import lowered
 from livemask.core.types import Detections, Predictions
 
 MODES = ("worker", "lock")
 CONCURRENT_DETECTS = 2  # threads of a thread-safe detector's lane: one per core of the 2-core target
+DECODE_THREADS = max(1, (os.cpu_count() or 2) - 1)  # uploads decoded at once: a core is left to the rest
+DEFAULT_NICE = 10  # how far below the event loop the lanes' threads run (0: same priority)
 
 
 class InferenceRunner:
-    def __init__(self, detector, classifier, mode: str = "worker"):
+    def __init__(self, detector, classifier, mode: str = "worker", nice: int = DEFAULT_NICE):
         if mode not in MODES:
             raise ValueError(f"serialise mode must be one of {', '.join(MODES)}, got {mode!r}")
+        if not 0 <= nice <= 19:
+            raise ValueError(f"nice must be 0..19, got {nice}")
+        self.nice = int(nice)
         self.detector = detector
         self.classifier = classifier
         self.mode = mode
         self._lock = threading.Lock()  # ``lock`` mode: one call at a time
         self._busy_lock = threading.Lock()  # the lanes add to the totals from their threads
         self._lanes_lock = threading.Lock()
-        self._model_lane = ThreadPoolExecutor(1, thread_name_prefix="livemask-model") if mode == "worker" else None
+        self._model_lane = self._lane(1, "livemask-model") if mode == "worker" else None
+        self._decode_lane = self._lane(DECODE_THREADS, "livemask-decode")
         self._detect_lanes: dict[int, tuple[object, ThreadPoolExecutor]] = {}  # id(detector) -> (detector, lane)
         self.calls = 0
         self.busy_s = 0.0
+
+    def _lane(self, threads: int, name: str) -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(threads, thread_name_prefix=name, initializer=lowered(self.nice))
 
     def _timed(self, fn, *args):
         started = time.perf_counter()
@@ -67,7 +83,7 @@ class InferenceRunner:
             entry = self._detect_lanes.get(id(detector))
             if entry is None:  # the detector is kept with its lane, so its id is never reused while the lane lives
                 threads = CONCURRENT_DETECTS if getattr(detector, "concurrent_calls", False) else 1
-                entry = (detector, ThreadPoolExecutor(threads, thread_name_prefix="livemask-detect"))
+                entry = (detector, self._lane(threads, "livemask-detect"))
                 self._detect_lanes[id(detector)] = entry
             return entry[1]
 
@@ -92,6 +108,10 @@ class InferenceRunner:
         """Run ``fn(*args)`` (a classifier or explainer call) in the model lane, awaited from the event loop."""
         return await self._run_in(self._model_lane, fn, *args)
 
+    async def decode(self, fn, *args):
+        """Run ``fn(*args)`` (an upload's decoding) in the decode lane, awaited from the event loop."""
+        return await asyncio.wrap_future(self._decode_lane.submit(fn, *args))
+
     def detect(self, detector, image: np.ndarray) -> Detections:
         """``detector.detect(image)`` in the detector's lane, from any thread but the event loop's."""
         return self._call_in(self._detect_lane(detector), detector.detect, image)
@@ -112,7 +132,7 @@ class InferenceRunner:
         with self._lanes_lock:
             lanes = [lane for _, lane in self._detect_lanes.values()]
             self._detect_lanes.clear()
-        for lane in [*lanes, *([self._model_lane] if self._model_lane is not None else [])]:
+        for lane in [*lanes, self._decode_lane, *([self._model_lane] if self._model_lane is not None else [])]:
             lane.shutdown(wait=True, cancel_futures=True)
 
     def routed_detector(self, detector) -> RoutedDetector:

@@ -36,7 +36,6 @@ from typing import Annotated
 
 from fastapi import HTTPException, Query, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
-from starlette.concurrency import run_in_threadpool
 
 from livemask.core.params import Range, check_fields
 from livemask.core.records import face_records
@@ -292,7 +291,7 @@ def add_webcam_route(app, runner, max_pixels: int, detector=None, budget: Decode
                     continue
                 with ticket:
                     try:
-                        image = await run_in_threadpool(decode_upload, data, max_pixels)
+                        image = await runner.decode(decode_upload, data, max_pixels)
                     except UploadImageError as err:
                         await ws.send_text(json.dumps({"frame": number, "error": str(err)}))
                         continue
