@@ -172,7 +172,8 @@ def test_site_page_shows_every_tile_updating_and_a_click_opens_the_live_view(sit
             page.wait_for_selector("#site-events li[data-camera='front']", timeout=20_000)
             page.wait_for_selector("#site-events li[data-camera='back']", timeout=20_000)
             texts = page.locator("#site-events li").all_inner_texts()
-            assert all(t.startswith(tuple(LIVE)) for t in texts), texts[:5]
+            # every line names its camera (the 2 s file may still be playing for the API's first look)
+            assert all(t.startswith(tuple(NAMES)) for t in texts), texts[:5]
             assert "worst-" in page.get_attribute(".tile[data-camera='front']", "class")  # a face in view
         page.click(".tile[data-camera='back']")
         with page_state(page, "site-camera-live"):
