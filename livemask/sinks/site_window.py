@@ -91,6 +91,15 @@ def fit_into(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return out
 
 
+def tile_label(index: int, name: str, state: str, width: int, focused: bool) -> np.ndarray:
+    """The bar at the top of a tile: the camera's number (its key), name and state; amber when focused."""
+    label = np.full((LABEL_H, width, 3), LABEL_BG, np.uint8)
+    text = fit_lines([f"{index + 1} {name}  {state}"], width - 10, 0.6)[0]
+    colour = FOCUS_COLOUR if focused else (235, 235, 235)
+    cv2.putText(label, text, (6, LABEL_H - 8), FONT, 0.6, colour, 1, cv2.LINE_AA)
+    return label
+
+
 class TileFeed:
     """One camera's results for its tile: a sink that never blocks the camera (a bounded channel dropping
     the oldest result, every drop counted: ``summary["tile"]``)."""
@@ -195,9 +204,7 @@ class SiteWindow(LiveWindow):
     def open(self, info: RunInfo | None = None) -> None:
         from livemask.sinks.x11 import screen_size
 
-        sizes = [f.info.size for f in self.feeds.values() if f.info is not None and f.info.size]
-        aspect = (sizes[0][0] / sizes[0][1]) if sizes else 4 / 3
-        self.grid = grid_for(len(self.names), screen_size(), aspect)
+        self.grid = grid_for(len(self.names), screen_size())  # 4:3 tiles; other frames are letterboxed
         super().open(RunInfo("cameras", 30.0, None, None, True, ()))
         self.show(self.compose(), None)
 
@@ -302,11 +309,7 @@ class SiteWindow(LiveWindow):
             self._centre_text(tile, state)
         elif paused:
             self._centre_text(tile, "PAUSED (space resumes)")
-        label = np.full((LABEL_H, tw, 3), LABEL_BG, np.uint8)
-        text = fit_lines([f"{index + 1} {name}  {state}"], tw - 10, 0.6)[0]
-        colour = FOCUS_COLOUR if focused else (235, 235, 235)
-        cv2.putText(label, text, (6, LABEL_H - 8), FONT, 0.6, colour, 1, cv2.LINE_AA)
-        tile = np.vstack([label, tile])
+        tile = np.vstack([tile_label(index, name, state, tw, focused), tile])
         self._tiles[name], self._stamp[name] = tile, stamp
         return tile
 
