@@ -221,6 +221,12 @@ def run_cameras(args, config) -> int:
         with StopRequest(stop_event) as stop:
             window = clf = None
             if not options.headless:
+                import cv2
+
+                # OpenCV's video back-ends are set up once, on first use, and torn down by the C exit handlers
+                # registered then; set up now, before the window arms its lost-connection hook, they are torn
+                # down after it, so the cameras can still finish their videos when the X connection is lost
+                cv2.videoio_registry.getBackends()
                 clf = compose.classifier(config)
                 clf.warmup()
                 window = compose.site_window(config, names, clf, args.record)
@@ -229,7 +235,7 @@ def run_cameras(args, config) -> int:
                                     extra_sinks=window.sinks_for if window else None, classifier_=clf,
                                     display=window)
             if window is not None:
-                window.when_lost(lambda: site_display_lost(site, site_log))
+                window.when_lost(lambda: site_display_lost(site, site_log, window))
             summary = site.run()
     finally:
         if site_log is not None:
@@ -246,9 +252,11 @@ def run_cameras(args, config) -> int:
     return 0
 
 
-def site_display_lost(site, site_log) -> int:
+def site_display_lost(site, site_log, window) -> int:
     """The window's X connection broke in a run with several cameras: finish every camera's outputs and the
-    site log as SIGTERM would, say so in one line, and give the exit status (Qt then ends the process)."""
+    site log as SIGTERM would (each camera's summary says ``"ended": "display lost"``), say so in one line,
+    and give the exit status (Qt then ends the process)."""
+    window.ended_by = "display lost"
     summary = site.finish()
     if site_log is not None:
         site_log.close(summary)

@@ -304,11 +304,11 @@ class ExplainSession:
         self._open = True
 
     def _repaint_new_window(self) -> None:
-        """Show a newly opened panel again every REPAINT_EVERY_S for REPAINT_FOR_S, a guard against a blank
-        first window reported for a real run (a panel is shown only once, so a window mapped without
-        painting its image would stay blank until the next page). The cause is not confirmed: without
-        this repaint, the panel showed at once in every open tried under Xvfb, with no window manager and
-        with twm (docs/known-issues.md says what was tried)."""
+        """Show a newly opened panel again every REPAINT_EVERY_S for REPAINT_FOR_S, a guard against a first
+        window that stays blank (a panel is shown only once). It does not cure every case: with several
+        cameras, a panel opened over the tiles has been seen keeping a stale picture for 10 s and more
+        although it is mapped and sent its image again; the cause inside Qt is not found
+        (docs/known-issues.md says what was tried)."""
         if self._repaint is None:
             return
         panel, opened, last = self._repaint
