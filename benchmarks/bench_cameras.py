@@ -4,7 +4,7 @@ Every camera is a real clip of ../shared/data/videos (looped, letterboxed to 640
 H.264 at ``--fps``), fed in real time (``--realtime``, so it behaves like a camera: frames the
 process cannot take are dropped and counted). No video is written; each camera's event log is.
 
-* one process: ``livemask run --realtime --camera c0=CLIP ... --output-dir D``;
+* one process: ``livemask run --realtime --headless --camera c0=CLIP ... --output-dir D``;
 * baseline: one ``livemask run --realtime --headless --source CLIP --events D/cN.jsonl`` process per camera,
   all at once.
 
@@ -103,7 +103,7 @@ def one_process(clips: list[Path], n: int, seconds: float, fps: float, out: Path
         cams += ["--camera", f"c{i}={clips[i % len(clips)]}"]
     if dead is not None:
         cams[1] = f"c0={dead.url}"
-    args = cli(*cams, "--output-dir", str(out), "--max-frames", str(int(seconds * fps)),
+    args = cli("--headless", *cams, "--output-dir", str(out), "--max-frames", str(int(seconds * fps)),
                "--set", "source.reconnect_tries=100", "--set", "source.reconnect_max_delay_s=1",
                "--set", "source.timeout_s=3")
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

@@ -100,14 +100,14 @@ def test_bad_camera_command_line_is_one_line_exit_2(capsys, argv, expected):
 def test_output_dir_that_is_a_file_is_exit_2_before_the_models_load(tmp_path, capsys):
     a_file = tmp_path / "f"
     a_file.write_text("x")
-    assert cli.main(["run", "--camera", "a=x.mp4", "--output-dir", str(a_file)]) == 2
+    assert cli.main(["run", "--headless", "--camera", "a=x.mp4", "--output-dir", str(a_file)]) == 2
     assert "exists and is not a folder" in capsys.readouterr().err
 
 
 def test_an_output_that_is_a_cameras_own_file_is_refused_and_the_file_kept(tmp_path, capsys):
     clip = tmp_path / "front.mp4"
     clip.write_bytes(b"not overwritten")
-    assert cli.main(["run", "--camera", f"front={clip}", "--output-dir", str(tmp_path), "--record"]) == 2
+    assert cli.main(["run", "--headless", "--camera", f"front={clip}", "--output-dir", str(tmp_path), "--record"]) == 2
     err = capsys.readouterr().err
     assert f"is the input {clip}; refusing to overwrite it" in err
     assert clip.read_bytes() == b"not overwritten" and not (tmp_path / "site.jsonl").exists()

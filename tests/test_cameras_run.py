@@ -47,8 +47,9 @@ def test_two_files_and_a_missing_camera_exit_4_with_complete_outputs(tmp_path):
     a = write_clip(tmp_path / "a.mp4", 12, fps=10)
     b = write_clip(tmp_path / "b.mp4", 9, fps=10)
     out = tmp_path / "out"
-    proc = run_cli("--camera", f"front={a}", "--camera", f"back={b}", "--camera", f"gone={tmp_path / 'none.mp4'}",
-                   "--output-dir", str(out), "--record", "--set", "pipeline.detect_every=1")
+    proc = run_cli("--headless", "--camera", f"front={a}", "--camera", f"back={b}", "--camera",
+                   f"gone={tmp_path / 'none.mp4'}", "--output-dir", str(out), "--record",
+                   "--set", "pipeline.detect_every=1")
     assert proc.returncode == 4, proc.stderr[-2000:]
     assert proc.stderr.strip().splitlines()[-1] == \
         "livemask: error: 1 of 3 cameras failed: gone (the others' outputs are complete)"
@@ -76,7 +77,7 @@ def test_three_cameras_one_rtsp_server_down_20s_reconnects_and_the_others_lose_n
     out = tmp_path / "out"
     with rtsp_server(clip) as (north_server, north_url), rtsp_server(clip) as (_south, south_url):
         port = url_port(north_url)
-        proc = subprocess.Popen(cli("--camera", f"north={north_url}", "--camera", f"south={south_url}",
+        proc = subprocess.Popen(cli("--headless", "--camera", f"north={north_url}", "--camera", f"south={south_url}",
                                     "--camera", f"lobby={clip}", "--realtime", "--output-dir", str(out),
                                     "--set", "source.reconnect_tries=60", "--set", "source.reconnect_max_delay_s=1",
                                     "--set", "source.timeout_s=3"),

@@ -521,12 +521,14 @@ def camera_outputs(output_dir: str | None, name: str, record: bool) -> tuple[str
 def run_site(config: Config, stop_event: threading.Event, output_dir: str | None, record: bool = False,
              max_frames: int | None = None, stop_reason: Callable[[], str | None] | None = None,
              on_state: Callable[[str, str], None] | None = None, extra_sinks: Callable[[str], list] | None = None,
-             classifier_=None, snapshots: bool = True, mqtt_link=None):
+             classifier_=None, snapshots: bool = True, mqtt_link=None, display=None):
     """Every enabled camera as its own engine (its source opened on its own thread, not here), one shared
     classifier; returns the :class:`~livemask.engine.cameras.Site`. ``extra_sinks(name)``: more sinks
     for one camera (the server's hub); ``classifier_``: the classifier to share (default: the config's);
     ``snapshots`` False: no alert snapshots or notifiers (``serve``: alerts are event lines on the page);
-    ``mqtt_link``: the process's :func:`mqtt_link`, shared by the cameras' MQTT sinks (its owner finishes it)."""
+    ``mqtt_link``: the process's :func:`mqtt_link`, shared by the cameras' MQTT sinks (its owner finishes it).
+    ``display``: the window of every camera (:func:`site_window`), whose quit shows as ``"user"`` in each
+    camera's summary."""
     from livemask.engine.cameras import Camera, SharedClassifier, Site
 
     chosen = cameras(config)
@@ -538,6 +540,12 @@ def run_site(config: Config, stop_event: threading.Event, output_dir: str | None
         clf.warmup()
     shared = SharedClassifier(clf)
     base = run_options(config)
+    if display is not None:
+        reason = stop_reason or (lambda: None)
+
+        def stop_reason() -> str | None:
+            return reason() or display.ended_by
+
     built: list[Camera] = []
     for name, camera in chosen.items():
         video, events = camera_outputs(output_dir, name, record)
@@ -558,7 +566,7 @@ def run_site(config: Config, stop_event: threading.Event, output_dir: str | None
         processor = FrameProcessor(det, shared, tracker, pipeline.detect_every)
         built.append(Camera(name, Engine(capture, processor, sinks, None, pipeline.stage_queue, stop_reason,
                                          people=people, camera=name)))
-    return Site(built, stop_event, on_state, classifier=shared)
+    return Site(built, stop_event, on_state, classifier=shared, display=display)
 
 
 # -- one MQTT connection per process, kept events of several cameras --------------------------------------
@@ -589,3 +597,21 @@ def camera_kept_events(config: Config, camera: str, kept_file) -> list:
     from livemask.sinks.kept_events import KeptEvents
 
     return [KeptEvents(report_options(config), camera, kept_file)]
+
+
+def site_window(config: Config, names: list[str], clf, record: bool = False):
+    """The window of a run with several cameras (:class:`~livemask.sinks.site_window.SiteWindow`): one tile
+    feed and one renderer per camera (privacy as the single window has it), explanations of the focused
+    camera's frame by ``clf``. Its ``sinks_for(name)`` gives each camera's engine its tile feed."""
+    from livemask.sinks.privacy import face_blur
+    from livemask.sinks.render import Renderer
+    from livemask.sinks.site_window import SiteWindow, TileFeed
+
+    options = run_options(config)
+    privacy: PrivacyOptions = build(config, "privacy")
+    blur = face_blur(privacy.blur_faces)
+    feeds = {name: TileFeed(name) for name in names}
+    renderers = {name: Renderer(options.overlay, blur=blur if privacy.blur_live else None, snapshot_blur=blur,
+                                recording_notice=record) for name in names}
+    return SiteWindow(options.window_name, options.snapshot_dir, feeds, renderers,
+                      explain_session_factory(config, clf))

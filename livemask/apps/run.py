@@ -50,7 +50,8 @@ def add_arguments(parser) -> None:
                              "(0: any free port, logged)")
     parser.add_argument("--camera", action="append", metavar="NAME=SOURCE",
                         help="one camera of a site (repeatable; name: 1-32 of a-z 0-9 _ -); adds to the config's "
-                             "'cameras' section; every camera runs headless in this one process (docs/cameras.md)")
+                             "'cameras' section; all run in this one process, in one window with a tile per camera "
+                             "(Tab or 1-9 focus a tile) or with --headless (docs/cameras.md)")
     parser.add_argument("--output-dir", metavar="DIR",
                         help="with cameras: DIR/<camera>.jsonl per camera and DIR/site.jsonl (camera states, summary)")
     parser.add_argument("--record", action="store_true",
@@ -183,8 +184,9 @@ def build_engine(compose, config, options, make):
 
 
 def run_cameras(args, config) -> int:
-    """Several cameras in this process, headless (docs/cameras.md): per-camera outputs under --output-dir,
-    exit 4 when a camera failed (the others ran to their end), 128 + signal when stopped by one."""
+    """Several cameras in this process (docs/cameras.md): per-camera outputs under --output-dir, one window
+    with a tile per camera unless headless; exit 4 when a camera failed (the others ran to their end),
+    128 + signal when stopped by one, 3 when the window's X connection was lost."""
     from pathlib import Path
 
     from livemask.apps import compose
@@ -205,7 +207,10 @@ def run_cameras(args, config) -> int:
     if args.record and not args.output_dir:
         raise ConfigError("--record needs --output-dir DIR (the videos are DIR/<camera>.mp4)")
     if not options.headless:
-        log.info("cameras run headless (no window)")
+        from livemask.sinks.window import check_display
+
+        check_display()  # before the models load
+        compose.check_snapshot_dir(config, options)
     if not args.output_dir:
         log.warning("cameras without --output-dir: results are only counted")
     site_log = None
@@ -219,8 +224,23 @@ def run_cameras(args, config) -> int:
     link = compose.mqtt_link(config)  # one MQTT connection: "offline" only when every camera has ended
     try:
         with StopRequest(stop_event) as stop:
+            window = clf = None
+            if not options.headless:
+                import cv2
+
+                # OpenCV's video back-ends are set up once, on first use, and torn down by the C exit handlers
+                # registered then; set up now, before the window arms its lost-connection hook, they are torn
+                # down after it, so the cameras can still finish their videos when the X connection is lost
+                cv2.videoio_registry.getBackends()
+                clf = compose.classifier(config)
+                clf.warmup()
+                window = compose.site_window(config, names, clf, args.record)
             site = compose.run_site(config, stop_event, args.output_dir, args.record, args.max_frames, stop.reason,
-                                    site_log.state if site_log else None, mqtt_link=link)
+                                    site_log.state if site_log else None,
+                                    extra_sinks=window.sinks_for if window else None, classifier_=clf,
+                                    display=window, mqtt_link=link)
+            if window is not None:
+                window.when_lost(lambda: site_display_lost(site, site_log, window))
             summary = site.run()
     finally:
         if link is not None:
@@ -237,6 +257,18 @@ def run_cameras(args, config) -> int:
     if site.failed:
         raise error_for(site.failed, len(names))
     return 0
+
+
+def site_display_lost(site, site_log, window) -> int:
+    """The window's X connection broke in a run with several cameras: finish every camera's outputs and the
+    site log as SIGTERM would (each camera's summary says ``"ended": "display lost"``), say so in one line,
+    and give the exit status (Qt then ends the process)."""
+    window.ended_by = "display lost"
+    summary = site.finish()
+    if site_log is not None:
+        site_log.close(summary)
+    print(f"livemask: error: {DisplayLost.message}", file=sys.stderr, flush=True)
+    return DisplayLost.exit_code
 
 
 def check_camera_outputs(compose, config, output_dir: str, record: bool) -> None:

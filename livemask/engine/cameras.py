@@ -269,11 +269,16 @@ class Site:
 
     ``on_state(camera, state)`` is called on the calling thread for every state a camera takes
     (``connecting`` first). :meth:`run` returns the site summary once every camera has ended.
+
+    ``display``: the window of every camera (the calling thread must be the main one): opened before the
+    cameras start, given their states (``set_states``) and a way to hold a paced file (``hold``), polled
+    between state checks; when its ``poll`` returns False (the user quit) every camera is stopped. It is
+    closed with the site summary after every camera has ended.
     """
 
     def __init__(self, cameras: list[Camera], stop_event: threading.Event,
                  on_state: Callable[[str, str], None] | None = None, poll_s: float = 0.1,
-                 stop_timeout_s: float = 45.0, classifier: SharedClassifier | None = None):
+                 stop_timeout_s: float = 45.0, classifier: SharedClassifier | None = None, display=None):
         names = [c.name for c in cameras]
         if len(set(names)) != len(names):
             raise ConfigError("cameras: a camera name is used twice")
@@ -283,7 +288,9 @@ class Site:
         self.poll_s = float(poll_s)
         self.stop_timeout_s = float(stop_timeout_s)
         self.classifier = classifier  # closed once every camera has ended
+        self.display = display
         self._seen: dict[str, str] = {}
+        self._finished: dict | None = None  # the summary, once every camera was stopped and joined
 
     def states(self) -> dict[str, str]:
         return {c.name: c.state for c in self.cameras}
@@ -299,23 +306,59 @@ class Site:
     def run(self) -> dict:
         started = time.monotonic()
         self._report_changes()
+        display = self.display
+        if display is not None:
+            display.hold = self._hold
+            display.set_states(self.states())
+            display.open(None)
         for camera in self.cameras:
             camera.start()
         try:
-            while any(c.alive for c in self.cameras):
-                if self.stop_event.wait(self.poll_s):
-                    break
-                self._report_changes()
+            if display is None:
+                while any(c.alive for c in self.cameras):
+                    if self.stop_event.wait(self.poll_s):
+                        break
+                    self._report_changes()
+            else:
+                checked = 0.0
+                while any(c.alive for c in self.cameras) and not self.stop_event.is_set():
+                    if time.monotonic() - checked >= self.poll_s:
+                        checked = time.monotonic()
+                        self._report_changes()
+                        display.set_states(self.states())
+                    if not display.poll(5):
+                        break
         finally:
-            for camera in self.cameras:
-                camera.stop()
-            deadline = time.monotonic() + self.stop_timeout_s
-            for camera in self.cameras:
-                camera.join(max(deadline - time.monotonic(), 0.1))
-            if self.classifier is not None:
-                self.classifier.close()
-            self._report_changes()
-        return self.summary(time.monotonic() - started)
+            summary = self.finish(started)
+            if display is not None:
+                try:
+                    display.close(summary)
+                except Exception as err:  # closing the window must not hide the run's result
+                    log.warning("window did not close cleanly: %s", _reason(err))
+        return summary
+
+    def finish(self, started: float | None = None) -> dict:
+        """Stop every camera, wait for each to finish its outputs, and return the site summary (once; a
+        second call, e.g. from a lost display's hook, returns the same summary)."""
+        if self._finished is not None:
+            return self._finished
+        started = time.monotonic() if started is None else started
+        for camera in self.cameras:
+            camera.stop()
+        deadline = time.monotonic() + self.stop_timeout_s
+        for camera in self.cameras:
+            camera.join(max(deadline - time.monotonic(), 0.1))
+        if self.classifier is not None:
+            self.classifier.close()
+        self._report_changes()
+        self._finished = self.summary(time.monotonic() - started)
+        return self._finished
+
+    def _hold(self, name: str, on: bool) -> None:
+        """Pause (``on``) or resume one camera's paced file where it is; a live source keeps running."""
+        for camera in self.cameras:
+            if camera.name == name:
+                camera.capture.hold() if on else camera.capture.release()
 
     @property
     def failed(self) -> list[str]:

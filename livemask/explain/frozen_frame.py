@@ -73,6 +73,7 @@ class _Job:
     generation: int  # close() starts a new generation: results of older ones are dropped
     method: str
     result: FrameResult  # frozen: its frame image is a copy
+    label: str | None = None  # the camera's name in a run with several cameras (in the panel's title)
 
 
 @dataclass(frozen=True)
@@ -170,8 +171,9 @@ class ExplainSession:
             return 1
         return max(1, -(-len(self._shown.job.result.detections) // self._per_page))
 
-    def request(self, result: FrameResult, method: str) -> Reply:
-        """Freeze ``result`` and explain all its faces with ``method`` (gradcam, occlusion, all)."""
+    def request(self, result: FrameResult, method: str, label: str | None = None) -> Reply:
+        """Freeze ``result`` and explain all its faces with ``method`` (gradcam, occlusion, all); ``label``
+        (a camera's name) starts the panel's title."""
         methods_for(method)  # unknown method: ConfigError
         if self._stop.is_set():
             return Reply(False, "explain: session is shut down")
@@ -183,7 +185,7 @@ class ExplainSession:
                 return Reply(False, f"explain {method}: refused, busy (one computing, one waiting); try again")
             self._counter += 1
             frame = dataclasses.replace(result.frame, image=result.frame.image.copy())
-            job = _Job(self._counter, self._generation, method, dataclasses.replace(result, frame=frame))
+            job = _Job(self._counter, self._generation, method, dataclasses.replace(result, frame=frame), label)
             self._in_flight[job.number] = job
             waiting = len(self._in_flight) > 1
         self._ensure_worker()
@@ -302,9 +304,11 @@ class ExplainSession:
         self._open = True
 
     def _repaint_new_window(self) -> None:
-        """Show a newly opened panel again every REPAINT_EVERY_S for REPAINT_FOR_S: Qt can map a new
-        window (sized and moved after its first image) without painting that image, and a panel is
-        shown only once, so it could stay blank until the next page; the image is simply sent again."""
+        """Show a newly opened panel again every REPAINT_EVERY_S for REPAINT_FOR_S, a guard against a first
+        window that stays blank (a panel is shown only once). It does not cure every case: with several
+        cameras, a panel opened over the tiles has been seen keeping a stale picture for 10 s and more
+        although it is mapped and sent its image again; the cause inside Qt is not found
+        (docs/known-issues.md says what was tried)."""
         if self._repaint is None:
             return
         panel, opened, last = self._repaint
@@ -320,6 +324,8 @@ class ExplainSession:
         job = item.job
         n = len(job.result.detections)
         title = f"frame {job.result.frame.frame_id} - {job.method}"
+        if job.label:
+            title = f"{job.label} - {title}"
         max_w, max_h = self._space
         rows = cols = None
         if max_w and max_h:

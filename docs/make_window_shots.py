@@ -1,0 +1,102 @@
+"""Make docs/cameras.md's screenshot of the window with several cameras (docs/window-cameras.png).
+
+    .venv/bin/python docs/make_window_shots.py [--data ../shared/data] [--out docs]
+
+What is photographed is the real program: ``livemask run --camera ...`` started as a command (the committed
+model, config.yaml) on a private Xvfb server (1280x800, no window manager), with four cameras: three are the
+real clips of ``videos/`` (looped to 60 s, letterboxed to 640x480 at 15 fps, played with ``--realtime``) and
+the fourth, ``garage``, is a file that does not exist, so its tile shows a failed camera. Once every working
+camera is live (``site.jsonl``) and has had a few seconds, the key ``2`` moves the focus to the second tile
+and the window's own pixels are read with ImageMagick's ``import``; then ``q`` ends the run. The clips are
+only read; every output goes to a temporary folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+NAMES = ("entrance", "lobby", "yard")
+
+
+def xvfb() -> tuple[subprocess.Popen, dict]:
+    read_fd, write_fd = os.pipe()
+    proc = subprocess.Popen(["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
+                            pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(write_fd)
+    with os.fdopen(read_fd) as fh:
+        display = fh.readline().strip()
+    return proc, dict(os.environ, DISPLAY=f":{display}", QT_QPA_PLATFORM="xcb")
+
+
+def live(site: Path, names) -> bool:
+    if not site.is_file():
+        return False
+    states: dict[str, str] = {}
+    for line in site.read_text().splitlines():
+        record = json.loads(line)
+        if "state" in record:
+            states[record["camera"]] = record["state"]
+    return all(states.get(n) == "live" for n in names)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs")
+    args = parser.parse_args()
+    from livehelpers import find_window, send_keys
+    from rtsphelpers import make_clip
+
+    clips = sorted((args.data / "videos").glob("*.mp4"))
+    if not clips:
+        raise SystemExit(f"no clips in {args.data / 'videos'}")
+    server, env = xvfb()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            cams, names = [], list(NAMES[:len(clips)])
+            for name, src in zip(names, clips, strict=False):
+                cams += ["--camera", f"{name}={make_clip(src, tmp / f'{name}.mp4', 60)}"]
+            cams += ["--camera", f"garage={tmp / 'garage.mp4'}"]
+            out = tmp / "out"
+            proc = subprocess.Popen([sys.executable, "-m", "livemask", "run", *cams, "--realtime", "--output-dir",
+                                     str(out), "--set", f"run.snapshot_dir={tmp / 'snaps'}"], cwd=ROOT, env=env,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            try:
+                wid = find_window(env, proc)
+                deadline = time.monotonic() + 180
+                while not live(out / "site.jsonl", names):
+                    if time.monotonic() > deadline or proc.poll() is not None:
+                        raise SystemExit(f"the cameras did not all go live (exit status {proc.poll()})")
+                    time.sleep(0.5)
+                time.sleep(6)  # a few seconds of tracking, so the tiles show people counts
+                send_keys(env, proc, "livemask", "2")
+                time.sleep(1)
+                wid = find_window(env, proc)
+                target = args.out / "window-cameras.png"
+                subprocess.run(["import", "-window", wid, str(target)], env=env, check=True, timeout=30)
+                print(f"wrote {target}")
+                send_keys(env, proc, "livemask", "q")
+                proc.wait(timeout=60)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                proc.communicate()
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,169 @@
+"""``livemask run`` with three cameras in one window, under a private Xvfb server: the window's own pixels
+(``import -window``) show a tile per camera with its name and state, a focus key moves the highlight,
+the explain key opens the panel of the focused camera (its pixels on first open; a stale picture there is
+the known fault of docs/known-issues.md, an expected failure), q ends the run with every camera's outputs
+complete; a lost X connection finishes every camera's outputs (exit 3)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+
+import cv2
+import numpy as np
+import pytest
+from livehelpers import cli, find_window, send_keys, window_ids, write_clip
+
+from livemask.sinks.site_window import FOCUS_COLOUR, LABEL_H, grid_for, tile_label
+
+pytestmark = pytest.mark.display
+
+NAMES = ("front", "back", "side")
+PANEL = "livemask - explain"
+
+
+def grab(env: dict, proc: subprocess.Popen, name: str = "livemask") -> np.ndarray | None:
+    """The pixels of the newest window of ``proc`` named ``name`` (Qt may replace a window's X id: looked up
+    at every call)."""
+    ids = window_ids(env, name, proc.pid)
+    if not ids:
+        return None
+    png = subprocess.run(["import", "-window", ids[-1], "png:-"], env=env, capture_output=True, timeout=30).stdout
+    return cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR) if png else None
+
+
+def label_matches(shot: np.ndarray, grid, index: int, state: str, focused: bool) -> bool:
+    """The tile's label bar on screen is the one drawn for this camera's number, name and state."""
+    x, y = grid.origin(index)
+    want = tile_label(index, NAMES[index], state, grid.tile[0], focused)[:, 8:-8]  # the border covers the edges
+    got = shot[y + 5:y + LABEL_H, x + 8:x + grid.tile[0] - 8].astype(int)
+    return got.shape == want[5:].shape and np.abs(got - want[5:]).max() <= 40
+
+
+def focused_tile(shot: np.ndarray, grid) -> list[int]:
+    """The tiles whose left edge is drawn in the focus colour."""
+    out = []
+    for i in range(len(NAMES)):
+        x, y = grid.origin(i)
+        edge = shot[y + LABEL_H + 10:y + grid.tile[1] - 10, x + 1].astype(int)
+        if (np.abs(edge - np.array(FOCUS_COLOUR)).max(axis=1) <= 30).mean() > 0.9:
+            out.append(i)
+    return out
+
+
+def wait_for_shot(env, predicate, timeout: float, proc, what: str) -> np.ndarray:
+    deadline, shot = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"livemask exited ({proc.returncode}) before {what}"
+        shot = grab(env, proc)
+        if shot is not None and predicate(shot):
+            return shot
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def xdotool(xvfb):
+    for tool in ("xdotool", "import"):
+        if shutil.which(tool) is None:
+            pytest.fail(f"{tool} is not installed (apt-get install xdotool imagemagick); .ci/run installs it")
+    return xvfb
+
+
+def test_three_cameras_in_one_window_focus_explain_and_quit(xdotool, tmp_path):
+    clips = {name: write_clip(tmp_path / f"{name}.mp4", 900, fps=10) for name in NAMES}  # 90 s at --realtime
+    out, snaps = tmp_path / "out", tmp_path / "snaps"
+    args = [a for name in NAMES for a in ("--camera", f"{name}={clips[name]}")]
+    proc = subprocess.Popen(cli(*args, "--realtime", "--output-dir", str(out), "--set", f"run.snapshot_dir={snaps}"),
+                            env=xdotool, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        find_window(xdotool, proc)
+        grid = grid_for(len(NAMES), (1280, 800))  # the fixture's screen
+        width, height = grid.size
+
+        def tile(shot, i):
+            x, y = grid.origin(i)
+            return shot[y + LABEL_H:y + grid.tile[1], x:x + grid.tile[0]]
+
+        def all_live(shot):  # each tile named, "live", and showing its camera's frames (not a dark tile)
+            return shot.shape[1] == width and all(label_matches(shot, grid, i, "live", i == 0)
+                                                  and tile(shot, i).std() > 15 for i in range(3))
+
+        shot = wait_for_shot(xdotool, all_live, 180, proc, "three live tiles named front, back, side")
+        assert shot.shape[0] > height  # the footer under the tiles
+        assert focused_tile(shot, grid) == [0]
+        send_keys(xdotool, proc, "livemask", "2")
+        shot = wait_for_shot(xdotool, lambda s: focused_tile(s, grid) == [1], 20, proc, "the focus on tile 2")
+        assert label_matches(shot, grid, 1, "live", True) and label_matches(shot, grid, 0, "live", False)
+
+        send_keys(xdotool, proc, "livemask", "g")  # Grad-CAM of back's frame on screen
+        find_window(xdotool, proc, PANEL, timeout=120)
+        time.sleep(0.5)  # its pixels half a second after its X window appeared, as tests/test_explain_first_open.py
+        first = grab(xdotool, proc, PANEL)
+        assert first is not None and first.std() > 10, "the explanation window opened blank"
+        send_keys(xdotool, proc, "livemask", "s")  # saves back's frame and the panel on screen
+        deadline = time.monotonic() + 20
+        while len(list((snaps / "back").glob("*-explain.png"))) < 1 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        saved = list((snaps / "back").glob("*-explain.png"))
+        assert len(saved) == 1 and not list(snaps.glob("front/livemask-*.png"))
+        panel = cv2.imread(str(saved[0]))
+        assert panel.shape == first.shape
+        far = (np.abs(first.astype(int) - panel.astype(int)).max(axis=2) > 40).mean()
+
+        send_keys(xdotool, proc, "livemask", "q")
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        _, stderr = proc.communicate()
+    assert proc.returncode == 0, stderr[-3000:]
+    assert "Traceback" not in stderr
+    for name in NAMES:
+        lines = [json.loads(x) for x in (out / f"{name}.jsonl").read_text().splitlines() if x.strip()]
+        frames, summary = [x for x in lines if "frame_id" in x], lines[-1].get("summary")
+        assert summary is not None and summary["ended"] == "user", (name, summary)
+        assert all(x["camera"] == name for x in lines)
+        assert summary["frames_processed"] == len(frames) > 10
+        assert summary["tile"]["received"] == len(frames)  # the window saw every result; none held the camera
+    site = [json.loads(x) for x in (out / "site.jsonl").read_text().splitlines()]
+    assert set(site[-1]["summary"]["cameras"]) == set(NAMES) and site[-1]["summary"]["failed"] == []
+    if far >= 0.02:  # last, so that every check above still ran: the known fault, not a pass
+        pytest.xfail(f"the explanation window showed a stale picture, not its panel ({far:.0%} of pixels differ): "
+                     "the first-open fault of docs/known-issues.md, seen in about 1 of 10 runs")
+
+
+def test_a_lost_x_connection_finishes_every_cameras_outputs_exit_3(xdotool, tmp_path):
+    clips = {name: write_clip(tmp_path / f"{name}.mp4", 900, fps=10) for name in NAMES[:2]}
+    out = tmp_path / "out"
+    args = [a for name in clips for a in ("--camera", f"{name}={clips[name]}")]
+    proc = subprocess.Popen(cli(*args, "--realtime", "--output-dir", str(out), "--record"), env=xdotool,
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wid = find_window(xdotool, proc)
+        deadline = time.monotonic() + 180
+        while not all((out / f"{n}.jsonl").is_file() and (out / f"{n}.jsonl").stat().st_size for n in clips):
+            assert time.monotonic() < deadline and proc.poll() is None, "the cameras never wrote a line"
+            time.sleep(0.3)
+        time.sleep(2)
+        subprocess.run(["xdotool", "windowkill", wid], env=xdotool, check=True, timeout=20)
+        proc.wait(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        _, stderr = proc.communicate()
+    assert proc.returncode == 3, stderr[-3000:]
+    assert stderr.strip().splitlines()[-1] == \
+        "livemask: error: the window's X connection was lost; the outputs are complete"
+    for name in clips:
+        lines = [json.loads(x) for x in (out / f"{name}.jsonl").read_text().splitlines() if x.strip()]
+        summary = lines[-1].get("summary")
+        assert summary is not None and summary["ended"] == "display lost", (name, summary)
+        video = cv2.VideoCapture(str(out / f"{name}.mp4"))
+        count = 0
+        while video.grab():
+            count += 1
+        assert count == summary["frames_written"] > 0  # the recording is complete and playable
+    assert "summary" in json.loads((out / "site.jsonl").read_text().splitlines()[-1])
