@@ -438,7 +438,7 @@ def test_a_cameras_run_publishes_online_once_and_offline_only_when_the_process_e
     long = write_clip(tmp_path / "long.mp4", 40, fps=10)
     rec = Recorder(broker.port)
     try:
-        proc = run_cli("--camera", f"short={short}", "--camera", f"long={long}", "--realtime",
+        proc = run_cli("--camera", f"short={short}", "--camera", f"long={long}", "--realtime", "--headless",
                        "--output-dir", str(tmp_path / "out"), env=env_with(broker.url))
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert rec.wait_for(lambda: rec.on("livemask/available")[-1:] == ["offline"], 10)

@@ -243,6 +243,29 @@ def _result(frame_id: int, image: np.ndarray, boxes, labels, track_ids=None) -> 
     return FrameResult(Frame(frame_id, time.monotonic(), image, "test"), det, Predictions(probs, names), ids)
 
 
+def test_frame_hub_encodes_jpegs_only_for_viewers_once_per_size():
+    from livemask.web.hub import TILE_WIDTH
+
+    hub = FrameHub()
+    image = np.full((480, 640, 3), 60, np.uint8)
+    hub.open(RunInfo("test", 25.0, (640, 480), None, True, ("mask", "no_mask")))
+    hub.write(_result(0, image, [[100, 100, 200, 220]], ["mask"], [1]))
+    first = hub.latest()
+    assert first._jpegs == {}  # nobody watching: nothing encoded
+    tile = cv2.imdecode(np.frombuffer(first.tile_jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert tile.shape == (TILE_WIDTH * 3 // 4, TILE_WIDTH, 3)  # the grid's size, aspect kept
+    assert first.tile_jpeg is first.tile_jpeg  # made once, whatever the number of viewers
+    hub.write(_result(1, image, [[100, 100, 200, 220]], ["mask"], [1]))
+    second = hub.latest()
+    assert set(second._jpegs) == {TILE_WIDTH}  # a size a viewer takes is encoded as frames arrive, no other
+    full = cv2.imdecode(np.frombuffer(second.jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert full.shape == (480, 640, 3)
+    small = RunInfo("test", 25.0, (160, 120), None, True, ("mask", "no_mask"))
+    hub.open(small)
+    hub.write(_result(2, image[:120, :160], [[10, 10, 50, 60]], ["mask"], [1]))
+    assert cv2.imdecode(np.frombuffer(hub.latest().tile_jpeg, np.uint8), cv2.IMREAD_COLOR).shape == (120, 160, 3)
+
+
 def test_frame_hub_keeps_the_newest_frame_events_and_tracks():
     hub = FrameHub()
     image = np.full((120, 160, 3), 60, np.uint8)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from importlib import resources
+from typing import Literal
 
 from fastapi import HTTPException, Query
 from fastapi.responses import FileResponse, Response
@@ -102,14 +103,15 @@ def add_site_routes(app, site: SiteView) -> None:
         site.watched()  # the Site page shows every camera: a file camera starts with its first viewer
         return site.summary()
 
-    @app.get("/v1/cameras/{name}/frame.jpg", summary="a camera's newest annotated frame")
-    async def frame(name: str):
+    @app.get("/v1/cameras/{name}/frame.jpg",
+             summary="a camera's newest annotated frame (size=tile: 320 px wide, as the Site page's grid shows it)")
+    async def frame(name: str, size: Literal["full", "tile"] = "full"):
         hub = site.hub(name)
         hub.watched()
         latest = hub.latest()
         if latest is None:
             raise HTTPException(404, f"camera {name}: no frame yet")
-        return Response(latest.jpeg, media_type="image/jpeg",
+        return Response(latest.tile_jpeg if size == "tile" else latest.jpeg, media_type="image/jpeg",
                         headers={"Cache-Control": "no-store", "X-Frame-Seq": str(latest.seq)})
 
     @app.get("/v1/cameras/{name}/stream.mjpg", summary="a camera's annotated frames as multipart MJPEG")

@@ -81,7 +81,7 @@ function refreshFrames() {
     for (const [name, entry] of tiles) {
       if (entry.loading || entry.frames <= 0 || entry.el.dataset.state === "ended") continue;
       entry.loading = true;
-      entry.img.src = withToken(`/v1/cameras/${encodeURIComponent(name)}/frame.jpg?t=${Date.now()}`);
+      entry.img.src = withToken(`/v1/cameras/${encodeURIComponent(name)}/frame.jpg?size=tile&t=${Date.now()}`);
     }
   }
   setTimeout(refreshFrames, TILE_MS);
