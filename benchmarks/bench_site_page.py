@@ -14,7 +14,7 @@ view's frames per second (``window.liveStats.frames``), each camera's processed 
 rendered, from ``/v1/cameras``), the server's and the browser's CPU share (all of Chromium's processes, in
 cores: 100% = one core) and the load average. Medians and minimums over the cameras.
 
-Usage: python benchmarks/bench_site_page.py [--cameras 10] [--seconds 30] [--fps 15] [--warmup 10]
+Usage: python benchmarks/bench_site_page.py [--cameras 10] [--seconds 30] [--fps 15] [--warmup 10] [--serve-arg=ARG ...]
 """
 
 from __future__ import annotations
@@ -139,13 +139,15 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=30.0, help="length of each phase")
     ap.add_argument("--warmup", type=float, default=10.0)
     ap.add_argument("--fps", type=float, default=15.0)
+    ap.add_argument("--serve-arg", action="append", default=[],
+                    help="one more argument for serve (repeatable), e.g. --serve-arg=--worker-nice --serve-arg=0")
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
     clip_seconds = args.warmup * 2 + args.seconds * 3 + 60  # every camera plays through the three phases
     with tempfile.TemporaryDirectory() as tmp:
         clips = make_clips(Path(tmp), args.cameras, clip_seconds, args.fps)
-        command = [sys.executable, "-m", "livemask", "serve", "--port", "0"]
+        command = [sys.executable, "-m", "livemask", "serve", "--port", "0", *args.serve_arg]
         for i, clip in enumerate(clips):
             command += ["--camera", f"c{i}={clip}"]
         proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
