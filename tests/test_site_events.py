@@ -125,6 +125,9 @@ def test_site_page_shows_remote_cameras_and_kept_trends_and_the_process_is_offli
                 for (let i = 0; i < d.length; i += 4) if (d[i + 1] > 100 && d[i] < 80 && d[i + 3] > 0) n++;
                 return n; }""")
             assert green > 20, "the trend line is not drawn"
+            # and a link to today's report of what the server keeps
+            assert page.locator("#nav-report").is_visible()
+            assert page.get_attribute("#nav-report", "href").startswith("/v1/report")
             # the other machine's last will: its tile says offline within seconds
             mosquitto_pub(broker.port, "livemask/door-pc/available", "offline")
             page.wait_for_function("""document.querySelector(".tile.remote[data-camera='door']")

@@ -226,6 +226,9 @@ async function trends() {
   try {
     const r = await fetch(withToken("/v1/cameras/trend"));
     if (r.status === 404) return;  // report.keep_events is off: nothing kept to chart
+    const link = document.getElementById("nav-report");  // today's report of what the server keeps
+    link.href = withToken("/v1/report");
+    link.hidden = false;
     if (r.ok) {
       const data = await r.json();
       for (const [name, points] of Object.entries(data.cameras)) {
