@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 from pathlib import Path
@@ -17,6 +18,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--size", type=int, default=64, help="classifier input side in pixels")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--crop", choices=("aligned", "box"), default="aligned",
+                        help="crop rule stored in the model: aligned by the five landmarks (v4) or the box (v3)")
+    parser.add_argument("--occluders", action=argparse.BooleanOptionalAction, default=True,
+                        help="train on occluded copies too: hands, phones, cups over unmasked faces, recoloured masks")
     parser.add_argument("--cache", type=Path, default=Path(".cache/train-crops.npz"),
                         help="crop cache (built once with the configured detector); delete it to rebuild")
 
@@ -31,7 +36,7 @@ def command(args, config) -> int:
         raise InputImageError(f"{args.out}: the model file must end in .keras")
     detector = compose.detector(config)
     report = train(args.data, args.out, detector, size=args.size, epochs=args.epochs, seed=args.seed,
-                   cache=args.cache)
+                   cache=args.cache, crop_rule=args.crop, occluders=args.occluders)
     print(json.dumps(report, indent=2))
     # the labels come from the exported file: without a new export they would still be the old model's
     log.info("labels use the exported model: livemask export --format onnx --model %s", args.out)
