@@ -28,6 +28,7 @@ MASK_KINDS = ("hand", "recolour", "pattern", "valve")
 MASK_P = (0.25, 0.3, 0.3, 0.15)
 INCORRECT_KINDS = ("hand", "recolour", "pattern")
 INCORRECT_P = (0.4, 0.3, 0.3)
+SKIN_TONES_BGR = ((190, 210, 240), (150, 180, 225), (110, 150, 200), (80, 115, 165), (50, 75, 110))
 MASK_COLOURS_BGR = ((180, 150, 245), (150, 190, 225), (30, 30, 30), (245, 245, 245), (60, 60, 160),
                     (150, 100, 40), (90, 140, 90))  # pink, beige, black, white, dark red, blue, green
 
@@ -105,7 +106,9 @@ def hand(img: np.ndarray, lm: np.ndarray, rng: np.random.Generator, over: str = 
             tip = base + dirx * finger_len * (0.85 if j in (0, 3) else 1.0)
             cv2.line(canvas, tuple(_pts(base, k)), tuple(_pts(tip, k)), 255, max(int(fw * k), 1), cv2.LINE_AA)
     alpha = _alpha(s, draw)
-    colour = skin_colour(img, lm) * rng.uniform(0.85, 1.15, 3)
+    # the face's own skin, pulled towards a skin tone (the cheek sample can be shadow or make-up), one brightness
+    tone = np.asarray(SKIN_TONES_BGR[int(rng.integers(len(SKIN_TONES_BGR)))], np.float32)
+    colour = (0.6 * skin_colour(img, lm) + 0.4 * tone) * rng.uniform(0.85, 1.15)
     layer = _shade(s, colour, rng)
     # the finger gaps: darker lines between fingers
     def gaps(canvas, k):
