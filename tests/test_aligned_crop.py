@@ -212,3 +212,17 @@ def test_box_model_file_keeps_its_box_rule(tmp_path, astronaut_bgr, detector):
     image = rotated(astronaut_bgr, 25)
     det = detector.detect(image)
     assert np.array_equal(clf.crops(image, det), crop.crop_faces(image, det.boxes, 64, 0.2))
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--lr", "0"], "--lr must be in (0, 1]"),
+    (["--epochs", "0"], "--epochs at least 1"),
+    (["--init", "/nonexistent/v3.keras"], "--init /nonexistent/v3.keras: no such model file"),
+])
+def test_train_refuses_bad_recipe_flags(data_dir, tmp_path, capsys, argv, needle):
+    out = tmp_path / "never.keras"
+    assert main(["train", "--data", str(data_dir), "--out", str(out), "--cache", str(tmp_path / "c.npz"),
+                 *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("livemask: error: ") and needle in err and "\n" not in err
+    assert not out.exists() and not any(tmp_path.glob("c*.npz"))

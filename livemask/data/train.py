@@ -314,7 +314,8 @@ def load_or_build_crops(data: Path, detector, size: int, cache: Path | None, rul
 
 
 def train(data: Path, out: Path, detector, size: int = 64, epochs: int = 30, batch: int = 64, seed: int = 0,
-          cache: Path | None = None, crop_rule: str = "box", occluders: bool = False) -> dict:
+          cache: Path | None = None, crop_rule: str = "box", occluders: bool = False, init: Path | None = None,
+          lr: float = 3e-3) -> dict:
     """Build crops (cached), train, fit the temperature, save the model and return the report.
 
     ``crop_rule``: ``box`` (v3) or ``aligned`` (v4, :mod:`livemask.models.crop`), stored in the model file.
@@ -354,8 +355,16 @@ def train(data: Path, out: Path, detector, size: int = 64, epochs: int = 30, bat
     val = tf.data.Dataset.from_tensor_slices((val_x, val_y)).batch(256)
 
     model = build_model(size, seed=seed, crop_rule=crop_rule)
+    if init is not None:
+        from livemask.models.backends.keras_model import load_keras_model
+
+        start = load_keras_model(str(init))
+        for layer in model.layers:
+            if layer.weights:
+                layer.set_weights(start.get_layer(layer.name).get_weights())
+        log.info("weights from %s", init)
     steps = int(np.ceil(is_train.sum() / batch)) * epochs
-    schedule = keras.optimizers.schedules.CosineDecay(0.0, steps, warmup_target=3e-3, warmup_steps=steps // 20)
+    schedule = keras.optimizers.schedules.CosineDecay(0.0, steps, warmup_target=lr, warmup_steps=steps // 20)
     model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=1e-4),
                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.05), metrics=["accuracy"])
     t0 = time.monotonic()
@@ -385,6 +394,8 @@ def train(data: Path, out: Path, detector, size: int = 64, epochs: int = 30, bat
     }
     report["seconds"] = {"crops": round(crop_s, 1), "training": round(train_s, 1), "total": round(total_s, 1)}
     report["crop_rule"] = crop_rule
+    report["recipe"] = {"epochs": epochs, "batch": batch, "seed": seed, "peak_lr": lr, "occluders": occluders,
+                        "init": None if init is None else str(init)}
     if crops.aligned is not None:
         report["aligned_share"] = {p: round(float(crops.aligned[crops.part == p].mean()), 4)
                                    for p in sorted(set(crops.part.tolist()))}
