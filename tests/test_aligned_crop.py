@@ -226,3 +226,22 @@ def test_train_refuses_bad_recipe_flags(data_dir, tmp_path, capsys, argv, needle
     err = capsys.readouterr().err.strip()
     assert err.startswith("livemask: error: ") and needle in err and "\n" not in err
     assert not out.exists() and not any(tmp_path.glob("c*.npz"))
+
+
+def test_training_crops_of_the_aligned_rule(tmp_path, astronaut_bgr, detector):
+    """``build_crops`` keeps, per face, the aligned wide and base crops, the box crop and the landmarks."""
+    from livemask.data.train import WIDE, build_crops
+
+    for label, angle in (("with_mask", 20), ("without_mask", -10)):
+        (tmp_path / "faces" / label).mkdir(parents=True)
+        cv2.imwrite(str(tmp_path / "faces" / label / f"x_{label}.png"), rotated(astronaut_bgr, angle))
+    crops = build_crops(tmp_path, detector, 64, rule="aligned")
+    wide = round(64 * WIDE)
+    assert crops.wide.shape == (2, wide, wide, 3) and crops.base.shape == crops.box_base.shape == (2, 64, 64, 3)
+    assert crops.aligned.tolist() == [True, True] and crops.fallback.tolist() == ["", ""]
+    assert crops.labels.tolist() == [0, 1]
+    assert np.abs(crops.landmarks - crop.template(wide, 1.2 * WIDE - 1)).max() < 6
+    image = cv2.imread(str(tmp_path / "faces" / "with_mask" / "x_with_mask.png"))
+    det = detector.detect(image)
+    assert np.array_equal(crops.box_base[0], crop.crop_face(image, det.boxes[0], 64, 0.2))
+    assert np.array_equal(crops.base[0], crop.crop_faces(image, det.boxes, 64, 0.2, "aligned", det.landmarks)[0])

@@ -72,25 +72,13 @@ def _face_row(image, box, landmarks, size: int, margin: float, rule: str) -> tup
     """(wide crop, base crop, aligned, landmarks in the wide crop, box-rule base crop, fallback reason)."""
     from livemask.models.crop import crop_face_by_rule, plausible_landmarks
 
-    wide_size = round(size * WIDE)
-    wide_margin = (1 + margin) * WIDE - 1
-    wide, m, aligned = crop_face_by_rule(image, box, landmarks, wide_size, wide_margin, rule)
-    base, _, aligned_base = crop_face_by_rule(image, box, landmarks, size, margin, rule)
-    if aligned != aligned_base:  # the checks do not depend on the margin; keep both crops of one rule
-        base = cv2_resize(wide, size, 1 / WIDE)
+    wide, m, aligned = crop_face_by_rule(image, box, landmarks, round(size * WIDE), (1 + margin) * WIDE - 1, rule)
+    # the same decision for both crops: the checks do not depend on the margin
+    base = crop_face_by_rule(image, box, landmarks, size, margin, rule)[0]
     lm = np.full((5, 2), np.nan, np.float32) if landmarks is None else (
         np.asarray(landmarks, np.float64) @ m[:, :2].T + m[:, 2]).astype(np.float32)
-    reason = "" if aligned else (plausible_landmarks(box, landmarks) if landmarks is not None else "no landmarks")
-    return wide, base, aligned, lm, crop_face(image, box, size, margin), reason or ("fit" if not aligned else "")
-
-
-def cv2_resize(wide: np.ndarray, size: int, inner: float) -> np.ndarray:
-    import cv2
-
-    w = wide.shape[0]
-    k = round(w * inner)
-    o = (w - k) // 2
-    return cv2.resize(wide[o:o + k, o:o + k], (size, size), interpolation=cv2.INTER_AREA)
+    reason = "" if aligned else (plausible_landmarks(box, landmarks) or "fit")
+    return wide, base, aligned, lm, crop_face(image, box, size, margin), reason
 
 
 def build_crops(data: Path, detector, size: int, margin: float = DEFAULT_MARGIN, rule: str = "box") -> CropSet:
