@@ -52,7 +52,7 @@ def ensure_exports(model: Path, folder: Path, calibration: Path, detector, spec)
         if paths[name].is_file():
             continue
         if crops is None:
-            crops = face_crops(calibration, detector, spec.input_size, spec.crop_margin)
+            crops = face_crops(calibration, detector, spec.input_size, spec.crop_margin, rule=spec.crop_rule)
         result = export_classifier(model, fmt, paths[name], quantize, crops)
         print(f"exported {result.path} ({result.bytes / 1024:.0f} KiB; on {result.compared_faces} real faces: "
               f"max |p - p_keras| {result.max_abs_diff:.1e}, same label {100 * result.label_agreement:.1f}%)")

@@ -36,7 +36,8 @@ def _env() -> dict:
 def calibration_crops(classifier, detector, data_dir):
     from livemask.models.export import face_crops
 
-    return face_crops(data_dir / "faces", detector, classifier.input_size, classifier.spec.crop_margin, 150)
+    return face_crops(data_dir / "faces", detector, classifier.input_size, classifier.spec.crop_margin, 150,
+                      rule=classifier.spec.crop_rule)
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +46,7 @@ def check_crops(classifier, detector, data_dir):
     from livemask.models.export import face_crops
 
     crops = face_crops(data_dir / "faces", detector, classifier.input_size, classifier.spec.crop_margin, 300,
-                       offset=0.5)
+                       offset=0.5, rule=classifier.spec.crop_rule)
     assert len(crops) >= 250
     return crops
 

@@ -58,7 +58,8 @@ def command(args, config) -> int:
 
         spec = read_spec(load_keras_model(model_path))
         detector = compose.detector(config)
-        crops = face_crops(folder, detector, spec.input_size, spec.crop_margin, args.calibration_images)
+        crops = face_crops(folder, detector, spec.input_size, spec.crop_margin, args.calibration_images,
+                           rule=spec.crop_rule)
         log.info("%d face crops from %s", len(crops), folder)
     result = export_classifier(model_path, args.format, args.output, args.quantize, crops)
     if args.json:

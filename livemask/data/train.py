@@ -33,6 +33,7 @@ CALIB_PERCENT = 10  # faces-train groups kept out of training to fit the tempera
 SMALL_FACE_PX = (12, 32)  # scene faces in this size range get SMALL_FACE_WEIGHT in the loss
 SMALL_FACE_WEIGHT = 2.0
 TRAIN_PARTS = ("faces-train", "scenes-train", "extra-train")
+OCCLUDED_P = 0.35  # chance that an epoch sees a face's occluded copy instead of the face
 
 
 def _hash_percent(text: str) -> int:
@@ -51,16 +52,43 @@ def group_is_calibration(group: str) -> bool:
 
 @dataclass
 class CropSet:
-    wide: np.ndarray  # (N, W, W, 3) uint8 BGR, WIDE x the model's crop
+    wide: np.ndarray  # (N, W, W, 3) uint8 BGR, WIDE x the model's crop, cut by the crop rule
     base: np.ndarray  # (N, S, S, 3) uint8 BGR, exactly the inference crop
     labels: np.ndarray  # (N,) int64 class index
     part: np.ndarray  # (N,) str: faces-train/-calib/-val, scenes-train/-holdout, extra-train/-val
     size: np.ndarray  # (N,) float32 face size (shorter box side) in source pixels
     source: np.ndarray  # (N,) str: the faces/ source (manifest prefix) or the scene set
+    # the aligned rule only (None for box crops):
+    aligned: np.ndarray | None = None  # (N,) bool: aligned by the landmarks (False: the box fallback)
+    landmarks: np.ndarray | None = None  # (N, 5, 2) float32 landmarks in pixels of the wide crop (NaN: none)
+    box_base: np.ndarray | None = None  # (N, S, S, 3) the box-rule crop of the same face, to compare with v3
+    fallback: np.ndarray | None = None  # (N,) str: why the box fallback was used ('' when aligned)
+
+    def arrays(self) -> dict:
+        return {k: v for k, v in vars(self).items() if v is not None}
 
 
-def build_crops(data: Path, detector, size: int, margin: float = DEFAULT_MARGIN) -> CropSet:
-    """Cut every usable face of ``data`` (faces/, scenes/ and scenes_extra/ below it)."""
+def _face_row(image, box, landmarks, size: int, margin: float, rule: str) -> tuple:
+    """(wide crop, base crop, aligned, landmarks in the wide crop, box-rule base crop, fallback reason)."""
+    from livemask.models.crop import crop_face_by_rule, plausible_landmarks
+
+    wide, m, aligned = crop_face_by_rule(image, box, landmarks, round(size * WIDE), (1 + margin) * WIDE - 1, rule)
+    # the same decision for both crops: the checks do not depend on the margin
+    base = crop_face_by_rule(image, box, landmarks, size, margin, rule)[0]
+    lm = np.full((5, 2), np.nan, np.float32) if landmarks is None else (
+        np.asarray(landmarks, np.float64) @ m[:, :2].T + m[:, 2]).astype(np.float32)
+    reason = "" if aligned else (plausible_landmarks(box, landmarks) or "fit")
+    return wide, base, aligned, lm, crop_face(image, box, size, margin), reason
+
+
+def build_crops(data: Path, detector, size: int, margin: float = DEFAULT_MARGIN, rule: str = "box") -> CropSet:
+    """Cut every usable face of ``data`` (faces/, scenes/ and scenes_extra/ below it) by ``rule``.
+
+    Scene faces are cut from their annotation boxes; with the ``aligned`` rule the detector also runs on
+    the scene image and a detection that overlaps an annotation box (IoU >= 0.4) lends it its landmarks.
+    """
+    from livemask.core.geometry import greedy_match, iou_matrix
+
     wide_size = round(size * WIDE)
     wide_margin = (1 + margin) * WIDE - 1
     rows: list[tuple] = []
@@ -70,6 +98,12 @@ def build_crops(data: Path, detector, size: int, margin: float = DEFAULT_MARGIN)
         raise ConfigError(f"{faces_root}: expected with_mask/, without_mask/ or mask_weared_incorrect/ folders")
     items = load_face_folders(faces_root)
     t0 = time.monotonic()
+
+    def row(image, box, landmarks):
+        if rule == "box":
+            return (crop_face(image, box, wide_size, wide_margin), crop_face(image, box, size, margin))
+        return _face_row(image, box, landmarks, size, margin, rule)
+
     for k, item in enumerate(items):
         try:
             image = read_image(item.path)
@@ -81,13 +115,14 @@ def build_crops(data: Path, detector, size: int, margin: float = DEFAULT_MARGIN)
             skipped += 1
             continue
         # the photo's subject: the largest face (a bystander can score higher)
-        box = det.boxes[det.largest()]
+        i = det.largest()
+        box = det.boxes[i]
         if item.split == "val":
             part = "faces-val"
         else:
             part = "faces-calib" if group_is_calibration(item.group) else "faces-train"
-        rows.append((crop_face(image, box, wide_size, wide_margin), crop_face(image, box, size, margin),
-                     LABELS[item.label], part, float((box[2:] - box[:2]).min()), item.path.stem.split("_")[0]))
+        rows.append((*row(image, box, det.landmarks[i]), LABELS[item.label], part,
+                     float((box[2:] - box[:2]).min()), item.path.stem.split("_")[0]))
         if k % 1000 == 0:
             log.info("faces: %d/%d (%.0f s)", k, len(items), time.monotonic() - t0)
     log.info("faces: %d cropped, %d without a detected face (left out)", len(rows), skipped)
@@ -102,29 +137,46 @@ def build_crops(data: Path, detector, size: int, margin: float = DEFAULT_MARGIN)
                 part = "scenes-holdout" if scene_is_holdout(scene.path.stem) else "scenes-train"
             else:
                 part = "extra-val" if scene.path.stem in val else "extra-train"
-            for box, label in zip(scene.boxes, scene.names):
+            marks = np.full((len(scene.boxes), 5, 2), np.nan, np.float32)
+            if rule != "box" and len(scene.boxes):
+                det = detector.detect(image)
+                for a, b in greedy_match(iou_matrix(scene.boxes, det.boxes), 0.4):
+                    marks[a] = det.landmarks[b]
+            for box, label, lm in zip(scene.boxes, scene.names, marks):
                 if label not in LABELS or (box[2:] - box[:2]).min() < 4:
                     continue
-                rows.append((crop_face(image, box, wide_size, wide_margin), crop_face(image, box, size, margin),
-                             LABELS[label], part, float((box[2:] - box[:2]).min()), name))
-    wide, base, labels, part, sizes, source = zip(*rows)
+                rows.append((*row(image, box, lm), LABELS[label], part, float((box[2:] - box[:2]).min()), name))
+        log.info("%s done (%.0f s)", name, time.monotonic() - t0)
+    cols = list(zip(*rows))
+    if rule == "box":
+        wide, base, labels, part, sizes, source = cols
+        return CropSet(np.stack(wide), np.stack(base), np.asarray(labels, np.int64), np.asarray(part),
+                       np.asarray(sizes, np.float32), np.asarray(source))
+    wide, base, aligned, lms, box_base, reason, labels, part, sizes, source = cols
     return CropSet(np.stack(wide), np.stack(base), np.asarray(labels, np.int64), np.asarray(part),
-                   np.asarray(sizes, np.float32), np.asarray(source))
+                   np.asarray(sizes, np.float32), np.asarray(source), np.asarray(aligned, bool),
+                   np.stack(lms).astype(np.float32), np.stack(box_base), np.asarray(reason))
 
 
-def crop_signature(detector, size: int) -> str:
-    """Short hash of what the crops depend on: detector settings, crop size, margin and splits."""
+def crop_signature(detector, size: int, rule: str = "box") -> str:
+    """Short hash of what the crops depend on: detector settings, crop size, margin, crop rule and splits."""
     # the runtime (ONNX Runtime or OpenCV) is left out: both give the same outputs to about 1e-5; the
     # precision counts only when it is not the network's own float32 (so caches made before it existed stay valid)
     settings = {k: v for k, v in detector.settings().items()
                 if k != "runtime" and not (k == "precision" and v == "float32")}
     text = (f"v3{type(detector).__name__}{settings}{size}{DEFAULT_MARGIN}{WIDE}{SCENE_HOLDOUT_PERCENT}"
             f"{CALIB_PERCENT}{sorted(LABELS.items())}")
+    if rule != "box":  # box caches keep their old names
+        from livemask.models import crop
+
+        text += f"{rule}{crop.TEMPLATE.tolist()}{crop.MAX_OUTSIDE}{crop.EYE_DISTANCE}{crop.MAX_ROLL_DEG}" \
+                f"{crop.MIN_NOSE_DROP}{crop.MAX_RESIDUAL}{crop.SCALE_RANGE}"
     return hashlib.sha1(text.encode()).hexdigest()[:10]
 
 
 def build_model(size: int = 64, margin: float = DEFAULT_MARGIN, seed: int = 0,
-                class_names: tuple[str, ...] = CLASS_NAMES, filters: tuple[int, int, int] = (64, 128, 256)):
+                class_names: tuple[str, ...] = CLASS_NAMES, filters: tuple[int, int, int] = (64, 128, 256),
+                crop_rule: str = "box"):
     """A small separable-convolution CNN; Grad-CAM explains the output of the last block's first convolution."""
     import keras
     from keras import layers
@@ -133,7 +185,8 @@ def build_model(size: int = 64, margin: float = DEFAULT_MARGIN, seed: int = 0,
 
     keras.utils.set_random_seed(seed)
     inputs = keras.Input((size, size, 3), name="face_rgb")
-    x = Preprocess(channel_order="RGB", scale=1 / 127.5, offset=-1.0, crop_margin=margin, name="preprocess")(inputs)
+    x = Preprocess(channel_order="RGB", scale=1 / 127.5, offset=-1.0, crop_margin=margin, crop_rule=crop_rule,
+                   name="preprocess")(inputs)
     x = layers.Conv2D(32, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(x)
     x = layers.BatchNormalization(name="stem_bn")(x)
     x = layers.ReLU(name="stem_relu")(x)
@@ -189,7 +242,9 @@ def _augment_fn(size: int):
         m = tf.cond(vertical, lambda: tf.reshape(keep, [size, 1, 1]), lambda: tf.reshape(keep, [1, size, 1]))
         return img * m
 
-    def augment(wide, label, weight):
+    def augment(wide, label, weight, alt=None):
+        if alt is not None:  # an occluded copy of the same face (livemask.data.occluders), same label
+            wide = tf.cond(chance(OCCLUDED_P), lambda: alt, lambda: wide)
         img = tf.reverse(tf.cast(wide, tf.float32), axis=[-1])  # BGR -> RGB, as MaskClassifier.prepare
         # scale and shift jitter: a box around the centre crop
         scale = inner * tf.random.uniform([], 0.85, 1.2)
@@ -230,32 +285,36 @@ def _augment_fn(size: int):
     return augment
 
 
-def load_or_build_crops(data: Path, detector, size: int, cache: Path | None) -> CropSet:
+def load_or_build_crops(data: Path, detector, size: int, cache: Path | None, rule: str = "box") -> CropSet:
     if cache is not None:
-        cache = cache.with_name(f"{cache.stem}-{crop_signature(detector, size)}{cache.suffix}")
+        cache = cache.with_name(f"{cache.stem}-{crop_signature(detector, size, rule)}{cache.suffix}")
         if cache.is_file():
             z = np.load(cache)
             log.info("loaded %d cached crops from %s", len(z["labels"]), cache)
-            return CropSet(z["wide"], z["base"], z["labels"], z["part"], z["size"], z["source"])
-    crops = build_crops(data, detector, size)
+            return CropSet(**{k: z[k] for k in z.files})
+    crops = build_crops(data, detector, size, rule=rule)
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_name(cache.stem + ".partial.npz")
-        np.savez(tmp, wide=crops.wide, base=crops.base, labels=crops.labels, part=crops.part, size=crops.size,
-                 source=crops.source)
+        np.savez(tmp, **crops.arrays())
         tmp.replace(cache)
     return crops
 
 
 def train(data: Path, out: Path, detector, size: int = 64, epochs: int = 30, batch: int = 64, seed: int = 0,
-          cache: Path | None = None) -> dict:
-    """Build crops (cached), train, fit the temperature, save the model and return the report."""
+          cache: Path | None = None, crop_rule: str = "box", occluders: bool = False, init: Path | None = None,
+          lr: float = 3e-3) -> dict:
+    """Build crops (cached), train, fit the temperature, save the model and return the report.
+
+    ``crop_rule``: ``box`` (v3) or ``aligned`` (v4, :mod:`livemask.models.crop`), stored in the model file.
+    ``occluders``: every training face gets one occluded copy (:mod:`livemask.data.occluders`, made once
+    from ``seed``), seen instead of the face in a share :data:`OCCLUDED_P` of the epochs."""
     import keras
     import tensorflow as tf
 
     keras.utils.set_random_seed(seed)
     t_start = time.monotonic()
-    crops = load_or_build_crops(data, detector, size, cache)
+    crops = load_or_build_crops(data, detector, size, cache, crop_rule)
     crop_s = time.monotonic() - t_start
     is_train = np.isin(crops.part, TRAIN_PARTS)
     is_val = crops.part == "faces-val"
@@ -269,16 +328,31 @@ def train(data: Path, out: Path, detector, size: int = 64, epochs: int = 30, bat
     log.info("train crops %d (per class %s), class weights %s, small scene faces %d", is_train.sum(),
              counts.tolist(), np.round(class_weight, 3).tolist(), int((small & is_train).sum()))
 
-    ds = tf.data.Dataset.from_tensor_slices((crops.wide[is_train], crops.labels[is_train], weights[is_train]))
+    columns = (crops.wide[is_train], crops.labels[is_train], weights[is_train])
+    occluded_kinds: dict[str, int] = {}
+    if occluders:
+        alt, kinds = make_occluded(crops, is_train, size, seed)
+        columns = (*columns, alt)
+        occluded_kinds = dict(zip(*(x.tolist() for x in np.unique(kinds, return_counts=True))))
+        log.info("occluded copies: %s (%.0f s)", occluded_kinds, time.monotonic() - t_start - crop_s)
+    ds = tf.data.Dataset.from_tensor_slices(columns)
     ds = ds.shuffle(int(is_train.sum()), seed=seed, reshuffle_each_iteration=True)
     ds = ds.map(_augment_fn(size), num_parallel_calls=2).batch(batch).prefetch(2)
     val_x = np.ascontiguousarray(crops.base[is_val][..., ::-1], dtype=np.float32)
     val_y = np.eye(len(CLASS_NAMES), dtype=np.float32)[crops.labels[is_val]]
     val = tf.data.Dataset.from_tensor_slices((val_x, val_y)).batch(256)
 
-    model = build_model(size, seed=seed)
+    model = build_model(size, seed=seed, crop_rule=crop_rule)
+    if init is not None:
+        from livemask.models.backends.keras_model import load_keras_model
+
+        start = load_keras_model(str(init))
+        for layer in model.layers:
+            if layer.weights:
+                layer.set_weights(start.get_layer(layer.name).get_weights())
+        log.info("weights from %s", init)
     steps = int(np.ceil(is_train.sum() / batch)) * epochs
-    schedule = keras.optimizers.schedules.CosineDecay(0.0, steps, warmup_target=3e-3, warmup_steps=steps // 20)
+    schedule = keras.optimizers.schedules.CosineDecay(0.0, steps, warmup_target=lr, warmup_steps=steps // 20)
     model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=1e-4),
                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.05), metrics=["accuracy"])
     t0 = time.monotonic()
@@ -307,12 +381,31 @@ def train(data: Path, out: Path, detector, size: int = 64, epochs: int = 30, bat
             expected_calibration_error(logits[is_val], crops.labels[is_val], temperature), 4),
     }
     report["seconds"] = {"crops": round(crop_s, 1), "training": round(train_s, 1), "total": round(total_s, 1)}
+    report["crop_rule"] = crop_rule
+    report["recipe"] = {"epochs": epochs, "batch": batch, "seed": seed, "peak_lr": lr, "occluders": occluders,
+                        "init": None if init is None else str(init)}
+    if crops.aligned is not None:
+        report["aligned_share"] = {p: round(float(crops.aligned[crops.part == p].mean()), 4)
+                                   for p in sorted(set(crops.part.tolist()))}
+    if occluders:
+        report["occluded_copies"] = {"kinds": occluded_kinds, "chance_per_epoch": OCCLUDED_P}
     report["train_crops"] = {"total": int(is_train.sum()), "per_class": dict(zip(CLASS_NAMES, counts.tolist())),
                              "small_scene_faces_weighted": int((small & is_train).sum())}
     report_path = out.with_suffix(".report.json")
     report_path.write_text(json.dumps(report, indent=2) + "\n")
     log.info("wrote %s", report_path)
     return report
+
+
+def make_occluded(crops: CropSet, select: np.ndarray, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """One occluded copy (and its kind) of each selected wide crop, placed by the crop's landmarks."""
+    from livemask.data.occluders import occluded_copies
+    from livemask.models.crop import template
+
+    wide = crops.wide[select]
+    marks = crops.landmarks[select] if crops.landmarks is not None else np.full((len(wide), 5, 2), np.nan, np.float32)
+    typical = template(wide.shape[1], (1 + DEFAULT_MARGIN) * WIDE - 1)
+    return occluded_copies(wide, marks, crops.labels[select], typical, seed)
 
 
 def crop_report(model_path: Path, crops: CropSet) -> dict:

@@ -91,7 +91,7 @@ class ExplainSuite:
     def crop_landmarks(self, detections) -> np.ndarray:
         """The detections' landmarks (N, 5, 2) in pixels of the classifier's crops."""
         spec = self.classifier.spec
-        return crop_landmarks(detections, spec.input_size, spec.crop_margin)
+        return crop_landmarks(detections, spec.input_size, spec.crop_margin, spec.crop_rule)
 
     def warmup(self) -> None:
         """Trace the compiled calls once (the shared logits call, Grad-CAM's gradient call) so the

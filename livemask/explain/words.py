@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from livemask.models.crop import square_box
+from livemask.models.crop import landmarks_in_crops
 
 REGIONS = ("forehead", "eyes", "nose", "mouth", "chin", "cheeks", "around the face")
 # median CenterFace landmarks as fractions of the crop side (x, y) at crop margin 0.2: left eye, right eye,
@@ -56,14 +56,10 @@ WARNING_SHORT = "Warning: this map does worse than a random one"  # the panel's 
 WARNING = WARNING_SHORT + "; do not read it as the reason."
 
 
-def crop_landmarks(detections, size: int, margin: float) -> np.ndarray:
+def crop_landmarks(detections, size: int, margin: float, rule: str = "box") -> np.ndarray:
     """The detections' landmarks (N, 5, 2) in pixels of the (size x size) crops cut by
-    :func:`livemask.models.crop.crop_face` with ``margin`` (NaN where the detector gave none)."""
-    out = np.full((len(detections), 5, 2), np.nan, np.float32)
-    for i in range(len(detections)):
-        left, top, right, _ = square_box(detections.boxes[i], margin)
-        out[i] = (detections.landmarks[i] - np.array([left, top], np.float32)) * (size / max(right - left, 1))
-    return out
+    :mod:`livemask.models.crop`'s ``rule`` with ``margin`` (NaN where the detector gave none)."""
+    return landmarks_in_crops(detections.boxes, detections.landmarks, size, margin, rule)
 
 
 def region_labels(size: int, landmarks: np.ndarray | None = None) -> np.ndarray:

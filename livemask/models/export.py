@@ -34,7 +34,7 @@ from livemask import __version__
 from livemask.config import PROJECT_ROOT
 from livemask.core.errors import InputImageError, LivemaskError, exception_line
 from livemask.core.images import IMAGE_SUFFIXES, read_image
-from livemask.models.crop import crop_face
+from livemask.models.crop import crop_face_by_rule
 
 log = logging.getLogger(__name__)
 
@@ -85,10 +85,10 @@ def spread(items: list, n: int, offset: float = 0.0) -> list:
 
 
 def face_crops(folder: Path, detector, size: int, margin: float, limit: int = CALIBRATION_IMAGES,
-               offset: float = 0.0) -> np.ndarray:
+               offset: float = 0.0, rule: str = "box") -> np.ndarray:
     """BGR uint8 crops (N, S, S, 3): the best face of up to ``limit`` images of ``folder`` (recursive).
 
-    Faces are found by ``detector`` and cut by the inference crop rule; images without a
+    Faces are found by ``detector`` and cut by the model's crop ``rule``; images without a
     face or that cannot be read are left out.
     """
     folder = Path(folder)
@@ -103,7 +103,8 @@ def face_crops(folder: Path, detector, size: int, margin: float, limit: int = CA
             continue
         det = detector.detect(image)
         if len(det):
-            crops.append(crop_face(image, det.boxes[int(np.argmax(det.scores))], size, margin))
+            best = int(np.argmax(det.scores))
+            crops.append(crop_face_by_rule(image, det.boxes[best], det.landmarks[best], size, margin, rule)[0])
     if not crops:
         raise ExportError(f"no calibration faces: {len(paths)} image(s) in {folder}, no face found in any "
                           "(name a folder of face photos with --calibration)")

@@ -1,7 +1,8 @@
 """Keras layers that carry the classifier's contract inside the model file.
 
 ``Preprocess`` is the model's first layer: it records the colour order the model
-wants (``RGB``), the crop margin it was trained with, and turns 0-255 pixels into the
+wants (``RGB``), the crop rule (``box`` or ``aligned``, :mod:`livemask.models.crop`) and margin it
+was trained with, and turns 0-255 pixels into the
 network's range (``x * scale + offset``). ``ClassProbabilities`` is its last layer: a
 softmax that records the class names in output order. Code reads both back from the
 loaded model; no class index, colour conversion or scaling is written anywhere else. :func:`read_spec`
@@ -13,13 +14,13 @@ from __future__ import annotations
 import keras
 
 from livemask.core.errors import ModelFileError
-from livemask.models.spec import ModelSpec  # the keras-free contract; re-exported here
+from livemask.models.spec import CROP_RULES, ModelSpec  # the keras-free contract; re-exported here
 
 
 @keras.saving.register_keras_serializable(package="livemask")
 class Preprocess(keras.layers.Layer):
     def __init__(self, channel_order: str = "RGB", scale: float = 1 / 127.5, offset: float = -1.0,
-                 crop_margin: float = 0.2, **kwargs):
+                 crop_margin: float = 0.2, crop_rule: str = "box", **kwargs):
         super().__init__(**kwargs)
         if channel_order not in ("RGB", "BGR"):
             raise ValueError(f"channel_order must be RGB or BGR, got {channel_order!r}")
@@ -27,13 +28,17 @@ class Preprocess(keras.layers.Layer):
         self.scale = float(scale)
         self.offset = float(offset)
         self.crop_margin = float(crop_margin)
+        if crop_rule not in CROP_RULES:
+            raise ValueError(f"crop_rule must be one of {list(CROP_RULES)}, got {crop_rule!r}")
+        self.crop_rule = crop_rule
 
     def call(self, x):
         return x * self.scale + self.offset
 
     def get_config(self):
         return {**super().get_config(), "channel_order": self.channel_order, "scale": self.scale,
-                "offset": self.offset, "crop_margin": self.crop_margin}
+                "offset": self.offset, "crop_margin": self.crop_margin,
+                **({} if self.crop_rule == "box" else {"crop_rule": self.crop_rule})}
 
 
 @keras.saving.register_keras_serializable(package="livemask")
@@ -76,4 +81,4 @@ def read_spec(model: keras.Model) -> ModelSpec:
         names = list(head[0].class_names)
         raise ModelFileError(f"model '{model.name}': {out_shape[-1]} outputs but {len(names)} class names {names}")
     return ModelSpec(int(shape[1]), p.channel_order, p.scale, p.offset, p.crop_margin, head[0].class_names,
-                     head[0].temperature)
+                     head[0].temperature, p.crop_rule)

@@ -1,8 +1,8 @@
 """The classifier's contract as plain data, without Keras.
 
 :class:`ModelSpec` says what a caller must feed the model and how to read its output:
-input size, colour order, the 0-255 -> network scaling, the crop margin it was trained
-with, the class names in output order and the calibration temperature. A ``.keras``
+input size, colour order, the 0-255 -> network scaling, the crop rule and margin it was
+trained with, the class names in output order and the calibration temperature. A ``.keras``
 file carries it in its ``Preprocess`` / ``ClassProbabilities`` layers
 (:mod:`livemask.models.keras_layers`); an exported ``.onnx`` or ``.tflite`` file carries it
 as JSON (:meth:`ModelSpec.to_json`), in the ONNX metadata or in a sidecar file. This
@@ -17,7 +17,11 @@ from dataclasses import asdict, dataclass
 
 from livemask.core.errors import ModelFileError
 
-SPEC_FORMAT = "livemask.classifier/1"  # written into every exported contract; bumped on incompatible change
+SPEC_FORMAT = "livemask.classifier/1"  # written into every exported contract of a box-crop model
+# an aligned-crop model's contract: a reader that does not know the crop rule must refuse it, not crop by the box
+SPEC_FORMAT_ALIGNED = "livemask.classifier/2"
+SPEC_FORMATS = (SPEC_FORMAT, SPEC_FORMAT_ALIGNED)
+CROP_RULES = ("box", "aligned")  # livemask.models.crop.CROP_RULES (spec imports neither OpenCV nor Keras)
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,7 @@ class ModelSpec:
     crop_margin: float
     class_names: tuple[str, ...]
     temperature: float = 1.0
+    crop_rule: str = "box"  # "box" (models up to v3) or "aligned" (v4: by the five landmarks)
 
     def pixel_for(self, model_value: float) -> float:
         """The 0-255 input value that the model's preprocessing maps to ``model_value``."""
@@ -43,7 +48,11 @@ class ModelSpec:
 
     # -- the exported form ----------------------------------------------------------------
     def to_dict(self) -> dict:
-        return {"format": SPEC_FORMAT, **asdict(self), "class_names": list(self.class_names)}
+        data = {**asdict(self), "class_names": list(self.class_names)}
+        if self.crop_rule == "box":  # written as before: older readers still read box-crop models
+            del data["crop_rule"]
+            return {"format": SPEC_FORMAT, **data}
+        return {"format": SPEC_FORMAT_ALIGNED, **data}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
@@ -57,8 +66,8 @@ class ModelSpec:
 
         if not isinstance(data, dict):
             raise bad(f"expected a JSON object, got {type(data).__name__}")
-        if data.get("format") != SPEC_FORMAT:
-            raise bad(f"format {data.get('format')!r}, expected {SPEC_FORMAT!r}")
+        if data.get("format") not in SPEC_FORMATS:
+            raise bad(f"format {data.get('format')!r}, expected one of {list(SPEC_FORMATS)}")
         missing = [k for k in ("input_size", "channel_order", "scale", "offset", "crop_margin", "class_names",
                                "temperature") if k not in data]
         if missing:
@@ -86,7 +95,12 @@ class ModelSpec:
             raise bad(f"crop_margin must be >= 0, got {margin}")
         if not 0.05 <= temperature <= 100:
             raise bad(f"temperature must be in [0.05, 100], got {temperature}")
-        return cls(size, data["channel_order"], scale, offset, margin, tuple(names), temperature)
+        rule = data.get("crop_rule", "box") if data["format"] == SPEC_FORMAT_ALIGNED else "box"
+        if rule not in CROP_RULES:
+            raise bad(f"crop_rule must be one of {list(CROP_RULES)}, got {rule!r}")
+        if data["format"] == SPEC_FORMAT and "crop_rule" in data:
+            raise bad(f"crop_rule needs format {SPEC_FORMAT_ALIGNED!r}")
+        return cls(size, data["channel_order"], scale, offset, margin, tuple(names), temperature, rule)
 
     @classmethod
     def from_json(cls, text: str, where: str) -> ModelSpec:

@@ -55,7 +55,8 @@ class FaceClassifier:
 
     def crops(self, image_bgr: np.ndarray, detections: Detections) -> np.ndarray:
         """BGR uint8 crops (N, S, S, 3) for the detections, cut by the model's crop rule."""
-        return crop_faces(image_bgr, detections.boxes, self.spec.input_size, self.spec.crop_margin)
+        return crop_faces(image_bgr, detections.boxes, self.spec.input_size, self.spec.crop_margin,
+                          self.spec.crop_rule, detections.landmarks)
 
     def prepare(self, crops_bgr: np.ndarray) -> np.ndarray:
         """BGR uint8 crops -> the float32 array the model takes (its colour order, 0-255)."""
