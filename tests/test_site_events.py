@@ -59,10 +59,17 @@ def until(predicate, timeout: float) -> bool:
 
 @pytest.mark.slow
 def test_site_page_shows_remote_cameras_and_kept_trends_and_the_process_is_offline_only_at_its_end(tmp_path):
+    broker = Broker(tmp_path / "broker").start()
+    try:
+        _site_page_checks(tmp_path, broker)
+    finally:  # also when a check fails: no broker outlives the test
+        broker.stop()
+
+
+def _site_page_checks(tmp_path, broker) -> None:
     import httpx
     from playwright.sync_api import sync_playwright
 
-    broker = Broker(tmp_path / "broker").start()
     kept = tmp_path / "kept"
     now = time.time()
     seed_kept(kept, now)
@@ -156,12 +163,9 @@ def test_site_page_shows_remote_cameras_and_kept_trends_and_the_process_is_offli
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-    try:
-        # SIGTERM: the server stops, the command ends its cameras and its MQTT link, then exits 128 + 15
-        assert proc.returncode == 143, proc.stderr.read()[-2000:]
-        assert retained(broker.port, "livemask/here/available") == "offline"  # the process has ended
-    finally:
-        broker.stop()
+    # SIGTERM: the server stops, the command ends its cameras and its MQTT link, then exits 128 + 15
+    assert proc.returncode == 143, proc.stderr.read()[-2000:]
+    assert retained(broker.port, "livemask/here/available") == "offline"  # the process has ended
 
 
 def test_trend_sums_runs_from_the_window_start_and_keeps_an_ended_runs_people(tmp_path):
