@@ -6,6 +6,9 @@ threads (default 50) each post it ``--rounds`` times at once to ``POST /v1/image
 ``livemask serve`` process (127.0.0.1, port 0). While they run, the server's RSS is sampled every
 20 ms (``/proc/PID/status``, peak kept) and ``/healthz`` is asked every 50 ms by another client
 (median, p95, max), and 60 times before the flood on the same server (the machine's own noise).
+The flood's probe runs twice at once: in the benchmark's own process (it shares the GIL with the 50 uploading
+client threads, so its figure includes the client's own waits) and in a process of its own that does nothing
+else (the server's latency as a separate client sees it).
 Printed per server configuration: idle RSS, peak RSS, peak - idle,
 ``/healthz`` p50 / max, answers by status.
 
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import json
 import re
 import subprocess
 import sys
@@ -56,6 +60,22 @@ def serve(*args: str) -> tuple[subprocess.Popen, str]:
         proc.kill()
         raise RuntimeError(f"serve did not start: {line!r}")
     return proc, m.group(1)
+
+
+PROBE = """
+import sys, threading, time, json, httpx
+stop = threading.Event()
+threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+out = []
+with httpx.Client(timeout=30) as c:
+    c.get(sys.argv[1] + "/healthz")
+    print("ready", flush=True)
+    while not stop.wait(0.05):
+        t = time.perf_counter()
+        c.get(sys.argv[1] + "/healthz")
+        out.append((time.perf_counter() - t) * 1000.0)
+print(json.dumps(out), flush=True)
+"""
 
 
 def flood(url: str, pid: int, data: bytes, clients: int, rounds: int) -> dict:
@@ -93,6 +113,9 @@ def flood(url: str, pid: int, data: bytes, clients: int, rounds: int) -> dict:
             return c.post(url + "/v1/image", files={"file": ("worst.png", data, "image/png")}).status_code
 
     threads = [threading.Thread(target=sample_rss), threading.Thread(target=probe_health)]
+    prober = subprocess.Popen([sys.executable, "-c", PROBE, url], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True)
+    prober.stdout.readline()  # "ready"
     for t in threads:
         t.start()
     started = time.perf_counter()
@@ -104,7 +127,10 @@ def flood(url: str, pid: int, data: bytes, clients: int, rounds: int) -> dict:
     stop.set()
     for t in threads:
         t.join()
-    return {"idle": idle, "peak": peak[0], "health": health, "quiet": quiet, "statuses": statuses, "s": elapsed}
+    out, _ = prober.communicate(timeout=60)
+    alone = json.loads(out.strip().splitlines()[-1])
+    return {"idle": idle, "peak": peak[0], "health": health, "alone": alone, "quiet": quiet, "statuses": statuses,
+            "s": elapsed}
 
 
 def main() -> None:
@@ -133,17 +159,21 @@ def main() -> None:
     for name, done in runs.items():
         h = np.asarray([x for r in done for x in r["health"]], np.float64)
         q = np.asarray([x for r in done for x in r["quiet"]], np.float64)
+        a = np.asarray([x for r in done for x in r["alone"]], np.float64)
         statuses = sum((r["statuses"] for r in done), Counter())
         grow = max(r["peak"] - r["idle"] for r in done)
         rows.append([name, f"{np.median([r['idle'] for r in done]):.0f}", f"{max(r['peak'] for r in done):.0f}",
                      f"{grow:.0f}", f"{np.median(q):.1f} / {np.percentile(q, 95):.1f} / {q.max():.1f}",
-                     f"{np.median(h):.1f} / {np.percentile(h, 95):.1f} / {h.max():.1f}" if len(h) else "-", len(h),
+                     f"{np.median(h):.1f} / {np.percentile(h, 95):.1f} / {h.max():.1f}" if len(h) else "-",
+                     f"{np.median(a):.1f} / {np.percentile(a, 95):.1f} / {a.max():.1f}" if len(a) else "-",
+                     f"{len(h)} / {len(a)}",
                      " ".join(f"{k}: {v}" for k, v in sorted(statuses.items())),
                      " ".join(f"{r['s']:.1f}" for r in done)])
     print(f"{args.clients} clients x {args.rounds} rounds, PNG {SIDE}x{SIDE} ({len(data) // 1024} KB) to /v1/image, "
           f"{args.repeats} server(s) per configuration")
     print(table(["server", "idle RSS MB", "peak RSS MB", "peak - idle MB", "/healthz quiet p50/p95/max ms",
-                 "/healthz in flood p50/p95/max ms", "probes", "answers", "flood s"], rows))
+                 "/healthz in flood, in-process probe p50/p95/max ms",
+                 "/healthz in flood, probe process p50/p95/max ms", "probes", "answers", "flood s"], rows))
     with open("/proc/loadavg") as fh:
         print("load average:", fh.read().strip())
     print(machine())
