@@ -1,4 +1,9 @@
-"""What the Site page's per-camera trend costs the server: ``livemask.report.trend.trend`` over one hour of kept events.
+"""What the Site page's per-camera trend costs the server: reading one hour of kept events, then following them.
+
+The server reads the kept hour once (``MinuteTrend.read``, the first request), then the kept-events writer
+hands it every frame's lines (``MinuteTrend.add``) and each request only computes the points
+(``MinuteTrend.points``). Printed per size: the read (median of ``--repeats``), the cost of adding the
+hour's lines as the writer would (per line and per second of the cameras' lines), and one ``points`` call.
 
 Kept lines as ``serve --camera`` writes them (two tracked faces with every field a frame line has, the people
 counts rising, ``camera`` and ``run``), N cameras at F frames/s for the last hour, in the kept files' layout
@@ -66,7 +71,7 @@ def main() -> int:
     args = parser.parse_args()
     import duckdb  # noqa: F401  (imported once, as in the server)
 
-    from livemask.report.trend import trend
+    from livemask.report.trend import MinuteTrend, trend
     from livemask.sinks.kept_events import kept_files
 
     print(f"Machine: {machine()}")
@@ -81,9 +86,28 @@ def main() -> int:
                 got = trend(kept_files(folder), now=now)
                 times.append(time.perf_counter() - t0)
                 points = sum(len(p) for p in got.values())
+            frames = []  # the hour's lines again, one frame's lines a call, as the writer hands them over
+            for path in kept_files(folder):
+                with open(path) as fh:
+                    frames.extend([json.loads(text)] for text in fh)
+            follow = MinuteTrend()
+            t0 = time.perf_counter()
+            for one in frames:
+                follow.add(one)
+            add_s = time.perf_counter() - t0
+            poll = []
+            for _ in range(max(args.repeats, 5)):
+                t0 = time.perf_counter()
+                again = follow.points(now)
+                poll.append(time.perf_counter() - t0)
+            assert again == got, "following the lines must give the points the read gives"
+            per_line_us = add_s / len(frames) * 1e6
             rows.append([cameras, f"{args.fps:g}", f"{lines:,}", f"{size / 1e6:.0f}", f"{statistics.median(times):.2f}",
-                         " / ".join(f"{t:.2f}" for t in times), points])
-    print(table(["cameras", "fps", "lines (1 h)", "MB", "median s", "runs (s)", "points"], rows))
+                         " / ".join(f"{t:.2f}" for t in times), f"{per_line_us:.1f}",
+                         f"{per_line_us * cameras * args.fps / 1e4:.3f}", f"{statistics.median(poll) * 1e3:.2f}",
+                         points])
+    print(table(["cameras", "fps", "lines (1 h)", "MB", "read: median s", "read: runs (s)", "add: us per line",
+                 "add: % of a core", "points: ms", "points"], rows))
     return 0
 
 

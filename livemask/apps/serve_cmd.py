@@ -356,7 +356,7 @@ def serve_cameras(args, config, token: str | None) -> int:
         keep_files_for_replay(site, hubs)
         view = SiteView(hubs, site.states)
         app = make_app(args, config, token, models, on_shutdown=stop_event.set, site=view)
-        watcher = add_remote_site(app, config, view)
+        watcher = add_remote_site(app, config, view, kept)
         server = make_server(args, app, sock, token, "/site", f"  ({len(hubs)} cameras)")
         site_thread = threading.Thread(target=site.run, name="site", daemon=True)
         site_thread.start()
@@ -396,16 +396,16 @@ def run_server(server, sock) -> int | None:
     return got[0] if got else None
 
 
-def add_remote_site(app, config, view):
+def add_remote_site(app, config, view, kept=None):
     """``mqtt.site``: the site watcher (started) with ``/v1/site`` and the kept events' trend per camera on the
-    Site page; the watcher, to stop at the end, or None."""
+    Site page (fed by ``kept``, the process's kept-events writer); the watcher, to stop at the end, or None."""
     from livemask.apps import compose
     from livemask.web.remote_site import add_site_route
     from livemask.web.site import add_trend_route
 
     options = compose.report_options(config)
     if options.keep_events:
-        add_trend_route(app, options.events_dir, view)
+        add_trend_route(app, options.events_dir, view, kept)
     watcher = compose.site_watcher(config)
     if watcher is None:
         return None

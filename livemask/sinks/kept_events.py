@@ -68,6 +68,7 @@ class KeptEventsFile:
         self.failed = 0
         self.users = 0
         self.lock = threading.Lock()
+        self.listeners: list = []  # called with each frame's lines once written (the Site page's trend)
 
     def open(self) -> None:
         with self.lock:
@@ -140,6 +141,8 @@ class KeptEventsFile:
             except OSError as err:
                 self._fail(err)
                 return 0
+            for listener in self.listeners:
+                listener(lines)
             return len(lines)
 
 

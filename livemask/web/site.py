@@ -139,34 +139,38 @@ def add_site_routes(app, site: SiteView) -> None:
         return event_stream(batch, lambda: all(site.hubs[n].closed for n in names), site.summary)
 
 
-TREND_CACHE_S = 30.0  # points are per minute; pages poll every 10 s and share one read a half-minute
-
-
-def add_trend_route(app, folder, site: SiteView) -> None:
+def add_trend_route(app, folder, site: SiteView, kept=None) -> None:
     """``GET /v1/cameras/trend``: ``{"window_s", "cameras": {name: [{"t", "share", "counted"}]}}`` for every
-    camera of the site (no point yet: an empty list). Not added without DuckDB (the lean install): the tiles
-    then have no chart."""
+    camera of the site (no point yet: an empty list). The first request reads the last hour of the kept files
+    once; then ``kept`` (the process's :class:`~livemask.sinks.kept_events.KeptEventsFile`) hands every line it
+    writes to the same :class:`~livemask.report.trend.MinuteTrend`, so later requests read nothing. Not added
+    without DuckDB (the lean install): the tiles then have no chart."""
     import importlib.util
-    import time
+    import threading
     from pathlib import Path
 
     from starlette.concurrency import run_in_threadpool
 
-    from livemask.report.trend import trend
+    from livemask.report.trend import MinuteTrend
     from livemask.sinks.kept_events import kept_files
 
     if importlib.util.find_spec("duckdb") is None:
         return
     folder = Path(folder)
-    cache: dict = {"t": -TREND_CACHE_S, "body": None}
+    minutes = MinuteTrend()
+    if kept is not None:
+        kept.listeners.append(minutes.add)
+    first = threading.Lock()
+    state = {"read": False}
 
     def compute() -> dict:
-        points = trend(kept_files(folder))
-        return {"window_s": 3600, "cameras": {name: points.get(name, []) for name in site.hubs}}
+        with first:
+            if not state["read"] or kept is None:  # without a writer to follow, every request reads the files
+                minutes.read(kept_files(folder))
+                state["read"] = True
+        points = minutes.points()
+        return {"window_s": int(minutes.window_s), "cameras": {name: points.get(name, []) for name in site.hubs}}
 
     @app.get("/v1/cameras/trend", summary="each camera's masked share over the last hour, from the kept events")
     async def camera_trend():
-        now = time.monotonic()
-        if cache["body"] is None or now - cache["t"] >= TREND_CACHE_S:
-            cache["body"], cache["t"] = await run_in_threadpool(compute), now
-        return cache["body"]
+        return await run_in_threadpool(compute)
