@@ -92,6 +92,7 @@ def create_app(detector, classifier, explain_suite=None, *, token: str | None = 
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
+        await run_in_threadpool(int)  # imports anyio's thread backend now, not in the event loop of a first request
         yield
         if on_shutdown is not None:
             on_shutdown()
@@ -153,9 +154,9 @@ def create_app(detector, classifier, explain_suite=None, *, token: str | None = 
     @contextlib.asynccontextmanager
     async def read_image(file: UploadFile):
         """The decoded upload, its bytes and pixels held in the decode budget until the block ends."""
-        w, h = await run_in_threadpool(checked_size, file_reader(file.file), max_pixels)
+        w, h = await runner.check(checked_size, file_reader(file.file), max_pixels)
         await file.seek(0)
-        size = file.size if file.size is not None else await run_in_threadpool(lambda: len(file.file.read()))
+        size = file.size if file.size is not None else await runner.check(lambda: len(file.file.read()))
         with budget.take(decode_cost(size, w, h)):
             await file.seek(0)
             data = await file.read()

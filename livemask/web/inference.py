@@ -13,7 +13,8 @@ a *lane*, a thread pool of its own:
   are detected.
 * ``lock``: every call runs in the server's thread pool under one lock (one call at a time).
 
-Uploaded images are decoded in a *decode* lane of :data:`DECODE_THREADS` threads, off the event loop.
+Uploaded images are decoded in a *decode* lane of :data:`DECODE_THREADS` threads, off the event loop; their
+headers are checked first in a *check* lane of :data:`CHECK_THREADS` threads started with the runner.
 Every lane's threads run ``nice`` steps below the event loop's thread (Linux, :mod:`livemask.core.priority`):
 when decodes and model calls hold both cores, ``/healthz`` and the 503 answers still get a core at once.
 
@@ -38,6 +39,7 @@ MODES = ("worker", "lock")
 CONCURRENT_DETECTS = 2  # threads of a thread-safe detector's lane: one per core of the 2-core target
 DECODE_THREADS = max(1, (os.cpu_count() or 2) - 1)  # uploads decoded at once: a core is left to the rest
 DEFAULT_NICE = 10  # how far below the event loop the lanes' threads run (0: same priority)
+CHECK_THREADS = 2  # uploads' header checks at once (each well under a millisecond)
 
 
 class InferenceRunner:
@@ -55,6 +57,14 @@ class InferenceRunner:
         self._lanes_lock = threading.Lock()
         self._model_lane = self._lane(1, "livemask-model") if mode == "worker" else None
         self._decode_lane = self._lane(DECODE_THREADS, "livemask-decode")
+        # the uploads' header checks: threads of their own, started here, at the event loop's priority. The
+        # loop never waits for a thread to start in a flood (anyio's pool starts one per waiting request, and
+        # each start blocks the loop until the new thread runs), and a check never queues behind a decode.
+        self._check_lane = ThreadPoolExecutor(CHECK_THREADS, thread_name_prefix="livemask-check")
+        started = threading.Barrier(CHECK_THREADS + 1)
+        for _ in range(CHECK_THREADS):
+            self._check_lane.submit(started.wait, 10.0)
+        started.wait(10.0)
         self._detect_lanes: dict[int, tuple[object, ThreadPoolExecutor]] = {}  # id(detector) -> (detector, lane)
         self.calls = 0
         self.busy_s = 0.0
@@ -108,6 +118,10 @@ class InferenceRunner:
         """Run ``fn(*args)`` (a classifier or explainer call) in the model lane, awaited from the event loop."""
         return await self._run_in(self._model_lane, fn, *args)
 
+    async def check(self, fn, *args):
+        """Run ``fn(*args)`` (an upload's header check: short) in the check lane, awaited from the event loop."""
+        return await asyncio.wrap_future(self._check_lane.submit(fn, *args))
+
     async def decode(self, fn, *args):
         """Run ``fn(*args)`` (an upload's decoding) in the decode lane, awaited from the event loop."""
         return await asyncio.wrap_future(self._decode_lane.submit(fn, *args))
@@ -132,7 +146,8 @@ class InferenceRunner:
         with self._lanes_lock:
             lanes = [lane for _, lane in self._detect_lanes.values()]
             self._detect_lanes.clear()
-        for lane in [*lanes, self._decode_lane, *([self._model_lane] if self._model_lane is not None else [])]:
+        model = [self._model_lane] if self._model_lane is not None else []
+        for lane in [*lanes, self._check_lane, self._decode_lane, *model]:
             lane.shutdown(wait=True, cancel_futures=True)
 
     def routed_detector(self, detector) -> RoutedDetector:
