@@ -15,11 +15,14 @@ Printed per server configuration: idle RSS, peak RSS, peak - idle,
 Configurations, in the same process run: the defaults (decode budget 256 MB, decoding and model threads
 10 nice steps below the event loop); with ``--compare``, a budget too large to matter (65536 MB, as before
 the budget existed; needs several GB of free memory); with ``--compare-nice``, every thread at the event
-loop's priority (``--worker-nice 0``, as before it existed). ``--repeats N`` floods N fresh servers per
+loop's priority (``--worker-nice 0``, as before it existed); with ``--compare-tree DIR``, the defaults
+of the code checked out in DIR (e.g. ``git worktree add /tmp/old COMMIT``), its servers alternating with
+these. ``--repeats N`` floods N fresh servers per
 configuration, in rotated order, and pools their probes (RSS: the largest peak - idle).
 Target (issue 23): peak RSS <= idle + 1 GB and ``/healthz`` p95 <= 100 ms at 50 clients.
 
-Usage: python benchmarks/bench_upload_flood.py [--clients 50] [--rounds 2] [--compare] [--compare-nice] [--repeats 1]
+Usage: python benchmarks/bench_upload_flood.py [--clients 50] [--rounds 2] [--compare] [--compare-nice]
+       [--compare-tree DIR] [--repeats 1]
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import json
+import os
 import re
 import subprocess
 import sys
@@ -51,9 +55,10 @@ def worst_png() -> bytes:
     return buf.tobytes()
 
 
-def serve(*args: str) -> tuple[subprocess.Popen, str]:
+def serve(*args: str, tree: Path = ROOT) -> tuple[subprocess.Popen, str]:
+    env = {**os.environ, "PYTHONPATH": str(tree)}
     proc = subprocess.Popen([sys.executable, "-m", "livemask", "serve", "--port", "0", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=tree, env=env)
     line = proc.stdout.readline()
     m = re.search(r"serving on (http://127\.0\.0\.1:\d+)/", line)
     if not m:
@@ -139,6 +144,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--compare", action="store_true", help="also run with a budget too large to matter")
     ap.add_argument("--compare-nice", action="store_true", help="also run with every thread at the same priority")
+    ap.add_argument("--compare-tree", type=Path, help="also run the defaults of the code checked out there")
     ap.add_argument("--repeats", type=int, default=1, help="fresh servers per configuration (probes pooled)")
     args = ap.parse_args()
     data = worst_png()
@@ -147,9 +153,15 @@ def main() -> None:
         configs["budget 65536 MB (no bound)"] = ("--decode-budget-mb", "65536")
     if args.compare_nice:
         configs["worker nice 0 (one priority)"] = ("--worker-nice", "0")
+    trees = {name: ROOT for name in configs}
+    if args.compare_tree:
+        old = subprocess.run(["git", "-C", str(args.compare_tree), "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True).stdout.strip()
+        name = f"defaults, the code of {old or args.compare_tree}"
+        configs[name], trees[name] = (), args.compare_tree.resolve()
     runs: dict[str, list[dict]] = {name: [] for name in configs}
     for name in rotated(list(configs), args.repeats):
-        proc, url = serve(*configs[name])
+        proc, url = serve(*configs[name], tree=trees[name])
         try:
             runs[name].append(flood(url, proc.pid, data, args.clients, args.rounds))
         finally:
