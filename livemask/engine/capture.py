@@ -109,7 +109,6 @@ class Capture:
         self._thread: threading.Thread | None = None
         self._going = threading.Event()  # cleared by hold(): a paced file waits where it is
         self._going.set()
-        self.replayable = False
         self.playback: str | None = None  # a replayable file: "waiting" (for a viewer), "playing", "ended"
         self.plays = 0  # times the file was started (the first viewer, then each replay)
         self._replay = threading.Event()
@@ -136,12 +135,16 @@ class Capture:
         """Go on after :meth:`hold`, from the frame where it stopped."""
         self._going.set()
 
+    @property
+    def replayable(self) -> bool:
+        """Kept for replay (:meth:`keep_for_replay`): its ``playback`` says where it is."""
+        return self.playback is not None
+
     def keep_for_replay(self) -> bool:
         """A file paced with ``realtime`` waits for :meth:`watch` before its first frame and, at its end, for
         :meth:`replay` instead of ending (the run goes on); False (nothing changed) for any other source."""
         if not self.realtime or not isinstance(self.source, FileSource) or self._thread is not None:
             return False
-        self.replayable = True
         self.playback = "waiting"
         self._going.clear()
         return True
