@@ -352,8 +352,16 @@ def xdo(xvfb):
 
 
 def screenshot(env) -> np.ndarray:
-    png = subprocess.run(["import", "-window", "root", "png:-"], env=env, capture_output=True, timeout=30).stdout
-    return cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+    """The whole screen. ImageMagick's ``import`` now and then writes nothing on a loaded machine (a failed
+    grab, not what is on screen): such a grab is taken again, a few times."""
+    for _ in range(10):
+        png = subprocess.run(["import", "-window", "root", "png:-"], env=env, capture_output=True,
+                             timeout=30).stdout
+        image = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR) if png else None
+        if image is not None:
+            return image
+        time.sleep(0.3)
+    raise AssertionError("ImageMagick's import gave no picture of the screen 10 times")
 
 
 def wait_for_banner(env, proc, colour, timeout: float = 60) -> np.ndarray:
@@ -362,7 +370,7 @@ def wait_for_banner(env, proc, colour, timeout: float = 60) -> np.ndarray:
     while time.monotonic() < deadline and proc.poll() is None:
         shot = screenshot(env)
         h, w = shot.shape[:2]
-        if shot is not None and band_share(shot, (0, int(0.75 * h), w, int(0.9 * h)), colour, tol=16) > 0.5:
+        if band_share(shot, (0, int(0.75 * h), w, int(0.9 * h)), colour, tol=16) > 0.5:
             return shot
         time.sleep(0.3)
     raise AssertionError(f"no banner in {colour} on screen (process: {proc.poll()})")
