@@ -56,7 +56,8 @@ def focused_tile(shot: np.ndarray, grid) -> list[int]:
 def wait_for_shot(env, predicate, timeout: float, proc, what: str) -> np.ndarray:
     deadline, shot = time.monotonic() + timeout, None
     while time.monotonic() < deadline:
-        assert proc.poll() is None, f"livemask exited ({proc.returncode}) before {what}"
+        seen = "no window" if shot is None else f"the window last seen {shot.shape[1]}x{shot.shape[0]}"
+        assert proc.poll() is None, f"livemask exited ({proc.returncode}) before {what} ({seen})"
         shot = grab(env, proc)
         if shot is not None and predicate(shot):
             return shot
@@ -132,6 +133,7 @@ def test_three_cameras_in_one_window_focus_explain_and_quit(xdotool, tmp_path):
         if proc.poll() is None:
             proc.kill()
         _, stderr = proc.communicate()
+        print(stderr[-3000:])  # shown by pytest when a check above failed
     assert proc.returncode == 0, stderr[-3000:]
     assert "Traceback" not in stderr
     for name in NAMES:
