@@ -323,7 +323,7 @@ class SiteWindow(LiveWindow):
         panel = self.panel
         if panel is not None:  # the explanation in place of the tiles, until Esc or a focus key
             x, y = panel_origin(panel.shape, grid)
-            ph, pw = min(panel.shape[0], height), min(panel.shape[1], width)
+            ph, pw = min(panel.shape[0], height - y), min(panel.shape[1], width - x)
             canvas[y:y + ph, x:x + pw] = panel[:ph, :pw]
             self._footer(canvas, height)
             return canvas
