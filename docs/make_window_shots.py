@@ -1,4 +1,4 @@
-"""Make docs/cameras.md's screenshot of the window with several cameras (docs/window-cameras.png).
+"""Make docs/cameras.md's screenshots of the window with several cameras (docs/window-cameras.png, -explain.png).
 
     .venv/bin/python docs/make_window_shots.py [--data ../shared/data] [--out docs]
 
@@ -7,8 +7,9 @@ model, config.yaml) on a private Xvfb server (1280x800, no window manager), with
 real clips of ``videos/`` (looped to 60 s, letterboxed to 640x480 at 15 fps, played with ``--realtime``) and
 the fourth, ``garage``, is a file that does not exist, so its tile shows a failed camera. Once every working
 camera is live (``site.jsonl``) and has had a few seconds, the key ``2`` moves the focus to the second tile
-and the window's own pixels are read with ImageMagick's ``import``; then ``q`` ends the run. The clips are
-only read; every output goes to a temporary folder.
+and the window's own pixels are read with ImageMagick's ``import``; then ``g`` explains the focused camera's
+frame, and once its panel has taken the tiles' place the window is read again; then ``q`` ends the run.
+The clips are only read; every output goes to a temporary folder.
 """
 
 from __future__ import annotations
@@ -49,6 +50,34 @@ def live(site: Path, names) -> bool:
     return all(states.get(n) == "live" for n in names)
 
 
+def wait_for_panel(env: dict, proc: subprocess.Popen, tiles: Path, target: Path, timeout: float = 120) -> bool:
+    """Read the window until the explanation panel has replaced the tiles (the key line under them, which
+    the shot ``tiles`` shows, has changed), then once more half a second later into ``target``."""
+    import cv2
+    import numpy as np
+    from livehelpers import find_window
+
+    from livemask.sinks.site_window import LINE_H, grid_for
+
+    top = grid_for(len(NAMES) + 1, (1280, 800)).size[1]
+    before = cv2.imread(str(tiles))[top:top + LINE_H].astype(int)
+    probe = target.with_suffix(".probe.png")
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            subprocess.run(["import", "-window", find_window(env, proc), str(probe)], env=env, check=True, timeout=30)
+            line = cv2.imread(str(probe))[top:top + LINE_H].astype(int)
+            if line.shape == before.shape and (np.abs(line - before).max(axis=2) > 60).mean() > 0.02:
+                time.sleep(0.5)
+                subprocess.run(["import", "-window", find_window(env, proc), str(target)], env=env, check=True,
+                               timeout=30)
+                return True
+            time.sleep(0.5)
+        return False
+    finally:
+        probe.unlink(missing_ok=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
@@ -85,6 +114,11 @@ def main() -> int:
                 wid = find_window(env, proc)
                 target = args.out / "window-cameras.png"
                 subprocess.run(["import", "-window", wid, str(target)], env=env, check=True, timeout=30)
+                print(f"wrote {target}")
+                send_keys(env, proc, "livemask", "g")
+                tiles, target = target, args.out / "window-cameras-explain.png"
+                if not wait_for_panel(env, proc, tiles, target):
+                    raise SystemExit("the explanation panel did not show within 120 s")
                 print(f"wrote {target}")
                 send_keys(env, proc, "livemask", "q")
                 proc.wait(timeout=60)

@@ -128,3 +128,68 @@ def test_the_grid_shows_each_tile_and_highlights_the_focused_one(window):
     x, y = grid.origin(0)
     front = image[y + 30:y + grid.tile[1], x:x + grid.tile[0]]
     assert np.median(front) == 150 and np.median(side) < 150 * 0.5
+
+
+def test_the_panel_is_drawn_in_place_of_the_tiles_without_a_window_of_its_own(tmp_path, monkeypatch, classifier,
+                                                                               detector, astronaut_bgr):
+    """A real explanation session (the Keras model) in the window of several cameras: the panel replaces the
+    tiles in the window's one image, no cv2 window call is made for it, Esc and a focus key bring the tiles back."""
+    import time
+
+    import cv2
+
+    from livemask.apps.compose import apply_overrides, explain_session_factory, load_config
+    from livemask.sinks.site_window import panel_origin
+
+    def no_window(*args, **kwargs):
+        raise AssertionError(f"a cv2 window call for the panel: {args}")
+
+    for call in ("namedWindow", "imshow", "moveWindow", "destroyWindow", "getWindowImageRect"):
+        monkeypatch.setattr(cv2, call, no_window)
+    config = apply_overrides(load_config(), {"classifier.model_path": classifier.model_path})
+    names = ["front", "back", "side"]
+    feeds = {n: TileFeed(n) for n in names}
+    w = SiteWindow("site-test", tmp_path / "snaps", feeds, {n: Renderer() for n in names},
+                   explain=explain_session_factory(config, classifier))
+    w.grid = grid_for(3, (1280, 800))
+    image = cv2.resize(astronaut_bgr, (320, 240))
+    detections = detector.detect(image)
+    assert len(detections) >= 1
+    for k, name in enumerate(names):
+        feeds[name].write(FrameResult(Frame(k, time.monotonic(), image, name), detections,
+                                      classifier.classify(image, detections)))
+    take(w)
+    w.set_states(dict.fromkeys(names, "live"))
+    tiles = w.compose()
+    w.handle_key(ord("2"))
+    try:
+        assert w.handle_key(ord("g")) is None
+        deadline = time.monotonic() + 120
+        while w.panel is None and time.monotonic() < deadline:
+            w.update()
+            time.sleep(0.02)
+        panel = w.panel
+        assert panel is not None, w.overlay_lines()
+        width, height = w.grid.size
+        assert panel.shape[1] <= width - 2 * GAP and panel.shape[0] <= height - 2 * GAP
+        shown = w.compose()
+        assert shown.shape == tiles.shape  # the window keeps its size
+        x, y = panel_origin(panel.shape, w.grid)
+        assert np.array_equal(shown[y:y + panel.shape[0], x:x + panel.shape[1]], panel)
+        assert w.footer_lines()[0].startswith("EXPLANATION - Esc")
+        assert "back" in w.footer_lines()[1] and "Esc closes" in w.footer_lines()[1]
+        saved = w.snapshot()  # the frame and the panel, under back/
+        assert saved is not None and saved.parent.name == "back"
+        assert np.array_equal(cv2.imread(str(saved.with_name(saved.stem + "-explain.png"))), panel)
+        assert w.handle_key(27) is None and w.panel is None  # Esc: the tiles again, the run goes on
+        x, y = w.grid.origin(1)
+        assert tuple(w.compose()[y + w.grid.tile[1] // 2, x + 1]) == (0, 215, 255)  # back's tile, focused
+        assert w.handle_key(ord("g")) is None
+        deadline = time.monotonic() + 60
+        while w.panel is None and time.monotonic() < deadline:
+            w.update()
+            time.sleep(0.02)
+        assert w.panel is not None
+        assert w.handle_key(TAB) == "focus" and w.panel is None and w.focused == "side"  # a focus key: the tiles
+    finally:
+        w.session.shutdown()

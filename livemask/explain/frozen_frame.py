@@ -5,6 +5,9 @@ detections are frozen (copied) and handed to one worker thread, which cuts the c
 computes the maps for every face, so the live window keeps running. The display loop
 calls :meth:`ExplainSession.update` once per iteration: it shows the finished panel in
 the window ``livemask - explain`` and re-raises a worker failure as a LivemaskError.
+After :meth:`ExplainSession.show_inside` (the window of several cameras) the session opens no
+window of its own: it keeps the panel on screen as :attr:`ExplainSession.panel`, and the caller's
+window draws it (one Qt window per process, see docs/known-issues.md).
 
 **States** (:attr:`ExplainSession.state`, display thread): ``idle`` (nothing requested
 since the last close), ``computing`` (one request accepted, its panel not shown yet),
@@ -109,6 +112,8 @@ class ExplainSession:
         self._per_page = 0
         self._space = (0, 0)  # the most the panel may cover (0: no limit)
         self._open = False
+        self._inside: tuple[int, int] | None = None  # show_inside: the caller's window draws the panel
+        self._panel: np.ndarray | None = None  # the page on screen (inside mode)
         self._repaint: tuple[np.ndarray, float, float] | None = None  # (panel, opened at, last shown at)
         self._watch = ClosedWatch(WINDOW)
         self.warmup_seconds: float | None = None
@@ -166,6 +171,21 @@ class ExplainSession:
         return self._shown.job.result if self._open and self._shown is not None else None
 
     @property
+    def panel(self) -> np.ndarray | None:
+        """The page of the panel on screen, for a caller that shows it in its own window (see
+        :meth:`show_inside`); None when no panel is shown."""
+        return self._panel if self._open else None
+
+    def show_inside(self, size: tuple[int, int]) -> None:
+        """From now on open no window: the panel is rendered to fit ``size`` (width, height) and kept as
+        :attr:`panel` for the caller's window to draw (the window of several cameras shows it in place of
+        its tiles). Call before the first panel is shown."""
+        if self._open and self._inside is None:
+            raise RuntimeError("show_inside() after a panel window was opened")
+        self._inside = (max(int(size[0]), 1), max(int(size[1]), 1))
+        self._space = self._inside
+
+    @property
     def pages(self) -> int:
         if self._shown is None or not self._per_page:
             return 1
@@ -216,7 +236,7 @@ class ExplainSession:
                 raise LivemaskError(f"explain failed: {type(err).__name__}: {err}") from err
             self._show(item, beside)
         self._repaint_new_window()
-        if self._open and self._watch.closed():  # the panel's title-bar button: the same as Esc
+        if self._open and self._inside is None and self._watch.closed():  # its title-bar button: the same as Esc
             log.info("explain window closed")
             self.close()
 
@@ -229,6 +249,9 @@ class ExplainSession:
             return False
         self._page = page
         panel = self._render(self._shown)
+        if self._inside is not None:
+            self._panel = panel
+            return True
         cv2.imshow(WINDOW, panel)
         if self._repaint is not None:
             self._repaint = (panel, *self._repaint[1:])
@@ -263,13 +286,14 @@ class ExplainSession:
                     break
                 if job is not _STOP:
                     self._in_flight.pop(job.number, None)
-        if self._open:
+        if self._open and self._inside is None:
             try:
                 cv2.destroyWindow(WINDOW)
             except cv2.error:
                 pass
         self._open = False
         self._shown = None
+        self._panel = None
         return was
 
     def shutdown(self) -> None:
@@ -287,6 +311,11 @@ class ExplainSession:
 
     # -- internals --------------------------------------------------------------------------
     def _show(self, item: _Done, beside: str | None) -> None:
+        if self._inside is not None:  # the caller's window draws it: no window, no placement, no repaint
+            self._shown, self._page = item, 0
+            self._panel = self._render(item)
+            self._open = True
+            return
         first = not self._open
         self._shown, self._page = item, 0
         if first:
@@ -305,10 +334,10 @@ class ExplainSession:
 
     def _repaint_new_window(self) -> None:
         """Show a newly opened panel again every REPAINT_EVERY_S for REPAINT_FOR_S, a guard against a first
-        window that stays blank (a panel is shown only once). It does not cure every case: with several
-        cameras, a panel opened over the tiles has been seen keeping a stale picture for 10 s and more
-        although it is mapped and sent its image again; the cause inside Qt is not found
-        (docs/known-issues.md says what was tried)."""
+        window that stays blank (a panel is shown only once). With several cameras no panel window is
+        opened at all (:meth:`show_inside`): a panel window opened over the tiles had been seen keeping a
+        stale picture for 10 s and more although it was mapped and sent its image again
+        (docs/known-issues.md)."""
         if self._repaint is None:
             return
         panel, opened, last = self._repaint

@@ -10,9 +10,14 @@ the focused tile. A camera that is not live says so on its tile ("reconnecting 2
 
 Keys: ``Tab`` focuses the next tile, ``1``-``9`` the tile of that number; ``q`` quits; every other key of
 the single-camera window (:mod:`livemask.sinks.window`) acts on the focused camera: ``g`` / ``o`` / ``e``
-explain its frame on screen (the panel's title names the camera), ``space`` pauses its tile (a paced
-file holds where it is; a camera keeps running and its tile stays on the frozen frame), ``s`` saves its
-frame under ``run.snapshot_dir/<camera>/``, ``]`` / ``[`` page the panel, ``Esc`` closes the panel or quits.
+explain its frame on screen, ``space`` pauses its tile (a paced file holds where it is; a camera keeps
+running and its tile stays on the frozen frame), ``s`` saves its frame under ``run.snapshot_dir/<camera>/``,
+``]`` / ``[`` page the panel, ``Esc`` closes the panel or quits.
+
+The explanation panel is shown **inside this window**, in place of the tiles (its title names the camera;
+the footer says that Esc, or a focus key, brings the tiles back), never in a second window: a second Qt
+window opened over the tiles could keep a stale picture (docs/known-issues.md). The cameras keep running
+while it is shown; their tiles are up to date when it closes.
 """
 
 from __future__ import annotations
@@ -76,6 +81,12 @@ def grid_for(count: int, screen: tuple[int, int] | None, aspect: float = 4 / 3, 
         tile_w = min(tile_w, room_w / cols, room_h / rows * aspect)
     tile_w = max(int(tile_w), 96)
     return Grid(cols, rows, (tile_w, max(round(tile_w / aspect), 72)))
+
+
+def panel_origin(shape: tuple[int, ...], grid: Grid) -> tuple[int, int]:
+    """Where the explanation panel of ``shape`` (height, width, ...) goes in the tiles' area: centred
+    across, at the top, within the outer gap."""
+    return max(0, (grid.size[0] - shape[1]) // 2), min(GAP, max(0, grid.size[1] - shape[0]))
 
 
 def fit_into(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -172,6 +183,23 @@ class SiteWindow(LiveWindow):
         self._look: tuple | None = None
         self._focus_camera(0)
 
+    def _start_session(self) -> bool:
+        """The explanation session, told to show its panels inside this window (no second window)."""
+        if not super()._start_session():
+            return False
+        self.session.show_inside(self.panel_size())
+        return True
+
+    def panel_size(self) -> tuple[int, int]:
+        """The space of the explanation panel: the tiles' area within its outer gap."""
+        width, height = (self.grid or grid_for(len(self.names), None)).size
+        return width - 2 * GAP, height - 2 * GAP
+
+    @property
+    def panel(self) -> np.ndarray | None:
+        """The explanation panel shown in place of the tiles, or None."""
+        return getattr(self.session, "panel", None) if self.session is not None else None
+
     def sinks_for(self, name: str) -> list[TileFeed]:
         """The sinks the window needs in camera ``name``'s engine: its tile feed."""
         return [self.feeds[name]]
@@ -221,8 +249,10 @@ class SiteWindow(LiveWindow):
             if newest is not None:
                 self.latest[name] = newest
         self.result = self.latest[self.focused]
-        look = (tuple(id(self.latest[n]) for n in self.names), tuple(self.states.get(n) for n in self.names),
-                self.focus, frozenset(self.paused_cameras), self.footer_lines())
+        panel = self.panel
+        tiles = None if panel is not None else (tuple(id(self.latest[n]) for n in self.names),
+                                                tuple(self.states.get(n) for n in self.names))
+        look = (tiles, id(panel), self.focus, frozenset(self.paused_cameras), self.footer_lines())
         if look != self._look:  # nothing new: the window keeps what it shows (no redraw, no imshow)
             self._look = look
             self.show(self.compose(), self.result)
@@ -239,11 +269,13 @@ class SiteWindow(LiveWindow):
     # -- keys ------------------------------------------------------------------------------------
     def handle_key(self, key: int) -> str | None:
         if key == TAB:
+            self._back_to_tiles()
             self._focus_camera(self.focus + 1)
             return "focus"
         if ord("1") <= key <= ord("9"):
             index = key - ord("1")
             if index < len(self.names):
+                self._back_to_tiles()
                 self._focus_camera(index)
                 return "focus"
             self.say(f"no camera {index + 1} ({len(self.names)} cameras)", 2.0)
@@ -252,6 +284,11 @@ class SiteWindow(LiveWindow):
             self.toggle_pause(self.focused)
             return "pause"
         return super().handle_key(key)
+
+    def _back_to_tiles(self) -> None:
+        """A focus key while the panel is shown closes it (as Esc does): the tiles come back."""
+        if self.panel is not None:
+            self.session.close()
 
     def toggle_pause(self, name: str) -> None:
         on = name not in self.paused_cameras
@@ -283,6 +320,13 @@ class SiteWindow(LiveWindow):
         grid = self.grid or grid_for(len(self.names), None)
         width, height = grid.size
         canvas = np.full((height + FOOTER_LINES * LINE_H, width, 3), 18, np.uint8)
+        panel = self.panel
+        if panel is not None:  # the explanation in place of the tiles, until Esc or a focus key
+            x, y = panel_origin(panel.shape, grid)
+            ph, pw = min(panel.shape[0], height - y), min(panel.shape[1], width - x)
+            canvas[y:y + ph, x:x + pw] = panel[:ph, :pw]
+            self._footer(canvas, height)
+            return canvas
         for i, name in enumerate(self.names):
             x, y = grid.origin(i)
             tw, th = grid.tile
@@ -327,6 +371,9 @@ class SiteWindow(LiveWindow):
     def footer_lines(self) -> list[str]:
         """The two lines under the tiles: the keys, then the focused camera with the status or message line."""
         status = "; ".join(self.overlay_lines())
+        if self.panel is not None:
+            return ["EXPLANATION - Esc or Tab / 1-9: back to the cameras   ] [ pages   s save   q quit",
+                    f"[{self.focus + 1} {self.focused}] {status}".rstrip()]
         return ["Tab / 1-9 focus   g o e explain   space pause   s snapshot   q quit",
                 f"[{self.focus + 1} {self.focused}] {status}".rstrip()]
 
