@@ -73,30 +73,69 @@ def xdotool(xvfb):
     return xvfb
 
 
+class Unpainted(AssertionError):
+    """The window stayed black while its cameras wrote results: Qt's fault of docs/known-issues.md."""
+
+
+def wait_for_first_shot(env, predicate, proc, out, names, timeout: float = 180, black_s: float = 20) -> np.ndarray:
+    """As :func:`wait_for_shot`, but a window that stays all black for ``black_s`` while every camera is
+    writing results raises :class:`Unpainted` (a window Qt never paints, not a livemask fault)."""
+    deadline, shot, black_since = time.monotonic() + timeout, None, None
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"livemask exited ({proc.returncode}) before its first tiles"
+        shot = grab(env, proc)
+        if shot is not None and predicate(shot):
+            return shot
+        writing = all((out / f"{n}.jsonl").is_file() and (out / f"{n}.jsonl").stat().st_size for n in names)
+        if shot is not None and (shot.max(axis=2) <= 8).mean() > 0.97 and writing:
+            black_since = black_since or time.monotonic()
+            if time.monotonic() - black_since > black_s:
+                raise Unpainted(f"the window stayed black for {black_s:.0f} s while the cameras ran")
+        else:
+            black_since = None
+        time.sleep(0.3)
+    raise AssertionError("timed out waiting for three live tiles named front, back, side")
+
+
 def test_three_cameras_in_one_window_focus_explain_and_quit(xdotool, tmp_path):
     clips = {name: write_clip(tmp_path / f"{name}.mp4", 900, fps=10) for name in NAMES}  # 90 s at --realtime
     out, snaps = tmp_path / "out", tmp_path / "snaps"
     args = [a for name in NAMES for a in ("--camera", f"{name}={clips[name]}")]
-    proc = subprocess.Popen(cli(*args, "--realtime", "--output-dir", str(out), "--set", f"run.snapshot_dir={snaps}"),
-                            env=xdotool, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    grid = grid_for(len(NAMES), (1280, 800))  # the fixture's screen
+    width, height = grid.size
+
+    def tile(shot, i):
+        x, y = grid.origin(i)
+        return shot[y + LABEL_H:y + grid.tile[1], x:x + grid.tile[0]]
+
+    def all_live(focus):  # each tile named, "live", and showing its camera's frames (not a dark tile)
+        return lambda shot: shot.shape[1] == width and all(
+            label_matches(shot, grid, i, "live", i == focus) and tile(shot, i).std() > 15 for i in range(3))
+
+    def panel_shown(shot):  # the tiles' label bars are gone, something else is drawn in their place
+        return shot.shape[1] == width and not any(label_matches(shot, grid, i, "live", i == 1) for i in range(3)) \
+            and shot[:height].std() > 10
+
+    for attempt in (1, 2):  # a window Qt never paints (docs/known-issues.md) gets one fresh run, said in the log
+        proc = subprocess.Popen(cli(*args, "--realtime", "--output-dir", str(out), "--set",
+                                    f"run.snapshot_dir={snaps}"),
+                                env=xdotool, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            find_window(xdotool, proc)
+            shot = wait_for_first_shot(xdotool, all_live(0), proc, out, NAMES)
+            break
+        except Unpainted as err:
+            proc.kill()
+            proc.communicate()
+            if attempt == 2:
+                raise AssertionError(f"twice: {err}") from None
+            print(f"run {attempt}: {err}; a fresh run")
+            shutil.rmtree(out, ignore_errors=True)
+            shutil.rmtree(snaps, ignore_errors=True)
+        except BaseException:
+            proc.kill()
+            raise
     try:
-        find_window(xdotool, proc)
-        grid = grid_for(len(NAMES), (1280, 800))  # the fixture's screen
-        width, height = grid.size
-
-        def tile(shot, i):
-            x, y = grid.origin(i)
-            return shot[y + LABEL_H:y + grid.tile[1], x:x + grid.tile[0]]
-
-        def all_live(focus):  # each tile named, "live", and showing its camera's frames (not a dark tile)
-            return lambda shot: shot.shape[1] == width and all(
-                label_matches(shot, grid, i, "live", i == focus) and tile(shot, i).std() > 15 for i in range(3))
-
-        def panel_shown(shot):  # the tiles' label bars are gone, something else is drawn in their place
-            return shot.shape[1] == width and not any(label_matches(shot, grid, i, "live", i == 1) for i in range(3)) \
-                and shot[:height].std() > 10
-
-        shot = wait_for_shot(xdotool, all_live(0), 180, proc, "three live tiles named front, back, side")
         assert shot.shape[0] > height  # the footer under the tiles
         assert focused_tile(shot, grid) == [0]
         send_keys(xdotool, proc, "livemask", "2")
