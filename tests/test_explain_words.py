@@ -10,7 +10,7 @@ import pytest
 from livemask.explain import words
 from livemask.explain.base import Explanations
 from livemask.explain.occlusion import Occlusion
-from livemask.explain.panel import WARN_COLOUR
+from livemask.explain.panel import LINE, WARN_COLOUR
 from livemask.explain.suite import ExplainSuite
 
 
@@ -97,6 +97,14 @@ def test_the_panel_shows_the_words_and_a_visible_warning_only_for_a_map_worse_th
     assert good.shape == bad.shape
     assert _warning_pixels(good) == 0
     assert _warning_pixels(bad) > 300  # an orange box a person sees under the map
+    # the box fills its own caption lines exactly: it covers no part of the line above it (the trust verdict)
+    r = suite.renderer
+    column = bad[:, r.pad + r.tile + r.pad:r.pad + 2 * r.tile + r.pad].astype(int)
+    warn_rows = np.flatnonzero((np.abs(column - np.array(WARN_COLOUR)).sum(axis=2) < 10).sum(axis=1) > 20)
+    first_line = r.TITLE_H + r.header + r.tile + 18 + 1  # the top row of the caption's first line
+    assert len(warn_rows) and (warn_rows[0] - first_line) % LINE == 0, (warn_rows[:3], first_line)
+    above = column[warn_rows[0] - LINE:warn_rows[0]]
+    assert (above.max(axis=2) > 150).any(axis=1).sum() >= 6  # the verdict's glyphs, whole, just above the box
     # the caption holds several lines of words: the text area under the map is much busier than the old two lines
     r = suite.renderer
     y0 = r.TITLE_H + r.header + r.tile

@@ -112,10 +112,10 @@ class PanelRenderer:
                     f"ins {f.insertion_auc[index]:.2f}", t)[:2]]
             for j, (line, bg) in enumerate(lines[:9]):
                 y = y0 + t + 18 + LINE * (j + 1)
-                if bg == BACKGROUND:  # plain text: no box, so descenders are not cut by the next line's box
-                    cv2.putText(out, line, (x0 + 2, y - 3), FONT, TEXT_SCALE, (235, 235, 235), 1, cv2.LINE_AA)
-                else:
-                    _text(out, line, (x0, y), TEXT_SCALE, bg)
+                if bg != BACKGROUND:  # a box exactly the line's height, so it covers no other line's text
+                    tw = cv2.getTextSize(line, FONT, TEXT_SCALE, 1)[0][0]
+                    cv2.rectangle(out, (x0, y - LINE + 1), (min(x0 + tw + 4, out.shape[1] - 61), y), bg, cv2.FILLED)
+                cv2.putText(out, line, (x0 + 2, y - 3), FONT, TEXT_SCALE, (235, 235, 235), 1, cv2.LINE_AA)
         out[y0:y0 + t, width - 60:] = self.legend(t)
         return out
 
