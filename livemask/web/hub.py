@@ -58,6 +58,7 @@ class LiveFrame:
     quality: int = 80
     wanted: dict = field(default_factory=dict, compare=False, repr=False)  # the hub's: size -> until (monotonic)
     _jpegs: dict = field(default_factory=dict, compare=False, repr=False)
+    _tile: list = field(default_factory=list, compare=False, repr=False)  # the tile image, once made
     _lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
 
     @property
@@ -70,6 +71,14 @@ class LiveFrame:
         """The frame :data:`TILE_WIDTH` px wide (never wider than it is) as JPEG: the Site page's tiles."""
         return self.encoded(TILE_WIDTH)
 
+    def tile_image(self) -> np.ndarray:
+        """The annotated frame :data:`TILE_WIDTH` px wide (never wider than it is), BGR, made once: the Site
+        page's mosaic of tiles (:mod:`livemask.web.mosaic`)."""
+        with self._lock:
+            if not self._tile:
+                self._tile.append(downscaled(self.image, TILE_WIDTH))
+            return self._tile[0]
+
     def encoded(self, width: int, note: bool = True) -> bytes:
         """The JPEG at ``width`` px (0: as it is), made once; ``note``: a viewer asked (the hub then encodes
         that size as frames arrive)."""
@@ -78,15 +87,20 @@ class LiveFrame:
         with self._lock:
             data = self._jpegs.get(width)
             if data is None:
-                image = self.image
-                h, w = image.shape[:2]
-                if 0 < width < w:
-                    image = cv2.resize(image, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA)
+                image = downscaled(self.image, width)
                 ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
                 if not ok:
                     raise RuntimeError(f"frame {self.result.frame.frame_id}: JPEG encoding failed")
                 data = self._jpegs[width] = buf.tobytes()
         return data
+
+
+def downscaled(image: np.ndarray, width: int) -> np.ndarray:
+    """``image`` ``width`` px wide, its aspect kept (0, or not narrower than it is: ``image`` itself)."""
+    h, w = image.shape[:2]
+    if 0 < width < w:
+        return cv2.resize(image, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA)
+    return image
 
 
 def count_in_view(result: FrameResult) -> dict[str, int]:
