@@ -235,3 +235,11 @@ def test_the_cameras_shared_classifier_batches_through_the_model_lane(detector, 
     for p in results:
         assert p.labels == alone.labels
         np.testing.assert_allclose(p.probabilities, alone.probabilities, atol=1e-4)
+
+
+def test_worker_nice_defaults_to_one_priority_for_a_site_of_cameras():
+    from livemask.apps.serve_cmd import worker_nice
+
+    assert worker_nice(None, cameras=False) == 10  # one source or none: the event loop first (issue 23)
+    assert worker_nice(None, cameras=True) == 0  # a site: the cameras are not below a browser on the same machine
+    assert worker_nice(7, cameras=True) == 7 and worker_nice(0, cameras=False) == 0  # as given
