@@ -143,57 +143,6 @@ def tile_loads(page) -> dict:
         t => [t.dataset.camera, Number(t.dataset.loaded || 0)]))""")
 
 
-def test_the_tiles_websocket_sends_paced_acknowledged_mosaics_of_the_tiles_in_view(site_server):
-    """``WS /v1/cameras/tiles``: a JSON head then one JPEG holding every listed tile at its place; nothing more
-    until the page says it drew it; only the cameras it says are in view; nothing for none (a hidden tab)."""
-    import cv2
-    import numpy as np
-    from websockets.exceptions import InvalidStatus
-    from websockets.sync.client import connect
-
-    wait_for_states(site_server.url)
-    ws_url = site_server.url.replace("http://", "ws://") + "/v1/cameras/tiles"
-
-    def mosaic(ws) -> tuple[dict, np.ndarray]:
-        head = json.loads(ws.recv(timeout=10))
-        image = cv2.imdecode(np.frombuffer(ws.recv(timeout=10), np.uint8), cv2.IMREAD_COLOR)
-        return head, image
-
-    with connect(ws_url + "?fps=10", open_timeout=10) as ws:
-        seqs: dict[str, list[int]] = {}
-        for _ in range(6):
-            head, image = mosaic(ws)
-            assert image is not None and head["tiles"]
-            for t in head["tiles"]:
-                assert t["camera"] in (*LIVE, "short") and t["w"] == 320 and t["h"] == 240  # short: if it plays
-                assert t["x"] + t["w"] <= image.shape[1] and t["y"] + t["h"] <= image.shape[0]
-                assert image[t["y"]:t["y"] + t["h"], t["x"]:t["x"] + t["w"]].mean() > 20  # a frame, not black
-                seqs.setdefault(t["camera"], []).append(t["seq"])
-            with pytest.raises(TimeoutError):  # the next one waits for the page's "drawn"
-                ws.recv(timeout=0.4)
-            ws.send(json.dumps({"drawn": head["mosaic"]}))
-        assert set(LIVE) <= set(seqs)
-        assert all(s == sorted(set(s)) for s in seqs.values()), seqs  # every update of a tile is a newer frame
-        ws.send(json.dumps({"visible": ["back"]}))
-        time.sleep(0.3)
-        for _ in range(3):
-            head, _image = mosaic(ws)
-            ws.send(json.dumps({"drawn": head["mosaic"]}))
-        assert [t["camera"] for t in head["tiles"]] == ["back"]
-        ws.send(json.dumps({"visible": []}))
-        time.sleep(0.3)
-        while True:  # what was on its way before the page said so
-            try:
-                head = json.loads(ws.recv(timeout=1.0))
-            except TimeoutError:
-                break
-            ws.recv(timeout=5)
-            ws.send(json.dumps({"drawn": head["mosaic"]}))
-    with pytest.raises(InvalidStatus) as refused:  # a pace out of range: refused before the handshake ends
-        connect(ws_url + "?fps=0", open_timeout=10)
-    assert refused.value.response.status_code == 403
-
-
 def test_mosaic_layout_rows_of_tiles():
     from livemask.web.mosaic import Place, compose, layout
 
@@ -320,3 +269,61 @@ def test_a_killed_camera_tile_reads_reconnecting_then_live(site_server):
             site_server.door.start()
             page.wait_for_function(f"document.querySelector(\"{state}\").textContent === 'live'", timeout=60_000)
         browser.close()
+
+
+def test_the_tiles_websocket_sends_paced_acknowledged_mosaics_of_the_tiles_in_view(site_server):
+    """``WS /v1/cameras/tiles``: a JSON head then one JPEG holding every listed tile at its place; nothing more
+    until the page says it drew it; only the cameras it says are in view; nothing for none (a hidden tab).
+    Last in the module: the 60 s files may have ended by now, the MJPEG camera ``door`` is live again."""
+    import cv2
+    import numpy as np
+    from websockets.exceptions import ConnectionClosed, InvalidStatus
+    from websockets.sync.client import connect
+
+    wait_for_states(site_server.url)
+    ws_url = site_server.url.replace("http://", "ws://") + "/v1/cameras/tiles"
+
+    def mosaic(ws) -> tuple[dict, np.ndarray]:
+        head = json.loads(ws.recv(timeout=10))
+        image = cv2.imdecode(np.frombuffer(ws.recv(timeout=10), np.uint8), cv2.IMREAD_COLOR)
+        return head, image
+
+    with connect(ws_url + "?fps=10", open_timeout=10) as ws:
+        seqs: dict[str, list[int]] = {}
+        for _ in range(6):
+            head, image = mosaic(ws)
+            assert image is not None and head["tiles"]
+            for t in head["tiles"]:
+                assert t["camera"] in (*LIVE, "short") and t["w"] == 320 and t["h"] == 240  # short: if it plays
+                assert t["x"] + t["w"] <= image.shape[1] and t["y"] + t["h"] <= image.shape[0]
+                assert image[t["y"]:t["y"] + t["h"], t["x"]:t["x"] + t["w"]].mean() > 20  # a frame, not black
+                seqs.setdefault(t["camera"], []).append(t["seq"])
+            with pytest.raises(TimeoutError):  # the next one waits for the page's "drawn"
+                ws.recv(timeout=0.4)
+            ws.send(json.dumps({"drawn": head["mosaic"]}))
+        assert "door" in seqs
+        assert all(s == sorted(set(s)) for s in seqs.values()), seqs  # every update of a tile is a newer frame
+        ws.send(json.dumps({"visible": ["door"]}))
+        time.sleep(0.3)
+        for _ in range(3):
+            head, _image = mosaic(ws)
+            ws.send(json.dumps({"drawn": head["mosaic"]}))
+        assert [t["camera"] for t in head["tiles"]] == ["door"]
+        ws.send(json.dumps({"visible": []}))
+        time.sleep(0.3)
+        while True:  # what was on its way before the page said so
+            try:
+                head = json.loads(ws.recv(timeout=1.0))
+            except TimeoutError:
+                break
+            ws.recv(timeout=5)
+            ws.send(json.dumps({"drawn": head["mosaic"]}))
+    with connect(ws_url, open_timeout=10) as ws, pytest.raises(ConnectionClosed) as closed:
+        for _ in range(200):  # a page that floods it with messages (over 50 a second) is closed
+            ws.send(json.dumps({"visible": []}))
+        while True:
+            ws.recv(timeout=10)
+    assert closed.value.rcvd.code == 1008
+    with pytest.raises(InvalidStatus) as refused:  # a pace out of range: refused before the handshake ends
+        connect(ws_url + "?fps=0", open_timeout=10)
+    assert refused.value.response.status_code == 403

@@ -15,7 +15,8 @@ holds them with a function giving each camera's state (``connecting``, ``live``,
   every listed tile (the cameras with a frame newer than the last one sent; :mod:`livemask.web.mosaic`), each
   at its place. The page answers ``{"drawn": n}`` once it has drawn it (the next update waits for that: a
   slow browser gets fewer updates, never a queue) and ``{"visible": [names]}`` whenever the tiles it shows
-  change (none: a hidden tab, nothing is sent; every camera until it says).
+  change (none: a hidden tab, nothing is sent; every camera until it says). A page that sends more than 50
+  messages a second is closed (1008); a pace outside 0.5-30 is refused in the handshake.
 * ``GET /v1/cameras/{name}/frame.jpg``: the camera's newest annotated frame;
   ``GET /v1/cameras/{name}/stream.mjpg``: its annotated frames as multipart MJPEG.
 * ``GET /v1/events?camera=NAME``: Server-Sent Events of that camera's event lines (every camera's
