@@ -13,8 +13,9 @@ holds them with a function giving each camera's state (``connecting``, ``live``,
 * ``WS /v1/cameras/tiles?fps=8``: the grid's tiles, at most ``fps`` updates a second: per update a JSON text
   message ``{"mosaic": n, "tiles": [{"camera", "seq", "x", "y", "w", "h"}]}`` then one JPEG (binary) holding
   every listed tile (the cameras with a frame newer than the last one sent; :mod:`livemask.web.mosaic`), each
-  at its place. The page answers ``{"drawn": n}`` once it has drawn it (the next update waits for that: a
-  slow browser gets fewer updates, never a queue) and ``{"visible": [names]}`` whenever the tiles it shows
+  at its place. The page answers ``{"drawn": n}`` once it has drawn it; at most :data:`TILES_IN_FLIGHT`
+  updates are on their way or being drawn (the next one is made while the page draws the last, and a slow
+  browser gets fewer updates, never a longer queue) and ``{"visible": [names]}`` whenever the tiles it shows
   change (none: a hidden tab, nothing is sent; every camera until it says). A page that sends more than 50
   messages a second is closed (1008); a pace outside 0.5-30 is refused in the handshake.
 * ``GET /v1/cameras/{name}/frame.jpg``: the camera's newest annotated frame;
@@ -46,6 +47,7 @@ POLL_S = 0.01
 TILES_FPS = 8.0  # the grid's updates a second (WS /v1/cameras/tiles), at most; a page may ask 0.5 to 30
 TILES_MESSAGES_PER_S = 50.0  # what a page may send on it (visibility changes, acknowledgements)
 TILES_MESSAGE_BYTES = 65536
+TILES_IN_FLIGHT = 2  # mosaics sent and not yet drawn, at most
 # the verdict a tile's border shows: the worst class in view, in this order (classes not listed rank lowest)
 SEVERITY = ("no_mask", "mask_incorrect", "mask")
 
@@ -170,9 +172,8 @@ async def mosaic_updates(ws: WebSocket, site: SiteView, period_s: float) -> None
     at most, each after the page said it drew the one before; ends when the page leaves or every camera has."""
     site.watched()  # a file camera plays from its first viewer
     names = list(site.hubs)
-    page = {"visible": set(names), "done": False}
+    page = {"visible": set(names), "done": False, "in_flight": 0}
     drawn = asyncio.Event()
-    drawn.set()
     bucket = RateBucket(TILES_MESSAGES_PER_S)
 
     async def reader() -> None:
@@ -197,6 +198,7 @@ async def mosaic_updates(ws: WebSocket, site: SiteView, period_s: float) -> None
                     page["visible"] = {n for n in said["visible"] if isinstance(n, str) and n in site.hubs}
                     site.watched()
                 if "drawn" in said:
+                    page["in_flight"] = max(0, page["in_flight"] - 1)
                     drawn.set()
         except (WebSocketDisconnect, RuntimeError):
             pass
@@ -210,7 +212,9 @@ async def mosaic_updates(ws: WebSocket, site: SiteView, period_s: float) -> None
     number = 0
     try:
         while not site.closed:
-            await drawn.wait()
+            while page["in_flight"] >= TILES_IN_FLIGHT and not page["done"]:
+                drawn.clear()
+                await drawn.wait()
             if page["done"]:
                 break
             started = loop.time()
@@ -223,7 +227,7 @@ async def mosaic_updates(ws: WebSocket, site: SiteView, period_s: float) -> None
                     {"camera": name, "seq": f.seq, "x": p.x, "y": p.y, "w": p.w, "h": p.h}
                     for (name, f), p in zip(picked, places, strict=True)]}))
                 await ws.send_bytes(jpeg)
-                drawn.clear()
+                page["in_flight"] += 1
                 sent.update((name, f.seq) for name, f in picked)
             await asyncio.sleep(max(0.0, period_s - (loop.time() - started)))
         if not page["done"]:

@@ -118,13 +118,16 @@ function tileFrames() {
   ws.binaryType = "blob";
   tilesSocket = ws;
   let head = null;
+  let drawn = Promise.resolve();  // mosaics are drawn one after the other, in the order they came
   ws.onopen = sayVisible;
-  ws.onmessage = async (msg) => {
+  ws.onmessage = (msg) => {
     if (typeof msg.data === "string") { head = JSON.parse(msg.data); return; }
     const drawing = head;
     head = null;
-    if (drawing) await drawMosaic(drawing, msg.data);
-    if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({drawn: drawing ? drawing.mosaic : 0}));
+    drawn = drawn.then(async () => {
+      if (drawing) await drawMosaic(drawing, msg.data);
+      if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({drawn: drawing ? drawing.mosaic : 0}));
+    });
   };
   ws.onclose = () => { tilesSocket = null; setTimeout(tileFrames, 2000); };  // the server went away: try again
 }
