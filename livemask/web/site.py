@@ -169,7 +169,8 @@ def compose_tiles(frames: list) -> tuple[bytes, list]:
 
 async def mosaic_updates(ws: WebSocket, site: SiteView, period_s: float) -> None:
     """``WS /v1/cameras/tiles`` after its accept: a mosaic of the visible cameras' new frames every ``period_s``
-    at most, each after the page said it drew the one before; ends when the page leaves or every camera has."""
+    at most, at most :data:`TILES_IN_FLIGHT` of them not yet drawn by the page; ends when the page leaves or every
+    camera has."""
     site.watched()  # a file camera plays from its first viewer
     names = list(site.hubs)
     page = {"visible": set(names), "done": False, "in_flight": 0}
@@ -223,11 +224,11 @@ async def mosaic_updates(ws: WebSocket, site: SiteView, period_s: float) -> None
             if picked:
                 jpeg, places = await asyncio.to_thread(compose_tiles, [f for _, f in picked])
                 number += 1
+                page["in_flight"] += 1  # before the sends: the page's answer may come while they are awaited
                 await ws.send_text(json.dumps({"mosaic": number, "tiles": [
                     {"camera": name, "seq": f.seq, "x": p.x, "y": p.y, "w": p.w, "h": p.h}
                     for (name, f), p in zip(picked, places, strict=True)]}))
                 await ws.send_bytes(jpeg)
-                page["in_flight"] += 1
                 sent.update((name, f.seq) for name, f in picked)
             await asyncio.sleep(max(0.0, period_s - (loop.time() - started)))
         if not page["done"]:
