@@ -14,7 +14,8 @@ A frame is drawn (boxes, labels, the status lines) and JPEG-encoded only for vie
 saved), once per size
 whatever their number: in ``write`` while a viewer took that size in the last :data:`WANTED_S` seconds,
 otherwise by the first viewer who asks (:attr:`LiveFrame.jpeg`, the full frame; :attr:`LiveFrame.tile_jpeg`,
-:data:`TILE_WIDTH` px wide for the Site page's grid).
+:data:`TILE_WIDTH` px wide, ``frame.jpg?size=tile``). The Site page's grid takes :meth:`LiveFrame.tile_image`
+(not encoded: the tiles go into one mosaic JPEG, :mod:`livemask.web.mosaic`).
 
 A file source on the page is a capture kept for replay (:meth:`~livemask.engine.capture.Capture.keep_for_replay`),
 the hub's :attr:`FrameHub.playback`: the viewers' routes call :meth:`FrameHub.watched` (the first viewer starts
