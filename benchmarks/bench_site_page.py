@@ -6,10 +6,11 @@ given as ``--camera cN=CLIP``: a file camera, paced at its frame rate like a cam
 viewer. Three phases, each ``--seconds`` long, in this order, after a warm-up:
 
 * ``api only``: no browser; the benchmark polls ``/v1/cameras`` (the cameras' processed fps without a page);
-* ``grid``: Debian's Chromium shows ``/site`` (a tile per camera, each polling its newest frame);
+* ``grid``: Debian's Chromium shows ``/site`` (a tile per camera; the frames come as one mosaic JPEG per update
+  over ``WS /v1/cameras/tiles``);
 * ``grid + live view``: the grid stays open and a second tab shows camera c0's Live view (``/?mode=live&camera=c0``).
 
-Per phase: each tile's image updates per second in the grid (the tile's ``data-loaded`` count), the Live
+Per phase: each tile's updates per second in the grid (the tile's ``data-loaded`` count: new frames drawn), the Live
 view's frames per second (``window.liveStats.frames``), each camera's processed fps (the frames its page hub
 rendered, from ``/v1/cameras``), the server's and the browser's CPU share (all of Chromium's processes, in
 cores: 100% = one core) and the load average. Medians and minimums over the cameras.

@@ -143,6 +143,25 @@ def tile_loads(page) -> dict:
         t => [t.dataset.camera, Number(t.dataset.loaded || 0)]))""")
 
 
+def test_mosaic_layout_rows_of_tiles():
+    from livemask.web.mosaic import Place, compose, layout
+
+    places, w, h = layout([(320, 240)] * 5 + [(320, 180)], columns=4)
+    assert (w, h) == (1280, 480)
+    assert places[3] == Place(960, 0, 320, 240) and places[4] == Place(0, 240, 320, 240)
+    assert places[5] == Place(320, 240, 320, 180)
+    assert layout([]) == ([], 0, 0)
+    import numpy as np
+
+    tiles = [np.full((240, 320, 3), v, np.uint8) for v in (40, 200)]
+    jpeg, places = compose(tiles)
+    import cv2
+
+    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_GRAYSCALE)
+    assert image.shape == (240, 640)
+    assert abs(image[:, :320].mean() - 40) < 3 and abs(image[:, 320:].mean() - 200) < 3
+
+
 def test_site_page_shows_every_tile_updating_and_a_click_opens_the_live_view(site_server):
     from playwright.sync_api import sync_playwright
 
@@ -250,3 +269,65 @@ def test_a_killed_camera_tile_reads_reconnecting_then_live(site_server):
             site_server.door.start()
             page.wait_for_function(f"document.querySelector(\"{state}\").textContent === 'live'", timeout=60_000)
         browser.close()
+
+
+def test_the_tiles_websocket_sends_paced_acknowledged_mosaics_of_the_tiles_in_view(site_server):
+    """``WS /v1/cameras/tiles``: a JSON head then one JPEG holding every listed tile at its place; nothing more
+    until the page says it drew it; only the cameras it says are in view; nothing for none (a hidden tab).
+    Last in the module: the 60 s files may have ended by now, the MJPEG camera ``door`` is live again."""
+    import cv2
+    import numpy as np
+    from websockets.exceptions import ConnectionClosed, InvalidStatus
+    from websockets.sync.client import connect
+
+    wait_for_states(site_server.url)
+    ws_url = site_server.url.replace("http://", "ws://") + "/v1/cameras/tiles"
+
+    def mosaic(ws) -> tuple[dict, np.ndarray]:
+        head = json.loads(ws.recv(timeout=10))
+        image = cv2.imdecode(np.frombuffer(ws.recv(timeout=10), np.uint8), cv2.IMREAD_COLOR)
+        return head, image
+
+    with connect(ws_url + "?fps=10", open_timeout=10) as ws:
+        seqs: dict[str, list[int]] = {}
+        head, image = mosaic(ws)  # two on their way at most: the first is answered after the second came
+        heads = [head]
+        for _ in range(6):
+            head, image = mosaic(ws)
+            heads.append(head)
+            assert image is not None and head["tiles"]
+            for t in head["tiles"]:
+                assert t["camera"] in (*LIVE, "short") and t["w"] == 320 and t["h"] == 240  # short: if it plays
+                assert t["x"] + t["w"] <= image.shape[1] and t["y"] + t["h"] <= image.shape[0]
+                assert image[t["y"]:t["y"] + t["h"], t["x"]:t["x"] + t["w"]].mean() > 20  # a frame, not black
+                seqs.setdefault(t["camera"], []).append(t["seq"])
+            with pytest.raises(TimeoutError):  # the next one waits for the page's "drawn" of the one before
+                ws.recv(timeout=0.4)
+            ws.send(json.dumps({"drawn": heads[-2]["mosaic"]}))
+        assert "door" in seqs
+        assert all(s == sorted(set(s)) for s in seqs.values()), seqs  # every update of a tile is a newer frame
+        ws.send(json.dumps({"visible": ["door"]}))
+        ws.send(json.dumps({"drawn": head["mosaic"]}))
+        time.sleep(0.3)
+        for _ in range(4):
+            head, _image = mosaic(ws)
+            ws.send(json.dumps({"drawn": head["mosaic"]}))
+        assert [t["camera"] for t in head["tiles"]] == ["door"]
+        ws.send(json.dumps({"visible": []}))
+        time.sleep(0.3)
+        while True:  # what was on its way before the page said so
+            try:
+                head = json.loads(ws.recv(timeout=1.0))
+            except TimeoutError:
+                break
+            ws.recv(timeout=5)
+            ws.send(json.dumps({"drawn": head["mosaic"]}))
+    with connect(ws_url, open_timeout=10) as ws, pytest.raises(ConnectionClosed) as closed:
+        for _ in range(200):  # a page that floods it with messages (over 50 a second) is closed
+            ws.send(json.dumps({"visible": []}))
+        while True:
+            ws.recv(timeout=10)
+    assert closed.value.rcvd.code == 1008
+    with pytest.raises(InvalidStatus) as refused:  # a pace out of range: refused before the handshake ends
+        connect(ws_url + "?fps=0", open_timeout=10)
+    assert refused.value.response.status_code == 403

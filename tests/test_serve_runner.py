@@ -198,3 +198,48 @@ def test_other_threads_are_lowered_and_the_caller_is_not():
 def test_a_nice_out_of_range_is_refused(detector, classifier):
     with pytest.raises(ValueError, match="nice must be 0..19"):
         InferenceRunner(detector, classifier, nice=20)
+
+
+def test_the_cameras_shared_classifier_batches_through_the_model_lane(detector, classifier, astronaut_bgr):
+    """``serve`` with cameras: the shared classifier over the routed one cuts crops on the callers' threads and
+    classifies several frames' crops in one call, in the model lane (as ``run`` does without a runner)."""
+    from livemask.engine.cameras import SharedClassifier
+
+    lane_threads: set[int] = set()
+    calls: list[int] = []
+
+    class Recording:
+        class_names = classifier.class_names
+        crops = staticmethod(classifier.crops)
+
+        @staticmethod
+        def predict_crops(crops):
+            lane_threads.add(threading.get_ident())
+            calls.append(len(crops))
+            time.sleep(0.05)  # the other cameras' frames arrive meanwhile
+            return classifier.predict_crops(crops)
+
+    runner = InferenceRunner(detector, Recording())
+    shared = SharedClassifier(runner.routed_classifier(Recording()))
+    faces = detector.detect(astronaut_bgr)
+    alone = classifier.classify(astronaut_bgr, faces)
+    try:
+        assert shared.batch
+        with ThreadPoolExecutor(6) as pool:
+            results = list(pool.map(lambda _: shared.classify(astronaut_bgr, faces), range(6)))
+    finally:
+        shared.close()
+        runner.close()
+    assert sum(calls) == 6 and len(calls) < 6 and max(calls) > 1  # several frames in one call
+    assert len(lane_threads) == 1 and threading.get_ident() not in lane_threads
+    for p in results:
+        assert p.labels == alone.labels
+        np.testing.assert_allclose(p.probabilities, alone.probabilities, atol=1e-4)
+
+
+def test_worker_nice_defaults_to_one_priority_for_a_site_of_cameras():
+    from livemask.apps.serve_cmd import worker_nice
+
+    assert worker_nice(None, cameras=False) == 10  # one source or none: the event loop first (issue 23)
+    assert worker_nice(None, cameras=True) == 0  # a site: the cameras are not below a browser on the same machine
+    assert worker_nice(7, cameras=True) == 7 and worker_nice(0, cameras=False) == 0  # as given

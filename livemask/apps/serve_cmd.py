@@ -57,9 +57,10 @@ def add_arguments(parser) -> None:
                         help="largest WebSocket message a client may send, MB (default: 2)")
     parser.add_argument("--ws-max-rate", type=float, default=60.0,
                         help="WebSocket messages a client may send per second (default: 60)")
-    parser.add_argument("--worker-nice", type=int, default=10, metavar="N",
+    parser.add_argument("--worker-nice", type=int, default=None, metavar="N",
                         help="decoding and model threads run N nice steps below the thread that answers requests "
-                             "(Linux; 0..19, default: 10; 0 = same priority)")
+                             "(Linux; 0..19; 0 = same priority; default: 10, or 0 with --camera / a cameras section: "
+                             "docs/cameras.md)")
     parser.add_argument("--header-timeout", type=float, default=10.0,
                         help="seconds a client has to send a request's headers (default: 10)")
 
@@ -136,7 +137,7 @@ def check_limits(args) -> None:
     _positive("--ws-max-mb", args.ws_max_mb, 100)
     _positive("--ws-max-rate", args.ws_max_rate, 10000)
     _positive("--header-timeout", args.header_timeout, 3600)
-    if not 0 <= args.worker_nice <= 19:
+    if args.worker_nice is not None and not 0 <= args.worker_nice <= 19:
         raise ConfigError(f"--worker-nice must be an integer in [0, 19], got {args.worker_nice}")
     for name in args.allowed_host:
         parts = split_host(name)
@@ -145,6 +146,19 @@ def check_limits(args) -> None:
     for origin in args.allowed_origin:
         if normal_origin(origin) is None or not origin.isprintable():
             raise ConfigError(f"--allowed-origin {origin!r}: expected scheme://host[:port], e.g. https://dash.example")
+
+
+WORKER_NICE = 10  # --worker-nice's default with one source or none
+SITE_WORKER_NICE = 0  # ... and with cameras (docs/cameras.md, "The Site page in Chromium")
+
+
+def worker_nice(given: int | None, cameras: bool) -> int:
+    """``--worker-nice``: as given, else 10, or 0 for a site's cameras: their detect and classify calls partly
+    run in the lowered threads, and a browser (or any other busy process) at normal priority on the same
+    machine then takes the CPU from them (measured: the cameras' fps with the Site page open, nice 0 against 10)."""
+    if given is not None:
+        return given
+    return SITE_WORKER_NICE if cameras else WORKER_NICE
 
 
 def command(args, config) -> int:
@@ -158,6 +172,7 @@ def command(args, config) -> int:
     config = compose.with_cameras(config, getattr(args, "camera", None))
     if getattr(args, "camera", None) and args.source is not None:
         raise ConfigError("give either --source (one source) or --camera NAME=SOURCE (several), not both")
+    args.worker_nice = worker_nice(args.worker_nice, args.source is None and bool(compose.cameras(config)))
     if args.source is None and compose.cameras(config):
         return serve_cameras(args, config, token)
     capture = None

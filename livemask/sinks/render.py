@@ -36,12 +36,16 @@ class Renderer:
             return 0.0
         return (len(self._times) - 1) / max(self._times[-1] - self._times[0], 1e-6)
 
+    def tick(self, result: FrameResult) -> None:
+        """Count a result for the FPS and latency the overlay shows, without drawing it."""
+        now = time.monotonic()
+        self._times.append(now)
+        self.latency_ms = (now - result.frame.timestamp) * 1000.0
+
     def render(self, result: FrameResult, extra: list[str] = (), tick: bool = True) -> np.ndarray:
         """Annotated copy of the frame; ``tick`` False redraws a frame without counting it for FPS."""
         if tick:
-            now = time.monotonic()
-            self._times.append(now)
-            self.latency_ms = (now - result.frame.timestamp) * 1000.0
+            self.tick(result)
         image = result.frame.image.copy()
         if self.blur is not None:
             self.blur.apply(image, result.detections.boxes)

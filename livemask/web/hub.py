@@ -9,11 +9,13 @@ on the engine's thread, appends every frame's event-log lines (:func:`livemask.c
 the same lines as the ``--events`` file, with ``people`` and an ``alert`` line per alert when the people
 stage ran), so no line is lost when a frame is. The routes that serve it are :mod:`livemask.web.live_routes`.
 
-A frame is JPEG-encoded only for viewers (about 0.5 ms at 640x480 here: 150 a second for ten cameras at
-15 fps, 7% of a core, with nobody watching), once per size
+A frame is drawn (boxes, labels, the status lines) and JPEG-encoded only for viewers (the drawing about
+0.3 ms, the JPEG 0.5 ms at 640x480 here: with ten cameras at 15 fps and nobody watching, 150 of each a second
+saved), once per size
 whatever their number: in ``write`` while a viewer took that size in the last :data:`WANTED_S` seconds,
 otherwise by the first viewer who asks (:attr:`LiveFrame.jpeg`, the full frame; :attr:`LiveFrame.tile_jpeg`,
-:data:`TILE_WIDTH` px wide for the Site page's grid).
+:data:`TILE_WIDTH` px wide, ``frame.jpg?size=tile``). The Site page's grid takes :meth:`LiveFrame.tile_image`
+(not encoded: the tiles go into one mosaic JPEG, :mod:`livemask.web.mosaic`).
 
 A file source on the page is a capture kept for replay (:meth:`~livemask.engine.capture.Capture.keep_for_replay`),
 the hub's :attr:`FrameHub.playback`: the viewers' routes call :meth:`FrameHub.watched` (the first viewer starts
@@ -46,19 +48,38 @@ WANTED_S = 2.0  # a size a viewer took this recently is encoded as each frame ar
 
 @dataclass(frozen=True)
 class LiveFrame:
-    """The newest frame as viewers get it; its JPEGs are made on first use, once per size."""
+    """The newest frame as viewers get it; its annotated image, its face records and its JPEGs are made on first
+    use, once (a frame nobody looks at is never drawn)."""
 
     seq: int  # 1, 2, ... in the order written
-    image: np.ndarray  # the annotated frame (BGR)
+    draw: Callable[[FrameResult], np.ndarray]  # the annotated frame (BGR) of a result
     result: FrameResult
     captured_ms: float  # capture time, Unix milliseconds
     written_ms: float  # when the hub got it, Unix milliseconds
-    faces: list
     counts: dict
     quality: int = 80
     wanted: dict = field(default_factory=dict, compare=False, repr=False)  # the hub's: size -> until (monotonic)
+    _made: dict = field(default_factory=dict, compare=False, repr=False)  # "image", "faces", "tile", once made
     _jpegs: dict = field(default_factory=dict, compare=False, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
+    _lock: threading.RLock = field(default_factory=threading.RLock, compare=False, repr=False)
+
+    @property
+    def image(self) -> np.ndarray:
+        """The annotated frame (BGR), drawn on first use."""
+        with self._lock:
+            if "image" not in self._made:
+                self._made["image"] = self.draw(self.result)
+            return self._made["image"]
+
+    @property
+    def faces(self) -> list:
+        """The frame's face records (:func:`livemask.core.records.face_records`), made on first use."""
+        with self._lock:
+            if "faces" not in self._made:
+                r = self.result
+                self._made["faces"] = face_records(r.detections, r.predictions, r.track_ids,
+                                                   None if r.analytics is None else r.analytics.static)
+            return self._made["faces"]
 
     @property
     def jpeg(self) -> bytes:
@@ -70,6 +91,14 @@ class LiveFrame:
         """The frame :data:`TILE_WIDTH` px wide (never wider than it is) as JPEG: the Site page's tiles."""
         return self.encoded(TILE_WIDTH)
 
+    def tile_image(self) -> np.ndarray:
+        """The annotated frame :data:`TILE_WIDTH` px wide (never wider than it is), BGR, made once: the Site
+        page's mosaic of tiles (:mod:`livemask.web.mosaic`)."""
+        with self._lock:
+            if "tile" not in self._made:
+                self._made["tile"] = downscaled(self.image, TILE_WIDTH)
+            return self._made["tile"]
+
     def encoded(self, width: int, note: bool = True) -> bytes:
         """The JPEG at ``width`` px (0: as it is), made once; ``note``: a viewer asked (the hub then encodes
         that size as frames arrive)."""
@@ -78,15 +107,20 @@ class LiveFrame:
         with self._lock:
             data = self._jpegs.get(width)
             if data is None:
-                image = self.image
-                h, w = image.shape[:2]
-                if 0 < width < w:
-                    image = cv2.resize(image, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA)
+                image = downscaled(self.image, width)
                 ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
                 if not ok:
                     raise RuntimeError(f"frame {self.result.frame.frame_id}: JPEG encoding failed")
                 data = self._jpegs[width] = buf.tobytes()
         return data
+
+
+def downscaled(image: np.ndarray, width: int) -> np.ndarray:
+    """``image`` ``width`` px wide, its aspect kept (0, or not narrower than it is: ``image`` itself)."""
+    h, w = image.shape[:2]
+    if 0 < width < w:
+        return cv2.resize(image, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA)
+    return image
 
 
 def count_in_view(result: FrameResult) -> dict[str, int]:
@@ -176,15 +210,12 @@ class FrameHub:
         return self.renderer.fps()
 
     def write(self, result: FrameResult) -> None:
-        """Take one result: annotate and encode it once, keep it as the newest frame, add its event line."""
-        image = self.renderer.render(result)
+        """Take one result: keep it as the newest frame (drawn and encoded here only while a viewer takes it)."""
+        self.renderer.tick(result)
         now = time.monotonic()
         counts = count_in_view(result)
-        analytics = result.analytics
-        faces = face_records(result.detections, result.predictions, result.track_ids,
-                             None if analytics is None else analytics.static)
         captured = (result.frame.timestamp + self._wall_offset) * 1000.0
-        frame = LiveFrame(self.frames + 1, image, result, captured, (now + self._wall_offset) * 1000.0, faces,
+        frame = LiveFrame(self.frames + 1, self._draw, result, captured, (now + self._wall_offset) * 1000.0,
                           counts, self.jpeg_quality, self._wanted)
         for width, until in list(self._wanted.items()):  # encoded here, off the event loop, while watched
             if until > now:
@@ -192,6 +223,9 @@ class FrameHub:
         with self._lock:
             self.frames += 1
             self._latest = frame
+
+    def _draw(self, result: FrameResult) -> np.ndarray:
+        return self.renderer.render(result, tick=False)
 
     def add_events(self, result: FrameResult) -> None:
         """Append the frame's event-log lines (the frame's, then one per alert) and note its tracks."""

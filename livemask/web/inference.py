@@ -181,3 +181,12 @@ class RoutedClassifier:
 
     def classify(self, image: np.ndarray, detections: Detections) -> Predictions:
         return self.runner.call(self.inner.classify, image, detections)
+
+    def crops(self, image: np.ndarray, detections: Detections) -> np.ndarray:
+        """The faces' crops, cut on the caller's thread (no model call): lets the cameras' shared classifier
+        batch them (:class:`~livemask.engine.cameras.SharedClassifier`)."""
+        return self.inner.crops(image, detections)
+
+    def predict_crops(self, crops: np.ndarray) -> Predictions:
+        """Crops (from :meth:`crops`, several frames' at once) classified in one call in the model lane."""
+        return self.runner.call(self.inner.predict_crops, crops)

@@ -10,7 +10,15 @@ holds them with a function giving each camera's state (``connecting``, ``live``,
 * A file camera plays from when its first viewer asks (``/v1/cameras``, its frame or stream, its Live view),
   and at its end its state is ``ended`` until replayed (``POST /v1/live/replay?camera=NAME``).
 * ``GET /v1/cameras``: every camera's name, state, fps, latency, people in view by class, worst verdict.
-* ``GET /v1/cameras/{name}/frame.jpg``: the camera's newest annotated frame (tiles poll it);
+* ``WS /v1/cameras/tiles?fps=8``: the grid's tiles, at most ``fps`` updates a second: per update a JSON text
+  message ``{"mosaic": n, "tiles": [{"camera", "seq", "x", "y", "w", "h"}]}`` then one JPEG (binary) holding
+  every listed tile (the cameras with a frame newer than the last one sent; :mod:`livemask.web.mosaic`), each
+  at its place. The page answers ``{"drawn": n}`` once it has drawn it; at most :data:`TILES_IN_FLIGHT`
+  updates are on their way or being drawn (the next one is made while the page draws the last, and a slow
+  browser gets fewer updates, never a longer queue) and ``{"visible": [names]}`` whenever the tiles it shows
+  change (none: a hidden tab, nothing is sent; every camera until it says). A page that sends more than 50
+  messages a second is closed (1008); a pace outside 0.5-30 is refused in the handshake.
+* ``GET /v1/cameras/{name}/frame.jpg``: the camera's newest annotated frame;
   ``GET /v1/cameras/{name}/stream.mjpg``: its annotated frames as multipart MJPEG.
 * ``GET /v1/events?camera=NAME``: Server-Sent Events of that camera's event lines (every camera's
   without ``camera``), each line with its ``camera``.
@@ -20,19 +28,26 @@ holds them with a function giving each camera's state (``connecting``, ``live``,
 
 from __future__ import annotations
 
+import asyncio
 import json
+import math
 from collections.abc import Callable
 from importlib import resources
 from typing import Literal
 
-from fastapi import HTTPException, Query
+from fastapi import HTTPException, Query, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse, Response
 
 from livemask.web.hub import FrameHub, people_so_far
-from livemask.web.live_routes import event_stream, hub_jpegs, mjpeg_response
+from livemask.web.live_routes import RateBucket, event_stream, hub_jpegs, mjpeg_response
+from livemask.web.mosaic import compose
 
 STATIC = resources.files("livemask.web") / "static"
 POLL_S = 0.01
+TILES_FPS = 8.0  # the grid's updates a second (WS /v1/cameras/tiles), at most; a page may ask 0.5 to 30
+TILES_MESSAGES_PER_S = 50.0  # what a page may send on it (visibility changes, acknowledgements)
+TILES_MESSAGE_BYTES = 65536
+TILES_IN_FLIGHT = 2  # mosaics sent and not yet drawn, at most
 # the verdict a tile's border shows: the worst class in view, in this order (classes not listed rank lowest)
 SEVERITY = ("no_mask", "mask_incorrect", "mask")
 
@@ -120,6 +135,14 @@ def add_site_routes(app, site: SiteView) -> None:
         hub.watched()
         return mjpeg_response(hub_jpegs(hub, POLL_S))
 
+    @app.websocket("/v1/cameras/tiles")
+    async def tiles(ws: WebSocket, fps: float = TILES_FPS):
+        if not math.isfinite(fps) or not 0.5 <= fps <= 30:
+            await ws.close(1008, "fps must be a number in [0.5, 30]")
+            return
+        await ws.accept()
+        await mosaic_updates(ws, site, 1.0 / fps)
+
     @app.get("/v1/events", summary="Server-Sent Events: the cameras' event lines, each naming its camera")
     async def events(camera: str | None = Query(None, description="only this camera (default: every camera)")):
         names = [camera] if camera is not None else list(site.hubs)
@@ -137,6 +160,84 @@ def add_site_routes(app, site: SiteView) -> None:
             return out
 
         return event_stream(batch, lambda: all(site.hubs[n].closed for n in names), site.summary)
+
+
+def compose_tiles(frames: list) -> tuple[bytes, list]:
+    """The mosaic JPEG of these frames' tile images (off the event loop: resizing and encoding)."""
+    return compose([f.tile_image() for f in frames])
+
+
+async def mosaic_updates(ws: WebSocket, site: SiteView, period_s: float) -> None:
+    """``WS /v1/cameras/tiles`` after its accept: a mosaic of the visible cameras' new frames every ``period_s``
+    at most, at most :data:`TILES_IN_FLIGHT` of them not yet drawn by the page; ends when the page leaves or every
+    camera has."""
+    site.watched()  # a file camera plays from its first viewer
+    names = list(site.hubs)
+    page = {"visible": set(names), "done": False, "in_flight": 0}
+    drawn = asyncio.Event()
+    bucket = RateBucket(TILES_MESSAGES_PER_S)
+
+    async def reader() -> None:
+        try:
+            while True:
+                msg = await ws.receive()
+                if msg["type"] == "websocket.disconnect":
+                    break
+                text = msg.get("text")
+                if not bucket.allow():
+                    await ws.close(1008, f"more than {TILES_MESSAGES_PER_S:g} messages a second")
+                    break
+                if text is None or len(text) > TILES_MESSAGE_BYTES:
+                    continue
+                try:
+                    said = json.loads(text)
+                except ValueError:
+                    continue
+                if not isinstance(said, dict):
+                    continue
+                if isinstance(said.get("visible"), list):
+                    page["visible"] = {n for n in said["visible"] if isinstance(n, str) and n in site.hubs}
+                    site.watched()
+                if "drawn" in said:
+                    page["in_flight"] = max(0, page["in_flight"] - 1)
+                    drawn.set()
+        except (WebSocketDisconnect, RuntimeError):
+            pass
+        finally:
+            page["done"] = True
+            drawn.set()
+
+    task = asyncio.create_task(reader())
+    loop = asyncio.get_running_loop()
+    sent: dict[str, int] = {}
+    number = 0
+    try:
+        while not site.closed:
+            while page["in_flight"] >= TILES_IN_FLIGHT and not page["done"]:
+                drawn.clear()
+                await drawn.wait()
+            if page["done"]:
+                break
+            started = loop.time()
+            picked = [(name, f) for name in names if name in page["visible"]
+                      and (f := site.hubs[name].latest()) is not None and f.seq != sent.get(name)]
+            if picked:
+                jpeg, places = await asyncio.to_thread(compose_tiles, [f for _, f in picked])
+                number += 1
+                page["in_flight"] += 1  # before the sends: the page's answer may come while they are awaited
+                await ws.send_text(json.dumps({"mosaic": number, "tiles": [
+                    {"camera": name, "seq": f.seq, "x": p.x, "y": p.y, "w": p.w, "h": p.h}
+                    for (name, f), p in zip(picked, places, strict=True)]}))
+                await ws.send_bytes(jpeg)
+                sent.update((name, f.seq) for name, f in picked)
+            await asyncio.sleep(max(0.0, period_s - (loop.time() - started)))
+        if not page["done"]:
+            await ws.close()
+    except (WebSocketDisconnect, RuntimeError):  # the page left while a mosaic was on its way
+        pass
+    finally:
+        task.cancel()
+
 
 
 def add_trend_route(app, folder, site: SiteView, kept=None) -> None:

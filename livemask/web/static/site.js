@@ -1,12 +1,14 @@
-// The Site page: a tile per camera (polled frames, state, people in view, a border for the worst verdict),
-// site totals, one event list naming the camera of each line; a click on a tile opens the camera's Live view
-// (the single-source page with ?camera=NAME: stream, freeze and explain); an ended file camera's tile has a
-// replay button.
+// The Site page: a tile per camera (frames, state, people in view, a border for the worst verdict), site totals,
+// one event list naming the camera of each line; a click on a tile opens the camera's Live view (the
+// single-source page with ?camera=NAME: stream, freeze and explain); an ended file camera's tile has a replay
+// button. The tiles' frames come over one WebSocket (/v1/cameras/tiles) as one mosaic JPEG per update: one
+// decode for the whole grid, each tile's slice drawn into its own canvas; only the tiles in view are sent.
 "use strict";
 
 const TOKEN = new URLSearchParams(location.search).get("token");
 const withToken = (url) => TOKEN ? url + (url.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(TOKEN) : url;
-const TILE_MS = 100;  // each tile asks for its newest frame this often (up to 10 fps in the grid)
+const TILES_FPS = 8;  // grid updates a second, at most (the server paces them and waits for each to be drawn)
+const EVENTS_MS = 250;  // new event lines are added to the list this often, together
 const MAX_EVENTS = 200;
 const tiles = new Map();
 let names = {};
@@ -25,21 +27,18 @@ function makeTile(cam) {
   tile.className = "tile";
   tile.dataset.camera = cam.name;
   tile.innerHTML = '<div class="tile-head"><span class="tile-name"></span><span class="tile-state"></span></div>' +
-    '<img alt=""><div class="tile-counts"></div>';
+    '<canvas class="tile-frame" role="img"></canvas><div class="tile-counts"></div>';
   tile.querySelector(".tile-name").textContent = cam.name;
-  tile.querySelector("img").alt = `camera ${cam.name}`;
+  const canvas = tile.querySelector("canvas.tile-frame");
+  canvas.setAttribute("aria-label", `camera ${cam.name}`);
+  canvas.width = 320;
+  canvas.height = 240;
+  canvas.style.visibility = "hidden";  // no black box before the first frame (or ever, for a failed camera)
   tile.addEventListener("click", () => { location.href = liveViewUrl(cam.name); });
   document.getElementById("tiles").appendChild(tile);
-  const entry = {el: tile, img: tile.querySelector("img"), frames: -1, loading: false, loaded: 0};
-  entry.img.style.visibility = "hidden";  // no broken-image icon before the first frame (or ever, for a failed camera)
-  entry.img.addEventListener("load", () => {
-    entry.loading = false;
-    entry.loaded += 1;
-    tile.dataset.loaded = entry.loaded;
-    entry.img.style.visibility = "visible";
-  });
-  entry.img.addEventListener("error", () => { entry.loading = false; });
+  const entry = {el: tile, canvas, ctx: canvas.getContext("2d"), frames: -1, loaded: 0, visible: true};
   tiles.set(cam.name, entry);
+  if (viewed) viewed.observe(tile);
   return entry;
 }
 
@@ -76,16 +75,64 @@ function showReplay(entry, cam) {
   entry.el.querySelector(".tile-head").appendChild(button);
 }
 
-function refreshFrames() {
-  if (!document.getElementById("site-view").hidden) {
-    for (const [name, entry] of tiles) {
-      if (entry.loading || entry.frames <= 0 || entry.el.dataset.state === "ended") continue;
-      entry.loading = true;
-      entry.img.src = withToken(`/v1/cameras/${encodeURIComponent(name)}/frame.jpg?size=tile&t=${Date.now()}`);
-    }
+// -- the tiles' frames: one WebSocket, one mosaic JPEG per update -----------------------------------------------
+let tilesSocket = null;
+
+// the tiles in view (IntersectionObserver; none while the tab is hidden): the server sends only those
+const viewed = "IntersectionObserver" in window ? new IntersectionObserver((seen) => {
+  for (const e of seen) {
+    const entry = tiles.get(e.target.dataset.camera);
+    if (entry) entry.visible = e.isIntersecting;
   }
-  setTimeout(refreshFrames, TILE_MS);
+  sayVisible();
+}) : null;
+
+function sayVisible() {
+  if (!tilesSocket || tilesSocket.readyState !== WebSocket.OPEN) return;
+  const shown = document.hidden ? [] : [...tiles].filter(([, e]) => e.visible).map(([n]) => n);
+  tilesSocket.send(JSON.stringify({visible: shown}));
 }
+
+async function drawMosaic(head, blob) {
+  try {
+    const bitmap = await createImageBitmap(blob);
+    for (const t of head.tiles) {
+      const entry = tiles.get(t.camera);
+      if (!entry) continue;
+      if (entry.canvas.width !== t.w || entry.canvas.height !== t.h) {
+        entry.canvas.width = t.w;
+        entry.canvas.height = t.h;
+      }
+      entry.ctx.drawImage(bitmap, t.x, t.y, t.w, t.h, 0, 0, t.w, t.h);
+      entry.loaded += 1;  // an update: a new frame of this camera drawn
+      if (entry.loaded === 1) entry.canvas.style.visibility = "visible";
+      entry.el.dataset.loaded = entry.loaded;
+    }
+    bitmap.close();
+  } catch (err) { /* a broken image: the next update draws again */ }
+}
+
+function tileFrames() {
+  const scheme = location.protocol === "https:" ? "wss://" : "ws://";
+  const ws = new WebSocket(scheme + location.host + withToken(`/v1/cameras/tiles?fps=${TILES_FPS}`));
+  ws.binaryType = "blob";
+  tilesSocket = ws;
+  let head = null;
+  let drawn = Promise.resolve();  // mosaics are drawn one after the other, in the order they came
+  ws.onopen = sayVisible;
+  ws.onmessage = (msg) => {
+    if (typeof msg.data === "string") { head = JSON.parse(msg.data); return; }
+    const drawing = head;
+    head = null;
+    drawn = drawn.then(async () => {
+      if (drawing) await drawMosaic(drawing, msg.data);
+      if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({drawn: drawing ? drawing.mosaic : 0}));
+    });
+  };
+  ws.onclose = () => { tilesSocket = null; setTimeout(tileFrames, 2000); };  // the server went away: try again
+}
+
+document.addEventListener("visibilitychange", sayVisible);
 
 async function poll() {
   try {
@@ -115,25 +162,43 @@ function route() {
   if (m) location.replace(liveViewUrl(decodeURIComponent(m[1])));
 }
 
+function eventLine(line) {
+  let what;
+  if (line.alert) what = `alert: ${names[line.alert.label] || line.alert.label || "face"} (track ${line.alert.track_id})`;
+  else if (!line.faces || !line.faces.length) return null;  // frames without faces would flood the list
+  else what = "frame " + line.frame_id + ": " + line.faces.map((f) => names[f.label] || f.label).join(", ");
+  const li = document.createElement("li");
+  li.dataset.camera = line.camera;
+  const cam = document.createElement("span");
+  cam.className = "cam";
+  cam.textContent = line.camera;
+  li.append(cam, document.createTextNode(what));
+  return li;
+}
+
+// every camera's lines arrive as they come (up to one per frame of each camera); the list takes them together,
+// a few times a second, and only the newest MAX_EVENTS
 function events() {
   const list = document.getElementById("site-events");
+  let pending = [];
+  const flush = () => {
+    const lines = pending.slice(-MAX_EVENTS);
+    pending = [];
+    const items = document.createDocumentFragment();
+    for (let i = lines.length - 1; i >= 0; i--) {
+      const li = eventLine(lines[i]);
+      if (li) items.appendChild(li);
+    }
+    list.prepend(items);
+    while (list.children.length > MAX_EVENTS) list.lastChild.remove();
+  };
+  setInterval(() => { if (pending.length) flush(); }, EVENTS_MS);
   const source = new EventSource(withToken("/v1/events"));
   source.onmessage = (msg) => {
     const line = JSON.parse(msg.data);
-    let what;
-    if (line.alert) what = `alert: ${names[line.alert.label] || line.alert.label || "face"} (track ${line.alert.track_id})`;
-    else if (!line.faces || !line.faces.length) return;  // frames without faces would flood the list
-    else what = "frame " + line.frame_id + ": " + line.faces.map((f) => names[f.label] || f.label).join(", ");
-    const li = document.createElement("li");
-    li.dataset.camera = line.camera;
-    const cam = document.createElement("span");
-    cam.className = "cam";
-    cam.textContent = line.camera;
-    li.append(cam, document.createTextNode(what));
-    list.prepend(li);
-    while (list.children.length > MAX_EVENTS) list.lastChild.remove();
+    if (line.alert || (line.faces && line.faces.length)) pending.push(line);
   };
-  source.addEventListener("end", () => source.close());
+  source.addEventListener("end", () => { source.close(); flush(); });
 }
 
 async function start() {
@@ -143,8 +208,8 @@ async function start() {
   } catch (err) { /* names stay the class names */ }
   window.addEventListener("hashchange", route);
   route();
-  poll();
-  refreshFrames();
+  await poll();
+  tileFrames();
   events();
   remoteCameras();
   trends();
