@@ -326,10 +326,12 @@ const Live = {
       while (this.times.length && now - this.times[0] > 2000) this.times.shift();
       img.dataset.frames = String(stats.frames);
       img.dataset.frameId = String(m.frame_id);
-      document.getElementById("live-fps").textContent = this.times.length > 1
-        ? (1000 * (this.times.length - 1) / (now - this.times[0])).toFixed(1) + " (server " + m.fps.toFixed(1) + ")" : "-";
-      document.getElementById("live-latency").textContent =
-        `${Math.round(now - m.captured_ms)} ms (p95 ${Math.round(pct95(stats.latencies.slice(-100)))} ms)`;
+      if (stats.state !== "ended") {  // a last frame decoded after the "ended" message leaves the figures at "-"
+        document.getElementById("live-fps").textContent = this.times.length > 1
+          ? (1000 * (this.times.length - 1) / (now - this.times[0])).toFixed(1) + " (server " + m.fps.toFixed(1) + ")" : "-";
+        document.getElementById("live-latency").textContent =
+          `${Math.round(now - m.captured_ms)} ms (p95 ${Math.round(pct95(stats.latencies.slice(-100)))} ms)`;
+      }
       this.showCounts(m.counts);
       const people = m.people;  // the people stage: people counted by track since the start, and the masked share
       document.getElementById("live-people").textContent = people
