@@ -36,6 +36,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))
 from common import machine, process_rss_mb, table  # noqa: E402
+from livehelpers import stop_process  # noqa: E402
 
 ROOT = HERE.parent
 VIDEOS = ROOT.parent / "shared" / "data" / "videos"
@@ -180,12 +181,7 @@ def main() -> int:
                 phases.append(("grid + live view of c0", measure(url, proc.pid, args.seconds, grid, live, marker)))
                 browser.close()
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc)
     print(f"Site page, {args.cameras} file cameras of 640x480 at {args.fps:g} fps, {args.seconds:g} s per phase; "
           f"{machine()}")
     print(table(["phase", "processed fps (median)", "processed fps (min)", "tile updates/s (median)",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -217,3 +218,30 @@ def send_keys(env: dict, proc: subprocess.Popen, name: str, *keys: str, timeout:
         if time.monotonic() > deadline:
             raise AssertionError(f"xdotool key {' '.join(keys)} to {name!r} failed for {timeout} s: {error}")
         time.sleep(0.2)
+
+
+SERVING = re.compile(r"serving on (http://127\.0\.0\.1:\d+)/")
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 30.0) -> int:
+    """SIGTERM, then SIGKILL if it has not ended within ``timeout``; its exit status."""
+    proc.terminate()
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
+
+
+def start_serve(*args: str, env: dict | None = None, cwd: Path = ROOT) -> tuple[subprocess.Popen, str]:
+    """``livemask serve --port 0 ARGS`` (without ``LIVEMASK_TOKEN`` unless ``env`` has it) and its base URL
+    once it listens; a server that does not start is stopped and the check fails with its last words."""
+    env = env if env is not None else {k: v for k, v in os.environ.items() if k != "LIVEMASK_TOKEN"}
+    proc = subprocess.Popen([sys.executable, "-m", "livemask", "serve", "--port", "0", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd, env=env)
+    line = proc.stdout.readline()
+    m = SERVING.search(line)
+    if not m:
+        stop_process(proc)
+        raise AssertionError(f"serve did not start: {line!r} {proc.stderr.read()[-2000:]}")
+    return proc, m.group(1)

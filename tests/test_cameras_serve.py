@@ -8,15 +8,12 @@ restarted by a test) and one that cannot be opened.
 from __future__ import annotations
 
 import json
-import re
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 
 import pytest
-from livehelpers import MODEL, MjpegServer, write_clip
+from livehelpers import MODEL, MjpegServer, start_serve, stop_process, write_clip
 from servehelpers import chromium_or_skip, page_state
 
 pytest.importorskip("playwright")
@@ -38,16 +35,10 @@ def site_server(tmp_path_factory):
     back = write_clip(tmp / "back.mp4", 900, fps=15)
     short = write_clip(tmp / "short.mp4", 30, fps=15)  # 2 s: ended long before a late viewer comes
     door = MjpegServer(fps=15).start()
-    proc = subprocess.Popen([sys.executable, "-m", "livemask", "serve", "--port", "0",
-                             "--set", f"classifier.model_path={MODEL}", "--set", "source.reconnect_tries=1000",
-                             "--camera", f"front={front}", "--camera", f"back={back}", "--camera", f"door={door.url}",
-                             "--camera", f"short={short}", "--camera", f"gone={tmp / 'none.mp4'}"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc, url = start_serve("--set", f"classifier.model_path={MODEL}", "--set", "source.reconnect_tries=1000",
+                            "--camera", f"front={front}", "--camera", f"back={back}", "--camera", f"door={door.url}",
+                            "--camera", f"short={short}", "--camera", f"gone={tmp / 'none.mp4'}")
     try:
-        line = proc.stdout.readline()
-        match = re.search(r"serving on (http://127\.0\.0\.1:\d+)/site", line)
-        assert match, (line, proc.stderr.read()[-2000:] if proc.poll() is not None else "")
-        url = match.group(1)
         # /v1/summary is not a viewer: the file cameras wait for one, the stream camera plays
         deadline = time.monotonic() + 60
         while True:
@@ -60,12 +51,7 @@ def site_server(tmp_path_factory):
         before = {c["name"]: c for c in get_json(url + "/v1/summary")["cameras"]["cameras"]}
         yield SiteServer(url, door, before)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
         door.stop()
 
 

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 import cv2
 import pytest
 from eventsmaker import Hour, write_big, write_plan
+from livehelpers import start_serve
 
 from livemask.apps.cli import main
 
@@ -213,24 +214,16 @@ def test_batch_writes_the_report_beside_summary_csv_unless_no_report(data_dir, t
 
 @pytest.mark.slow
 def test_serve_keeps_its_events_reports_them_and_the_live_page_charts_the_share(data_dir, tmp_path):
-    import os
-    import re
 
     import httpx
     from playwright.sync_api import sync_playwright
-    from servehelpers import ROOT, chromium_or_skip
+    from servehelpers import chromium_or_skip
 
     kept = tmp_path / "kept"
     clip = data_dir / "videos" / "several_unmasked_faces.mp4"
-    env = {k: v for k, v in os.environ.items() if k != "LIVEMASK_TOKEN"}
-    proc = subprocess.Popen([sys.executable, "-m", "livemask", "serve", "--port", "0", "--source", str(clip),
-                             "--set", f"report.events_dir={kept}", "--set", f"run.snapshot_dir={tmp_path / 'snaps'}"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
+    proc, url = start_serve("--source", str(clip), "--set", f"report.events_dir={kept}",
+                            "--set", f"run.snapshot_dir={tmp_path / 'snaps'}")
     try:
-        line = proc.stdout.readline()
-        m = re.search(r"serving on http://127\.0\.0\.1:(\d+)/", line)
-        assert m, (line, proc.poll())
-        url = f"http://127.0.0.1:{m.group(1)}"
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=chromium_or_skip(), headless=True)
             page = browser.new_page()

@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import re
 import subprocess
-import sys
 import time
 
 import cv2
 import httpx
 import numpy as np
 import pytest
-from servehelpers import ROOT, ServerThread, chromium_or_skip, encode, page_state
+from livehelpers import start_serve
+from servehelpers import ServerThread, chromium_or_skip, encode, page_state
 
 pytest.importorskip("playwright")
 pytest.importorskip("fastapi")
@@ -64,14 +63,8 @@ def browser(playwright):
 def test_live_page_over_a_clip_shows_frames_and_changing_counts(browser, astronaut_bgr, tmp_path):
     clip = tmp_path / "clip.mp4"
     make_clip(clip, astronaut_bgr)
-    env = {k: v for k, v in os.environ.items() if k != "LIVEMASK_TOKEN"}  # loopback: no token
-    proc = subprocess.Popen([sys.executable, "-m", "livemask", "serve", "--port", "0", "--source", str(clip)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
+    proc, url = start_serve("--source", str(clip))  # loopback: no token
     try:
-        line = proc.stdout.readline()
-        m = re.search(r"serving on http://127\.0\.0\.1:(\d+)/", line)
-        assert m, (line, proc.poll())
-        url = f"http://127.0.0.1:{m.group(1)}"
         # the MJPEG stream: real JPEG frames of the source's size
         with httpx.stream("GET", url + "/v1/stream.mjpg", timeout=30) as r:
             assert r.headers["content-type"].startswith("multipart/x-mixed-replace")
@@ -140,14 +133,8 @@ def test_a_file_plays_for_its_first_viewer_then_says_ended_with_a_replay(browser
     at its end the page says "ended" with a replay button instead of a frozen last frame."""
     clip = tmp_path / "short.mp4"
     make_clip(clip, astronaut_bgr, seconds=2)
-    env = {k: v for k, v in os.environ.items() if k != "LIVEMASK_TOKEN"}
-    proc = subprocess.Popen([sys.executable, "-m", "livemask", "serve", "--port", "0", "--source", str(clip)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
+    proc, url = start_serve("--source", str(clip))
     try:
-        line = proc.stdout.readline()
-        m = re.search(r"serving on http://127\.0\.0\.1:(\d+)/", line)
-        assert m, (line, proc.poll())
-        url = f"http://127.0.0.1:{m.group(1)}"
         time.sleep(3.0)  # longer than the clip: a file that played without a viewer would have ended
         live = httpx.get(url + "/v1/summary", timeout=10).json()["live"]
         assert live["state"] == "waiting for a viewer" and live["frames"] == 0 and live["replayable"], live

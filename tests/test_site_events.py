@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
-import sys
 import time
 
 import pytest
-from livehelpers import MODEL, write_clip
+from livehelpers import MODEL, start_serve, stop_process, write_clip
 from mqttbroker import Broker, mosquitto_missing, retained
 from servehelpers import chromium_or_skip
 
@@ -78,17 +76,11 @@ def _site_page_checks(tmp_path, broker) -> None:
     front = write_clip(tmp_path / "front.mp4", 30, fps=10)  # plays for 3 s from its first viewer, then ended
     env = {k: v for k, v in os.environ.items() if k != "LIVEMASK_TOKEN"}
     env["LIVEMASK_MQTT_URL"] = broker.url
-    proc = subprocess.Popen([sys.executable, "-m", "livemask", "serve", "--port", "0",
-                             "--set", f"classifier.model_path={MODEL}", "--camera", f"front={front}",
-                             "--camera", f"gone={tmp_path / 'none.mp4'}", "--set", f"report.events_dir={kept}",
-                             "--set", "mqtt.prefix=livemask/here", "--set", "mqtt.site=true",
-                             "--set", "mqtt.site_prefix=livemask"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc, url = start_serve("--set", f"classifier.model_path={MODEL}", "--camera", f"front={front}",
+                            "--camera", f"gone={tmp_path / 'none.mp4'}", "--set", f"report.events_dir={kept}",
+                            "--set", "mqtt.prefix=livemask/here", "--set", "mqtt.site=true",
+                            "--set", "mqtt.site_prefix=livemask", env=env)
     try:
-        line = proc.stdout.readline()
-        m = re.search(r"serving on (http://127\.0\.0\.1:\d+)/site", line)
-        assert m, (line, proc.stderr.read()[-2000:] if proc.poll() is not None else "")
-        url = m.group(1)
 
         def site() -> dict:
             return {c["id"]: c for c in httpx.get(url + "/v1/site", timeout=10).json()["cameras"]}
@@ -157,12 +149,7 @@ def _site_page_checks(tmp_path, broker) -> None:
         frames = sum("frame_id" in x for x in lines)
         assert totals["gone"]["people"] == MINUTES[-1][1] and totals["front"]["frames"] == frames
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
     # SIGTERM: the server stops, the command ends its cameras and its MQTT link, then exits 128 + 15
     assert proc.returncode == 143, proc.stderr.read()[-2000:]
     assert retained(broker.port, "livemask/here/available") == "offline"  # the process has ended
