@@ -31,6 +31,20 @@ def test_train_refuses_bad_teacher_options(data_dir, tmp_path, capsys, argv, nee
     assert not out.exists() and not any(tmp_path.glob("c*.npz"))
 
 
+def test_train_refuses_a_teacher_of_other_classes(data_dir, tmp_path, capsys):
+    from livemask.data.train import build_model
+
+    teacher = tmp_path / "two.keras"
+    build_model(class_names=("mask", "no_mask")).save(teacher)
+    out = tmp_path / "never.keras"
+    assert main(["train", "--data", str(data_dir), "--out", str(out), "--cache", str(tmp_path / "c.npz"),
+                 "--teacher", str(teacher)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"livemask: error: --teacher {teacher}: classes ['mask', 'no_mask'], "
+                   "expected ['mask', 'no_mask', 'mask_incorrect']")
+    assert not out.exists() and not any(tmp_path.glob("c*.npz"))
+
+
 def test_distillation_settings_are_checked_and_soften_the_teacher():
     from livemask.core.errors import ConfigError
     from livemask.data.train import Distillation
