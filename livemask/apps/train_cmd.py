@@ -25,13 +25,20 @@ def add_arguments(parser) -> None:
     parser.add_argument("--init", type=Path, default=None,
                         help="start from this model's weights (same architecture) instead of random ones")
     parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (cosine schedule)")
+    parser.add_argument("--teacher", type=Path, action="append", default=[],
+                        help="distil from this model (repeatable: their probabilities are averaged, each on its own "
+                             "crop rule); the student keeps --crop and the shipped network")
+    parser.add_argument("--distill-alpha", type=float, default=0.7,
+                        help="weight of the teacher's soft labels in the loss, in [0, 1] (the rest: the hard label)")
+    parser.add_argument("--distill-temperature", type=float, default=3.0,
+                        help="temperature of the soft labels, in [1, 10]")
     parser.add_argument("--cache", type=Path, default=Path(".cache/train-crops.npz"),
                         help="crop cache (built once with the configured detector); delete it to rebuild")
 
 
 def command(args, config) -> int:
     from livemask.apps import compose
-    from livemask.data.train import train
+    from livemask.data.train import CLASS_NAMES, Distillation, train
 
     if not (args.data / "faces").is_dir():
         raise InputImageError(f"{args.data}: expected a faces/ folder (with_mask/, without_mask/, manifest.csv)")
@@ -39,11 +46,29 @@ def command(args, config) -> int:
         raise ConfigError(f"--lr must be in (0, 1] and --epochs at least 1, got {args.lr} and {args.epochs}")
     if args.init is not None and not args.init.is_file():
         raise ConfigError(f"--init {args.init}: no such model file")
+    for teacher in args.teacher:
+        if not teacher.is_file():
+            raise ConfigError(f"--teacher {teacher}: no such model file")
+        if teacher.suffix != ".keras":
+            raise ConfigError(f"--teacher {teacher}: a teacher must be a .keras model file")
+    if not 0 <= args.distill_alpha <= 1 or not 1 <= args.distill_temperature <= 10:
+        raise ConfigError(f"--distill-alpha must be in [0, 1] and --distill-temperature in [1, 10], got "
+                          f"{args.distill_alpha} and {args.distill_temperature}")
     if args.out.suffix != ".keras":
         raise InputImageError(f"{args.out}: the model file must end in .keras")
+    teachers = tuple(args.teacher)
+    if teachers:  # a file that is not a model, or of other classes, fails here in one line, before the crops
+        from livemask.models.backends.keras_model import checked_spec, load_keras_model
+        from livemask.models.keras_layers import read_spec
+
+        for teacher in teachers:
+            names = checked_spec(load_keras_model(str(teacher), key="--teacher"), str(teacher), read_spec).class_names
+            if names != CLASS_NAMES:
+                raise ConfigError(f"--teacher {teacher}: classes {list(names)}, expected {list(CLASS_NAMES)}")
     detector = compose.detector(config)
     report = train(args.data, args.out, detector, size=args.size, epochs=args.epochs, seed=args.seed,
-                   cache=args.cache, crop_rule=args.crop, occluders=args.occluders, init=args.init, lr=args.lr)
+                   cache=args.cache, crop_rule=args.crop, occluders=args.occluders, init=args.init, lr=args.lr,
+                   teachers=teachers, distill=Distillation(args.distill_alpha, args.distill_temperature))
     print(json.dumps(report, indent=2))
     # the labels come from the exported file: without a new export they would still be the old model's
     log.info("labels use the exported model: livemask export --format onnx --model %s", args.out)

@@ -14,11 +14,13 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 
 from livemask.core.errors import ConfigError, InputImageError
 from livemask.core.images import read_image
+from livemask.core.params import Range, check_fields
 from livemask.data.datasets import is_class_folders, load_face_folders, load_scenes, read_list
 from livemask.models.crop import DEFAULT_MARGIN, crop_face
 
@@ -301,16 +303,138 @@ def load_or_build_crops(data: Path, detector, size: int, cache: Path | None, rul
     return crops
 
 
+@dataclass(frozen=True)
+class Distillation:
+    """The student's loss: ``alpha`` KL(teacher_T || student_T) T^2 + (1 - alpha) cross-entropy(hard label).
+
+    ``temperature`` softens both the teacher's averaged probabilities and the student's logits (Hinton et al.,
+    2015); T^2 keeps the soft term's gradients on the scale of the hard one's."""
+
+    alpha: Annotated[float, Range(0, 1)] = 0.7
+    temperature: Annotated[float, Range(1, 10)] = 3.0
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+    def soft_labels(self, probs: np.ndarray) -> np.ndarray:
+        """Teacher probabilities (N, classes) -> its soft labels at the temperature, float32."""
+        z = np.log(np.clip(np.asarray(probs, np.float64), 1e-12, None)) / self.temperature
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+
+    def loss(self, classes: int = len(CLASS_NAMES), smoothing: float = 0.05):
+        """A Keras loss on the logits; ``y_true`` is the one-hot label followed by the soft labels."""
+        from keras import ops
+
+        alpha, t = self.alpha, self.temperature
+
+        def distillation_loss(y_true, logits):
+            hard = y_true[:, :classes] * (1 - smoothing) + smoothing / classes
+            soft = y_true[:, classes:]
+            ce = -ops.sum(hard * ops.log_softmax(logits, axis=-1), axis=-1)
+            kl = ops.sum(soft * (ops.log(ops.clip(soft, 1e-12, 1.0)) - ops.log_softmax(logits / t, axis=-1)), axis=-1)
+            return alpha * kl * t * t + (1 - alpha) * ce
+
+        return distillation_loss
+
+
+def teacher_probabilities(teachers: tuple[Path, ...], crops: CropSet, rule: str, data: Path, detector, size: int,
+                          cache: Path | None) -> np.ndarray:
+    """The teachers' averaged probabilities for every crop, each teacher on the crop of its own rule.
+
+    A teacher of another crop rule than the training crops needs that rule's crop cache (built if missing);
+    its faces must be the same, in the same order. Cached beside the crop cache, keyed by the teachers' bytes."""
+    from livemask.models.backends.keras_model import MaskClassifier
+
+    key = hashlib.sha1(f"{crop_signature(detector, size, rule)}{len(crops.labels)}".encode())
+    for path in teachers:
+        key.update(Path(path).read_bytes())
+    store = None if cache is None else cache.with_name(f"{cache.stem}-teacher-{key.hexdigest()[:10]}.npy")
+    if store is not None and store.is_file():
+        log.info("teacher probabilities from %s", store)
+        return np.load(store)
+    others: dict[str, CropSet] = {}
+    probs = []
+    for path in teachers:
+        clf = MaskClassifier(str(path))
+        if tuple(clf.class_names) != CLASS_NAMES:
+            raise ConfigError(f"--teacher {path}: classes {list(clf.class_names)}, expected {list(CLASS_NAMES)}")
+        want = clf.spec.crop_rule
+        if want == rule:
+            x = crops.base
+        elif want == "box" and crops.box_base is not None:
+            x = crops.box_base
+        else:
+            if want not in others:
+                other = load_or_build_crops(data, detector, size, cache, want)
+                if not (np.array_equal(other.labels, crops.labels) and np.array_equal(other.part, crops.part)
+                        and np.array_equal(other.size, crops.size)):
+                    raise ConfigError(f"--teacher {path}: the {want} crop cache holds other faces than the {rule} one;"
+                                      " delete both caches to rebuild them")
+                others[want] = other
+            x = others[want].base
+        probs.append(clf.predict_crops(x).probabilities)
+    mean = np.mean(probs, axis=0).astype(np.float32)
+    if store is not None:
+        store.parent.mkdir(parents=True, exist_ok=True)
+        np.save(store, mean)
+    return mean
+
+
+def fit(model, wide: np.ndarray, labels: np.ndarray, weights: np.ndarray, *, size: int, epochs: int, batch: int,
+        seed: int, lr: float, alt: np.ndarray | None = None, soft: np.ndarray | None = None,
+        distill: Distillation | None = None, val: tuple[np.ndarray, np.ndarray] | None = None):
+    """Train ``model`` in place on augmented wide crops: cross-entropy, or with ``soft`` labels the distillation
+    loss on its logits. ``val``: model-ready RGB crops and their labels, scored after every epoch."""
+    import keras
+    import tensorflow as tf
+
+    k = len(CLASS_NAMES)
+    augment = _augment_fn(size)
+    columns = (wide, labels, weights) + (() if alt is None else (alt,)) + (() if soft is None else (soft,))
+    if soft is None:
+        mapped = augment
+    else:
+        def mapped(*cols):
+            img, onehot, weight = augment(*cols[:-1])
+            return img, tf.concat([onehot, cols[-1]], 0), weight
+    ds = tf.data.Dataset.from_tensor_slices(columns)
+    ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.map(mapped, num_parallel_calls=2).batch(batch).prefetch(2)
+    val_data = None
+    if val is not None:
+        onehot = np.eye(k, dtype=np.float32)[val[1]]
+        val_data = tf.data.Dataset.from_tensor_slices(
+            (val[0], onehot if soft is None else np.concatenate([onehot, onehot], 1))).batch(256)
+    steps = int(np.ceil(len(labels) / batch)) * epochs
+    schedule = keras.optimizers.schedules.CosineDecay(0.0, steps, warmup_target=lr, warmup_steps=steps // 20)
+    optimizer = keras.optimizers.AdamW(schedule, weight_decay=1e-4)
+    if soft is None:
+        model.compile(optimizer=optimizer, loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.05),
+                      metrics=["accuracy"])
+        return model.fit(ds, epochs=epochs, validation_data=val_data, verbose=2)
+    from keras import ops
+
+    def accuracy(y_true, logits):
+        return ops.cast(ops.argmax(y_true[:, :k], axis=-1) == ops.argmax(logits, axis=-1), "float32")
+
+    # the same weights, trained through their logits (the softmax's temperature is fitted afterwards)
+    head = keras.Model(model.inputs, model.get_layer("logits").output)
+    head.compile(optimizer=optimizer, loss=(distill or Distillation()).loss(k), metrics=[accuracy])
+    return head.fit(ds, epochs=epochs, validation_data=val_data, verbose=2)
+
+
 def train(data: Path, out: Path, detector, size: int = 64, epochs: int = 30, batch: int = 64, seed: int = 0,
           cache: Path | None = None, crop_rule: str = "box", occluders: bool = False, init: Path | None = None,
-          lr: float = 3e-3) -> dict:
+          lr: float = 3e-3, teachers: tuple[Path, ...] = (), distill: Distillation | None = None) -> dict:
     """Build crops (cached), train, fit the temperature, save the model and return the report.
 
     ``crop_rule``: ``box`` (v3) or ``aligned`` (v4, :mod:`livemask.models.crop`), stored in the model file.
     ``occluders``: every training face gets one occluded copy (:mod:`livemask.data.occluders`, made once
-    from ``seed``), seen instead of the face in a share :data:`OCCLUDED_P` of the epochs."""
+    from ``seed``), seen instead of the face in a share :data:`OCCLUDED_P` of the epochs.
+    ``teachers``: model files whose averaged probabilities (each on the crop of its own rule) are the soft
+    labels of a distillation loss (:class:`Distillation`); computed once over every crop and cached."""
     import keras
-    import tensorflow as tf
 
     keras.utils.set_random_seed(seed)
     t_start = time.monotonic()
@@ -335,13 +459,15 @@ def train(data: Path, out: Path, detector, size: int = 64, epochs: int = 30, bat
         columns = (*columns, alt)
         occluded_kinds = dict(zip(*(x.tolist() for x in np.unique(kinds, return_counts=True))))
         log.info("occluded copies: %s (%.0f s)", occluded_kinds, time.monotonic() - t_start - crop_s)
-    ds = tf.data.Dataset.from_tensor_slices(columns)
-    ds = ds.shuffle(int(is_train.sum()), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.map(_augment_fn(size), num_parallel_calls=2).batch(batch).prefetch(2)
-    val_x = np.ascontiguousarray(crops.base[is_val][..., ::-1], dtype=np.float32)
-    val_y = np.eye(len(CLASS_NAMES), dtype=np.float32)[crops.labels[is_val]]
-    val = tf.data.Dataset.from_tensor_slices((val_x, val_y)).batch(256)
-
+    soft = None
+    if teachers:
+        distill = distill or Distillation()
+        t_teach = time.monotonic()
+        probs = teacher_probabilities(teachers, crops, crop_rule, data, detector, size, cache)
+        teacher_s = time.monotonic() - t_teach
+        soft = distill.soft_labels(probs)
+        log.info("teachers %s: faces-val accuracy %.4f (%.0f s)", [str(t) for t in teachers],
+                 float((probs[is_val].argmax(1) == crops.labels[is_val]).mean()), teacher_s)
     model = build_model(size, seed=seed, crop_rule=crop_rule)
     if init is not None:
         from livemask.models.backends.keras_model import load_keras_model
@@ -351,12 +477,11 @@ def train(data: Path, out: Path, detector, size: int = 64, epochs: int = 30, bat
             if layer.weights:
                 layer.set_weights(start.get_layer(layer.name).get_weights())
         log.info("weights from %s", init)
-    steps = int(np.ceil(is_train.sum() / batch)) * epochs
-    schedule = keras.optimizers.schedules.CosineDecay(0.0, steps, warmup_target=lr, warmup_steps=steps // 20)
-    model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=1e-4),
-                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.05), metrics=["accuracy"])
+    val_x = np.ascontiguousarray(crops.base[is_val][..., ::-1], dtype=np.float32)
     t0 = time.monotonic()
-    model.fit(ds, epochs=epochs, validation_data=val, verbose=2)
+    fit(model, *columns[:3], size=size, epochs=epochs, batch=batch, seed=seed, lr=lr,
+        alt=columns[3] if occluders else None, soft=None if soft is None else soft[is_train],
+        distill=distill, val=(val_x, crops.labels[is_val]))
     train_s = time.monotonic() - t0
 
     from livemask.data.temperature import expected_calibration_error, fit_temperature, logits_of
@@ -387,6 +512,11 @@ def train(data: Path, out: Path, detector, size: int = 64, epochs: int = 30, bat
     if crops.aligned is not None:
         report["aligned_share"] = {p: round(float(crops.aligned[crops.part == p].mean()), 4)
                                    for p in sorted(set(crops.part.tolist()))}
+    if teachers:
+        report["distillation"] = {"teachers": [str(t) for t in teachers], "alpha": distill.alpha,
+                                  "temperature": distill.temperature, "teacher_seconds": round(teacher_s, 1),
+                                  "teacher_faces_val_accuracy": round(
+                                      float((probs[is_val].argmax(1) == crops.labels[is_val]).mean()), 4)}
     if occluders:
         report["occluded_copies"] = {"kinds": occluded_kinds, "chance_per_epoch": OCCLUDED_P}
     report["train_crops"] = {"total": int(is_train.sum()), "per_class": dict(zip(CLASS_NAMES, counts.tolist())),
