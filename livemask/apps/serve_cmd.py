@@ -411,7 +411,7 @@ def run_server(server, sock) -> int | None:
     return got[0] if got else None
 
 
-def add_remote_site(app, config, view, kept=None):
+def add_remote_site(app, config, view, kept):
     """``mqtt.site``: the site watcher (started) with ``/v1/site`` and the kept events' trend per camera on the
     Site page (fed by ``kept``, the process's kept-events writer); the watcher, to stop at the end, or None."""
     from livemask.apps import compose

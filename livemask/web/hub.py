@@ -59,7 +59,7 @@ class LiveFrame:
     counts: dict
     quality: int = 80
     wanted: dict = field(default_factory=dict, compare=False, repr=False)  # the hub's: size -> until (monotonic)
-    _made: dict = field(default_factory=dict, compare=False, repr=False)  # "image", "faces", "tile", once made
+    _made: dict = field(default_factory=dict, compare=False, repr=False)  # "image", "faces", scaled images
     _jpegs: dict = field(default_factory=dict, compare=False, repr=False)
     _lock: threading.RLock = field(default_factory=threading.RLock, compare=False, repr=False)
 
@@ -94,10 +94,16 @@ class LiveFrame:
     def tile_image(self) -> np.ndarray:
         """The annotated frame :data:`TILE_WIDTH` px wide (never wider than it is), BGR, made once: the Site
         page's mosaic of tiles (:mod:`livemask.web.mosaic`)."""
+        return self.scaled(TILE_WIDTH)
+
+    def scaled(self, width: int) -> np.ndarray:
+        """The annotated frame ``width`` px wide (0, or not narrower than it is: as drawn), made once per width:
+        the tiles' JPEG and the mosaic share one resize."""
         with self._lock:
-            if "tile" not in self._made:
-                self._made["tile"] = downscaled(self.image, TILE_WIDTH)
-            return self._made["tile"]
+            key = ("scaled", width)
+            if key not in self._made:
+                self._made[key] = downscaled(self.image, width)
+            return self._made[key]
 
     def encoded(self, width: int, note: bool = True) -> bytes:
         """The JPEG at ``width`` px (0: as it is), made once; ``note``: a viewer asked (the hub then encodes
@@ -107,8 +113,7 @@ class LiveFrame:
         with self._lock:
             data = self._jpegs.get(width)
             if data is None:
-                image = downscaled(self.image, width)
-                ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
+                ok, buf = cv2.imencode(".jpg", self.scaled(width), [cv2.IMWRITE_JPEG_QUALITY, self.quality])
                 if not ok:
                     raise RuntimeError(f"frame {self.result.frame.frame_id}: JPEG encoding failed")
                 data = self._jpegs[width] = buf.tobytes()

@@ -239,8 +239,7 @@ async def mosaic_updates(ws: WebSocket, site: SiteView, period_s: float) -> None
         task.cancel()
 
 
-
-def add_trend_route(app, folder, site: SiteView, kept=None) -> None:
+def add_trend_route(app, folder, site: SiteView, kept) -> None:
     """``GET /v1/cameras/trend``: ``{"window_s", "cameras": {name: [{"t", "share", "counted"}]}}`` for every
     camera of the site (no point yet: an empty list). The first request reads the last hour of the kept files
     once; then ``kept`` (the process's :class:`~livemask.sinks.kept_events.KeptEventsFile`) hands every line it
@@ -259,14 +258,13 @@ def add_trend_route(app, folder, site: SiteView, kept=None) -> None:
         return
     folder = Path(folder)
     minutes = MinuteTrend()
-    if kept is not None:
-        kept.listeners.append(minutes.add)
+    kept.listeners.append(minutes.add)
     first = threading.Lock()
     state = {"read": False}
 
     def compute() -> dict:
         with first:
-            if not state["read"] or kept is None:  # without a writer to follow, every request reads the files
+            if not state["read"]:
                 minutes.read(kept_files(folder))
                 state["read"] = True
         points = minutes.points()
