@@ -143,3 +143,32 @@ def test_a_photo_on_the_wall_is_marked_static_and_left_out_next_to_a_real_moving
     assert summary["people"]["static_tracks"] >= 1
     assert read_alerts(events) == []
     assert all(line["people"]["counted"] <= 1 for line in lines) and lines[-1]["people"]["static"] == 1
+
+
+@pytest.mark.parametrize("every", [0.0, 0.5])
+def test_faces_are_compared_at_most_every_check_every_s_and_the_verdicts_follow(every, monkeypatch):
+    """The still photo becomes static at the first comparison from static_s on (at most check_every_s late), a
+    moving face is counted; between comparisons no face's pixels are read again."""
+    from livemask.engine import people as people_module
+
+    compared = []
+    real_changed = People._changed
+    monkeypatch.setattr(People, "_changed", lambda self, *a, **k: compared.append(a[0]) or real_changed(self, *a, **k))
+    people = People(PeopleOptions(static_s=2.0, min_track_s=0.3, check_every_s=every, follow_camera=False))
+    still = astronaut_bgr()[0:240, 100:420].copy()
+    first_static, frames_compared = None, set()
+    for i in range(40):  # 4 s at 10 fps: track 1 the still photo, track 2 a moving face
+        image, box = moving_face(i)
+        image = image.copy()
+        image[:, :100] = still[:, 150:250]  # the photo's face, still, at the left
+        n_before = len(compared)
+        out = people.update(result(i, i / 10, image, [[0, 20, 100, 150], box], ["mask", "mask"], [1, 2]))
+        if len(compared) > n_before:
+            frames_compared.add(i)
+        if first_static is None and out.analytics.static[0]:
+            first_static = i / 10
+    assert people_module.PeopleOptions().check_every_s == 0.2  # the default of config.yaml
+    step = max(every, 0.1)
+    assert frames_compared == {i for i in range(1, 40) if round(i * 0.1 / step, 6) == int(round(i * 0.1 / step, 6))}
+    assert first_static is not None and 2.0 <= first_static <= 2.0 + every + 1e-9
+    assert out.analytics.people.counted == 1 and not out.analytics.static[1]

@@ -38,6 +38,13 @@ stands very still is still static, and so may be one who fills most of a frame w
 no corners, if they keep the same look for ``static_s`` (their motion is then taken for the camera's;
 docs/first-hour.md).
 
+*How often.* A face is compared with its reference at most every ``check_every_s`` seconds of video (all
+faces on the same frames, so the camera's motion is measured once per reference frame for all of them), not
+on every frame: a change shows as well over a fifth of a second as over one frame, the verdict comes at most
+that much later (static after ``static_s`` + ``check_every_s``), and the stage costs a fraction of what it
+did on every frame at 15-25 fps (``benchmarks/bench_people.py``). Counts, labels and alerts are kept on every
+frame.
+
 *Alerts.* A track that carries a label of ``rule.classes`` continuously for ``rule.after_s``
 fires one :class:`Alert`, and again at the earliest ``rule.cooldown_s`` after its last one
 while it stays so. A compliant label ends the stretch.
@@ -73,6 +80,7 @@ class PeopleOptions:
     masked_classes: list[str] = field(default_factory=lambda: ["mask"])
     forget_s: Annotated[float, Range(0, 86_400, lo_open=True)] = 10.0
     follow_camera: bool = True
+    check_every_s: Annotated[float, Range(0, 10)] = 0.2
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -209,6 +217,7 @@ class People:
         self.static_tracks: set[int] = set()  # tracks ever marked static
         self._done = Counter()  # forgotten tracks that were people, by their most frequent label
         self._wall_offset = wall_offset()
+        self._checked_t: float | None = None  # time of the last frame whose faces were compared (check_every_s)
 
     def update(self, result: FrameResult) -> FrameResult:
         from dataclasses import replace
@@ -223,15 +232,24 @@ class People:
         alerts: list[Alert] = []
         in_view = 0
         image = result.frame.image
-        now = scene_thumbnail(image) if n and opts.follow_camera else None
+        check = self._checked_t is None or not t - opts.check_every_s < self._checked_t <= t  # (a rewind checks)
+        if check and n:
+            self._checked_t = t
+        follow = bool(n) and opts.follow_camera
+        thumbnail: list[np.ndarray] = []  # this frame's scene thumbnail, made once when first needed
         sample: list[SceneSample] = []  # this frame as a reference, made once when a face first needs it
         motions: dict[int, np.ndarray | None] = {}  # camera motion by reference frame (faces often share one)
 
+        def now() -> np.ndarray:
+            if not thumbnail:
+                thumbnail.append(scene_thumbnail(image))
+            return thumbnail[0]
+
         def this_frame() -> SceneSample | None:
-            if now is None:
+            if not follow:
                 return None
             if not sample:
-                sample.append(SceneSample.of(image, now))
+                sample.append(SceneSample.of(image, now()))
             return sample[0]
 
         for i in range(n):
@@ -243,13 +261,13 @@ class People:
                 if patch is None:
                     continue
                 person = self.people[tid] = _Person(t, t, t, box.copy(), patch, this_frame())
-            else:  # the face's own crop is cut only when it becomes the new reference (half the work per face)
+            elif check:  # the face's own crop is cut only when it becomes the new reference (half the work per face)
                 # unchanged where it was in the frame (a still camera), or else where the scene has it now
                 changed = self._changed(image, person, person.ref_box, box)
-                if changed and now is not None and person.ref_scene is not None:
+                if changed and follow and person.ref_scene is not None:
                     key = id(person.ref_scene)
                     if key not in motions:  # measured only when needed, once per reference frame
-                        motions[key] = person.ref_scene.motion_to(now)
+                        motions[key] = person.ref_scene.motion_to(now())
                     if motions[key] is not None:
                         changed = self._changed(image, person, moved_box(person.ref_box, motions[key]), box, True)
                 if changed:
