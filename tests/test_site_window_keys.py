@@ -139,7 +139,7 @@ def test_the_panel_is_drawn_in_place_of_the_tiles_without_a_window_of_its_own(tm
     import cv2
 
     from livemask.apps.compose import apply_overrides, explain_session_factory, load_config
-    from livemask.sinks.site_window import panel_origin
+    from livemask.sinks.window import panel_origin
 
     def no_window(*args, **kwargs):
         raise AssertionError(f"a cv2 window call for the panel: {args}")
@@ -174,7 +174,7 @@ def test_the_panel_is_drawn_in_place_of_the_tiles_without_a_window_of_its_own(tm
         assert panel.shape[1] <= width - 2 * GAP and panel.shape[0] <= height - 2 * GAP
         shown = w.compose()
         assert shown.shape == tiles.shape  # the window keeps its size
-        x, y = panel_origin(panel.shape, w.grid)
+        x, y = panel_origin(panel.shape, w.grid.size)
         assert np.array_equal(shown[y:y + panel.shape[0], x:x + panel.shape[1]], panel)
         assert w.footer_lines()[0].startswith("EXPLANATION - Esc")
         assert "back" in w.footer_lines()[1] and "Esc closes" in w.footer_lines()[1]

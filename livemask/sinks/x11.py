@@ -214,10 +214,6 @@ class XWindows:
             return False
         return self.seen
 
-    def forget(self) -> None:
-        """Forget the window (it is being created again)."""
-        self._wid, self.seen = None, False
-
     def close(self) -> None:
         if self._conn is not None:
             self._xcb.xcb_disconnect(self._conn)
