@@ -109,7 +109,7 @@ def test_explanation_keys_request_the_frame_on_screen(window):
 
 @pytest.mark.parametrize("state", ["computing", "queued", "shown", "idle"])
 def test_esc_after_an_explanation_key_never_quits(window, state):
-    """idle: the panel was closed with its title-bar button (or the request was refused) before Esc."""
+    """idle: the request was refused or failed before Esc."""
     session = FakeSession()
     window.session = session
     window.handle_key(ord("g"))

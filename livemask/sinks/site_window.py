@@ -334,7 +334,7 @@ class SiteWindow(LiveWindow):
             cv2.putText(tile, line, org, FONT, 0.7, (255, 255, 255), 2, cv2.LINE_AA)
 
     def footer_lines(self) -> list[str]:
-        """The two lines under the tiles: the keys, then the focused camera with the status or message line."""
+        """The lines under the tiles: the keys, then the focused camera with the status or message line."""
         status = "; ".join(self.overlay_lines())
         if self.panel is not None:
             return ["EXPLANATION - Esc or Tab / 1-9: back to the cameras   ] [ pages   s save   q quit",

@@ -6,8 +6,8 @@ quits only when no explanation was asked for since the last Esc (see :meth:`Live
 ``g`` Grad-CAM, ``o`` occlusion, ``e`` both, for the faces of the frame on screen; ``]`` / ``[``
 the next / previous page of faces in the explanation panel.
 
-The explanation panel is shown **inside this window**, in place of the live view, with two footer lines
-under it (the keys; the status line: computing, paused, messages); Esc brings the live view back. No
+The explanation panel is shown **inside this window**, in place of the live view, with footer lines
+under it (the keys; the status lines: computing, paused, messages); Esc brings the live view back. No
 second window is ever created: a new Qt window could stay unpainted on a busy X server
 (docs/known-issues.md). The run goes on behind the panel (every sink gets every result); the newest
 frame waits for the panel to close. The panel's space is the live view's size, at least
@@ -56,7 +56,7 @@ KEYMAP = {
 }
 EXPLAIN_ACTIONS = ("gradcam", "occlusion", "all")
 GAP = 4  # pixels around the explanation panel (and between the tiles of several cameras)
-FOOTER_LINES = 2  # under the panel (and the tiles): the keys, then the status / message line
+FOOTER_LINES = 3  # under the panel (and the tiles): the keys, then the status / message lines (wrapped)
 LINE_H = 22
 PANEL_BG = 18  # the grey around the panel and behind the footer
 MIN_PANEL = (800, 600)  # the least space (width, height) the panel gets, screen permitting
@@ -275,13 +275,15 @@ class LiveWindow:
         return canvas
 
     def footer_lines(self) -> list[str]:
-        """The two lines under the panel: the keys, then the status and message lines."""
+        """The lines under the panel: the keys, then the status and message lines."""
         return [PANEL_KEYS, "; ".join(self.overlay_lines())]
 
     def _footer(self, canvas: np.ndarray, top: int) -> None:
+        """:meth:`footer_lines` under ``top``, each wrapped to the canvas's width, :data:`FOOTER_LINES` rows at
+        most (a "saved ..." message with two paths takes the last two)."""
         width = canvas.shape[1]
-        for k, text in enumerate(self.footer_lines()):
-            text = fit_lines([text], width - 12, 0.5)[0]
+        rows = [row for text in self.footer_lines() for row in fit_lines([text], width - 12, 0.5)]
+        for k, text in enumerate(rows[:FOOTER_LINES]):
             cv2.putText(canvas, text, (6, top + (k + 1) * LINE_H - 6), FONT, 0.5, (230, 230, 230), 1, cv2.LINE_AA)
 
     def show(self, image: np.ndarray, result: FrameResult) -> None:
