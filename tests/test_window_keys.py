@@ -221,4 +221,5 @@ def test_the_panel_takes_the_live_views_place_at_a_readable_size(window, monkeyp
     window.write(newer)
     assert window.result is newer and window.shown.shape == (48, 64, 3)
     monkeypatch.setattr(window_module, "screen_size", lambda: (640, 480))  # a small screen: the panel within it
-    assert window.panel_size() == (640 - 40 - 8, 480 - 80 - 44 - 8)
+    footer = window_module.FOOTER_LINES * window_module.LINE_H
+    assert window.panel_size() == (640 - 40 - 8, 480 - 80 - footer - 8)
