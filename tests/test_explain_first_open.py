@@ -86,7 +86,11 @@ def far(shot, expected):  # the share of pixels clearly unlike the expected pict
 
 assert pump(lambda: bool(ids("^livemask$")), 60), "the live window never appeared"
 assert session.ready.wait(120)
-pump(lambda: False, 0.5)
+start = time.monotonic()
+pump(lambda: time.monotonic() - start > 1.0)
+shot = grab()  # the live view before the first g: a live window never painted is another fault (known-issues)
+first = far(shot, window.shown)
+live = {"far": first, "std": None if shot is None else float(shot.std()), "ok": first is not None and first < 0.02}
 out = []
 for k in range(rounds):
     key("g")
@@ -114,11 +118,11 @@ for k in range(rounds):
     row["live_ok"] = row["live_far"] is not None and row["live_far"] < 0.02
     out.append(row)
 window.close()
-print(json.dumps(out))
+print(json.dumps({"live_before": live, "rounds": out}))
 """
 
 
-def run_script(env: dict, out_dir: Path, rounds: int = ROUNDS, model: Path = MODEL) -> list[dict]:
+def run_script(env: dict, out_dir: Path, rounds: int = ROUNDS, model: Path = MODEL) -> dict:
     proc = subprocess.run([sys.executable, "-c", SCRIPT, str(model), str(out_dir), str(rounds)], env=env,
                           capture_output=True, text=True, timeout=120 + 30 * rounds, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -128,7 +132,9 @@ def run_script(env: dict, out_dir: Path, rounds: int = ROUNDS, model: Path = MOD
 def test_the_live_window_shows_the_panel_at_every_open_and_the_live_view_after_esc(xvfb, tmp_path):
     if shutil.which("xdotool") is None or shutil.which("import") is None:
         pytest.fail("xdotool and ImageMagick's import are needed (.ci/run installs them)")
-    rounds = run_script(xvfb, tmp_path)
+    report = run_script(xvfb, tmp_path)
+    assert report["live_before"]["ok"], report["live_before"]  # the live view, before the first g
+    rounds = report["rounds"]
     assert len(rounds) == ROUNDS
     for k, r in enumerate(rounds):
         assert r["others"] == [], (k, r)  # no second window of the run
@@ -137,6 +143,6 @@ def test_the_live_window_shows_the_panel_at_every_open_and_the_live_view_after_e
         assert r["live_ok"], (k, r)  # and after Esc the live view again
 
 
-if __name__ == "__main__":  # the measurement: print the rounds of one run on $DISPLAY
+if __name__ == "__main__":  # the measurement: print the report of one run on $DISPLAY
     print(json.dumps(run_script(dict(__import__("os").environ), Path(sys.argv[2]), int(sys.argv[3]),
                                 Path(sys.argv[1]))))
