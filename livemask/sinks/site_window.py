@@ -242,6 +242,7 @@ class SiteWindow(LiveWindow):
             self.ended_by = "window closed"
             return False
         self.update()
+        self.check_paint()
         return True
 
     # -- keys ------------------------------------------------------------------------------------
@@ -350,7 +351,7 @@ class SiteWindow(LiveWindow):
         self.shown = image
         if result is not None:
             self.result = result
-        cv2.imshow(self.title, image)
+        self.imshow(image)
 
     def stats(self) -> dict:
         return {"tiles": {name: feed.stats()["tile"] for name, feed in self.feeds.items()}}

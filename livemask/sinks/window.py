@@ -37,7 +37,7 @@ from livemask.engine.pipeline import Percentiles
 from livemask.engine.sink import RunInfo
 from livemask.sinks.draw import FONT, fit_lines
 from livemask.sinks.render import Renderer
-from livemask.sinks.window_policy import ClosedWatch, snapshot_base
+from livemask.sinks.window_policy import ClosedWatch, PaintCheck, snapshot_base
 from livemask.sinks.x11 import on_lost_connection, probe_x_display, screen_size
 
 log = logging.getLogger(__name__)
@@ -132,6 +132,8 @@ class LiveWindow:
         self._lost: Callable[[], int] | None = None
         self._disarm: Callable[[], None] = lambda: None
         self._watch = ClosedWatch(name, after_s=1.0)
+        self._paint = PaintCheck(name)  # a window X never painted is mapped again (docs/known-issues.md)
+        self._on_screen: np.ndarray | None = None  # the picture last sent to the window
         self._explain_missing: str | None = None
         self._message: tuple[str, float] | None = None  # (text, expiry)
         self.shown: np.ndarray | None = None  # last annotated image on screen
@@ -206,6 +208,7 @@ class LiveWindow:
             return False
         self.update()
         self.refresh()
+        self.check_paint()
         return True
 
     def refresh(self) -> None:
@@ -217,7 +220,7 @@ class LiveWindow:
             look = (id(panel), tuple(self.footer_lines()))
             if look != self._panel_look:
                 self._panel_look = look
-                cv2.imshow(self.title, self.panel_screen(panel))
+                self.imshow(self.panel_screen(panel))
             return
         if (self._panel_look is not None or self.paused) and self.result is not None:
             self.show(self.renderer.render(self.result, self.overlay_lines(), tick=False), self.result)
@@ -233,7 +236,7 @@ class LiveWindow:
 
         log.info("the video has ended")
         try:
-            cv2.imshow(self.title, end_screen())
+            self.imshow(end_screen())
             deadline = time.monotonic() + END_HOLD_S
             while time.monotonic() < deadline and not self.closed_by_user():
                 key = self.wait_key(50)
@@ -288,7 +291,27 @@ class LiveWindow:
 
     def show(self, image: np.ndarray, result: FrameResult) -> None:
         self.shown, self.result = image, result
+        self.imshow(image)
+
+    def imshow(self, image: np.ndarray) -> None:
+        """Send ``image`` to the window (kept for :meth:`check_paint`)."""
+        self._on_screen = image
         cv2.imshow(self.title, image)
+
+    def check_paint(self) -> None:
+        """Once per loop until the window is seen painted: a window the X server shows all of one colour is
+        mapped again (:class:`~livemask.sinks.window_policy.PaintCheck`); what it did is logged."""
+        before = self._paint.state
+        state = self._paint.check(self._on_screen)
+        if state == before:
+            return
+        if state == "remapped":
+            log.warning("the window is not painted (all one colour on the X server): mapped again (%d/%d)",
+                        self._paint.remaps, self._paint.tries)
+        elif state == "painted" and self._paint.remaps:
+            log.warning("the window is painted after %d remap(s)", self._paint.remaps)
+        elif state == "gave up":
+            log.warning("the window is still not painted after %d remap(s) (docs/known-issues.md)", self._paint.remaps)
 
     def wait_key(self, ms: int) -> int:
         key = cv2.waitKey(max(int(ms), 1))
@@ -422,6 +445,7 @@ class LiveWindow:
             except Exception as err:  # closing must not hide the run's result
                 log.warning("explanation session did not shut down cleanly: %s", err)
         self._watch.close()
+        self._paint.close()
         try:
             cv2.destroyAllWindows()
             cv2.waitKey(1)

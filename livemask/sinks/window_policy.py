@@ -70,3 +70,60 @@ def snapshot_base(frame_id: int) -> str:
     (the frame snapshot adds ``.png``, the explanation panel ``-explain.png``)."""
     return f"livemask-{time.strftime('%Y%m%d-%H%M%S')}-f{int(frame_id):06d}"
 
+
+
+class PaintCheck:
+    """Tells whether the X server shows an OpenCV window's picture, and maps the window again when it does not.
+
+    On a busy X server without a window manager, Qt (xcb) sometimes handles no ``MapNotify`` for a new
+    window, so it never paints it (docs/known-issues.md). :meth:`check` is called once per display loop
+    with the picture last sent; ``after_s`` after the first call, and again that long after each remap,
+    it reads the window's pixels (one ``GetImage``). A window all of one colour while the picture is not
+    counts as unpainted: it is unmapped and mapped again (:meth:`XWindows.remap`), at most ``tries``
+    times. Once the window shows its picture, nothing more is checked. ``state``: "waiting", "painted",
+    "remapped" (waiting to see whether that cured it), "gave up", or "off" (no X connection).
+    """
+
+    def __init__(self, name: str, after_s: float = 1.0, tries: int = 2):
+        self.name = name
+        self.after_s = after_s
+        self.tries = tries
+        self.remaps = 0
+        self.state = "waiting"
+        self._x: XWindows | None = None
+        self._due: float | None = None
+
+    def check(self, shown) -> str:
+        if self.state in ("painted", "gave up", "off") or shown is None:
+            return self.state
+        now = time.monotonic()
+        if self._due is None:
+            self._due = now + self.after_s
+            return self.state
+        if now < self._due:
+            return self.state
+        if self._x is None:
+            if not os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+                self.state = "off"
+                return self.state
+            self._x = XWindows(self.name)
+        height, width = shown.shape[:2]
+        pixels = self._x.pixels(width, height)
+        self._due = now + self.after_s
+        if pixels is None:  # no window of that size yet (Qt resizes it to the first frame): look again later
+            return self.state
+        if pixels.std() >= 1.0 or shown.std() < 5.0:
+            self.state = "painted"
+            self.close()
+        elif self.remaps >= self.tries:
+            self.state = "gave up"
+            self.close()
+        elif self._x.remap():
+            self.remaps += 1
+            self.state = "remapped"
+        return self.state
+
+    def close(self) -> None:
+        if self._x is not None:
+            self._x.close()
+            self._x = None

@@ -1,0 +1,62 @@
+"""The paint check of the live window under a private Xvfb server: the window's pixels read back through
+libxcb are the picture sent to it; a window the X server shows all of one colour while its picture is not
+(the unpainted window of docs/known-issues.md, made here by sending a black picture and checking another)
+is mapped again, at most ``tries`` times, and stays mapped and visible; a painted window is left alone."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.display
+
+SCRIPT = r"""
+import json, time
+import cv2, numpy as np, skimage.data
+from livemask.sinks.window_policy import PaintCheck
+from livemask.sinks.x11 import XWindows
+
+picture = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
+black = np.zeros_like(picture)
+report = {}
+
+def run(name, sent, checked, seconds):
+    cv2.namedWindow(name, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)
+    check = PaintCheck(name, after_s=0.3, tries=2)
+    states = []
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        cv2.imshow(name, sent)
+        cv2.waitKey(20)
+        state = check.check(checked)
+        if not states or states[-1] != state:
+            states.append(state)
+    pixels = XWindows(name).pixels(sent.shape[1], sent.shape[0])
+    far = None if pixels is None else float((np.abs(pixels.astype(int) - sent.astype(int)).max(axis=2) > 40).mean())
+    report[name] = {"states": states, "remaps": check.remaps, "far": far,
+                    "visible": cv2.getWindowProperty(name, cv2.WND_PROP_VISIBLE)}
+    cv2.destroyWindow(name)
+    cv2.waitKey(50)
+
+run("painted", picture, picture, 2.0)
+run("blank", black, picture, 3.0)
+print(json.dumps(report))
+"""
+
+
+def test_a_painted_window_is_left_alone_and_a_blank_one_is_mapped_again(xvfb):
+    proc = subprocess.run([sys.executable, "-c", SCRIPT], env=xvfb, capture_output=True, text=True, timeout=120,
+                          cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    painted, blank = report["painted"], report["blank"]
+    assert painted["states"] == ["waiting", "painted"] and painted["remaps"] == 0, painted
+    assert painted["far"] is not None and painted["far"] < 0.02, painted  # the pixels read back are the picture
+    assert blank["states"] == ["waiting", "remapped", "gave up"] and blank["remaps"] == 2, blank
+    assert blank["far"] == 0.0 and blank["visible"] >= 1, blank  # mapped again, still shown, still its picture
