@@ -23,7 +23,7 @@ pytestmark = pytest.mark.display
 SCRIPT = r"""
 import json, time
 import cv2, numpy as np, skimage.data
-from livemask.sinks.window_policy import PaintCheck
+from livemask.sinks.window_policy import ClosedWatch, PaintCheck
 from livemask.sinks.x11 import XWindows
 
 picture = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
@@ -33,7 +33,8 @@ report = {}
 def run(name, sent, checked, seconds):
     cv2.namedWindow(name, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)
     check = PaintCheck(name, after_s=0.3, tries=2)
-    states = []
+    watch = ClosedWatch(name)  # as the live window's: a remap must never look like a close
+    states, closed = [], False
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         cv2.imshow(name, sent)
@@ -41,15 +42,17 @@ def run(name, sent, checked, seconds):
         state = check.check(checked)
         if not states or states[-1] != state:
             states.append(state)
+        closed = closed or watch.closed()
     pixels = XWindows(name).pixels(sent.shape[1], sent.shape[0])
     far = None if pixels is None else float((np.abs(pixels.astype(int) - sent.astype(int)).max(axis=2) > 40).mean())
-    report[name] = {"states": states, "remaps": check.remaps, "far": far,
+    watch.close()
+    report[name] = {"states": states, "remaps": check.remaps, "far": far, "closed": closed,
                     "visible": cv2.getWindowProperty(name, cv2.WND_PROP_VISIBLE)}
     cv2.destroyWindow(name)
     cv2.waitKey(50)
 
 run("painted", picture, picture, 2.0)
-run("blank", black, picture, 3.0)
+run("blank", black, picture, 4.0)  # the last remap, then more than ClosedWatch's 1 s
 print(json.dumps(report))
 """
 
@@ -105,6 +108,7 @@ def test_a_painted_window_is_left_alone_and_a_blank_one_is_mapped_again(xvfb):
     assert painted["far"] is not None and painted["far"] < 0.02, painted  # the pixels read back are the picture
     assert blank["states"] == ["waiting", "remapped", "gave up"] and blank["remaps"] == 2, blank
     assert blank["far"] == 0.0 and blank["visible"] >= 1, blank  # mapped again, still shown, still its picture
+    assert not painted["closed"] and not blank["closed"], report  # a remap is not taken for the user's close
 
 
 if __name__ == "__main__":  # the measurement: one plain live window on $DISPLAY
