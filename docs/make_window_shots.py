@@ -1,4 +1,5 @@
-"""Make docs/cameras.md's screenshots of the window with several cameras (docs/window-cameras.png, -explain.png).
+"""Make the docs' screenshots of the window: several cameras (docs/window-cameras.png, -explain.png, for
+docs/cameras.md) and one camera with its explanation panel (docs/window-explain.png, for docs/video.md).
 
     .venv/bin/python docs/make_window_shots.py [--data ../shared/data] [--out docs]
 
@@ -9,6 +10,9 @@ the fourth, ``garage``, is a file that does not exist, so its tile shows a faile
 camera is live (``site.jsonl``) and has had a few seconds, the key ``2`` moves the focus to the second tile
 and the window's own pixels are read with ImageMagick's ``import``; then ``g`` explains the focused camera's
 frame, and once its panel has taken the tiles' place the window is read again; then ``q`` ends the run.
+Then one camera: ``livemask run --source`` on the first clip (looped and letterboxed the same way), and
+once the window has shown it for a few seconds, ``g``; when the panel has taken the live view's place
+(the window changes to the panel's size) the window is read half a second later, and ``q`` ends the run.
 The clips are only read; every output goes to a temporary folder.
 """
 
@@ -78,6 +82,42 @@ def wait_for_panel(env: dict, proc: subprocess.Popen, tiles: Path, target: Path,
         probe.unlink(missing_ok=True)
 
 
+def single_camera_shot(env: dict, clip: Path, tmp: Path, target: Path) -> None:
+    """One camera's window after ``g``: the explanation panel in place of the live view."""
+    import cv2
+    from livehelpers import find_window, send_keys
+
+    proc = subprocess.Popen([sys.executable, "-m", "livemask", "run", "--source", str(clip), "--realtime",
+                             "--set", f"run.snapshot_dir={tmp / 'snaps1'}"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    probe = target.with_suffix(".probe.png")
+    try:
+        find_window(env, proc)
+        time.sleep(8)  # the models loaded, a few seconds of tracking
+        subprocess.run(["import", "-window", find_window(env, proc), str(probe)], env=env, check=True, timeout=30)
+        live_shape = cv2.imread(str(probe)).shape
+        send_keys(env, proc, "livemask", "g")
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            subprocess.run(["import", "-window", find_window(env, proc), str(probe)], env=env, check=True,
+                           timeout=30)
+            if cv2.imread(str(probe)).shape != live_shape:
+                time.sleep(0.5)
+                subprocess.run(["import", "-window", find_window(env, proc), str(target)], env=env, check=True,
+                               timeout=30)
+                break
+            time.sleep(0.5)
+        else:
+            raise SystemExit("the explanation panel did not show within 120 s")
+        send_keys(env, proc, "livemask", "q")
+        proc.wait(timeout=60)
+    finally:
+        probe.unlink(missing_ok=True)
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
@@ -126,6 +166,9 @@ def main() -> int:
                 if proc.poll() is None:
                     proc.kill()
                 proc.communicate()
+            target = args.out / "window-explain.png"
+            single_camera_shot(env, tmp / f"{names[0]}.mp4", tmp, target)
+            print(f"wrote {target}")
     finally:
         server.terminate()
         server.wait(timeout=10)

@@ -1,9 +1,9 @@
 """The live freeze-and-explain window under a private Xvfb server.
 
-* the ExplainSession protocol (computing / queued / refused, panel window, save, errors
-  forwarded, clean shutdown), driven in a child process on the Xvfb display;
-* ``livemask run`` on a real clip: xdotool presses g, the window "livemask - explain"
-  appears within 3 s, its screenshot is not uniform, q ends the process with status 0.
+* the ExplainSession protocol (computing / queued / refused, the panel, save, errors
+  forwarded, clean shutdown; no window of its own), driven in a child process on the Xvfb display;
+* ``livemask run`` on a real clip: xdotool presses g, the live window shows the panel in place of
+  the live view (its screenshot is not uniform), q ends the process with status 0.
 """
 
 from __future__ import annotations
@@ -23,17 +23,14 @@ MODEL = ROOT / "models" / "mask_classifier.keras"  # as the classifier fixture i
 
 pytestmark = pytest.mark.display
 
-EXPLAIN_WINDOW = "livemask - explain"
-
 SESSION_SCRIPT = r"""
-import json, subprocess, sys, time
+import json, os, subprocess, sys, time
 from pathlib import Path
 import cv2, numpy as np, skimage.data
 from face_detector import CenterFaceDetector
 from livemask.models.backends.keras_model import MaskClassifier
 from livemask.apps.compose import apply_overrides, explain_session_factory, load_config
 from livemask.core.errors import LivemaskError
-from livemask.explain.frozen_frame import WINDOW, ExplainSession
 from livemask.core.types import Detections, Frame, FrameResult
 
 model, out_dir = sys.argv[1], Path(sys.argv[2])
@@ -74,12 +71,17 @@ report["busy_status"] = session.status
 report["opened"] = pump(lambda: session.is_open)
 report["queued_done"] = pump(lambda: not session.busy and "gradcam" in (session.status or ""))
 report["traces_after_requests"] = [cam.experimental_get_tracing_count(), logits.experimental_get_tracing_count()]
-search = subprocess.run(["xdotool", "search", "--name", WINDOW], capture_output=True, text=True)
-report["window"] = search.stdout.split()
+report["panel_shape"] = list(session.panel.shape)
+search = subprocess.run(["xdotool", "search", "--all", "--pid", str(os.getpid()), "--name", "."],
+                        capture_output=True, text=True)  # every named window of this process
+names = [subprocess.run(["xdotool", "getwindowname", w], capture_output=True, text=True).stdout.strip()
+         for w in search.stdout.split()]
+report["window_names"] = sorted(set(names))
 saved = session.save(out_dir)
 report["saved"] = str(saved) if saved else None
 session.close()
 report["open_after_close"] = session.is_open
+report["panel_after_close"] = session.panel is not None
 report["save_when_closed"] = session.save(out_dir)
 none = Detections.empty()
 empty = FrameResult(Frame(8, time.monotonic(), image, "test"), none, classifier.classify(image, none))
@@ -115,7 +117,8 @@ def test_explain_session_protocol(xvfb, tmp_path):
     assert "refused" in report["third"] and not report["third_accepted"]  # never silently lost
     assert "waiting" in report["busy_status"]  # the status line tells the state, the refusal is a message
     assert report["opened"] and report["queued_done"]
-    assert len(report["window"]) >= 1
+    assert report["panel_shape"][0] > 50 and report["panel_shape"][1] > 50
+    assert report["window_names"] == ["livemask-warm-test"], report["window_names"]  # the session made none
     saved = Path(report["saved"])
     assert saved.is_file() and saved.name.startswith("livemask-") and saved.name.endswith("-f000007-explain.png")
     import cv2
@@ -123,6 +126,7 @@ def test_explain_session_protocol(xvfb, tmp_path):
     panel = cv2.imread(str(saved))
     assert panel is not None and panel.std() > 10
     assert report["open_after_close"] is False and report["save_when_closed"] is None
+    assert report["panel_after_close"] is False
     assert "no faces" in report["no_faces"]
     forwarded = report["forwarded"] or ""
     assert forwarded.startswith("InputImageError") and "outside" in forwarded
@@ -163,7 +167,7 @@ def _repeated(source: Path, out: Path, times: int) -> Path:
 
 
 @pytest.mark.data
-def test_g_in_the_live_window_opens_the_explain_window(xvfb, data_dir, tmp_path):
+def test_g_in_the_live_window_shows_the_panel_in_its_place(xvfb, data_dir, tmp_path):
     source = data_dir / "videos" / "masked_woman_laptop.mp4"
     if not source.is_file():
         pytest.skip(f"clip not found: {source}")
@@ -174,31 +178,44 @@ def test_g_in_the_live_window_opens_the_explain_window(xvfb, data_dir, tmp_path)
         [sys.executable, "-m", "livemask", "run", "--source", str(clip), "--realtime",
          "--events", str(tmp_path / "events.jsonl"), "--set", f"classifier.model_path={MODEL}"],
         env=xvfb, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    import cv2
+
+    def shot() -> np.ndarray | None:
+        ids = window_ids(xvfb, "livemask", proc.pid)
+        if not ids:
+            return None
+        png = subprocess.run(["import", "-window", ids[-1], "png:-"], env=xvfb, capture_output=True, timeout=30)
+        return cv2.imdecode(np.frombuffer(png.stdout, np.uint8), cv2.IMREAD_COLOR) if png.stdout else None
+
     try:
         live = None
         end = time.monotonic() + 90
         while live is None and time.monotonic() < end and proc.poll() is None:
-            ids = _xdotool(xvfb, "search", "--name", "^livemask", check=False).split()
-            names = {i: _xdotool(xvfb, "getwindowname", i, check=False) for i in ids}
-            live = next((i for i, n in names.items() if n and n != EXPLAIN_WINDOW), None)
+            live = next(iter(window_ids(xvfb, "livemask", proc.pid)), None)
             time.sleep(0.2)
         assert live is not None, f"live window never appeared (exit {proc.poll()})"
         time.sleep(2.0)  # a few frames with detections
+        before = shot()
+        assert before is not None
         _xdotool(xvfb, "windowactivate", "--sync", live, check=False)
         _xdotool(xvfb, "key", "--window", live, "g")
-        pressed = time.monotonic()
-        explain = _wait_window(xvfb, EXPLAIN_WINDOW, 3.0)
-        assert explain is not None, f"'{EXPLAIN_WINDOW}' did not appear within 3 s of pressing g"
-        assert time.monotonic() - pressed <= 3.0
-        shot = tmp_path / "explain.png"
-        time.sleep(0.3)  # let the window paint
-        subprocess.run(["import", "-window", explain, str(shot)], env=xvfb, check=True, timeout=20)
-        import cv2
+        # the panel takes the live view's place: the window changes to the panel's size (at least
+        # MIN_PANEL, with the footer under it) and shows it; no window of its own
+        image, end = None, time.monotonic() + 60
+        while time.monotonic() < end and proc.poll() is None:
+            image = shot()
+            if image is not None and image.shape != before.shape:
+                time.sleep(0.5)  # its pixels half a second later
+                image = shot()
+                break
+            time.sleep(0.2)
+        assert image is not None and image.shape != before.shape, "the panel never took the live view's place"
+        from livemask.sinks.window import MIN_PANEL
 
-        image = cv2.imread(str(shot))
-        assert image is not None and image.shape[0] > 50
-        assert image.reshape(-1, 3).std(axis=0).max() > 10, "explain window screenshot is uniform"
+        assert image.shape[1] >= min(MIN_PANEL[0], before.shape[1]), image.shape
+        assert image.reshape(-1, 3).std(axis=0).max() > 10, "the panel's screenshot is uniform"
         assert len(np.unique(image.reshape(-1, 3), axis=0)) > 50
+        assert window_ids(xvfb, "livemask.+", proc.pid) == [], "a second window was opened"
         assert proc.poll() is None, "the run ended before q was pressed"
         # Qt may have replaced the window's X id since (it resizes to the first frame): look again, by this
         # process and the window's name, and press q until the process ends (a busy machine can be between

@@ -11,6 +11,7 @@ import pytest
 from livemask.core.types import Detections, Frame, FrameResult, Predictions
 from livemask.sinks.render import Renderer
 from livemask.sinks.site_window import GAP, TAB, SiteWindow, TileFeed, fit_into, grid_for
+from livemask.sinks.window import FOOTER_LINES, LINE_H
 
 
 def result(frame_id: int, value: int = 90, size=(64, 48)) -> FrameResult:
@@ -24,7 +25,7 @@ def test_the_grid_is_as_square_as_it_gets_and_fits_the_screen(count, cols, rows)
     grid = grid_for(count, (1280, 800))
     assert (grid.cols, grid.rows) == (cols, rows)
     width, height = grid.size
-    assert width <= 1280 and height + 2 * 22 <= 800  # the footer too
+    assert width <= 1280 and height + FOOTER_LINES * LINE_H <= 800  # the footer too
     assert grid.tile[0] <= 640
     last = grid.origin(count - 1)
     assert last[0] + grid.tile[0] + GAP <= width and last[1] + grid.tile[1] + GAP <= height
@@ -112,7 +113,7 @@ def test_the_grid_shows_each_tile_and_highlights_the_focused_one(window):
     window.set_states({"front": "live", "back": "live", "side": "reconnecting 2/10"})
     image = window.compose()
     grid = window.grid
-    assert image.shape[:2] == (grid.size[1] + 2 * 22, grid.size[0])
+    assert image.shape[:2] == (grid.size[1] + FOOTER_LINES * LINE_H, grid.size[0])
 
     def border(i):
         x, y = grid.origin(i)
@@ -139,7 +140,7 @@ def test_the_panel_is_drawn_in_place_of_the_tiles_without_a_window_of_its_own(tm
     import cv2
 
     from livemask.apps.compose import apply_overrides, explain_session_factory, load_config
-    from livemask.sinks.site_window import panel_origin
+    from livemask.sinks.window import panel_origin
 
     def no_window(*args, **kwargs):
         raise AssertionError(f"a cv2 window call for the panel: {args}")
@@ -174,7 +175,7 @@ def test_the_panel_is_drawn_in_place_of_the_tiles_without_a_window_of_its_own(tm
         assert panel.shape[1] <= width - 2 * GAP and panel.shape[0] <= height - 2 * GAP
         shown = w.compose()
         assert shown.shape == tiles.shape  # the window keeps its size
-        x, y = panel_origin(panel.shape, w.grid)
+        x, y = panel_origin(panel.shape, w.grid.size)
         assert np.array_equal(shown[y:y + panel.shape[0], x:x + panel.shape[1]], panel)
         assert w.footer_lines()[0].startswith("EXPLANATION - Esc")
         assert "back" in w.footer_lines()[1] and "Esc closes" in w.footer_lines()[1]

@@ -66,7 +66,12 @@ def test_window_opens_snapshot_and_q_quits_within_2s(xdotool, tmp_path, long_cli
     assert "Traceback" not in stderr
 
 
-def test_space_pauses_and_explain_key_opens_the_explain_window(xdotool, tmp_path, long_clip):
+def geometry_of(env, proc) -> str:
+    return subprocess.run(["xdotool", "getwindowgeometry", find_window(env, proc)], env=env, capture_output=True,
+                          text=True).stdout
+
+
+def test_space_pauses_and_explain_key_shows_the_panel_in_the_window(xdotool, tmp_path, long_clip):
     events = tmp_path / "e.jsonl"
     proc = start(xdotool, tmp_path, long_clip, "--events", str(events))
     try:
@@ -83,7 +88,19 @@ def test_space_pauses_and_explain_key_opens_the_explain_window(xdotool, tmp_path
             time.sleep(0.1)
         assert lines(events) > paused_at  # resumed
         send_keys(xdotool, proc, "livemask", "g")  # Grad-CAM of the frame on screen, off the display thread
-        find_window(xdotool, proc, "livemask - explain", timeout=60)
+        # the panel takes the live view's place in the one window; a 320x240 frame gets MIN_PANEL and the footer
+        from livemask.sinks.window import FOOTER_LINES, LINE_H, MIN_PANEL
+
+        panel_size = f"{MIN_PANEL[0]}x{MIN_PANEL[1] + FOOTER_LINES * LINE_H}"
+        deadline = time.monotonic() + 60
+        while panel_size not in geometry_of(xdotool, proc) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert panel_size in geometry_of(xdotool, proc)
+        send_keys(xdotool, proc, "livemask", "Escape")  # the live view again, at the frame's size
+        deadline = time.monotonic() + 20
+        while "320x240" not in geometry_of(xdotool, proc) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "320x240" in geometry_of(xdotool, proc)
         assert proc.poll() is None
         # Esc at every moment of an explanation's life: tests/test_window_lifecycle.py
         send_keys(xdotool, proc, "livemask", "q")

@@ -26,6 +26,7 @@ class FakeSession:
         self.pages = []
         self.fail_next_update = False
         self.shown_result = None
+        self.space = None
 
     @property
     def is_open(self):
@@ -35,14 +36,17 @@ class FakeSession:
     def status(self):
         return None if self.state == "idle" else f"explain: {self.state}"
 
-    def request(self, result, method):
+    def show_inside(self, size):
+        self.space = size
+
+    def request(self, result, method, label=None):
         self.requests.append((result.frame.frame_id, method))
         if self.state == "queued":
             return SimpleNamespace(accepted=False, text=f"{method}: refused, busy")
         self.state = "queued" if self.state == "computing" else "computing"
         return SimpleNamespace(accepted=True, text=f"{method}: accepted")
 
-    def update(self, beside=None):
+    def update(self):
         if self.fail_next_update:
             self.fail_next_update = False
             raise LivemaskError("worker broke")
@@ -105,7 +109,7 @@ def test_explanation_keys_request_the_frame_on_screen(window):
 
 @pytest.mark.parametrize("state", ["computing", "queued", "shown", "idle"])
 def test_esc_after_an_explanation_key_never_quits(window, state):
-    """idle: the panel was closed with its title-bar button (or the request was refused) before Esc."""
+    """idle: the request was refused or failed before Esc."""
     session = FakeSession()
     window.session = session
     window.handle_key(ord("g"))
@@ -193,3 +197,29 @@ def test_check_display(monkeypatch):
     monkeypatch.setenv("DISPLAY", ":987")
     with pytest.raises(LivemaskError, match="DISPLAY=:987.*use --headless"):
         check_display()
+
+
+def test_the_panel_takes_the_live_views_place_at_a_readable_size(window, monkeypatch):
+    from livemask.sinks import window as window_module
+
+    monkeypatch.setattr(window_module, "screen_size", lambda: (1280, 800))
+    session = FakeSession()
+    window.session = session
+    window.handle_key(ord("g"))
+    # a 64x48 frame is too small to read a panel in: the panel gets MIN_PANEL, less the outer gap
+    w, h = window_module.MIN_PANEL
+    assert session.space == (w - 2 * window_module.GAP, h - 2 * window_module.GAP)
+    panel = np.random.default_rng(1).integers(0, 255, (300, 500, 3), dtype=np.uint8)
+    session.panel, session.state = panel, "shown"
+    screen = window.panel_screen(panel)
+    assert screen.shape == (h + window_module.FOOTER_LINES * window_module.LINE_H, w, 3)
+    x, y = window_module.panel_origin(panel.shape, (w, h))
+    assert np.array_equal(screen[y:y + 300, x:x + 500], panel)
+    assert screen[h:].std() > 0  # the footer's two lines are written
+    # the newest frame waits behind the panel: it is the one the next key explains
+    newer = result(9)
+    window.write(newer)
+    assert window.result is newer and window.shown.shape == (48, 64, 3)
+    monkeypatch.setattr(window_module, "screen_size", lambda: (640, 480))  # a small screen: the panel within it
+    footer = window_module.FOOTER_LINES * window_module.LINE_H
+    assert window.panel_size() == (640 - 40 - 8, 480 - 80 - footer - 8)

@@ -1,5 +1,5 @@
 """The live window's life under a private Xvfb server: Esc at every moment of an explanation's life,
-the panel beside the live view (no toolbar, paged), and the ways a run ends: q, the window closed by
+the panel in place of the live view (the window takes its size, paged), and the ways a run ends: q, the window closed by
 the window manager (``xdotool windowclose``), the X connection killed (``xdotool windowkill``), and an
 X server that refuses the connection.
 
@@ -25,7 +25,6 @@ from livehelpers import MODEL, ROOT, cli, read_events, read_video, send_keys, wi
 pytestmark = pytest.mark.display
 
 LIVE = "livemask-esc-test"
-PANEL = "livemask - explain"
 
 ESC_SCRIPT = r"""
 import json, os, subprocess, sys, time
@@ -34,7 +33,6 @@ import cv2, numpy as np, skimage.data
 from face_detector import CenterFaceDetector
 from livemask.apps.compose import apply_overrides, explain_session_factory, load_config
 from livemask.core.types import Frame, FrameResult
-from livemask.explain.frozen_frame import WINDOW
 from livemask.models.backends.keras_model import MaskClassifier
 from livemask.sinks.window import ESC, LiveWindow
 
@@ -101,19 +99,13 @@ def keys(*names):
         if not pump(lambda: len(report["keys"]) > n, 10):
             raise SystemExit(f"{name} was not read")
 
-def case(name, keys_first, show_first=False, close_panel=False):
-    # keys_first (ending with Escape), or: g, the panel shown, maybe closed as by its title-bar button
-    # (xdotool windowclose), then Escape; then the cancelled work finishes and must stay dropped
+def case(name, keys_first, show_first=False):
+    # keys_first (ending with Escape), or: g, the panel shown, then Escape; then the cancelled work
+    # finishes and must stay dropped
     n = len(report["esc_states"])
     if show_first:
         keys("g")
         assert pump(lambda: session.is_open, 60), f"{name}: the panel never opened"
-        if close_panel:  # destroyed by another client, as xdotool windowclose does
-            pump(lambda: bool(xdo("search", "--onlyvisible", "--name", f"^{WINDOW}$").stdout.split()), 10)
-            pump(lambda: False, 0.2)  # on screen for a moment, as before a click
-            for wid in window_ids(WINDOW):
-                xdo("windowclose", wid)
-            assert pump(lambda: session.state == "idle", 10), f"{name}: the closed panel was not noticed"
         keys("Escape")
     else:
         keys(*keys_first)
@@ -122,7 +114,7 @@ def case(name, keys_first, show_first=False, close_panel=False):
     idle_at_once = session.state == "idle"
     pump(lambda: not session._in_flight, 60)  # the cancelled work finishes...
     pump(lambda: False, 0.15)
-    reopened = session.is_open or bool(window_ids(WINDOW))  # ...and its result is dropped
+    reopened = session.is_open or window.panel is not None  # ...and its result is dropped
     report["reopened"] += reopened
     report["cases"].append({"case": name, "state_at_esc": state, "idle_at_once": idle_at_once,
                             "reopened": reopened})
@@ -137,9 +129,9 @@ for _ in range(rounds):
     case("computing", ("e", "Escape"))  # Esc is read while the request (both methods) computes
     case("queued", ("e", "g", "Escape"))
     case("shown", None, show_first=True)
-    case("title-bar closed", None, show_first=True, close_panel="destroyed")
 
-# the panel: beside the live view, no toolbar or status bar, pages of faces that fit the screen
+# the panel: in place of the live view (the window takes its size: no toolbar or status bar), pages of
+# faces that fit its space
 tile = cv2.resize(astronaut, (256, 256))
 mosaic = np.vstack([np.hstack([tile] * 3)] * 3)
 current[0] = many = frame_result(mosaic, 21)
@@ -148,10 +140,10 @@ pump(lambda: False, 0.5)
 keys("g")
 assert pump(lambda: session.is_open, 120), "the panel of many faces never opened"
 pump(lambda: False, 0.3)
-report["live_rect"] = list(cv2.getWindowImageRect(live_name))
-report["panel_rect"] = list(cv2.getWindowImageRect(WINDOW))
-geometry = xdo("getwindowgeometry", window_ids(WINDOW)[-1]).stdout
-report["panel_geometry"] = geometry
+report["window_rect"] = list(cv2.getWindowImageRect(live_name))
+report["panel_geometry"] = xdo("getwindowgeometry", window_ids(live_name)[-1]).stdout
+report["screen_shape"] = list(window.panel_screen(window.panel).shape[:2])
+report["others"] = window_ids(live_name + ".+")
 report["pages"] = session.pages
 report["status_shown"] = session.status
 saved = window.snapshot()
@@ -185,7 +177,7 @@ def _esc_report(xvfb, tmp_path, rounds: int) -> dict:
 def _check_esc_cases(report: dict, rounds: int) -> None:
     assert report["faces"] == 1
     cases = report["cases"]
-    assert len(cases) == 1 + 4 * rounds
+    assert len(cases) == 1 + 3 * rounds
     # Esc at every moment of an explanation's life closes or cancels it and never quits...
     states = {c["case"]: [] for c in cases}
     for c in cases:
@@ -194,7 +186,6 @@ def _check_esc_cases(report: dict, rounds: int) -> None:
     # machine the warm-up may already be over: then it is one more "computing" case)
     assert states["before compute"] == ["computing"]
     assert set(states["shown"]) == {"shown"}
-    assert set(states["title-bar closed"]) == {"idle"}  # the panel's own close already closed it
     # the keys are real X events: a request can finish before the next key is read, so "computing" may
     # be caught as "shown" and "queued" as "computing"; each must be caught in most rounds
     assert set(states["computing"]) <= {"computing", "shown"}
@@ -215,16 +206,15 @@ def test_esc_at_every_moment_of_an_explanation_and_the_panel(xvfb, tmp_path):
         pytest.fail("xdotool is not installed (apt-get install xdotool); .ci/run installs it")
     report = _esc_report(xvfb, tmp_path, 2)
     _check_esc_cases(report, 2)
-    # the panel: to the right of the live view, inside the 1280x800 screen, no toolbar or status bar
-    lx, _ly, lw, _lh = report["live_rect"]
-    px, py, pw, ph = report["panel_rect"]
+    # the panel: in the live window, which is exactly the panel's screen (no toolbar above it, no status bar
+    # below it), inside the 1280x800 screen; no second window
     assert report["many_faces"] >= 7, report["many_faces"]
-    assert px >= lx + lw, (report["live_rect"], report["panel_rect"])
-    assert px + pw <= 1280 and py + ph <= 800, report["panel_rect"]
-    # the X window is exactly the panel image: no toolbar above it, no status bar below it
+    _x, _y, ww, wh = report["window_rect"]
+    assert [wh, ww] == report["screen_shape"] and ww <= 1280 and wh <= 800, report
     size = re.search(r"Geometry: (\d+)x(\d+)", report["panel_geometry"])
-    assert size and [int(size.group(2)), int(size.group(1))] == report["page_size"], report["panel_geometry"]
-    assert [ph, pw] == report["page_size"]
+    assert size and [int(size.group(2)), int(size.group(1))] == report["screen_shape"], report["panel_geometry"]
+    assert report["page_size"][0] <= wh and report["page_size"][1] <= ww
+    assert report["others"] == []
     assert report["pages"] >= 2 and report["paged"] and report["paged_back"]
     assert f"page 1/{report['pages']}" in report["status_shown"]
     # one name scheme and one frame id for the frame and its panel

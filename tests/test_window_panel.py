@@ -5,10 +5,8 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
-import pytest
 
 from livemask.explain.panel import FaceView, PanelRenderer
-from livemask.sinks.window_policy import Area
 
 
 def faces_and_results(n: int, methods=("gradcam",)):
@@ -41,22 +39,3 @@ def test_a_page_holds_only_its_faces_and_fits():
     whole = r.panel(faces, results, "t")
     assert whole.shape[1] > pages[0].shape[1]  # all 9 faces need 3 columns
 
-
-def test_area_origin_in_a_corner():
-    assert Area(10, 20, 500, 400).origin((100, 50)) == (10, 20)
-    assert Area(100, 100, 500, 400, corner=True).origin((200, 100)) == (400, 400)
-
-
-@pytest.mark.parametrize("live, expected", [
-    ((0, 0, 320, 240), Area(328, 0, 952, 800)),  # to the right
-    ((0, 0, 1000, 400), Area(0, 408, 1280, 392)),  # not 400 px free to the right: below
-    ((0, 0, 1100, 700), Area(426, 266, 854, 534, corner=True)),  # neither: the bottom-right part
-])
-def test_panel_area_beside_below_or_in_the_corner(monkeypatch, live, expected):
-    from livemask.sinks import window_policy
-
-    monkeypatch.setattr(window_policy, "screen_size", lambda: (1280, 800))
-    monkeypatch.setattr(window_policy.cv2, "getWindowImageRect", lambda name: live)
-    assert window_policy.panel_area("livemask") == expected
-    monkeypatch.setattr(window_policy, "screen_size", lambda: None)
-    assert window_policy.panel_area("livemask") == Area()  # screen unknown: no limit, not moved

@@ -3,11 +3,14 @@
 The display loop calls :meth:`ExplainSession.request` on a key press: the frame and its
 detections are frozen (copied) and handed to one worker thread, which cuts the crops and
 computes the maps for every face, so the live window keeps running. The display loop
-calls :meth:`ExplainSession.update` once per iteration: it shows the finished panel in
-the window ``livemask - explain`` and re-raises a worker failure as a LivemaskError.
-After :meth:`ExplainSession.show_inside` (the window of several cameras) the session opens no
-window of its own: it keeps the panel on screen as :attr:`ExplainSession.panel`, and the caller's
-window draws it (one Qt window per process, see docs/known-issues.md).
+calls :meth:`ExplainSession.update` once per iteration: it takes a finished panel and
+re-raises a worker failure as a LivemaskError.
+
+The session opens no window of its own: the page on screen is :attr:`ExplainSession.panel`,
+rendered to fit the space the caller gives with :meth:`ExplainSession.show_inside`, and the
+caller's window draws it in place of its live view (one camera) or of its tiles (several
+cameras). A second Qt window, created anew at each open, could stay unpainted on a busy X server
+(docs/known-issues.md); one window per process cannot.
 
 **States** (:attr:`ExplainSession.state`, display thread): ``idle`` (nothing requested
 since the last close), ``computing`` (one request accepted, its panel not shown yet),
@@ -16,13 +19,9 @@ A new request while a panel is shown makes the state ``computing`` again (the ol
 until the new one replaces it). At most one request runs and one waits; a further key press
 while both slots are taken is refused with a message, never dropped silently.
 
-:meth:`ExplainSession.close` (Esc, or the panel's title-bar button) returns to ``idle`` at
-once: the panel window is destroyed, the waiting request is cancelled and the result of the
-one computing is discarded when it arrives, so a closed panel stays closed.
-
-The panel opens beside the live view (to its right when it fits on the screen, else below,
-else over the bottom-right corner, away from the status lines), has no Qt toolbar or status
-bar, and is sized to the space there: faces beyond what fits are paged with ``]`` / ``[``.
+:meth:`ExplainSession.close` (Esc) returns to ``idle`` at once: the panel is dropped, the
+waiting request is cancelled and the result of the one computing is discarded when it arrives,
+so a closed panel stays closed. Faces beyond what fits the space are paged with ``]`` / ``[``.
 
 Warm-up: creating the session (when the live window opens) starts a background thread
 that builds the explainers and traces their compiled calls (about 1 s of CPU on a busy
@@ -50,13 +49,11 @@ import numpy as np
 from livemask.core.errors import LivemaskError
 from livemask.core.types import FrameResult
 from livemask.explain.suite import ExplainSuite, methods_for
-from livemask.sinks.window_policy import ClosedWatch, panel_area, snapshot_base
+from livemask.sinks.window_policy import snapshot_base
 
 log = logging.getLogger(__name__)
 
-WINDOW = "livemask - explain"
 MAX_OUTSTANDING = 2  # one computing + one waiting
-REPAINT_FOR_S, REPAINT_EVERY_S = 2.0, 0.1  # a new panel window is shown again this long, this often
 WARMUP_NICE = 5  # niceness added to the warm-up thread
 IDLE, COMPUTING, QUEUED, SHOWN = "idle", "computing", "queued", "shown"
 _STOP = object()
@@ -89,7 +86,7 @@ class _Done:
 
 
 class ExplainSession:
-    """Explanations for frozen frames of a live view; all cv2 window calls stay on the display thread."""
+    """Explanations for frozen frames of a live view; the panel is drawn by the caller's window."""
 
     def __init__(self, classifier, make_suite: Callable[[], ExplainSuite]):
         """``make_suite`` builds the explainers (the composition root hands it over); it runs on the
@@ -110,12 +107,9 @@ class ExplainSession:
         self._shown: _Done | None = None
         self._page = 0
         self._per_page = 0
-        self._space = (0, 0)  # the most the panel may cover (0: no limit)
+        self._space = (0, 0)  # the most the panel may cover (0: no limit), set by show_inside()
         self._open = False
-        self._inside: tuple[int, int] | None = None  # show_inside: the caller's window draws the panel
-        self._panel: np.ndarray | None = None  # the page on screen (inside mode)
-        self._repaint: tuple[np.ndarray, float, float] | None = None  # (panel, opened at, last shown at)
-        self._watch = ClosedWatch(WINDOW)
+        self._panel: np.ndarray | None = None  # the page on screen
         self.warmup_seconds: float | None = None
         self.cancelled = 0  # requests cancelled or results discarded by close()
         self._warm = threading.Thread(target=self._warm_up, name="livemask-explain-warmup", daemon=True)
@@ -172,18 +166,15 @@ class ExplainSession:
 
     @property
     def panel(self) -> np.ndarray | None:
-        """The page of the panel on screen, for a caller that shows it in its own window (see
-        :meth:`show_inside`); None when no panel is shown."""
+        """The page of the panel on screen, for the caller's window to draw (see :meth:`show_inside`);
+        None when no panel is shown."""
         return self._panel if self._open else None
 
     def show_inside(self, size: tuple[int, int]) -> None:
-        """From now on open no window: the panel is rendered to fit ``size`` (width, height) and kept as
-        :attr:`panel` for the caller's window to draw (the window of several cameras shows it in place of
-        its tiles). Call before the first panel is shown."""
-        if self._open and self._inside is None:
-            raise RuntimeError("show_inside() after a panel window was opened")
-        self._inside = (max(int(size[0]), 1), max(int(size[1]), 1))
-        self._space = self._inside
+        """The space the caller's window gives the panel, ``size`` (width, height): panels (and pages)
+        rendered from now on fit it. The window of one camera gives its live view's place, the window of
+        several cameras its tiles' area."""
+        self._space = (max(int(size[0]), 1), max(int(size[1]), 1))
 
     @property
     def pages(self) -> int:
@@ -214,9 +205,9 @@ class ExplainSession:
             return Reply(True, f"explain {method}: queued ({n} face(s), frame {result.frame.frame_id})")
         return Reply(True, f"explain {method}: computing {n} face(s) of frame {result.frame.frame_id}...")
 
-    def update(self, beside: str | None = None) -> None:
-        """Show a finished panel (beside the window named ``beside``, when given); forward worker errors.
-        Call once per display-loop iteration."""
+    def update(self) -> None:
+        """Take a finished panel (it becomes :attr:`panel`); forward worker errors. Call once per
+        display-loop iteration."""
         while True:
             try:
                 item = self._done.get_nowait()
@@ -227,18 +218,16 @@ class ExplainSession:
             with self._lock:
                 self._in_flight.pop(item.job.number, None)
                 stale = item.job.generation != self._generation
-            if stale:  # closed (Esc or title bar) after it was requested
+            if stale:  # closed (Esc) after it was requested
                 continue
             if item.error is not None:
                 err = item.error
                 if isinstance(err, LivemaskError):
                     raise err
                 raise LivemaskError(f"explain failed: {type(err).__name__}: {err}") from err
-            self._show(item, beside)
-        self._repaint_new_window()
-        if self._open and self._inside is None and self._watch.closed():  # its title-bar button: the same as Esc
-            log.info("explain window closed")
-            self.close()
+            self._shown, self._page = item, 0
+            self._panel = self._render(item)
+            self._open = True
 
     def page(self, step: int) -> bool:
         """Show the next (+1) or previous (-1) page of faces; False when there is no other page."""
@@ -248,13 +237,7 @@ class ExplainSession:
         if page == self._page:
             return False
         self._page = page
-        panel = self._render(self._shown)
-        if self._inside is not None:
-            self._panel = panel
-            return True
-        cv2.imshow(WINDOW, panel)
-        if self._repaint is not None:
-            self._repaint = (panel, *self._repaint[1:])
+        self._panel = self._render(self._shown)
         return True
 
     def save(self, out_dir: Path, base: str | None = None) -> Path | None:
@@ -286,18 +269,13 @@ class ExplainSession:
                     break
                 if job is not _STOP:
                     self._in_flight.pop(job.number, None)
-        if self._open and self._inside is None:
-            try:
-                cv2.destroyWindow(WINDOW)
-            except cv2.error:
-                pass
         self._open = False
         self._shown = None
         self._panel = None
         return was
 
     def shutdown(self) -> None:
-        """Stop the worker (a job in progress finishes first), join it and close the window."""
+        """Stop the worker (a job in progress finishes first), join it and drop the panel."""
         self._stop.set()
         self.close()
         if self._thread is not None:
@@ -307,49 +285,10 @@ class ExplainSession:
             if self._thread.is_alive():
                 log.warning("explain worker did not stop within 60 s")
             self._thread = None
-        self._watch.close()
 
     # -- internals --------------------------------------------------------------------------
-    def _show(self, item: _Done, beside: str | None) -> None:
-        if self._inside is not None:  # the caller's window draws it: no window, no placement, no repaint
-            self._shown, self._page = item, 0
-            self._panel = self._render(item)
-            self._open = True
-            return
-        first = not self._open
-        self._shown, self._page = item, 0
-        if first:
-            cv2.namedWindow(WINDOW, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)  # no toolbar, no status bar
-            self._watch.reset()
-        area = panel_area(beside)
-        self._space = (area.width, area.height)
-        panel = self._render(item)
-        cv2.imshow(WINDOW, panel)
-        if first and area.width:
-            cv2.moveWindow(WINDOW, *area.origin((panel.shape[1], panel.shape[0])))
-        if first:  # see _repaint_new_window
-            now = time.monotonic()
-            self._repaint = (panel, now, now)
-        self._open = True
-
-    def _repaint_new_window(self) -> None:
-        """Show a newly opened panel again every REPAINT_EVERY_S for REPAINT_FOR_S, a guard against a first
-        window that stays blank (a panel is shown only once). With several cameras no panel window is
-        opened at all (:meth:`show_inside`): a panel window opened over the tiles had been seen keeping a
-        stale picture for 10 s and more although it was mapped and sent its image again
-        (docs/known-issues.md)."""
-        if self._repaint is None:
-            return
-        panel, opened, last = self._repaint
-        now = time.monotonic()
-        if not self._open or now - opened > REPAINT_FOR_S:
-            self._repaint = None
-        elif now - last >= REPAINT_EVERY_S:
-            cv2.imshow(WINDOW, panel)
-            self._repaint = (panel, opened, now)
-
     def _render(self, item: _Done) -> np.ndarray:
-        """The page on screen of ``item``'s panel, fitted to the space beside the live view."""
+        """The page on screen of ``item``'s panel, fitted to the space :meth:`show_inside` gave."""
         job = item.job
         n = len(job.result.detections)
         title = f"frame {job.result.frame.frame_id} - {job.method}"

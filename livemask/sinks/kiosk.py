@@ -311,7 +311,7 @@ class StartScreen:
     thread while this (the window's) thread keeps the screen painted; its error is raised here."""
 
     def __init__(self, title: str, options: KioskOptions):
-        from livemask.sinks.window_policy import screen_size
+        from livemask.sinks.x11 import screen_size
 
         self.title = title
         self.renderer = KioskRenderer(options)

@@ -14,10 +14,10 @@ explain its frame on screen, ``space`` pauses its tile (a paced file holds where
 running and its tile stays on the frozen frame), ``s`` saves its frame under ``run.snapshot_dir/<camera>/``,
 ``]`` / ``[`` page the panel, ``Esc`` closes the panel or quits.
 
-The explanation panel is shown **inside this window**, in place of the tiles (its title names the camera;
-the footer says that Esc, or a focus key, brings the tiles back), never in a second window: a second Qt
-window opened over the tiles could keep a stale picture (docs/known-issues.md). The cameras keep running
-while it is shown; their tiles are up to date when it closes.
+The explanation panel is shown **inside this window**, in place of the tiles, as the window of one camera
+shows it in place of its live view (:class:`~livemask.sinks.window.LiveWindow`: the panel's drawing and
+footer are its own): its title names the camera, the footer says that Esc, or a focus key, brings the
+tiles back. The cameras keep running while it is shown; their tiles are up to date when it closes.
 """
 
 from __future__ import annotations
@@ -36,18 +36,14 @@ from livemask.engine.channel import BufferPolicy, Channel
 from livemask.engine.sink import RunInfo
 from livemask.sinks.draw import FONT, fit_lines
 from livemask.sinks.render import Renderer
-from livemask.sinks.window import LiveWindow
+from livemask.sinks.window import FOOTER_LINES, GAP, LINE_H, PANEL_BG, SCREEN_MARGIN, LiveWindow
 
 TAB = 9
 FOCUS_COLOUR = (0, 215, 255)  # BGR amber: the focused tile's border and label
 LABEL_BG = (40, 40, 40)
-GAP = 4  # pixels between tiles
 BORDER = 3  # the focused tile's border (drawn over the tile's edge)
 LABEL_H = 26  # the label bar at the top of each tile
-FOOTER_LINES = 2  # key help and the focused camera's status / message line
-LINE_H = 22
 MAX_TILE_W = 640
-SCREEN_MARGIN = (40, 80)  # room left on the screen around the window (title bar, panels' edge)
 
 
 @dataclass(frozen=True)
@@ -81,12 +77,6 @@ def grid_for(count: int, screen: tuple[int, int] | None, aspect: float = 4 / 3, 
         tile_w = min(tile_w, room_w / cols, room_h / rows * aspect)
     tile_w = max(int(tile_w), 96)
     return Grid(cols, rows, (tile_w, max(round(tile_w / aspect), 72)))
-
-
-def panel_origin(shape: tuple[int, ...], grid: Grid) -> tuple[int, int]:
-    """Where the explanation panel of ``shape`` (height, width, ...) goes in the tiles' area: centred
-    across, at the top, within the outer gap."""
-    return max(0, (grid.size[0] - shape[1]) // 2), min(GAP, max(0, grid.size[1] - shape[0]))
 
 
 def fit_into(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -183,22 +173,10 @@ class SiteWindow(LiveWindow):
         self._look: tuple | None = None
         self._focus_camera(0)
 
-    def _start_session(self) -> bool:
-        """The explanation session, told to show its panels inside this window (no second window)."""
-        if not super()._start_session():
-            return False
-        self.session.show_inside(self.panel_size())
-        return True
-
     def panel_size(self) -> tuple[int, int]:
         """The space of the explanation panel: the tiles' area within its outer gap."""
         width, height = (self.grid or grid_for(len(self.names), None)).size
         return width - 2 * GAP, height - 2 * GAP
-
-    @property
-    def panel(self) -> np.ndarray | None:
-        """The explanation panel shown in place of the tiles, or None."""
-        return getattr(self.session, "panel", None) if self.session is not None else None
 
     def sinks_for(self, name: str) -> list[TileFeed]:
         """The sinks the window needs in camera ``name``'s engine: its tile feed."""
@@ -264,6 +242,7 @@ class SiteWindow(LiveWindow):
             self.ended_by = "window closed"
             return False
         self.update()
+        self.check_paint()
         return True
 
     # -- keys ------------------------------------------------------------------------------------
@@ -300,33 +279,20 @@ class SiteWindow(LiveWindow):
         self._tiles.pop(name, None)
         self.say(f"{name} paused" if on else f"{name} resumed", 1.0)
 
-    def explain(self, method: str) -> None:
+    def explain(self, method: str, label: str | None = None) -> None:
         """Explain the focused camera's frame on screen; the panel's title names the camera."""
-        self._explained = True
         self.result = self.latest[self.focused]
-        if self.result is None:
-            self.say(f"{self.focused}: no frame to explain yet")
-            return
-        if not self._start_session():
-            self.say(self._explain_missing)
-            return
-        reply = self.session.request(self.result, method, label=self.focused)
-        if not reply.accepted:
-            self.say(reply.text)
+        super().explain(method, label=self.focused)
 
     # -- drawing ---------------------------------------------------------------------------------
     def compose(self) -> np.ndarray:
         """The whole window: every camera's tile, the focused one highlighted, the footer below."""
-        grid = self.grid or grid_for(len(self.names), None)
-        width, height = grid.size
-        canvas = np.full((height + FOOTER_LINES * LINE_H, width, 3), 18, np.uint8)
         panel = self.panel
         if panel is not None:  # the explanation in place of the tiles, until Esc or a focus key
-            x, y = panel_origin(panel.shape, grid)
-            ph, pw = min(panel.shape[0], height - y), min(panel.shape[1], width - x)
-            canvas[y:y + ph, x:x + pw] = panel[:ph, :pw]
-            self._footer(canvas, height)
-            return canvas
+            return self.panel_screen(panel)
+        grid = self.grid or grid_for(len(self.names), None)
+        width, height = grid.size
+        canvas = np.full((height + FOOTER_LINES * LINE_H, width, 3), PANEL_BG, np.uint8)
         for i, name in enumerate(self.names):
             x, y = grid.origin(i)
             tw, th = grid.tile
@@ -369,19 +335,13 @@ class SiteWindow(LiveWindow):
             cv2.putText(tile, line, org, FONT, 0.7, (255, 255, 255), 2, cv2.LINE_AA)
 
     def footer_lines(self) -> list[str]:
-        """The two lines under the tiles: the keys, then the focused camera with the status or message line."""
+        """The lines under the tiles: the keys, then the focused camera with the status or message line."""
         status = "; ".join(self.overlay_lines())
         if self.panel is not None:
             return ["EXPLANATION - Esc or Tab / 1-9: back to the cameras   ] [ pages   s save   q quit",
                     f"[{self.focus + 1} {self.focused}] {status}".rstrip()]
         return ["Tab / 1-9 focus   g o e explain   space pause   s snapshot   q quit",
                 f"[{self.focus + 1} {self.focused}] {status}".rstrip()]
-
-    def _footer(self, canvas: np.ndarray, top: int) -> None:
-        width = canvas.shape[1]
-        for k, text in enumerate(self.footer_lines()):
-            text = fit_lines([text], width - 12, 0.5)[0]
-            cv2.putText(canvas, text, (6, top + (k + 1) * LINE_H - 6), FONT, 0.5, (230, 230, 230), 1, cv2.LINE_AA)
 
     def overlay_lines(self) -> list[str]:
         lines = super().overlay_lines()
@@ -391,7 +351,7 @@ class SiteWindow(LiveWindow):
         self.shown = image
         if result is not None:
             self.result = result
-        cv2.imshow(self.title, image)
+        self.imshow(image)
 
     def stats(self) -> dict:
         return {"tiles": {name: feed.stats()["tile"] for name, feed in self.feeds.items()}}

@@ -6,6 +6,15 @@ quits only when no explanation was asked for since the last Esc (see :meth:`Live
 ``g`` Grad-CAM, ``o`` occlusion, ``e`` both, for the faces of the frame on screen; ``]`` / ``[``
 the next / previous page of faces in the explanation panel.
 
+The explanation panel is shown **inside this window**, in place of the live view, with footer lines
+under it (the keys; the status lines: computing, paused, messages); Esc brings the live view back. No
+second window is ever created: a new Qt window could stay unpainted on a busy X server
+(docs/known-issues.md). The run goes on behind the panel (every sink gets every result); the newest
+frame waits for the panel to close. The panel's space is the live view's size, at least
+:data:`MIN_PANEL` (within the screen) so that a small frame still gets a readable panel.
+The window of several cameras (:mod:`livemask.sinks.site_window`) shows the panel the same way, in place
+of its tiles.
+
 The window closed by its title-bar button or the window manager ends the run like ``q``.
 """
 
@@ -26,8 +35,9 @@ from livemask.core.output_paths import write_image
 from livemask.core.types import FrameResult
 from livemask.engine.pipeline import Percentiles
 from livemask.engine.sink import RunInfo
+from livemask.sinks.draw import FONT, fit_lines
 from livemask.sinks.render import Renderer
-from livemask.sinks.window_policy import ClosedWatch, snapshot_base
+from livemask.sinks.window_policy import ClosedWatch, PaintCheck, snapshot_base
 from livemask.sinks.x11 import on_lost_connection, probe_x_display, screen_size
 
 log = logging.getLogger(__name__)
@@ -45,6 +55,13 @@ KEYMAP = {
     ord("["): "previous_page",
 }
 EXPLAIN_ACTIONS = ("gradcam", "occlusion", "all")
+GAP = 4  # pixels around the explanation panel (and between the tiles of several cameras)
+FOOTER_LINES = 3  # under the panel (and the tiles): the keys, then the status / message lines (wrapped)
+LINE_H = 22
+PANEL_BG = 18  # the grey around the panel and behind the footer
+MIN_PANEL = (800, 600)  # the least space (width, height) the panel gets, screen permitting
+SCREEN_MARGIN = (40, 80)  # room left on the screen around the window (title bar, panels' edge)
+PANEL_KEYS = "EXPLANATION - Esc: back to the live view   ] [ pages   s save   q quit"
 
 
 def check_display() -> None:
@@ -67,6 +84,12 @@ def check_display() -> None:
         local = re.fullmatch(r"(?:unix)?:(\d+)(?:\.\d+)?", display)
         if local and not Path(f"/tmp/.X11-unix/X{local.group(1)}").exists():
             raise DisplayError(f"no X server at DISPLAY={display}; use --headless")
+
+
+def panel_origin(shape: tuple[int, ...], size: tuple[int, int]) -> tuple[int, int]:
+    """Where the explanation panel of ``shape`` (height, width, ...) goes in an area of ``size`` (width,
+    height): centred across, at the top, within the outer gap."""
+    return max(0, (size[0] - shape[1]) // 2), min(GAP, max(0, size[1] - shape[0]))
 
 
 class LiveWindow:
@@ -109,10 +132,14 @@ class LiveWindow:
         self._lost: Callable[[], int] | None = None
         self._disarm: Callable[[], None] = lambda: None
         self._watch = ClosedWatch(name, after_s=1.0)
+        self._paint = PaintCheck(name)  # a window X never painted is mapped again (docs/known-issues.md)
+        self._on_screen: np.ndarray | None = None  # the picture last sent to the window
         self._explain_missing: str | None = None
         self._message: tuple[str, float] | None = None  # (text, expiry)
         self.shown: np.ndarray | None = None  # last annotated image on screen
-        self.result: FrameResult | None = None  # the result it shows
+        self.result: FrameResult | None = None  # the result it shows (the newest, while a panel is shown)
+        self._panel_space: tuple[int, int] | None = None  # the panel's space, fixed at each explanation key
+        self._panel_look: tuple | None = None  # the panel and footer on screen (None: the live view)
 
     def when_lost(self, callback: Callable[[], int]) -> None:
         """Call ``callback`` if the X connection is lost while the window is open (see
@@ -162,11 +189,14 @@ class LiveWindow:
         if self.live and (time.monotonic() - result.frame.timestamp) * 1000.0 > self.max_display_age_ms:
             self.stale += 1
             return
+        if self.panel is not None:  # the panel is on screen: the newest frame waits behind it (g explains it)
+            self.result = result
+            return
         self.show(self.renderer.render(result, self.overlay_lines()), result)
         self.shown_latency.add((time.monotonic() - result.frame.timestamp) * 1000.0)
 
     def poll(self, wait_ms: int) -> bool:
-        """Keys, the paused overlay and the explanation window; False when the user ends the run
+        """Keys, the paused overlay and the explanation panel; False when the user ends the run
         (``q``, Esc, or the window closed), checked before anything is shown again."""
         key = self.wait_key(wait_ms)
         if key != -1 and self.handle_key(key) == "quit":
@@ -177,9 +207,24 @@ class LiveWindow:
             self.ended_by = "window closed"
             return False
         self.update()
-        if self.paused and self.result is not None:  # keep the overlay (PAUSED, explain status) current
-            self.show(self.renderer.render(self.result, self.overlay_lines(), tick=False), self.result)
+        self.refresh()
+        self.check_paint()
         return True
+
+    def refresh(self) -> None:
+        """Show the panel while one is open (again only when it or its footer changed), the live view again
+        as soon as it closes (a paused or ended source sends no new frame), and keep the paused overlay
+        (PAUSED, explain status) current."""
+        panel = self.panel
+        if panel is not None:
+            look = (id(panel), tuple(self.footer_lines()))
+            if look != self._panel_look:
+                self._panel_look = look
+                self.imshow(self.panel_screen(panel))
+            return
+        if (self._panel_look is not None or self.paused) and self.result is not None:
+            self.show(self.renderer.render(self.result, self.overlay_lines(), tick=False), self.result)
+        self._panel_look = None
 
     def _farewell(self) -> None:
         """A renderer with an end screen (the kiosk's) shows it for its hold time when a file has played
@@ -191,7 +236,7 @@ class LiveWindow:
 
         log.info("the video has ended")
         try:
-            cv2.imshow(self.title, end_screen())
+            self.imshow(end_screen())
             deadline = time.monotonic() + END_HOLD_S
             while time.monotonic() < deadline and not self.closed_by_user():
                 key = self.wait_key(50)
@@ -203,9 +248,70 @@ class LiveWindow:
     def stats(self) -> dict:
         return {"stale_not_shown": self.stale, "capture_to_display_ms": self.shown_latency.summary()}
 
+    # -- the explanation panel, in place of the live view -------------------------------------------
+    @property
+    def panel(self) -> np.ndarray | None:
+        """The explanation panel shown in place of the live view (or the tiles), or None."""
+        return getattr(self.session, "panel", None) if self.session is not None else None
+
+    def panel_size(self) -> tuple[int, int]:
+        """The panel's space (width, height): the live view's size, at least :data:`MIN_PANEL`, and with its
+        footer within the screen (when its size is known), less the outer gap."""
+        h, w = self.shown.shape[:2] if self.shown is not None else (0, 0)
+        width, height = max(w, MIN_PANEL[0]), max(h, MIN_PANEL[1])
+        screen = screen_size()
+        if screen is not None:
+            width = min(width, screen[0] - SCREEN_MARGIN[0])
+            height = min(height, screen[1] - SCREEN_MARGIN[1] - FOOTER_LINES * LINE_H)
+        return width - 2 * GAP, height - 2 * GAP
+
+    def panel_screen(self, panel: np.ndarray) -> np.ndarray:
+        """The window's picture while ``panel`` is shown: the panel's space and its outer gap, the panel
+        centred across at the top, the footer (:meth:`footer_lines`) under it."""
+        width, height = self._panel_space or self.panel_size()
+        width, height = width + 2 * GAP, height + 2 * GAP
+        canvas = np.full((height + FOOTER_LINES * LINE_H, width, 3), PANEL_BG, np.uint8)
+        x, y = panel_origin(panel.shape, (width, height))
+        ph, pw = min(panel.shape[0], height - y), min(panel.shape[1], width - x)
+        canvas[y:y + ph, x:x + pw] = panel[:ph, :pw]
+        self._footer(canvas, height)
+        return canvas
+
+    def footer_lines(self) -> list[str]:
+        """The lines under the panel: the keys, then the status and message lines."""
+        return [PANEL_KEYS, "; ".join(self.overlay_lines())]
+
+    def _footer(self, canvas: np.ndarray, top: int) -> None:
+        """:meth:`footer_lines` under ``top``, each wrapped to the canvas's width, :data:`FOOTER_LINES` rows at
+        most (a "saved ..." message with two paths takes the last two)."""
+        width = canvas.shape[1]
+        rows = [row for text in self.footer_lines() for row in fit_lines([text], width - 12, 0.5)]
+        for k, text in enumerate(rows[:FOOTER_LINES]):
+            cv2.putText(canvas, text, (6, top + (k + 1) * LINE_H - 6), FONT, 0.5, (230, 230, 230), 1, cv2.LINE_AA)
+
     def show(self, image: np.ndarray, result: FrameResult) -> None:
         self.shown, self.result = image, result
+        self.imshow(image)
+
+    def imshow(self, image: np.ndarray) -> None:
+        """Send ``image`` to the window (kept for :meth:`check_paint`)."""
+        self._on_screen = image
         cv2.imshow(self.title, image)
+
+    def check_paint(self) -> None:
+        """Once per loop until the window is seen painted: a window the X server shows all of one colour is
+        mapped again (:class:`~livemask.sinks.window_policy.PaintCheck`); what it did is logged."""
+        before = self._paint.state
+        state = self._paint.check(self._on_screen)
+        if state == before:
+            return
+        if state == "remapped":
+            log.warning("the window is not painted (all one colour on the X server): mapped again (%d/%d)",
+                        self._paint.remaps, self._paint.tries)
+        elif state == "painted" and self._paint.remaps:
+            log.warning("the window is painted after %d remap(s)", self._paint.remaps)
+        elif state == "gave up":
+            log.warning("the window is still not painted after %d remap(s) (docs/known-issues.md)", self._paint.remaps)
 
     def wait_key(self, ms: int) -> int:
         key = cv2.waitKey(max(int(ms), 1))
@@ -262,8 +368,8 @@ class LiveWindow:
 
     def escape(self) -> str | None:
         """Esc: when an explanation was asked for (g, o, e) since the last Esc, close or cancel it (the panel
-        on screen, the one computing, the one waiting; also when the panel was already closed with its
-        title-bar button) and stay; otherwise "quit"."""
+        on screen, the one computing, the one waiting; also when none is left, as after a refused or failed
+        request) and stay, the live view back at once; otherwise "quit"."""
         explained, self._explained = self._explained, False
         active = self.session is not None and self.session.close()
         if explained or active:
@@ -302,26 +408,30 @@ class LiveWindow:
         self.say("saved " + ", ".join(saved))
         return path
 
-    def explain(self, method: str) -> None:
+    def explain(self, method: str, label: str | None = None) -> None:
+        """Explain the frame on screen (the newest one, while a panel is shown) with ``method``; ``label``
+        (a camera's name) starts the panel's title."""
         self._explained = True
         if self.result is None:
-            self.say("no frame to explain yet")
+            self.say(f"{label}: no frame to explain yet" if label else "no frame to explain yet")
             return
         if not self._start_session():
             self.say(self._explain_missing)
             return
-        reply = self.session.request(self.result, method)
+        self._panel_space = self.panel_size()
+        self.session.show_inside(self._panel_space)
+        reply = self.session.request(self.result, method, label=label)
         if not reply.accepted:  # accepted requests show as the session's status line while it is true
             self.say(reply.text)
 
     def update(self) -> None:
-        """Once per loop: let the explanation session refresh its window (beside this one).
+        """Once per loop: let the explanation session take a finished panel (shown by :meth:`refresh`).
 
         A failed explanation is shown and logged; the live view goes on.
         """
         if self.session is not None:
             try:
-                self.session.update(self.title)
+                self.session.update()
             except LivemaskError as err:
                 log.error("explanation failed: %s", err)
                 self.say(f"explanation failed: {err}", 6.0)
@@ -335,6 +445,7 @@ class LiveWindow:
             except Exception as err:  # closing must not hide the run's result
                 log.warning("explanation session did not shut down cleanly: %s", err)
         self._watch.close()
+        self._paint.close()
         try:
             cv2.destroyAllWindows()
             cv2.waitKey(1)

@@ -1,5 +1,5 @@
-"""The live window's policy: when a window counts as closed, where the explanation panel goes, and how
-snapshots are named. X access itself is :mod:`livemask.sinks.x11`.
+"""The live window's policy: when a window counts as closed and how snapshots are named. X access itself
+is :mod:`livemask.sinks.x11`.
 
 Everything here that touches OpenCV's windows runs on the display (main) thread.
 """
@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
 
 import cv2
 
-from livemask.sinks.x11 import XWindows, screen_size
+from livemask.sinks.x11 import XWindows
 
-GAP = 8  # pixels between the live view and the explanation panel
 X_CHECK_S = 0.1  # how often ClosedWatch asks the X server whether the window still exists
 
 
@@ -27,23 +25,16 @@ class ClosedWatch:
     * at once when its X window is gone (destroyed by another client, ``xdotool windowclose``: Qt goes
       on reporting it as visible; checked through :class:`XWindows` when X is the display);
     * after ``after_s`` when it stays invisible (Qt under X reports a window as not visible before the
-      window system has mapped it and, for a moment, while another window of the process comes or
-      goes; neither is a close).
+      window system has mapped it, and for a moment while it is resized; neither is a close).
     """
 
-    def __init__(self, name: str, after_s: float = 0.3):
+    def __init__(self, name: str, after_s: float = 1.0):
         self.name = name
         self.after_s = after_s
         self._x: XWindows | None = None
         self._x_checked = 0.0
-        self.reset()
-
-    def reset(self) -> None:
-        """Forget the window's history (call when it is created again)."""
         self._seen = False
         self._hidden_since: float | None = None
-        if self._x is not None:
-            self._x.forget()
 
     def closed(self) -> bool:
         try:
@@ -80,41 +71,59 @@ def snapshot_base(frame_id: int) -> str:
     return f"livemask-{time.strftime('%Y%m%d-%H%M%S')}-f{int(frame_id):06d}"
 
 
-@dataclass(frozen=True)
-class Area:
-    """Where a panel may go: its top-left corner and the most it may cover (0: no limit). ``corner``:
-    no free space beside the live view, so the panel goes into the bottom-right corner of this area."""
 
-    x: int = 0
-    y: int = 0
-    width: int = 0
-    height: int = 0
-    corner: bool = False
+class PaintCheck:
+    """Tells whether the X server shows an OpenCV window's picture, and maps the window again when it does not.
 
-    def origin(self, size: tuple[int, int]) -> tuple[int, int]:
-        """The top-left corner for a panel of ``size`` (width, height)."""
-        if not self.corner:
-            return self.x, self.y
-        return max(0, self.x + self.width - size[0]), max(0, self.y + self.height - size[1])
+    On a busy X server without a window manager, Qt (xcb) sometimes handles no ``MapNotify`` for a new
+    window, so it never paints it (docs/known-issues.md). :meth:`check` is called once per display loop
+    with the picture last sent; ``after_s`` after the first call, and again that long after each remap,
+    it reads the window's pixels (one ``GetImage``). A window all of one colour while the picture is not
+    counts as unpainted: it is unmapped and mapped again (:meth:`XWindows.remap`), at most ``tries``
+    times. Once the window shows its picture, nothing more is checked. ``state``: "waiting", "painted",
+    "remapped" (waiting to see whether that cured it), "gave up", or "off" (no X connection).
+    """
 
+    def __init__(self, name: str, after_s: float = 1.0, tries: int = 2):
+        self.name = name
+        self.after_s = after_s
+        self.tries = tries
+        self.remaps = 0
+        self.state = "waiting"
+        self._x: XWindows | None = None
+        self._due: float | None = None
 
-def panel_area(beside: str | None, min_size: tuple[int, int] = (400, 240)) -> Area:
-    """The space for the explanation panel next to the window named ``beside``: to its right when at
-    least ``min_size`` fits there on the screen, else below it, else over the bottom-right part of the
-    screen (the live view's status lines are at its top left). ``Area()`` when the screen is unknown."""
-    screen = screen_size()
-    if beside is None or screen is None:
-        return Area()
-    sw, sh = screen
-    try:
-        x, y, w, h = cv2.getWindowImageRect(beside)
-    except cv2.error:
-        x = y = w = h = 0
-    x, y = max(0, x), max(0, y)
-    right = sw - (x + w) - GAP
-    below = sh - (y + h) - GAP
-    if right >= min_size[0]:
-        return Area(x + w + GAP, y, right, sh - y)
-    if below >= min_size[1]:
-        return Area(x, y + h + GAP, sw - x, below)
-    return Area(sw // 3, sh // 3, sw - sw // 3, sh - sh // 3, corner=True)
+    def check(self, shown) -> str:
+        if self.state in ("painted", "gave up", "off") or shown is None:
+            return self.state
+        now = time.monotonic()
+        if self._due is None:
+            self._due = now + self.after_s
+            return self.state
+        if now < self._due:
+            return self.state
+        if self._x is None:
+            if not os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+                self.state = "off"
+                return self.state
+            self._x = XWindows(self.name)
+        height, width = shown.shape[:2]
+        pixels = self._x.pixels(width, height)
+        self._due = now + self.after_s
+        if pixels is None:  # no window of that size yet (Qt resizes it to the first frame): look again later
+            return self.state
+        if pixels.std() >= 1.0 or shown.std() < 5.0:
+            self.state = "painted"
+            self.close()
+        elif self.remaps >= self.tries:
+            self.state = "gave up"
+            self.close()
+        elif self._x.remap():
+            self.remaps += 1
+            self.state = "remapped"
+        return self.state
+
+    def close(self) -> None:
+        if self._x is not None:
+            self._x.close()
+            self._x = None

@@ -128,11 +128,15 @@ class XWindows:
                          ("xcb_query_tree", [ctypes.c_void_p, ctypes.c_uint32]),
                          ("xcb_get_property", [ctypes.c_void_p, ctypes.c_uint8, ctypes.c_uint32, ctypes.c_uint32,
                                                ctypes.c_uint32, ctypes.c_uint32, ctypes.c_uint32]),
-                         ("xcb_get_window_attributes", [ctypes.c_void_p, ctypes.c_uint32])):
+                         ("xcb_get_window_attributes", [ctypes.c_void_p, ctypes.c_uint32]),
+                         ("xcb_get_image", [ctypes.c_void_p, ctypes.c_uint8, ctypes.c_uint32, ctypes.c_int16,
+                                            ctypes.c_int16, ctypes.c_uint16, ctypes.c_uint16, ctypes.c_uint32]),
+                         ("xcb_unmap_window", [ctypes.c_void_p, ctypes.c_uint32]),
+                         ("xcb_map_window", [ctypes.c_void_p, ctypes.c_uint32])):
             getattr(xcb, fn).restype = _Cookie
             getattr(xcb, fn).argtypes = args
         for fn in ("xcb_intern_atom_reply", "xcb_query_tree_reply", "xcb_get_property_reply",
-                   "xcb_get_window_attributes_reply"):
+                   "xcb_get_window_attributes_reply", "xcb_get_image_reply"):
             getattr(xcb, fn).restype = ctypes.c_void_p
             getattr(xcb, fn).argtypes = [ctypes.c_void_p, _Cookie, ctypes.POINTER(ctypes.c_void_p)]
         xcb.xcb_query_tree_children.restype = ctypes.POINTER(ctypes.c_uint32)
@@ -143,6 +147,12 @@ class XWindows:
         xcb.xcb_get_property_value.argtypes = [ctypes.c_void_p]
         xcb.xcb_get_property_value_length.restype = ctypes.c_int
         xcb.xcb_get_property_value_length.argtypes = [ctypes.c_void_p]
+        xcb.xcb_get_image_data.restype = ctypes.c_void_p
+        xcb.xcb_get_image_data.argtypes = [ctypes.c_void_p]
+        xcb.xcb_get_image_data_length.restype = ctypes.c_int
+        xcb.xcb_get_image_data_length.argtypes = [ctypes.c_void_p]
+        xcb.xcb_flush.restype = ctypes.c_int
+        xcb.xcb_flush.argtypes = [ctypes.c_void_p]
         number = ctypes.c_int(0)
         conn = xcb.xcb_connect((display or os.environ.get("DISPLAY", "")).encode() or None, ctypes.byref(number))
         if not conn or xcb.xcb_connection_has_error(conn):
@@ -214,9 +224,37 @@ class XWindows:
             return False
         return self.seen
 
-    def forget(self) -> None:
-        """Forget the window (it is being created again)."""
-        self._wid, self.seen = None, False
+    def pixels(self, width: int, height: int):
+        """The window's top-left ``width`` x ``height`` pixels as the X server has them (BGR, uint8), or None
+        (no window, another depth than 24/32 bits, an error such as a window smaller than that)."""
+        import numpy as np
+
+        wid = self._wid if self._wid is not None else self.find()
+        if self._conn is None or wid is None:
+            return None
+        reply = self._reply("xcb_get_image", self._xcb.xcb_get_image(self._conn, 2, wid, 0, 0, width, height,
+                                                                     0xFFFFFFFF))  # 2: ZPixmap
+        if reply is None:
+            return None
+        try:
+            size = self._xcb.xcb_get_image_data_length(reply)
+            if size != width * height * 4:
+                return None
+            data = ctypes.string_at(self._xcb.xcb_get_image_data(reply), size)
+        finally:
+            self._libc.free(reply)
+        return np.frombuffer(data, np.uint8).reshape(height, width, 4)[:, :, :3].copy()
+
+    def remap(self) -> bool:
+        """Unmap and map the window again (a real UnmapNotify and MapNotify for its client); False when
+        there is no window."""
+        wid = self._wid if self._wid is not None else self.find()
+        if self._conn is None or wid is None:
+            return False
+        self._xcb.xcb_unmap_window(self._conn, wid)
+        self._xcb.xcb_map_window(self._conn, wid)
+        self._xcb.xcb_flush(self._conn)
+        return True
 
     def close(self) -> None:
         if self._conn is not None:
