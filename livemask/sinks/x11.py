@@ -139,20 +139,15 @@ class XWindows:
                    "xcb_get_window_attributes_reply", "xcb_get_image_reply"):
             getattr(xcb, fn).restype = ctypes.c_void_p
             getattr(xcb, fn).argtypes = [ctypes.c_void_p, _Cookie, ctypes.POINTER(ctypes.c_void_p)]
-        xcb.xcb_query_tree_children.restype = ctypes.POINTER(ctypes.c_uint32)
-        xcb.xcb_query_tree_children.argtypes = [ctypes.c_void_p]
-        xcb.xcb_query_tree_children_length.restype = ctypes.c_int
-        xcb.xcb_query_tree_children_length.argtypes = [ctypes.c_void_p]
-        xcb.xcb_get_property_value.restype = ctypes.c_void_p
-        xcb.xcb_get_property_value.argtypes = [ctypes.c_void_p]
-        xcb.xcb_get_property_value_length.restype = ctypes.c_int
-        xcb.xcb_get_property_value_length.argtypes = [ctypes.c_void_p]
-        xcb.xcb_get_image_data.restype = ctypes.c_void_p
-        xcb.xcb_get_image_data.argtypes = [ctypes.c_void_p]
-        xcb.xcb_get_image_data_length.restype = ctypes.c_int
-        xcb.xcb_get_image_data_length.argtypes = [ctypes.c_void_p]
-        xcb.xcb_flush.restype = ctypes.c_int
-        xcb.xcb_flush.argtypes = [ctypes.c_void_p]
+        for fn, restype in (("xcb_query_tree_children", ctypes.POINTER(ctypes.c_uint32)),
+                            ("xcb_query_tree_children_length", ctypes.c_int),
+                            ("xcb_get_property_value", ctypes.c_void_p),
+                            ("xcb_get_property_value_length", ctypes.c_int),
+                            ("xcb_get_image_data", ctypes.c_void_p),
+                            ("xcb_get_image_data_length", ctypes.c_int),
+                            ("xcb_flush", ctypes.c_int)):  # each takes one pointer (a reply, the connection)
+            getattr(xcb, fn).restype = restype
+            getattr(xcb, fn).argtypes = [ctypes.c_void_p]
         number = ctypes.c_int(0)
         conn = xcb.xcb_connect((display or os.environ.get("DISPLAY", "")).encode() or None, ctypes.byref(number))
         if not conn or xcb.xcb_connection_has_error(conn):
