@@ -3,12 +3,14 @@ camera's Live view, and what the cameras process meanwhile, all in one run of on
 
 Every camera is a real clip of ../shared/data/videos (looped, letterboxed to 640x480, H.264 at ``--fps``)
 given as ``--camera cN=CLIP``: a file camera, paced at its frame rate like a camera, playing from its first
-viewer. Three phases, each ``--seconds`` long, in this order, after a warm-up:
+viewer. Four phases, each ``--seconds`` long, in this order, after a warm-up:
 
 * ``api only``: no browser; the benchmark polls ``/v1/cameras`` (the cameras' processed fps without a page);
 * ``grid``: Debian's Chromium shows ``/site`` (a tile per camera; the frames come as one mosaic JPEG per update
   over ``WS /v1/cameras/tiles``);
-* ``grid + live view``: the grid stays open and a second tab shows camera c0's Live view (``/?mode=live&camera=c0``).
+* ``grid + live view``: the grid stays open and a second tab shows camera c0's Live view (``/?mode=live&camera=c0``);
+* ``c0's tile clicked``: the second tab closed, the grid's tile of c0 is clicked, as a person opens a camera: the
+  page becomes c0's Live view (the grid is gone).
 
 Per phase: each tile's updates per second in the grid (the tile's ``data-loaded`` count: new frames drawn), the Live
 view's frames per second (``window.liveStats.frames``), each camera's processed fps (the frames its page hub
@@ -132,7 +134,8 @@ def row(label: str, m: dict) -> list[object]:
     return [label, f"{statistics.median(processed):.1f}", f"{min(processed):.1f}",
             f"{statistics.median(tiles):.1f}" if tiles else "-", f"{min(tiles):.1f}" if tiles else "-",
             f"{m['live']:.1f}" if "live" in m else "-", f"{100 * m['cpu']:.0f}%",
-            f"{100 * m['browser_cpu']:.0f}%" if "tiles" in m else "-", f"{m['rss']:.0f}", f"{m['load']:.1f}"]
+            f"{100 * m['browser_cpu']:.0f}%" if "tiles" in m or "live" in m else "-", f"{m['rss']:.0f}",
+            f"{m['load']:.1f}"]
 
 
 def main() -> int:
@@ -146,7 +149,7 @@ def main() -> int:
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
-    clip_seconds = args.warmup * 2 + args.seconds * 3 + 60  # every camera plays through the three phases
+    clip_seconds = args.warmup * 3 + args.seconds * 4 + 60  # every camera plays through the four phases
     with tempfile.TemporaryDirectory() as tmp:
         clips = make_clips(Path(tmp), args.cameras, clip_seconds, args.fps)
         command = [sys.executable, "-m", "livemask", "serve", "--port", "0", *args.serve_arg]
@@ -179,6 +182,13 @@ def main() -> int:
                 live.wait_for_function("window.liveStats.frames > 5", timeout=60_000)
                 time.sleep(args.warmup / 2)
                 phases.append(("grid + live view of c0", measure(url, proc.pid, args.seconds, grid, live, marker)))
+                live.close()
+                grid.click('.tile[data-camera="c0"]')  # what a person does: the grid page becomes c0's Live view
+                grid.wait_for_url("**/?mode=live&camera=c0*", timeout=30_000)
+                grid.wait_for_function("window.liveStats.frames > 5", timeout=60_000)
+                time.sleep(args.warmup / 2)
+                phases.append(("c0's tile clicked: its live view", measure(url, proc.pid, args.seconds, None, grid,
+                                                                          marker)))
                 browser.close()
         finally:
             stop_process(proc)

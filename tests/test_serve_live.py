@@ -275,6 +275,19 @@ def test_frame_hub_keeps_the_newest_frame_events_and_tracks():
     assert s["frames"] == 2 and s["tracks_seen"] == 2 and s["ended"] and s["summary"]["ended"] == "end of source"
 
 
+def test_frame_hub_gives_the_lines_after_a_number_once_the_oldest_are_dropped():
+    """A viewer asks for the lines after the last it got: the newer ones, oldest first, also once the kept list
+    is full and its oldest lines are gone (then the viewer gets what is still kept)."""
+    image = np.full((120, 160, 3), 60, np.uint8)
+    hub = FrameHub(events_kept=5)
+    for i in range(8):
+        hub.events.write(_result(i, image, [[10, 10, 50, 60]], ["mask"], [1]))
+    assert [s for s, _ in hub.events_after(0)] == [4, 5, 6, 7, 8]
+    assert [s for s, _ in hub.events_after(5)] == [6, 7, 8]
+    assert [json.loads(t)["frame_id"] for _, t in hub.events_after(6)] == [6, 7]
+    assert hub.events_after(8) == [] and hub.events_after(9) == []
+
+
 def test_frame_hub_lines_are_the_event_logs_with_people_static_faces_and_alerts(tmp_path):
     """With the people stage's analytics, the page's event stream carries exactly the event log's lines
     (``people``, ``static``, one ``alert`` line per alert), and a static face (a picture) is not counted."""

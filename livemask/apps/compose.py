@@ -10,6 +10,7 @@ window, a function that builds them later), never the config dict.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -66,12 +67,27 @@ apply_overrides = _config.apply_overrides
 
 
 # -- models --------------------------------------------------------------------------------------
-def detector(config: Config, video_long_side: int = 0):
-    """The configured detector; for CenterFace on video, at ``video_long_side`` (0: the detector section's)."""
-    if video_long_side and config.get("detector", {}).get("name", "centerface") == "centerface":
+def model_threads(config: Config, section: str, cameras: int = 1) -> int:
+    """A model's runtime threads for one call: ``SECTION.threads`` when set; else (0) with several cameras in one
+    process the cores shared out among them, at least one each (each camera's detector runs in its own thread,
+    so one call split over two threads only adds work: docs/cameras.md), and 0 (the runtime's own choice) for
+    one camera."""
+    threads = int(config.get(section, {}).get("threads", 0) or 0)
+    if threads or cameras <= 1:
+        return threads
+    return max(1, (os.cpu_count() or 1) // cameras)
+
+
+def detector(config: Config, video_long_side: int = 0, cameras: int = 1):
+    """The configured detector; for CenterFace on video, at ``video_long_side`` (0: the detector section's), with
+    :func:`model_threads` for ``cameras`` cameras."""
+    if config.get("detector", {}).get("name", "centerface") != "centerface":
+        return build(config, "detector")
+    threads = model_threads(config, "detector", cameras)
+    if video_long_side:
         # at video size a face filling the frame is still in the main pass's range: no coarse pass
-        return build(config, "detector", input_long_side=video_long_side, coarse_long_side=0)
-    return build(config, "detector")
+        return build(config, "detector", input_long_side=video_long_side, coarse_long_side=0, threads=threads)
+    return build(config, "detector", threads=threads)
 
 
 def video_detector(config: Config):
@@ -79,8 +95,9 @@ def video_detector(config: Config):
     return detector(config, pipeline_options(config).detector_long_side)
 
 
-def classifier(config: Config) -> FaceClassifier:
-    return build(config, "classifier")
+def classifier(config: Config, cameras: int = 1) -> FaceClassifier:
+    """The configured classifier, with :func:`model_threads` for ``cameras`` cameras sharing it."""
+    return build(config, "classifier", threads=model_threads(config, "classifier", cameras))
 
 
 def pipeline_options(config: Config) -> PipelineOptions:
@@ -536,7 +553,7 @@ def run_site(config: Config, stop_event: threading.Event, output_dir: str | None
         raise ConfigError("no enabled camera (cameras section or --camera NAME=SOURCE)")
     clf = classifier_
     if clf is None:
-        clf = classifier(config)
+        clf = classifier(config, len(chosen))
         clf.warmup()
     shared = SharedClassifier(clf)
     base = run_options(config)
@@ -554,7 +571,7 @@ def run_site(config: Config, stop_event: threading.Event, output_dir: str | None
         source_options: SourceOptions = build(cam_config, "source")
         pipeline: PipelineOptions = build(cam_config, "pipeline")
         capture = source_options.make_capture(threading.Event(), max_frames)
-        det = detector(cam_config, pipeline.detector_long_side)
+        det = detector(cam_config, pipeline.detector_long_side, len(chosen))
         tracker = build(cam_config, "tracker")
         if snapshots:
             people, alert_sink, blur = people_parts(cam_config, options, tracker, tuple(clf.class_names))

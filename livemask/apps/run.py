@@ -232,7 +232,7 @@ def run_cameras(args, config) -> int:
                 # registered then; set up now, before the window arms its lost-connection hook, they are torn
                 # down after it, so the cameras can still finish their videos when the X connection is lost
                 cv2.videoio_registry.getBackends()
-                clf = compose.classifier(config)
+                clf = compose.classifier(config, len(names))
                 clf.warmup()
                 window = compose.site_window(config, names, clf, args.record)
             site = compose.run_site(config, stop_event, args.output_dir, args.record, args.max_frames, stop.reason,

@@ -242,7 +242,7 @@ class ServedModels:
         self.runner, self.video_detector, self.metrics = runner, video_detector, metrics
 
     @classmethod
-    def load(cls, args, config) -> ServedModels:
+    def load(cls, args, config, cameras: int = 1) -> ServedModels:
         import time
 
         from livemask.apps import compose
@@ -252,7 +252,7 @@ class ServedModels:
 
         loading = time.monotonic()
         detector = compose.detector(config)
-        classifier = compose.classifier(config)
+        classifier = compose.classifier(config, cameras)  # shared by the cameras, if any
         classifier.warmup()
         metrics = Metrics()
         metrics.model_load.set(time.monotonic() - loading)
@@ -356,7 +356,7 @@ def serve_cameras(args, config, token: str | None) -> int:
     link = compose.mqtt_link(config)  # one availability for the process: "offline" when the server stops
     kept = compose.kept_events_file(config)  # one writer of the kept events, every line naming its camera
     try:
-        models = ServedModels.load(args, config)
+        models = ServedModels.load(args, config, len(compose.cameras(config)))
         hubs: dict[str, FrameHub] = {}
 
         def sinks(name: str) -> list:

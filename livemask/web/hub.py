@@ -275,8 +275,11 @@ class FrameHub:
         return "live" if self.opened else "connecting"
 
     def events_after(self, seq: int) -> list[tuple[int, str]]:
+        """The kept lines numbered after ``seq``, oldest first (numbers are consecutive: only the new ones are
+        looked at, not the whole list, at every poll of every viewer)."""
         with self._lock:
-            return [(s, t) for s, t in self._events if s > seq]
+            new = min(len(self._events), self._event_seq - max(0, int(seq)))
+            return [self._events[i] for i in range(len(self._events) - new, len(self._events))]
 
     def summary(self) -> dict:
         latest = self._latest

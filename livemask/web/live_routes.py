@@ -50,24 +50,26 @@ KEEPALIVE_S = 15.0  # an idle event stream sends a comment this often (proxies k
 
 
 def event_stream(batch: Callable[[], list[str]], ended: Callable[[], bool], summary: Callable[[], dict]):
-    """A Server-Sent Events response from polling: ``batch()`` gives the formatted events that are new; once
-    it gives none and ``ended()`` is true, an ``end`` event carries ``summary()`` and the stream closes."""
+    """A Server-Sent Events response from polling every :data:`SSE_POLL_S`: ``batch()`` gives the formatted
+    events that are new, sent together; once it gives none and ``ended()`` is true, an ``end`` event carries
+    ``summary()`` and the stream closes."""
 
     async def lines():
         idle = 0.0
         while True:
             events = batch()
-            for text in events:
-                yield text
-            if not events:
-                if ended():
-                    yield f"event: end\ndata: {json.dumps(summary())}\n\n"
-                    return
+            if events:  # one write for all of them: ten cameras give up to 150 lines a second
+                idle = 0.0
+                yield "".join(events)
+            elif ended():
+                yield f"event: end\ndata: {json.dumps(summary())}\n\n"
+                return
+            else:
                 idle += SSE_POLL_S
                 if idle >= KEEPALIVE_S:
                     idle = 0.0
                     yield ": keep-alive\n\n"
-                await asyncio.sleep(SSE_POLL_S)
+            await asyncio.sleep(SSE_POLL_S)
 
     return StreamingResponse(lines(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
 

@@ -74,6 +74,8 @@ def server_config(app, *, header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S, ws
     """The ``uvicorn.Config`` ``serve`` runs ``app`` with."""
     import uvicorn
 
+    # no per-message deflate on WebSockets: what they carry is mostly JPEG (the tiles' mosaics, the Live view's
+    # and the webcam's frames), which deflate cannot shrink; it only cost CPU on both ends
     return uvicorn.Config(app, log_level=log_level, http=protocol_with_timeout(header_timeout_s),
-                          ws_max_size=int(ws_max_bytes), ws_max_queue=WS_MAX_QUEUE,
+                          ws_max_size=int(ws_max_bytes), ws_max_queue=WS_MAX_QUEUE, ws_per_message_deflate=False,
                           timeout_graceful_shutdown=timeout_graceful_shutdown)

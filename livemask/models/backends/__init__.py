@@ -37,8 +37,12 @@ def needs_tensorflow(model_path: str) -> bool:
 
 def open_classifier(model_path: str = DEFAULT_MODEL,
                     batch_sizes: list[Annotated[int, Range(1, 4096)]] = DEFAULT_BATCH_SIZES,
-                    explain_model: str | None = DEFAULT_KERAS_MODEL) -> FaceClassifier:
+                    explain_model: str | None = DEFAULT_KERAS_MODEL,
+                    threads: Annotated[int, Range(0, 256)] = 0) -> FaceClassifier:
     """The ``classifier`` section of config.yaml: load ``model_path`` with the backend its suffix names.
+
+    ``threads``: an exported model's runtime threads for one batch (0: one per core; a ``.keras`` model runs
+    on TensorFlow's own threads).
 
     ``explain_model``: for an exported ``model_path``, the ``.keras`` file it was made from, which
     explanations load (with TensorFlow) when first asked; a ``.keras`` ``model_path`` explains itself."""
@@ -57,10 +61,10 @@ def open_classifier(model_path: str = DEFAULT_MODEL,
     if suffix == ".onnx":
         from livemask.models.backends.exported import OnnxClassifier
 
-        return OnnxClassifier(p, batch_sizes, explain_model)
+        return OnnxClassifier(p, batch_sizes, explain_model, threads)
     if suffix == ".tflite":
         from livemask.models.backends.exported import LiteRTClassifier
 
-        return LiteRTClassifier(p, batch_sizes, explain_model)
+        return LiteRTClassifier(p, batch_sizes, explain_model, threads)
     raise ModelFileError(f"{p}: unknown model type '{p.suffix}' (expected .keras, .onnx or .tflite; "
                          "config key 'classifier.model_path')")

@@ -52,6 +52,7 @@ def _threads() -> int:
 class ExportedClassifier(FaceClassifier):
     """Shared checks of the exported backends; subclasses load the runtime and run a batch.
 
+    ``threads``: the runtime's threads for one batch (0: one per core).
     ``explain_model``: the ``.keras`` file explanations use (``classifier.explain_model``), loaded with
     TensorFlow on the first use of :attr:`model`, never before. It must be the file this one was
     exported from: its SHA-256 is checked against the contract's ``exported_from_sha256``.
@@ -59,8 +60,10 @@ class ExportedClassifier(FaceClassifier):
 
     contract: dict  # the exported contract: the spec plus what the file was made from
 
-    def __init__(self, path: Path, batch_sizes=DEFAULT_BATCH_SIZES, explain_model: str | None = None):
+    def __init__(self, path: Path, batch_sizes=DEFAULT_BATCH_SIZES, explain_model: str | None = None,
+                 threads: int = 0):
         self.path = Path(path)
+        self.threads = int(threads) or _threads()  # the runtime's threads for one batch (0: one per core)
         self.batch_sizes = check_batch_sizes(batch_sizes)
         self.explain_model = explain_model
         self._keras_model = None
@@ -138,8 +141,9 @@ class OnnxClassifier(ExportedClassifier):
     kind = "onnx"
     pad_batches = False
 
-    def __init__(self, path: Path, batch_sizes=DEFAULT_BATCH_SIZES, explain_model: str | None = None):
-        super().__init__(path, batch_sizes, explain_model)
+    def __init__(self, path: Path, batch_sizes=DEFAULT_BATCH_SIZES, explain_model: str | None = None,
+                 threads: int = 0):
+        super().__init__(path, batch_sizes, explain_model, threads)
         try:
             import onnxruntime as ort
         except ImportError:
@@ -149,7 +153,7 @@ class OnnxClassifier(ExportedClassifier):
         options.log_severity_level = 3  # errors only: they become our own one-line message
         # no busy-waiting between batches: on a shared or small machine the spinning threads take the
         # cores the detector and the capture thread need (measured 1.2-2.1 vs 0.8-0.9 ms/face under load)
-        options.intra_op_num_threads = _threads()
+        options.intra_op_num_threads = self.threads
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
@@ -184,8 +188,9 @@ class LiteRTClassifier(ExportedClassifier):
 
     kind = "tflite"
 
-    def __init__(self, path: Path, batch_sizes=DEFAULT_BATCH_SIZES, explain_model: str | None = None):
-        super().__init__(path, batch_sizes, explain_model)
+    def __init__(self, path: Path, batch_sizes=DEFAULT_BATCH_SIZES, explain_model: str | None = None,
+                 threads: int = 0):
+        super().__init__(path, batch_sizes, explain_model, threads)
         try:
             from ai_edge_litert.interpreter import Interpreter
         except ImportError:
@@ -220,7 +225,7 @@ class LiteRTClassifier(ExportedClassifier):
         if batch not in self._interpreters:
             try:
                 with stderr_to_devnull():  # LiteRT prints "INFO: Created TensorFlow Lite XNNPACK delegate"
-                    it = self._Interpreter(model_content=self._content, num_threads=_threads())
+                    it = self._Interpreter(model_content=self._content, num_threads=self.threads)
                 inp, out = it.get_input_details(), it.get_output_details()
                 if len(inp) != 1 or len(out) != 1:
                     raise ModelFileError(f"{self.path}: expected one input and one output, got {len(inp)} and "
