@@ -88,7 +88,7 @@ def test_bad_config_file_is_named(tmp_path):
     out = livemask("image", "--config", cfg, "x.jpg")
     assert out.returncode == 2
     expected = (f"livemask: error: {cfg}: unknown key 'classifier.modelpath' "
-                "(allowed: batch_sizes, explain_model, model_path)")
+                "(allowed: batch_sizes, explain_model, model_path, threads)")
     assert out.stderr.strip() == expected
 
 
