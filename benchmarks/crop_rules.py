@@ -1,7 +1,7 @@
 """Aligned against box crops: how often the alignment falls back, and two models compared on the same faces.
 
     python benchmarks/crop_rules.py --data ../shared/data [--cache .cache/train-crops.npz]
-        [--model models/mask_classifier.keras --model v4.keras ...] [--json F]
+        [--model models/mask_classifier.keras --model ALIGNED.keras ...] [--json F]
     python benchmarks/crop_rules.py --speed
 
 ``--speed`` only times cutting one face by each rule (the astronaut photo, 512 px, a face of about

@@ -1,6 +1,6 @@
 """Teacher candidates for distillation: single models and their ensembles, scored on the same faces.
 
-    python benchmarks/distill_teacher.py --data ../shared/data --model v3.keras --model v4.keras ...
+    python benchmarks/distill_teacher.py --data ../shared/data --model v3.keras --model ALIGNED.keras ...
         [--cache .cache/train-crops.npz] [--min-members 1] [--json F]
 
 Reads (or builds) ``livemask train``'s crop cache of the ``aligned`` rule, which holds every face's aligned

@@ -1,5 +1,5 @@
-"""The ``aligned`` crop rule (v4): five-landmark alignment, its fallback, and a model file that carries it
-through image, video, explain and export (real TensorFlow, ONNX Runtime, CenterFace and the command line)."""
+"""The ``aligned`` crop rule (built, not shipped): five-landmark alignment, its fallback, and a model file that
+carries it through image, video, explain and export (real TensorFlow, ONNX Runtime, CenterFace and the command line)."""
 
 from __future__ import annotations
 

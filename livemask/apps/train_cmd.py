@@ -19,7 +19,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--size", type=int, default=64, help="classifier input side in pixels")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--crop", choices=("box", "aligned"), default="box",
-                        help="crop rule stored in the model: the box (v3, shipped) or aligned by the five landmarks")
+                        help="crop rule stored in the model: the box (shipped) or aligned by the five landmarks")
     parser.add_argument("--occluders", action=argparse.BooleanOptionalAction, default=False,
                         help="train on occluded copies too: hands, phones, cups over unmasked faces, recoloured masks")
     parser.add_argument("--init", type=Path, default=None,

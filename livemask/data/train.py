@@ -429,7 +429,7 @@ def train(data: Path, out: Path, detector, size: int = 64, epochs: int = 30, bat
           lr: float = 3e-3, teachers: tuple[Path, ...] = (), distill: Distillation | None = None) -> dict:
     """Build crops (cached), train, fit the temperature, save the model and return the report.
 
-    ``crop_rule``: ``box`` (v3) or ``aligned`` (v4, :mod:`livemask.models.crop`), stored in the model file.
+    ``crop_rule``: ``box`` (v3, v4) or ``aligned`` (:mod:`livemask.models.crop`), stored in the model file.
     ``occluders``: every training face gets one occluded copy (:mod:`livemask.data.occluders`, made once
     from ``seed``), seen instead of the face in a share :data:`OCCLUDED_P` of the epochs.
     ``teachers``: model files whose averaged probabilities (each on the crop of its own rule) are the soft

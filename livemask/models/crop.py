@@ -1,10 +1,10 @@
 """The crop rules used by training, inference and explanation.
 
-``box`` (models up to v3): a face box is grown to a square around its centre, with ``margin`` of
+``box`` (v3 and the shipped v4): a face box is grown to a square around its centre, with ``margin`` of
 the longer side added, then cut from the frame; the part outside the frame is filled with black.
 The square is resized to the classifier's input size.
 
-``aligned`` (v4): the face's five landmarks (eyes, nose tip, mouth corners) are mapped by a
+``aligned`` (built for v4, not shipped): the face's five landmarks (eyes, nose tip, mouth corners) are mapped by a
 similarity transform (rotation, one scale, shift; least squares over the five points, closed-form
 Umeyama) onto fixed template positions, so the eyes are level at fixed rows and the nose and mouth
 fall at the same place of every crop. The template is the median CenterFace landmark layout of a

@@ -35,7 +35,7 @@ class ModelSpec:
     crop_margin: float
     class_names: tuple[str, ...]
     temperature: float = 1.0
-    crop_rule: str = "box"  # "box" (models up to v3) or "aligned" (v4: by the five landmarks)
+    crop_rule: str = "box"  # "box" (v3, v4) or "aligned" (by the five landmarks; tried, not shipped)
 
     def pixel_for(self, model_value: float) -> float:
         """The 0-255 input value that the model's preprocessing maps to ``model_value``."""
