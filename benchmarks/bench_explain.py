@@ -192,6 +192,11 @@ def verdict(ok: bool, text: str = "") -> str:
     return "ok" if ok else f"miss{(' ' + text) if text else ''}"
 
 
+def share(fraction: float, n: int) -> str:
+    """A share as a percentage with one decimal and its count of faces: a target at 85% is met or not by a face."""
+    return f"{fraction:.1%} ({round(fraction * n)})"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_face_arguments(parser, timed=30)
@@ -319,8 +324,8 @@ def main(argv=None) -> int:
         is_ours = name.startswith("livemask") and subset == "all"
         ok = (f["ratio_median"] <= TARGET_RATIO_MEDIAN and f["ratio_below_1"] >= TARGET_SHARE
               and f["insertion_above"] >= TARGET_SHARE and f["lower_half"] >= TARGET_LOWER)
-        out.append([name, subset, f["n"], f"{f['ratio_median']:.2f}", f"{f['ratio_below_1']:.0%}",
-                    f"{f['insertion_above']:.0%}", f"{f['deletion_auc']:.2f} / {f['random_auc']:.2f}",
+        out.append([name, subset, f["n"], f"{f['ratio_median']:.2f}", share(f["ratio_below_1"], f["n"]),
+                    share(f["insertion_above"], f["n"]), f"{f['deletion_auc']:.2f} / {f['random_auc']:.2f}",
                     f"{f['insertion_auc']:.2f}",
                     "" if np.isnan(f["lower_half"]) else f"{f['lower_half']:.0%} of {f['lower_n']}",
                     verdict(ok) if is_ours else ""])
