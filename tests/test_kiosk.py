@@ -506,6 +506,7 @@ def test_kiosk_starts_with_a_start_screen_and_ends_a_file_with_an_end_screen(xdo
     t0 = time.monotonic()
     proc = start(xdo, tmp_path, clip)
     seen: list[tuple[str, float]] = []
+    others: list[dict] = []
     try:
         deadline = t0 + 120
         while time.monotonic() < deadline and proc.poll() is None:
@@ -519,6 +520,11 @@ def test_kiosk_starts_with_a_start_screen_and_ends_a_file_with_an_end_screen(xdo
                 state = "kiosk"
             else:
                 state = "other"
+                if len(others) < 8:  # what it was instead, for the failure message
+                    far = (float((np.abs(shot.astype(int) - starting).max(axis=2) > 60).mean())
+                           if shot.shape == starting.shape else None)
+                    others.append({"at": round(now, 2), "shape": shot.shape, "far_from_start": far,
+                                   "std": round(float(shot.std()), 1)})
             if not seen or seen[-1][0] != state:
                 seen.append((state, now))
         proc.wait(timeout=30)
@@ -527,7 +533,7 @@ def test_kiosk_starts_with_a_start_screen_and_ends_a_file_with_an_end_screen(xdo
         _, stderr = proc.communicate()
     assert proc.returncode == 0, stderr
     states = [s for s, _ in seen if s != "other"]
-    assert states[:3] == ["starting", "kiosk", "ended"], seen
+    assert states[:3] == ["starting", "kiosk", "ended"], (seen, others, stderr[-1500:])
     print("first start screen seen after", next(t for s, t in seen if s == "starting"), "s:", seen)
     _, summary = read_events(tmp_path / "e.jsonl")
     assert summary["ended"] == "end of source"

@@ -111,6 +111,35 @@ def test_a_painted_window_is_left_alone_and_a_blank_one_is_mapped_again(xvfb):
     assert not painted["closed"] and not blank["closed"], report  # a remap is not taken for the user's close
 
 
+START_SCRIPT = r"""
+import json, sys, time
+import cv2, numpy as np
+from livemask.sinks.kiosk import KioskOptions, StartScreen
+
+real_imshow = cv2.imshow
+if sys.argv[1] == "blank":  # the unpainted start screen: X shows black while the picture is not
+    cv2.imshow = lambda title, image: real_imshow(title, np.zeros_like(image))
+screen = StartScreen("livemask", KioskOptions())
+screen.wait_for(lambda: time.sleep(2.5))
+print(json.dumps({"state": screen.paint.state, "remaps": screen.paint.remaps}))
+screen.close()
+"""
+
+
+@pytest.mark.parametrize("shown", ["painted", "blank"])
+def test_the_kiosk_start_screen_checks_its_paint_as_the_live_window_does(xvfb, shown):
+    """The start screen is painted-checked while the models load: an unpainted one is mapped again."""
+    proc = subprocess.run([sys.executable, "-c", START_SCRIPT, shown], env=xvfb, capture_output=True, text=True,
+                          timeout=120, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    if shown == "painted":
+        assert report == {"state": "painted", "remaps": 0}, (report, proc.stderr[-2000:])
+    else:
+        assert report == {"state": "gave up", "remaps": 2}, (report, proc.stderr[-2000:])
+        assert "the start screen is not painted (all one colour on the X server): mapped again (1/2)" in proc.stderr
+
+
 if __name__ == "__main__":  # the measurement: one plain live window on $DISPLAY
     import os
 

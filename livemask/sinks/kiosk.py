@@ -28,6 +28,7 @@ configured sequence typed within ``quit_within_s``, which ends the run. SIGTERM 
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import Annotated
@@ -38,6 +39,8 @@ import numpy as np
 from livemask.core.labels import display_name
 from livemask.core.params import Range, Text, check_fields
 from livemask.core.types import FrameResult
+
+log = logging.getLogger(__name__)
 
 BannerText = Annotated[str, Text(1, 48, ascii_printable=True)]
 
@@ -308,12 +311,16 @@ class QuitSequence:
 class StartScreen:
     """The kiosk's start screen, shown before the models load: the full-screen window ``title`` (the one
     the live window then reuses) with :data:`STARTING`. :meth:`wait_for` runs the slow set-up on a helper
-    thread while this (the window's) thread keeps the screen painted; its error is raised here."""
+    thread while this (the window's) thread keeps the screen painted; its error is raised here. As the live
+    window's, its paint is checked (:class:`~livemask.sinks.window_policy.PaintCheck`): a window X shows all
+    black is mapped again, so the start screen is seen on a busy X server too (docs/known-issues.md)."""
 
     def __init__(self, title: str, options: KioskOptions):
+        from livemask.sinks.window_policy import PaintCheck
         from livemask.sinks.x11 import screen_size
 
         self.title = title
+        self.paint = PaintCheck(title, after_s=0.5)
         self.renderer = KioskRenderer(options)
         size = screen_size()
         if size is not None:
@@ -345,12 +352,25 @@ class StartScreen:
         while thread.is_alive():
             cv2.imshow(self.title, self.image)
             cv2.waitKey(40)  # keys do nothing here: the quit sequence works once the kiosk runs
+            self.check_paint()
             thread.join(timeout=0.01)
+        self.paint.close()  # its X connection; the next wait_for opens it again if the paint is still unseen
         if "error" in box:
             self.close()
             raise box["error"]
         return box["value"]
 
+    def check_paint(self) -> None:
+        before = self.paint.state
+        state = self.paint.check(self.image)
+        if state != before and state == "remapped":
+            log.warning("the start screen is not painted (all one colour on the X server): mapped again (%d/%d)",
+                        self.paint.remaps, self.paint.tries)
+        elif state != before and state == "gave up":
+            log.warning("the start screen is still not painted after %d remap(s) (docs/known-issues.md)",
+                        self.paint.remaps)
+
     def close(self) -> None:
+        self.paint.close()
         cv2.destroyWindow(self.title)
         cv2.waitKey(1)
