@@ -75,7 +75,9 @@ def drawn_on(image: np.ndarray, box: np.ndarray, landmarks: np.ndarray, kind: st
     return canvas[pad:pad + h, pad:pad + w].copy()
 
 
-def run_kind(kind: str, items, det, models, clfs, seed: int, examples_dir: Path | None) -> None:
+def run_kind(kind: str, items, det, models, clfs, seed: int, examples_dir: Path | None, plain_seen: dict) -> None:
+    """One kind's table. ``plain_seen`` keeps each photo's own detection and the models' answers on it (the
+    "without it" column) across kinds: the unmasked kinds share their photos, and so do the masked ones."""
     from livemask.core.images import read_image
 
     right = KINDS[kind][1]
@@ -85,8 +87,13 @@ def run_kind(kind: str, items, det, models, clfs, seed: int, examples_dir: Path 
     examples = []
     for n, item in enumerate(items):
         image = read_image(item.path)
-        found = det.detect(image)
-        if not len(found) or not np.isfinite(found.landmarks[found.largest()]).all():
+        if item.path not in plain_seen:
+            found = det.detect(image)
+            usable = len(found) and np.isfinite(found.landmarks[found.largest()]).all()
+            plain_seen[item.path] = (found, [clf.classify(image, found[found.largest()]).labels[0] for clf in clfs]
+                                     if usable else None)
+        found, plain_labels = plain_seen[item.path]
+        if plain_labels is None:
             no_face += 1
             continue
         i = found.largest()
@@ -99,9 +106,9 @@ def run_kind(kind: str, items, det, models, clfs, seed: int, examples_dir: Path 
             lost += 1
             continue
         j = again.largest()
-        for clf, tally, base in zip(clfs, counts, plain):
+        for clf, tally, base, label in zip(clfs, counts, plain, plain_labels):
             tally[clf.classify(covered, again[j]).labels[0]] += 1
-            base[clf.classify(image, found[i]).labels[0]] += 1
+            base[label] += 1
         if examples_dir is not None and len(examples) < 48:
             examples.append(cv2.resize(clfs[0].crops(covered, again[j])[0], (96, 96)))
     done = sum(counts[0].values()) if counts else 0
@@ -144,9 +151,11 @@ def main() -> int:
     models = args.model or ["models/mask_classifier.keras"]
     clfs = [classifier(apply_overrides(config, {"classifier.model_path": m})) for m in models]
     val = load_face_folders(args.data / "faces", split="val")
+    plain_seen: dict = {}
     for kind in args.kind or list(KINDS):
         items = [i for i in val if i.label == KINDS[kind][0]]
-        run_kind(kind, items[:args.limit] if args.limit else items, det, models, clfs, args.seed, args.save_examples)
+        run_kind(kind, items[:args.limit] if args.limit else items, det, models, clfs, args.seed, args.save_examples,
+                 plain_seen)
     return 0
 
 

@@ -5,7 +5,7 @@
 What is photographed is the real program: ``livemask serve`` started as a command (the committed
 model, config.yaml), driven by Debian's Chromium through Playwright, the way a user would.
 
-* The scene: three portraits on a plain wall (1280x720), the first ``yyn_*`` photo (by file name)
+* The scene: three portraits on a brick wall (1280x720), the first ``yyn_*`` photo (by file name)
   of ``faces/with_mask``, ``faces/mask_weared_incorrect`` and ``faces/without_mask`` that the
   committed model, after CenterFace, labels as its folder says (one face found in it).
 * serve-photo.png: the scene uploaded on the Photo page, then "Explain all".
@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 FRAME = (1280, 720)
 WALL = (176, 184, 190)  # BGR, a light grey wall
+MORTAR = (70, 74, 78)  # its brick joints
 FOLDERS = {"with_mask": "mask", "mask_weared_incorrect": "mask_incorrect", "without_mask": "no_mask"}
 HEIGHT = 300  # px of each portrait in the scene
 FPS, SECONDS = 15, 20
@@ -63,10 +64,25 @@ def portraits(data: Path) -> list[tuple[Path, np.ndarray]]:
     return chosen
 
 
+def wall() -> np.ndarray:
+    """The wall: light grey bricks. Its joints are corners that stay still, as a real room's do, so the
+    people stage's camera-motion estimate (``people.follow_camera``) finds the camera still; on a blank
+    wall the only corners are the portraits', and one drifting portrait can be taken for the camera's
+    motion, and so for a picture."""
+    w, h = FRAME
+    image = np.full((h, w, 3), WALL, np.uint8)
+    brick_w, brick_h = 60, 30
+    for row, y in enumerate(range(0, h, brick_h)):
+        cv2.line(image, (0, y), (w, y), MORTAR, 3)
+        for x in range(-(brick_w // 2) * (row % 2), w, brick_w):
+            cv2.line(image, (x, y), (x, y + brick_h), MORTAR, 3)
+    return image
+
+
 def scene(photos: list[np.ndarray], t: float = 0.0) -> np.ndarray:
     """The wall with the portraits side by side; at time ``t`` each drifts on its own small circle."""
     w, h = FRAME
-    frame = np.full((h, w, 3), WALL, np.uint8)
+    frame = wall()
     slot = w // len(photos)
     for k, photo in enumerate(photos):
         ph, pw = photo.shape[:2]
@@ -135,8 +151,13 @@ def main() -> int:
 
             page.goto(url + "/?mode=live")
             page.wait_for_selector("body[data-ready='1']", timeout=30_000)
-            page.wait_for_function("/^3 /.test(document.getElementById('live-people')?.textContent || '')",
-                                   timeout=60_000)
+            try:
+                page.wait_for_function("/^3 /.test(document.getElementById('live-people')?.textContent || '')",
+                                       timeout=60_000)
+            except Exception:  # say what the page showed instead
+                page.screenshot(path=str(Path(tempfile.gettempdir()) / "serve-live-timeout.png"), full_page=True)
+                raise SystemExit(f"the Live page did not count 3 people in 60 s: {page.inner_text('#live-people')!r} "
+                                 f"(page saved to {tempfile.gettempdir()}/serve-live-timeout.png)") from None
             page.wait_for_selector("#live-events li.alert", timeout=60_000)
             page.click("#live-explain")
             page.wait_for_selector("#live-explained[data-state='explained']", timeout=90_000)

@@ -29,13 +29,14 @@ def test_error_line_is_one_redacted_bounded_line():
     assert line.startswith("livemask: error: OpenCV(5.0) x.cpp:1: error: (-2) bad | > in http://***@h/x?token=***")
 
 
-def _wait_for_tensorflow(pid: int, timeout: float = 60.0) -> None:
+def _wait_for_tensorflow(proc: subprocess.Popen, timeout: float = 60.0) -> None:
     """Until the process has TensorFlow's shared library mapped: it is then importing TensorFlow (a phase
-    reached at a different time on every run, so it is waited for instead of slept to)."""
+    reached at a different time on every run, so it is waited for instead of slept to). A process that has
+    ended ends the wait at once (a zombie's maps read as empty, not as an error)."""
     end = time.monotonic() + timeout
-    while time.monotonic() < end:
+    while time.monotonic() < end and proc.poll() is None:
         try:
-            with open(f"/proc/{pid}/maps") as maps:
+            with open(f"/proc/{proc.pid}/maps") as maps:
                 if "libtensorflow" in maps.read():
                     return
         except OSError:
@@ -53,7 +54,7 @@ def test_ctrl_c_while_starting_is_one_line_exit_130(tmp_path, astronaut_bgr, whe
                              "--set", "classifier.model_path=models/mask_classifier.keras"],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if when == "tensorflow":
-        _wait_for_tensorflow(proc.pid)
+        _wait_for_tensorflow(proc)
     else:
         time.sleep(when)
     proc.send_signal(signal.SIGINT)

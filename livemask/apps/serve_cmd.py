@@ -172,8 +172,9 @@ def command(args, config) -> int:
     config = compose.with_cameras(config, getattr(args, "camera", None))
     if getattr(args, "camera", None) and args.source is not None:
         raise ConfigError("give either --source (one source) or --camera NAME=SOURCE (several), not both")
-    args.worker_nice = worker_nice(args.worker_nice, args.source is None and bool(compose.cameras(config)))
-    if args.source is None and compose.cameras(config):
+    several = args.source is None and bool(compose.cameras(config))
+    args.worker_nice = worker_nice(args.worker_nice, several)
+    if several:
         return serve_cameras(args, config, token)
     capture = None
     if args.source is not None:  # open the source first: a missing file or camera fails before the models load
