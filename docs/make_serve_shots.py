@@ -65,10 +65,9 @@ def portraits(data: Path) -> list[tuple[Path, np.ndarray]]:
 
 
 def wall() -> np.ndarray:
-    """The wall: light grey bricks. Its joints are corners that stay still, as a real room's do, so the
-    people stage's camera-motion estimate (``people.follow_camera``) finds the camera still; on a blank
-    wall the only corners are the portraits', and one drifting portrait can be taken for the camera's
-    motion, and so for a picture."""
+    """The wall: light grey bricks, whose joints are corners that stay still, as a real room's are. (On a
+    blank wall the people stage once took a drifting portrait's motion for the camera's, and so the
+    portrait for a picture; the camera's motion now has to span the frame, see docs/video.md.)"""
     w, h = FRAME
     image = np.full((h, w, 3), WALL, np.uint8)
     brick_w, brick_h = 60, 30

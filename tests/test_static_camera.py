@@ -39,6 +39,33 @@ def test_the_camera_motion_is_measured_on_a_real_frame(data_dir, detector):
     assert SceneSample.of(blank).corners is None and SceneSample.of(blank).motion_to(scene_thumbnail(blank)) is None
 
 
+def test_one_thing_moving_before_a_blank_wall_is_not_the_cameras_motion(data_dir, detector):
+    """A real frame's middle (a quarter of its width: a person, a carried picture) on a blank wall, moved by
+    itself: all the corners are on it and agree, but they cover too little of the frame to be the camera's
+    motion, so none is reported (the face is then judged in the frame, where it moves). The same patch
+    before the whole real frame, moved with it, is the camera's motion."""
+    import cv2
+
+    frames, _region, _fps = pasted_photo_frames(data_dir, detector, margin=100)
+    frame = frames[0]
+    h, w = frame.shape[:2]
+    x1, x2 = int(0.375 * w), int(0.625 * w)
+    wall = np.full_like(frame, 180)
+
+    def pasted(background, dx):
+        out = background.copy()
+        out[:, x1 + dx:x2 + dx] = frame[:, x1:x2]
+        return out
+
+    reference = SceneSample.of(pasted(wall, 0))
+    assert reference.corners is not None  # enough corners, all on the patch
+    assert reference.motion_to(scene_thumbnail(pasted(wall, 12))) is None
+    shift = np.float32([[1, 0, 12], [0, 1, 0]])
+    moved = cv2.warpAffine(frame, shift, (w, h), borderMode=cv2.BORDER_REFLECT)
+    matrix = SceneSample.of(frame).motion_to(scene_thumbnail(moved))
+    assert matrix is not None and abs(matrix[0, 2] - 12) < 1.0, matrix
+
+
 def run_people(frames, detector, classifier, fps: float, follow_camera: bool):
     """Each frame through the real detector (every 2nd frame, as ``run``), classifier, tracker and people
     stage; per frame the boxes and their static flags."""

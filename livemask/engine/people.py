@@ -67,6 +67,7 @@ PATCH = 24  # side of the grey crop compared over time
 SCENE_WIDTH = 320  # width of the grey frame the camera's own motion is estimated on
 NUDGES = tuple((dx, dy) for dx in (-1.0, 0.0, 1.0) for dy in (-1.0, 0.0, 1.0) if dx or dy)
 MAX_CORNERS, MIN_CORNERS, MIN_AGREE = 60, 12, 0.3  # corners followed; fewer found, or agreeing: motion unknown
+MIN_SPREAD = 0.4  # the agreeing corners span at least this share of the frame's width and of its height
 
 
 @dataclass
@@ -172,7 +173,9 @@ class SceneSample:
     def motion_to(self, now: np.ndarray) -> np.ndarray | None:
         """A 2x3 matrix (frame pixels) taking a point of this frame to where the scene has it in the thumbnail
         ``now``: the corners followed by pyramidal Lucas-Kanade, a shift + rotation + scale fitted with
-        RANSAC. None when unsure (too few corners found, too few agreeing): then the camera is taken as still."""
+        RANSAC. None when unsure (too few corners found, too few agreeing, or the agreeing ones within less
+        than :data:`MIN_SPREAD` of the frame's width or height: one thing moving in front of a blank wall,
+        a person or a picture carried, is not the camera): then the camera is taken as still."""
         if self.corners is None or now.shape != self.thumbnail.shape:
             return None
         moved, found, _err = cv2.calcOpticalFlowPyrLK(self.thumbnail, now, self.corners, None, winSize=(11, 11),
@@ -183,6 +186,10 @@ class SceneSample:
         matrix, inliers = cv2.estimateAffinePartial2D(self.corners[found], moved[found], method=cv2.RANSAC,
                                                       ransacReprojThreshold=1.0)
         if matrix is None or int(inliers.sum()) < max(MIN_CORNERS, MIN_AGREE * int(found.sum())):
+            return None
+        agreeing = self.corners[found][inliers.ravel() == 1].reshape(-1, 2)
+        span = np.ptp(agreeing, axis=0) / (self.thumbnail.shape[1], self.thumbnail.shape[0])
+        if span.min() < MIN_SPREAD:  # a camera's motion moves the whole frame; one moving thing does not
             return None
         matrix[:, 2] *= self.frame_width / self.thumbnail.shape[1]  # thumbnail pixels -> frame pixels
         return matrix
