@@ -49,9 +49,11 @@ def test_window_opens_snapshot_and_q_quits_within_2s(xdotool, tmp_path, long_cli
         assert "320x240" in geometry, geometry
         send_keys(xdotool, proc, "livemask", "s")
         deadline = time.monotonic() + 10
-        while not list((tmp_path / "snaps").glob("*.png")) and time.monotonic() < deadline:
+        # the snapshot's own name: "*.png" also matches the hidden ".livemask-...partial.png" it is written
+        # to first (a CI run read that one half-written)
+        while not list((tmp_path / "snaps").glob("livemask-*.png")) and time.monotonic() < deadline:
             time.sleep(0.1)
-        snaps = list((tmp_path / "snaps").glob("*.png"))
+        snaps = list((tmp_path / "snaps").glob("livemask-*.png"))
         assert len(snaps) == 1
         snap = cv2.imread(str(snaps[0]))
         assert snap.shape == (240, 320, 3)
