@@ -5,7 +5,7 @@ Each repeat launches the command on a short generated clip (``--realtime``, an e
 else), polls ``xdotool search --onlyvisible`` every 20 ms until the window is mapped, then takes
 screenshots (ImageMagick ``import``, PPM, about 0.05-0.3 s each; the time is the end of the grab) until one
 shows the kiosk's own "Starting..." screen, then until the screen shows a camera view above the band.
-Needs DISPLAY (an Xvfb is fine: ``Xvfb :97 -screen 0 1280x800x24 &``), xdotool and ImageMagick.
+Needs DISPLAY (an Xvfb is fine: ``Xvfb :97 -screen 0 1280x800x24 -noreset &``), xdotool and ImageMagick.
 
 Usage: DISPLAY=:97 python benchmarks/bench_kiosk_start.py [--repeats 2]
 """

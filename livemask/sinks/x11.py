@@ -55,8 +55,9 @@ def probe_x_display(display: str, attempts: int = 3, wait_s: float = 0.5) -> tup
     return the default screen's size; raises ``ConnectionError`` with a short reason when the server
     refuses or is not there. None when libxcb is not installed (nothing checked).
 
-    A refused or broken connection is tried ``attempts`` times, ``wait_s`` apart: a busy X server (one
-    that is still closing the connections of a process that just ended) can refuse for a moment."""
+    A refused or broken connection is tried ``attempts`` times, ``wait_s`` apart: an X server resets when
+    its last client leaves (unless started with ``-noreset``), and refuses connections while it does; on
+    a busy machine that takes long enough to be hit (docs/known-issues.md)."""
     for attempt in range(attempts):
         try:
             return _probe_once(display)
