@@ -20,6 +20,7 @@ The photos are only read; what is written is the program's own page. Needs the s
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import re
 import subprocess
@@ -64,6 +65,7 @@ def portraits(data: Path) -> list[tuple[Path, np.ndarray]]:
     return chosen
 
 
+@functools.cache
 def wall() -> np.ndarray:
     """The wall: light grey bricks, whose joints are corners that stay still, as a real room's are. (On a
     blank wall the people stage once took a drifting portrait's motion for the camera's, and so the
@@ -81,7 +83,7 @@ def wall() -> np.ndarray:
 def scene(photos: list[np.ndarray], t: float = 0.0) -> np.ndarray:
     """The wall with the portraits side by side; at time ``t`` each drifts on its own small circle."""
     w, h = FRAME
-    frame = wall()
+    frame = wall().copy()
     slot = w // len(photos)
     for k, photo in enumerate(photos):
         ph, pw = photo.shape[:2]

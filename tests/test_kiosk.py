@@ -484,11 +484,17 @@ def test_kiosk_ends_on_sigterm_with_complete_outputs(xdo, tmp_path):
     assert json.loads(lines[-1])["summary"]["ended"] == "SIGTERM"
 
 
+def _far_share(shot: np.ndarray | None, expected: np.ndarray) -> float | None:
+    """The share of the screenshot's pixels far from ``expected``; None when the sizes differ."""
+    if shot is None or shot.shape != expected.shape:
+        return None
+    return float((np.abs(shot.astype(int) - expected).max(axis=2) > 60).mean())
+
+
 def _screen_is(shot: np.ndarray, expected: np.ndarray) -> bool:
     """The screenshot is that screen: fewer than 0.3% of its pixels far from it (the text differs in ~3%)."""
-    if shot is None or shot.shape != expected.shape:
-        return False
-    return float((np.abs(shot.astype(int) - expected).max(axis=2) > 60).mean()) < 0.003
+    far = _far_share(shot, expected)
+    return far is not None and far < 0.003
 
 
 @pytest.mark.display
@@ -521,9 +527,8 @@ def test_kiosk_starts_with_a_start_screen_and_ends_a_file_with_an_end_screen(xdo
             else:
                 state = "other"
                 if len(others) < 8:  # what it was instead, for the failure message
-                    far = (float((np.abs(shot.astype(int) - starting).max(axis=2) > 60).mean())
-                           if shot.shape == starting.shape else None)
-                    others.append({"at": round(now, 2), "shape": shot.shape, "far_from_start": far,
+                    others.append({"at": round(now, 2), "shape": shot.shape,
+                                   "far_from_start": _far_share(shot, starting),
                                    "std": round(float(shot.std()), 1)})
             if not seen or seen[-1][0] != state:
                 seen.append((state, now))

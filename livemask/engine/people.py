@@ -183,11 +183,12 @@ class SceneSample:
         found = found.ravel() == 1
         if found.sum() < MIN_CORNERS:
             return None
-        matrix, inliers = cv2.estimateAffinePartial2D(self.corners[found], moved[found], method=cv2.RANSAC,
+        followed = self.corners[found]
+        matrix, inliers = cv2.estimateAffinePartial2D(followed, moved[found], method=cv2.RANSAC,
                                                       ransacReprojThreshold=1.0)
         if matrix is None or int(inliers.sum()) < max(MIN_CORNERS, MIN_AGREE * int(found.sum())):
             return None
-        agreeing = self.corners[found][inliers.ravel() == 1].reshape(-1, 2)
+        agreeing = followed[inliers.ravel() == 1].reshape(-1, 2)
         span = np.ptp(agreeing, axis=0) / (self.thumbnail.shape[1], self.thumbnail.shape[0])
         if span.min() < MIN_SPREAD:  # a camera's motion moves the whole frame; one moving thing does not
             return None

@@ -352,23 +352,13 @@ class StartScreen:
         while thread.is_alive():
             cv2.imshow(self.title, self.image)
             cv2.waitKey(40)  # keys do nothing here: the quit sequence works once the kiosk runs
-            self.check_paint()
+            self.paint.check_logged(self.image, "the start screen", log)
             thread.join(timeout=0.01)
         self.paint.close()  # its X connection; the next wait_for opens it again if the paint is still unseen
         if "error" in box:
             self.close()
             raise box["error"]
         return box["value"]
-
-    def check_paint(self) -> None:
-        before = self.paint.state
-        state = self.paint.check(self.image)
-        if state != before and state == "remapped":
-            log.warning("the start screen is not painted (all one colour on the X server): mapped again (%d/%d)",
-                        self.paint.remaps, self.paint.tries)
-        elif state != before and state == "gave up":
-            log.warning("the start screen is still not painted after %d remap(s) (docs/known-issues.md)",
-                        self.paint.remaps)
 
     def close(self) -> None:
         self.paint.close()

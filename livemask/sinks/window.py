@@ -301,17 +301,7 @@ class LiveWindow:
     def check_paint(self) -> None:
         """Once per loop until the window is seen painted: a window the X server shows all of one colour is
         mapped again (:class:`~livemask.sinks.window_policy.PaintCheck`); what it did is logged."""
-        before = self._paint.state
-        state = self._paint.check(self._on_screen)
-        if state == before:
-            return
-        if state == "remapped":
-            log.warning("the window is not painted (all one colour on the X server): mapped again (%d/%d)",
-                        self._paint.remaps, self._paint.tries)
-        elif state == "painted" and self._paint.remaps:
-            log.warning("the window is painted after %d remap(s)", self._paint.remaps)
-        elif state == "gave up":
-            log.warning("the window is still not painted after %d remap(s) (docs/known-issues.md)", self._paint.remaps)
+        self._paint.check_logged(self._on_screen, "the window", log)
 
     def wait_key(self, ms: int) -> int:
         key = cv2.waitKey(max(int(ms), 1))

@@ -123,6 +123,21 @@ class PaintCheck:
             self.state = "remapped"
         return self.state
 
+    def check_logged(self, shown, what: str, log) -> str:
+        """:meth:`check`, with what it did told to ``log`` as a warning about ``what`` ("the window")."""
+        before = self.state
+        state = self.check(shown)
+        if state == before:
+            return state
+        if state == "remapped":
+            log.warning("%s is not painted (all one colour on the X server): mapped again (%d/%d)",
+                        what, self.remaps, self.tries)
+        elif state == "painted" and self.remaps:
+            log.warning("%s is painted after %d remap(s)", what, self.remaps)
+        elif state == "gave up":
+            log.warning("%s is still not painted after %d remap(s) (docs/known-issues.md)", what, self.remaps)
+        return state
+
     def close(self) -> None:
         if self._x is not None:
             self._x.close()
