@@ -20,6 +20,7 @@ pytest.importorskip("playwright")
 pytest.importorskip("fastapi")
 
 NAMES = ["front", "back", "door", "short", "gone"]
+GONE = "/nonexistent/livemasktests/backdoorcameras/entrancecamera.mp4"  # longer than a tile's line, no hyphens
 LIVE = ["front", "back", "door"]
 
 
@@ -37,7 +38,7 @@ def site_server(tmp_path_factory):
     door = MjpegServer(fps=15).start()
     proc, url = start_serve("--set", f"classifier.model_path={MODEL}", "--set", "source.reconnect_tries=1000",
                             "--camera", f"front={front}", "--camera", f"back={back}", "--camera", f"door={door.url}",
-                            "--camera", f"short={short}", "--camera", f"gone={tmp / 'none.mp4'}")
+                            "--camera", f"short={short}", "--camera", f"gone={GONE}")
     try:
         # /v1/summary is not a viewer: the file cameras wait for one, the stream camera plays
         deadline = time.monotonic() + 60
@@ -163,6 +164,23 @@ def test_site_page_shows_every_tile_updating_and_a_click_opens_the_live_view(sit
             page.wait_for_selector("body[data-ready='1']", timeout=20_000)
             assert page.locator(".tile").count() == len(NAMES)
             assert page.inner_text(".tile[data-camera='gone'] .tile-state").startswith("failed: ")
+            # the failed camera's long line wraps after a "/" or a space, never inside a folder's or file's name
+            after = page.evaluate("""() => {
+                const el = document.querySelector(".tile[data-camera='gone'] .tile-state");
+                const text = el.textContent, breaks = [];
+                let top = null, at = 0;
+                for (const node of el.childNodes) {
+                    if (node.nodeType !== Node.TEXT_NODE) continue;
+                    for (let i = 0; i < node.data.length; i++, at++) {
+                        const r = document.createRange(); r.setStart(node, i); r.setEnd(node, i + 1);
+                        const rect = r.getClientRects()[0];
+                        if (!rect || !rect.width) continue;
+                        if (top !== null && rect.top > top + 2) breaks.push(text[at - 1]);
+                        top = rect.top;
+                    }
+                }
+                return breaks; }""")
+            assert after and set(after) <= {"/", " "}, after
             assert page.inner_text(".tile[data-camera='front'] .tile-state") == "live"
             assert page.inner_text("#total-cameras") == str(len(NAMES))
             # every live tile keeps getting new frames, at 5 a second or more (the grid asks every 100 ms)

@@ -253,6 +253,52 @@ def test_frame_hub_encodes_jpegs_only_for_viewers_once_per_size():
     assert cv2.imdecode(np.frombuffer(hub.latest().tile_jpeg, np.uint8), cv2.IMREAD_COLOR).shape == (120, 160, 3)
 
 
+def test_a_waiting_viewer_is_woken_by_a_write_and_by_the_end_not_by_polling(monkeypatch):
+    """Viewers wait for the hub's next frame; the sink's thread wakes them. With the state re-check made longer
+    than the test's own limit, only the wake can end the waits in time."""
+    import asyncio
+    import threading
+
+    from livemask.web import live_routes
+
+    monkeypatch.setattr(live_routes, "RECHECK_S", 60.0)
+    hub = FrameHub()
+    image = np.full((120, 160, 3), 60, np.uint8)
+    hub.open(RunInfo("test", 25.0, (160, 120), None, True, ("mask", "no_mask")))
+    looks = []
+    latest = hub.latest
+    monkeypatch.setattr(hub, "latest", lambda: looks.append(1) or latest())
+
+    def later(action, delay_s=0.3):
+        threading.Timer(delay_s, action).start()
+
+    async def viewer():
+        later(lambda: hub.write(_result(0, image, [[10, 10, 50, 60]], ["mask"], [1])))
+        first = await asyncio.wait_for(live_routes.newer(hub, -1), 20)
+        later(lambda: hub.write(_result(1, image, [[10, 10, 50, 60]], ["mask"], [1])))
+        second = await asyncio.wait_for(live_routes.newer(hub, first.seq), 20)
+        later(lambda: hub.close({"frames": 2}))
+        end = await asyncio.wait_for(live_routes.newer(hub, second.seq), 20)
+        return first, second, end
+
+    def own_loop(box):  # a loop of its own: Playwright's sync API keeps one running on this thread
+        try:
+            box["result"] = asyncio.run(viewer())
+        except BaseException as err:  # handed to the test's thread
+            box["error"] = err
+
+    box: dict = {}
+    thread = threading.Thread(target=own_loop, args=(box,))
+    thread.start()
+    thread.join(90)
+    if "error" in box:
+        raise box["error"]
+    first, second, end = box["result"]
+    assert (first.seq, second.seq, end) == (1, 2, None)
+    assert len(looks) <= 6  # twice per wait: before and after it (polling every 5 ms looked about 180 times)
+    assert hub._waiters == []
+
+
 def test_frame_hub_keeps_the_newest_frame_events_and_tracks():
     hub = FrameHub()
     image = np.full((120, 160, 3), 60, np.uint8)

@@ -24,6 +24,7 @@ it), :meth:`FrameHub.state` says ``ended`` at its end and :meth:`FrameHub.replay
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
@@ -195,6 +196,7 @@ class FrameHub:
         self._wall_offset = wall_offset()
         self._tracks: set[int] = set()
         self._event_seq = 0
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future]] = []  # viewers waiting for a frame
         self.events = EventFeed(self)
         self.info: dict = {}
         self.summary_at_close: dict | None = None
@@ -228,6 +230,7 @@ class FrameHub:
         with self._lock:
             self.frames += 1
             self._latest = frame
+        self._wake()
 
     def _draw(self, result: FrameResult) -> np.ndarray:
         return self.renderer.render(result, tick=False)
@@ -246,6 +249,7 @@ class FrameHub:
         with self._lock:
             self.summary_at_close = dict(summary)
             self.closed = True
+        self._wake()
 
     # -- viewer side (the event loop) ----------------------------------------------------
     def latest(self) -> LiveFrame | None:
@@ -292,4 +296,41 @@ class FrameHub:
 
     def shutdown(self) -> None:
         """The server is stopping: viewers end their streams."""
-        self.closed = True
+        with self._lock:
+            self.closed = True
+        self._wake()
+
+    # -- waking viewers (a frame is written on the sink's thread, viewers wait on the event loop) ----------------
+    def _wake(self) -> None:
+        """Every viewer waiting in :meth:`wait_newer` goes on (called after a write or the end)."""
+        with self._lock:
+            waiters, self._waiters = self._waiters, []
+        for loop, waiter in waiters:
+            try:
+                loop.call_soon_threadsafe(_done, waiter)
+            except RuntimeError:  # that viewer's loop has closed
+                pass
+
+    async def wait_newer(self, last: int, timeout_s: float) -> None:
+        """Return once the newest frame is not ``last`` (its ``seq``), the hub has closed, or ``timeout_s`` has
+        passed, whichever comes first. Viewers wait here instead of polling: a write wakes them."""
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
+        with self._lock:
+            latest = self._latest
+            if self.closed or (latest is not None and latest.seq != last):
+                return
+            self._waiters.append((loop, waiter))
+        try:
+            await asyncio.wait_for(waiter, timeout_s)
+        except TimeoutError:
+            pass
+        finally:
+            with self._lock:
+                if (loop, waiter) in self._waiters:
+                    self._waiters.remove((loop, waiter))
+
+
+def _done(waiter: asyncio.Future) -> None:
+    if not waiter.done():
+        waiter.set_result(None)

@@ -44,7 +44,7 @@ from livemask.web.imagecheck import DecodeBudget, UploadImageError, checked_size
 
 log = logging.getLogger(__name__)
 
-POLL_S = 0.005  # viewers look for a newer frame this often
+RECHECK_S = 0.1  # a viewer waiting for a frame (a write wakes it) looks at the source's state this often
 SSE_POLL_S = 0.05  # event streams look for new lines this often
 KEEPALIVE_S = 15.0  # an idle event stream sends a comment this often (proxies keep it open)
 
@@ -87,7 +87,7 @@ def mjpeg_response(frames) -> StreamingResponse:
                              headers={"Cache-Control": "no-store"})
 
 
-async def newer(hub: FrameHub, last: int, poll_s: float = POLL_S) -> LiveFrame | None:
+async def newer(hub: FrameHub, last: int) -> LiveFrame | None:
     """The hub's newest frame after ``last``; None once the source has ended and all was sent."""
     while True:
         f = hub.latest()
@@ -95,13 +95,13 @@ async def newer(hub: FrameHub, last: int, poll_s: float = POLL_S) -> LiveFrame |
             return f
         if hub.closed:
             return None
-        await asyncio.sleep(poll_s)
+        await hub.wait_newer(last, RECHECK_S)
 
 
-async def hub_jpegs(hub: FrameHub, poll_s: float = POLL_S):
+async def hub_jpegs(hub: FrameHub):
     """Each new annotated frame of ``hub`` as JPEG bytes, until the source has ended."""
     last = -1
-    while (f := await newer(hub, last, poll_s)) is not None:
+    while (f := await newer(hub, last)) is not None:
         last = f.seq
         yield f.jpeg
 
@@ -154,7 +154,7 @@ def add_live_routes(app, hub_for: Callable[[str | None], FrameHub], runner, clas
                 if f is None or f.seq == last:
                     if hub.closed:
                         break
-                    await asyncio.sleep(POLL_S)
+                    await hub.wait_newer(last, RECHECK_S)  # a write wakes it; the state is looked at again after
                     continue
                 if last > 0:
                     skipped += f.seq - last - 1

@@ -43,7 +43,6 @@ from livemask.web.live_routes import RateBucket, event_stream, hub_jpegs, mjpeg_
 from livemask.web.mosaic import compose
 
 STATIC = resources.files("livemask.web") / "static"
-POLL_S = 0.01
 TILES_FPS = 8.0  # the grid's updates a second (WS /v1/cameras/tiles), at most; a page may ask 0.5 to 30
 TILES_MESSAGES_PER_S = 50.0  # what a page may send on it (visibility changes, acknowledgements)
 TILES_MESSAGE_BYTES = 65536
@@ -133,7 +132,7 @@ def add_site_routes(app, site: SiteView) -> None:
     async def stream(name: str):
         hub = site.hub(name)
         hub.watched()
-        return mjpeg_response(hub_jpegs(hub, POLL_S))
+        return mjpeg_response(hub_jpegs(hub))
 
     @app.websocket("/v1/cameras/tiles")
     async def tiles(ws: WebSocket, fps: float = TILES_FPS):

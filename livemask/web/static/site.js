@@ -15,6 +15,13 @@ let names = {};
 
 function text(el, value) { if (el.textContent !== value) el.textContent = value; }
 
+// a state line that may hold a path (a failed camera's): it may break after a "/" or "\\", not inside a name
+function stateText(el, value) {
+  if (el.textContent === value) return;
+  const parts = value.split(/(?<=[\/\\])/);
+  el.replaceChildren(...parts.flatMap((part, i) => (i ? [document.createElement("wbr"), part] : [part])));
+}
+
 function countsLine(inView) {
   const parts = Object.entries(inView || {}).filter(([, n]) => n > 0).map(([c, n]) => `${names[c] || c} ${n}`);
   return parts.length ? parts.join(", ") : "nobody in view";
@@ -45,7 +52,7 @@ function makeTile(cam) {
 function updateTile(cam) {
   const entry = tiles.get(cam.name) || makeTile(cam);
   const state = entry.el.querySelector(".tile-state");
-  text(state, cam.state);
+  stateText(state, cam.state);
   state.className = "tile-state " + stateClass(cam.state);
   entry.el.dataset.state = cam.state;
   text(entry.el.querySelector(".tile-counts"), countsLine(cam.in_view));
