@@ -7,7 +7,8 @@ frame (annotated by the :class:`~livemask.sinks.render.Renderer`) and never wait
 browser cannot stall the loop. Its :class:`EventFeed`,
 on the engine's thread, appends every frame's event-log lines (:func:`livemask.core.records.event_lines`:
 the same lines as the ``--events`` file, with ``people`` and an ``alert`` line per alert when the people
-stage ran), so no line is lost when a frame is. The routes that serve it are :mod:`livemask.web.live_routes`.
+stage ran), so no line is lost when a frame is. The routes that serve it are :mod:`livemask.web.live_routes`;
+their viewers wait in :meth:`FrameHub.wait_newer` and each write wakes them (nobody polls).
 
 A frame is drawn (boxes, labels, the status lines) and JPEG-encoded only for viewers (the drawing about
 0.3 ms, the JPEG 0.5 ms at 640x480 here: with ten cameras at 15 fps and nobody watching, 150 of each a second
