@@ -34,14 +34,10 @@ NAMES = ("entrance", "lobby", "yard")
 
 
 def xvfb() -> tuple[subprocess.Popen, dict]:
-    read_fd, write_fd = os.pipe()
-    proc = subprocess.Popen(["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1280x800x24", "-nolisten", "tcp",
-                             "-noreset"],
-                            pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    os.close(write_fd)
-    with os.fdopen(read_fd) as fh:
-        display = fh.readline().strip()
-    return proc, dict(os.environ, DISPLAY=f":{display}", QT_QPA_PLATFORM="xcb")
+    from livehelpers import start_xvfb
+
+    proc, display = start_xvfb()
+    return proc, dict(os.environ, DISPLAY=display, QT_QPA_PLATFORM="xcb")
 
 
 def live(site: Path, names) -> bool:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -66,15 +65,10 @@ def xvfb():
         if os.environ.get("CI") == "true":
             pytest.fail("Xvfb is not installed; .ci/run must install xvfb")
         pytest.skip("Xvfb is not installed (apt-get install xvfb xdotool)")
-    read_fd, write_fd = os.pipe()
-    proc = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1280x800x24", "-nolisten", "tcp", "-noreset"],
-        pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    os.close(write_fd)
-    with os.fdopen(read_fd) as fh:
-        display = fh.readline().strip()
-    yield _display_env(f":{display}")
+    from livehelpers import start_xvfb
+
+    proc, display = start_xvfb()
+    yield _display_env(display)
     proc.terminate()
     proc.wait(timeout=10)
 

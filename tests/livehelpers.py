@@ -223,6 +223,21 @@ def send_keys(env: dict, proc: subprocess.Popen, name: str, *keys: str, timeout:
 SERVING = re.compile(r"serving on (http://127\.0\.0\.1:\d+)/")
 
 
+def start_xvfb() -> tuple[subprocess.Popen, str]:
+    """A private Xvfb (1280x800x24, no TCP) and its display (":N", a free number it picks itself).
+    ``-noreset``: a server that resets when its last client leaves refuses connections meanwhile
+    (docs/known-issues.md)."""
+    read_fd, write_fd = os.pipe()
+    proc = subprocess.Popen(
+        ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1280x800x24", "-nolisten", "tcp", "-noreset"],
+        pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    os.close(write_fd)
+    with os.fdopen(read_fd) as fh:
+        display = fh.readline().strip()
+    return proc, f":{display}"
+
+
 def stop_process(proc: subprocess.Popen, timeout: float = 30.0) -> int:
     """SIGTERM, then SIGKILL if it has not ended within ``timeout``; its exit status."""
     proc.terminate()
