@@ -15,11 +15,11 @@ times ``w`` to the classifier's; ``w`` is chosen on faces-calib (never trained o
 ``w`` of the grid is printed too, so that the choice can be seen. Also the cost of the cut network per face
 (ONNX Runtime, one thread, batches of 16, median). Crop-level figures: no detection step.
 
-``--save-fused F.keras`` (one layer) writes the fused answer as one model file of the classifier's contract: the
-classifier's layers, the cut backbone rebuilt as Keras layers from the ONNX weights (checked against the table's
-figures: the largest difference is printed), the probe with the feature scaling folded in, and one temperature
-refitted on faces-calib. ``livemask export``, ``livemask eval`` and ``benchmarks/bench_classifier.py`` take it as
-they take any model file.
+``--save-fused F.keras`` (one layer, ``--crop base``) writes the fused answer as one model file of the
+classifier's contract: the classifier's layers, the cut backbone rebuilt as Keras layers from the ONNX weights
+(checked against the table's figures: the largest difference is printed), the probe with the feature scaling
+folded in, and one temperature refitted on faces-calib. ``livemask export``, ``livemask eval`` and
+``benchmarks/bench_classifier.py`` take it as they take any model file.
 """
 
 from __future__ import annotations
@@ -43,12 +43,12 @@ WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5)
 L2 = (1e-4, 1e-3, 1e-2)
 
 
-def cut_network(path: Path, outputs: list[str], random_weights: bool = False):
-    """An ONNX Runtime session of the network from its input to ``outputs`` (free batch and size).
-    ``random_weights``: every weight tensor redrawn (normal, the spread of its own values, seed 0): the control
-    that tells what the pretrained weights add over a random network of the same shape."""
+def cut_graph(path: Path, outputs: list[str], random_weights: bool = False):
+    """The ONNX graph of the network from its input to ``outputs`` (free batch and size).
+    ``random_weights``: the convolutions redrawn (He initialisation, zero biases, seed 0; the neck's batch norms
+    keep their statistics): the control that tells what the pretrained weights add over a random network of the
+    same shape."""
     import onnx
-    import onnxruntime as ort
     from onnx import numpy_helper
     from onnx.utils import Extractor
 
@@ -59,7 +59,7 @@ def cut_network(path: Path, outputs: list[str], random_weights: bool = False):
     missing = [o for o in outputs if o not in known]
     if missing:
         raise SystemExit(f"{path}: no tensor {missing}: not the CenterFace network this script knows")
-    if random_weights:  # He-initialised convolutions, zero biases; the neck's batch norms keep their statistics
+    if random_weights:
         rng = np.random.default_rng(0)
         inits = {i.name: i for i in model.graph.initializer}
         for node in model.graph.node:
@@ -73,11 +73,18 @@ def cut_network(path: Path, outputs: list[str], random_weights: bool = False):
                 b = numpy_helper.to_array(inits[node.input[2]])
                 inits[node.input[2]].CopyFrom(numpy_helper.from_array(np.zeros_like(b), node.input[2]))
     model = onnx.shape_inference.infer_shapes(model)
-    cut = Extractor(model).extract_model([model.graph.input[0].name], outputs)
+    return Extractor(model).extract_model([model.graph.input[0].name], outputs)
+
+
+def cut_network(path: Path, outputs: list[str], random_weights: bool = False):
+    """An ONNX Runtime session (one thread) of :func:`cut_graph`."""
+    import onnxruntime as ort
+
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.log_severity_level = 3
-    return ort.InferenceSession(cut.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(cut_graph(path, outputs, random_weights).SerializeToString(), options,
+                                providers=["CPUExecutionProvider"])
 
 
 def features(session, crops_bgr: np.ndarray, batch: int = 64) -> np.ndarray:
@@ -99,12 +106,8 @@ def keras_branch(path: Path, output: str, x):
     import onnx
     from keras import layers
     from onnx import numpy_helper
-    from onnx.utils import Extractor
 
-    from face_detector import quantize
-
-    model = onnx.shape_inference.infer_shapes(quantize.free_sizes(onnx.load(str(path))))
-    cut = Extractor(model).extract_model([model.graph.input[0].name], [output])
+    cut = cut_graph(path, [output])
     weights = {i.name: numpy_helper.to_array(i) for i in cut.graph.initializer}
     tensors = {cut.graph.input[0].name: x}
     for k, node in enumerate(cut.graph.node):
@@ -238,8 +241,8 @@ def main() -> int:
     layers = args.layers.split(",")
     if not layers or any(x not in LAYERS for x in layers):
         raise SystemExit(f"--layers: choose from {list(LAYERS)}")
-    if args.save_fused is not None and (len(layers) != 1 or args.random_weights):
-        raise SystemExit("--save-fused: one layer, pretrained weights")
+    if args.save_fused is not None and (len(layers) != 1 or args.random_weights or args.crop != "base"):
+        raise SystemExit("--save-fused: one layer, pretrained weights, --crop base (the classifier's own input)")
 
     from common import machine
     from distill_teacher import scores
@@ -261,8 +264,6 @@ def main() -> int:
         raise SystemExit(f"{network}: the cut network gave non-finite features")
     name = session.get_inputs()[0].name
     sample = np.ascontiguousarray(images[:16, ..., ::-1].transpose(0, 3, 1, 2), dtype=np.float32)
-    for _ in range(3):
-        session.run(None, {name: sample})
     ms_face = per_face_ms(lambda: session.run(None, {name: sample}))
     exported = args.model.with_suffix(".onnx")
     ms_model = None
