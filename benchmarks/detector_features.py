@@ -76,15 +76,19 @@ def cut_graph(path: Path, outputs: list[str], random_weights: bool = False):
     return Extractor(model).extract_model([model.graph.input[0].name], outputs)
 
 
-def cut_network(path: Path, outputs: list[str], random_weights: bool = False):
-    """An ONNX Runtime session (one thread) of :func:`cut_graph`."""
+def one_thread_session(model: bytes | str):
+    """An ONNX Runtime session on one thread (the cut network and the classifier are timed alike)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.log_severity_level = 3
-    return ort.InferenceSession(cut_graph(path, outputs, random_weights).SerializeToString(), options,
-                                providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+
+def cut_network(path: Path, outputs: list[str], random_weights: bool = False):
+    """An ONNX Runtime session (one thread) of :func:`cut_graph`."""
+    return one_thread_session(cut_graph(path, outputs, random_weights).SerializeToString())
 
 
 def features(session, crops_bgr: np.ndarray, batch: int = 64) -> np.ndarray:
@@ -180,18 +184,6 @@ def fused_model(classifier, network: Path, layer: str, mu: np.ndarray, sd: np.nd
     return keras.Model(inputs, outputs, name="livemask_mask_classifier_fused")
 
 
-def per_face_ms(call, repeat: int = 30) -> float:
-    """Median milliseconds per face of ``call`` (a batch of 16), after three untimed calls."""
-    for _ in range(3):
-        call()
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        call()
-        times.append((time.perf_counter() - t) * 1000 / 16)
-    return float(np.median(times))
-
-
 def log_softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max(1, keepdims=True)
     return z - np.log(np.exp(z).sum(1, keepdims=True))
@@ -244,12 +236,12 @@ def main() -> int:
     if args.save_fused is not None and (len(layers) != 1 or args.random_weights or args.crop != "base"):
         raise SystemExit("--save-fused: one layer, pretrained weights, --crop base (the classifier's own input)")
 
-    from common import machine
+    from common import machine, median_ms
     from distill_teacher import scores
 
     from face_detector.centerface import bundled_model_path
     from livemask.apps.compose import detector, load_config
-    from livemask.data.temperature import logits_of
+    from livemask.data.temperature import logits_of, softmax
     from livemask.data.train import TRAIN_PARTS, load_or_build_crops
     from livemask.models.backends.keras_model import load_keras_model
 
@@ -264,18 +256,13 @@ def main() -> int:
         raise SystemExit(f"{network}: the cut network gave non-finite features")
     name = session.get_inputs()[0].name
     sample = np.ascontiguousarray(images[:16, ..., ::-1].transpose(0, 3, 1, 2), dtype=np.float32)
-    ms_face = per_face_ms(lambda: session.run(None, {name: sample}))
+    ms_face = median_ms(lambda: session.run(None, {name: sample}), repeat=30, warmup=3) / 16
     exported = args.model.with_suffix(".onnx")
     ms_model = None
     if exported.exists():  # the classifier's own exported file, timed the same way in this process
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        options.log_severity_level = 3
-        clf = ort.InferenceSession(str(exported), options, providers=["CPUExecutionProvider"])
+        clf = one_thread_session(str(exported))
         crop16 = np.ascontiguousarray(crops.base[:16, ..., ::-1], dtype=np.float32)
-        ms_model = per_face_ms(lambda: clf.run(None, {clf.get_inputs()[0].name: crop16}))
+        ms_model = median_ms(lambda: clf.run(None, {clf.get_inputs()[0].name: crop16}), repeat=30, warmup=3) / 16
 
     train = np.isin(crops.part, TRAIN_PARTS)
     calib = crops.part == "faces-calib"
@@ -292,19 +279,16 @@ def main() -> int:
     probe_logp, l2, probe_weights = train_probe(((feats - mu) / sd).astype(np.float32), crops.labels, train, calib,
                                                 extra)
     model = load_keras_model(str(args.model))
-    model_logp = log_softmax(logits_of(model, np.ascontiguousarray(crops.base[..., ::-1], dtype=np.float32)))
+    base_rgb = np.ascontiguousarray(crops.base[..., ::-1], dtype=np.float32)
+    model_logp = log_softmax(logits_of(model, base_rgb))
     calib_acc = {w: float(((model_logp + w * probe_logp)[calib].argmax(1) == crops.labels[calib]).mean())
                  for w in WEIGHTS}
     chosen = max(WEIGHTS, key=lambda w: (calib_acc[w], -w))  # ties: the smaller weight
 
-    def probs(logp):
-        e = np.exp(logp - logp.max(1, keepdims=True))
-        return e / e.sum(1, keepdims=True)
-
-    rows = {"probe alone": scores(probs(probe_logp), crops)}
+    rows = {"probe alone": scores(softmax(probe_logp), crops)}
     for w in WEIGHTS:
         label = f"{args.model.stem} + {w} x probe" + (" (chosen on faces-calib)" if w == chosen else "")
-        rows[label] = scores(probs(model_logp + w * probe_logp), crops)
+        rows[label] = scores(softmax(model_logp + w * probe_logp), crops)
         rows[label]["faces_calib"] = calib_acc[w]
     print(f"\nmachine: {machine()}")
     weights = " (random weights)" if args.random_weights else ""
@@ -327,8 +311,7 @@ def main() -> int:
         from livemask.data.temperature import fit_temperature
 
         fused = fused_model(model, network, layers[0], mu, sd, probe_weights, chosen)
-        base = np.ascontiguousarray(crops.base[..., ::-1], dtype=np.float32)
-        logits = logits_of(fused, base)
+        logits = logits_of(fused, base_rgb)
         expected = model_logp + chosen * probe_logp
         print(f"fused model: largest difference from the fused log-probabilities above "
               f"{float(np.abs(logits - expected).max()):.2e}")
