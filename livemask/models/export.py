@@ -42,6 +42,10 @@ FORMATS = ("onnx", "tflite")
 QUANTIZE = ("int8",)
 DEFAULT_CALIBRATION = PROJECT_ROOT.parent / "shared" / "data" / "faces"
 CALIBRATION_IMAGES = 300  # images looked at for calibration faces (one face each, spread over the folder)
+# what an export may differ from its Keras model on the real faces it is checked on, or it is not written
+# (measured: float 1e-7 to 1e-6, int8 0.04-0.08 with the same label on all; docs/performance.md)
+FLOAT_LIMIT = 1e-3  # largest |p_exported - p_keras| of a float export
+INT8_AGREEMENT = 0.95  # smallest share of faces with the same label for an int8 export
 
 
 class ExportError(LivemaskError):
@@ -225,7 +229,8 @@ def export_classifier(model_path: str | Path, fmt: str, output: str | Path | Non
 
     ``calibration``: BGR uint8 face crops (N, S, S, 3) for int8 (required then).
     ``check_crops``: face crops on which the exported file is compared with the Keras model
-    (default: the calibration crops).
+    (default: the calibration crops); a file further from it than :data:`FLOAT_LIMIT` (float) or
+    :data:`INT8_AGREEMENT` (int8) allows is not written (ExportError).
     """
     from livemask.models.backends import open_classifier
     from livemask.models.backends.keras_model import MaskClassifier
@@ -257,6 +262,10 @@ def export_classifier(model_path: str | Path, fmt: str, output: str | Path | Non
             (tmp / "model.tflite.json").write_text(json.dumps(contract, indent=1, sort_keys=True) + "\n")
         exported = open_classifier(str(made), clf.batch_sizes)  # the file loads and its contract checks out
         compared, diff, agree = _compare(clf, exported, check_crops if check_crops is not None else calibration)
+        if compared and (agree < INT8_AGREEMENT if quantize else diff > FLOAT_LIMIT):
+            raise ExportError(f"the {fmt} file does not compute what {source.name} computes: on {compared} real face "
+                              f"crops max |p - p_keras| = {diff:.2g}, same label {100 * agree:.1f}% (a conversion "
+                              f"fault); nothing written")
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(str(made), out)
