@@ -36,8 +36,8 @@ def cut_faces(data: Path, detector, margins: list[float], size: int) -> dict[str
     """{set: (crops (margins, N, size, size, 3) BGR uint8, labels (N,))}: faces cut from the detector's boxes."""
     from livemask.core.geometry import greedy_match, iou_matrix
     from livemask.core.images import read_image
-    from livemask.data.datasets import load_face_folders, load_scenes, read_list
-    from livemask.data.train import LABELS, group_is_calibration, scene_is_holdout
+    from livemask.data.datasets import load_face_folders
+    from livemask.data.train import LABELS, group_is_calibration, scene_images
     from livemask.models.crop import crop_face
 
     cut: dict[str, tuple[list, list]] = {name: ([], []) for name in SETS}
@@ -55,24 +55,15 @@ def cut_faces(data: Path, detector, margins: list[float], size: int) -> dict[str
         found = detector.detect(image)
         if len(found):
             add(name, image, found.boxes[found.largest()], item.label)
-    for folder, prefix in (("scenes", "scenes"), ("scenes_extra", "extra")):
-        root = data / folder
-        if not root.is_dir():
+    for _, name, scene in scene_images(data):
+        image = read_image(scene.path)
+        found = detector.detect(image)
+        if not len(scene.boxes) or not len(found):
             continue
-        val = read_list(root / "val.txt") if (root / "val.txt").is_file() else set()
-        for scene in load_scenes(root):
-            if prefix == "scenes":
-                name = "scenes-holdout" if scene_is_holdout(scene.path.stem) else "scenes-train"
-            else:
-                name = "extra-val" if scene.path.stem in val else "extra-train"
-            image = read_image(scene.path)
-            found = detector.detect(image)
-            if not len(scene.boxes) or not len(found):
-                continue
-            for a, b in greedy_match(iou_matrix(scene.boxes, found.boxes), 0.4):
-                box = scene.boxes[a]
-                if scene.names[a] in LABELS and (box[2:] - box[:2]).min() >= 16:
-                    add(name, image, found.boxes[b], scene.names[a])
+        for a, b in greedy_match(iou_matrix(scene.boxes, found.boxes), 0.4):
+            box = scene.boxes[a]
+            if scene.names[a] in LABELS and (box[2:] - box[:2]).min() >= 16:
+                add(name, image, found.boxes[b], scene.names[a])
     return {name: (np.stack(c, 1), np.asarray(y, np.int64)) for name, (c, y) in cut.items() if y}
 
 

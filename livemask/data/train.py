@@ -52,6 +52,22 @@ def group_is_calibration(group: str) -> bool:
     return _hash_percent("calib:" + group) < CALIB_PERCENT
 
 
+def scene_images(data: Path):
+    """(folder name, part, scene) of every annotated scene image under ``data``: scenes/ split into a fixed
+    scenes-train and scenes-holdout, scenes_extra/ into extra-train and extra-val by its val.txt."""
+    for name in ("scenes", "scenes_extra"):
+        root = data / name
+        if not root.is_dir():
+            continue
+        val = read_list(root / "val.txt") if (root / "val.txt").is_file() else set()
+        for scene in load_scenes(root):
+            if name == "scenes":
+                part = "scenes-holdout" if scene_is_holdout(scene.path.stem) else "scenes-train"
+            else:
+                part = "extra-val" if scene.path.stem in val else "extra-train"
+            yield name, part, scene
+
+
 @dataclass
 class CropSet:
     wide: np.ndarray  # (N, W, W, 3) uint8 BGR, WIDE x the model's crop, cut by the crop rule
@@ -128,27 +144,18 @@ def build_crops(data: Path, detector, size: int, margin: float = DEFAULT_MARGIN,
         if k % 1000 == 0:
             log.info("faces: %d/%d (%.0f s)", k, len(items), time.monotonic() - t0)
     log.info("faces: %d cropped, %d without a detected face (left out)", len(rows), skipped)
-    for name, prefix in (("scenes", "scenes"), ("scenes_extra", "extra")):
-        root = data / name
-        if not root.is_dir():
-            continue
-        val = read_list(root / "val.txt") if (root / "val.txt").is_file() else set()
-        for scene in load_scenes(root):
-            image = read_image(scene.path)
-            if prefix == "scenes":
-                part = "scenes-holdout" if scene_is_holdout(scene.path.stem) else "scenes-train"
-            else:
-                part = "extra-val" if scene.path.stem in val else "extra-train"
-            marks = np.full((len(scene.boxes), 5, 2), np.nan, np.float32)
-            if rule != "box" and len(scene.boxes):
-                det = detector.detect(image)
-                for a, b in greedy_match(iou_matrix(scene.boxes, det.boxes), 0.4):
-                    marks[a] = det.landmarks[b]
-            for box, label, lm in zip(scene.boxes, scene.names, marks):
-                if label not in LABELS or (box[2:] - box[:2]).min() < 4:
-                    continue
-                rows.append((*row(image, box, lm), LABELS[label], part, float((box[2:] - box[:2]).min()), name))
-        log.info("%s done (%.0f s)", name, time.monotonic() - t0)
+    for name, part, scene in scene_images(data):
+        image = read_image(scene.path)
+        marks = np.full((len(scene.boxes), 5, 2), np.nan, np.float32)
+        if rule != "box" and len(scene.boxes):
+            det = detector.detect(image)
+            for a, b in greedy_match(iou_matrix(scene.boxes, det.boxes), 0.4):
+                marks[a] = det.landmarks[b]
+        for box, label, lm in zip(scene.boxes, scene.names, marks):
+            if label not in LABELS or (box[2:] - box[:2]).min() < 4:
+                continue
+            rows.append((*row(image, box, lm), LABELS[label], part, float((box[2:] - box[:2]).min()), name))
+    log.info("scenes done (%.0f s)", time.monotonic() - t0)
     cols = list(zip(*rows))
     if rule == "box":
         wide, base, labels, part, sizes, source = cols
