@@ -90,6 +90,7 @@ def main() -> int:
 
     from livemask.apps.compose import detector, load_config
     from livemask.data.temperature import expected_calibration_error, fit_temperature, logits_of, softmax
+    from livemask.data.train import summarise
     from livemask.models.backends.keras_model import MaskClassifier
 
     clf = MaskClassifier(str(args.model))
@@ -104,12 +105,8 @@ def main() -> int:
         row = {}
         for name, (_, y) in faces.items():
             p = softmax(logits[name][k], temperature)
-            pred = p.argmax(1)
-            row[name] = {"faces": len(y), "accuracy": float((pred == y).mean()),
-                         "log_loss": float(-np.log(np.clip(p[np.arange(len(y)), y], 1e-12, None)).mean()),
-                         "recall": [float((pred[y == c] == c).mean()) if (y == c).any() else None
-                                    for c in range(p.shape[1])],
-                         "precision_mask_incorrect": float(((pred == 2) & (y == 2)).sum() / max(1, (pred == 2).sum()))}
+            row[name] = {**summarise(y, p.argmax(1)),
+                         "log_loss": float(-np.log(np.clip(p[np.arange(len(y)), y], 1e-12, None)).mean())}
         rows[m] = row
     chosen = min(margins, key=lambda m: (rows[m]["faces-calib"]["log_loss"], abs(m - clf.spec.crop_margin)))
 
@@ -123,7 +120,9 @@ def main() -> int:
         cells = []
         for n in names:
             r = rows[m][n]
-            rec = " / ".join("-" if v is None else f"{v:.3f}" for v in r["recall"])
+            confusion = np.asarray(r["confusion (rows truth, cols predicted)"])  # unrounded recall for the table
+            rec = " / ".join(f"{confusion[c, c] / confusion[c].sum():.3f}" if confusion[c].sum() else "-"
+                             for c in range(len(confusion)))
             cells.append(f"{100 * r['accuracy']:.2f}% ({rec}), log-loss {r['log_loss']:.3f}")
         mark = " (chosen on faces-calib)" if m == chosen else ""
         print(f"| {m}{mark} | " + " | ".join(cells) + " |")
