@@ -140,8 +140,9 @@ def test_aligned_model_in_image_and_export(aligned_models, astronaut_bgr, config
     det = detector.detect(image)
     # both backends cut the aligned crop and agree on it (export parity)
     assert np.array_equal(keras_clf.crops(image, det), onnx_clf.crops(image, det))
-    assert np.array_equal(keras_clf.crops(image, det), crop.crop_faces(image, det.boxes, 64, 0.2, "aligned",
-                                                                       det.landmarks))
+    spec = keras_clf.spec
+    assert np.array_equal(keras_clf.crops(image, det), crop.crop_faces(image, det.boxes, spec.input_size,
+                                                                       spec.crop_margin, "aligned", det.landmarks))
     k, o = keras_clf.classify(image, det).probabilities, onnx_clf.classify(image, det).probabilities
     assert np.abs(k - o).max() < 1e-4
     aligned, box = _predict(keras_path, image, detector, "aligned"), _predict(keras_path, image, detector, "box")

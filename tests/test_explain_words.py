@@ -55,6 +55,12 @@ def test_the_sentence_names_where_the_mass_is(astronaut):
     assert sum(words.region_shares(noise, None).values()) == pytest.approx(1, abs=0.01)
 
 
+# Deleting with a flat fill (each face's own skin colour): the upside-down occlusion map of the astronaut does
+# worse than random with it (ratio 1.37 for the shipped model, 1.47 for v4 at margin 0.2). With the default
+# blurred fill the shipped model's upside-down map is no worse than random (0.95), so it cannot serve here.
+FLAT_FILL = "skin"
+
+
 def _inverted(explainer, crops, real):
     """The real map turned upside down: its least important pixels first, a map worse than random."""
     x = explainer.classifier.prepare(crops)
@@ -66,7 +72,7 @@ def _inverted(explainer, crops, real):
 
 def test_the_verdict_follows_the_faithfulness_and_warns_below_random(classifier, astronaut):
     crops, landmarks = astronaut
-    cam = Occlusion(classifier)  # occlusion's map beats random by far on this face (Grad-CAM's is near 1)
+    cam = Occlusion(classifier, fill=FLAT_FILL)  # occlusion's map beats random by far on this face
     real = cam.explain(crops)
     bad = _inverted(cam, crops, real)
     good_words, bad_words = words.summarise(real, 0, landmarks[0]), words.summarise(bad, 0, landmarks[0])
@@ -89,7 +95,7 @@ def _warning_pixels(panel: np.ndarray) -> int:
 
 def test_the_panel_shows_the_words_and_a_visible_warning_only_for_a_map_worse_than_random(classifier, astronaut):
     crops, landmarks = astronaut
-    suite = ExplainSuite(classifier)
+    suite = ExplainSuite(classifier, fill=FLAT_FILL)
     cam = suite.explainers["occlusion"]
     real = cam.explain(crops)
     good = suite.render(crops, [real], "good", landmarks=landmarks, numbers=["#7"])

@@ -34,10 +34,11 @@ def _env() -> dict:
 
 @pytest.fixture(scope="module")
 def calibration_crops(classifier, detector, data_dir):
-    from livemask.models.export import face_crops
+    """The faces ``livemask export --quantize int8`` calibrates on by default (CALIBRATION_IMAGES images)."""
+    from livemask.models.export import CALIBRATION_IMAGES, face_crops
 
-    return face_crops(data_dir / "faces", detector, classifier.input_size, classifier.spec.crop_margin, 150,
-                      rule=classifier.spec.crop_rule)
+    return face_crops(data_dir / "faces", detector, classifier.input_size, classifier.spec.crop_margin,
+                      CALIBRATION_IMAGES, rule=classifier.spec.crop_rule)
 
 
 @pytest.fixture(scope="module")

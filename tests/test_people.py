@@ -120,7 +120,8 @@ def test_a_photo_on_the_wall_is_marked_static_and_left_out_next_to_a_real_moving
     capture.open()
     events = tmp_path / "e.jsonl"
     options = PeopleOptions()
-    people = People(options, AlertRule(("no_mask", "mask_incorrect"), 2.0, 30.0), None)
+    alerting = ("no_mask", "mask_incorrect")
+    people = People(options, AlertRule(alerting, 2.0, 30.0), None)
     engine = Engine(capture, FrameProcessor(CenterFaceDetector(input_long_side=320), classifier, Tracker(), 2),
                     [EventLog(events)], people=people)
     summary = engine.run()
@@ -134,8 +135,10 @@ def test_a_photo_on_the_wall_is_marked_static_and_left_out_next_to_a_real_moving
     photo = [(line["position_s"], f) for line in lines for f in line["faces"] if on_photo(f)]
     person = [(line["position_s"], f) for line in lines for f in line["faces"] if not on_photo(f)]
     assert len(photo) >= 0.9 * len(lines) and len(person) >= 0.9 * len(lines)
-    # the photo is an unmasked face: without the static rule it would be counted and alerted on
-    assert sum(f["label"] == "no_mask" for _, f in photo) >= 0.8 * len(photo)
+    # the photo is an unmasked face: without the static rule it would be counted and alerted on. (Its chin meets
+    # the photo's lower edge and the flat wall below it: the shipped model calls it mask_incorrect, v4 no_mask;
+    # docs/known-issues.md.)
+    assert sum(f["label"] in alerting for _, f in photo) >= 0.8 * len(photo)
     late = [f for t, f in photo if t >= options.static_s + 0.5]
     assert late and all(f.get("static") for f in late)
     assert not any(f.get("static") for _, f in person)

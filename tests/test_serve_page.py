@@ -121,13 +121,14 @@ def test_upload_a_photo_see_the_labelled_face_then_explain(server, page, astrona
 
 def test_a_map_worse_than_random_carries_a_visible_warning(server, page, classifier, astronaut_bgr, tmp_path):
     """The server's words for a real map turned upside down (its least important pixels first, which does
-    worse than random) replace the first map's summary in the real answer: the page shows the warning."""
+    worse than random when deleted with a flat skin fill; see tests/test_explain_words.py) replace the first
+    map's summary in the real answer: the page shows the warning."""
     from livemask.explain.base import Explanations
     from livemask.explain.suite import ExplainSuite
     from livemask.explain.words import summarise
 
     crops = classifier.crops(astronaut_bgr, __import__("face_detector").CenterFaceDetector().detect(astronaut_bgr))
-    occ = ExplainSuite(classifier).explainers["occlusion"]
+    occ = ExplainSuite(classifier, fill="skin").explainers["occlusion"]
     real = occ.explain(crops)
     inverted = (1.0 - real.maps).astype(np.float32)
     scored = occ.score(classifier.prepare(crops), inverted, real.targets)
