@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 
 from livemask.core.errors import ConfigError, InputImageError
+from livemask.models.crop import DEFAULT_MARGIN
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +23,9 @@ def add_arguments(parser) -> None:
                         help="crop rule stored in the model: the box (shipped) or aligned by the five landmarks")
     parser.add_argument("--occluders", action=argparse.BooleanOptionalAction, default=False,
                         help="train on occluded copies too: hands, phones, cups over unmasked faces, recoloured masks")
+    parser.add_argument("--margin", type=float, default=DEFAULT_MARGIN,
+                        help="crop margin stored in the model: the square crop's side is (1 + margin) times the face "
+                             f"box's longer side (default {DEFAULT_MARGIN:g}, v4's; v4.1 runs v4 at 0.32)")
     parser.add_argument("--init", type=Path, default=None,
                         help="start from this model's weights (same architecture) instead of random ones")
     parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (cosine schedule)")
@@ -44,6 +48,9 @@ def command(args, config) -> int:
         raise InputImageError(f"{args.data}: expected a faces/ folder (with_mask/, without_mask/, manifest.csv)")
     if not (0 < args.lr <= 1) or args.epochs < 1:
         raise ConfigError(f"--lr must be in (0, 1] and --epochs at least 1, got {args.lr} and {args.epochs}")
+    margin = args.margin
+    if not (0 <= margin <= 1):
+        raise ConfigError(f"--margin must be in [0, 1], got {margin:g}")
     if args.init is not None and not args.init.is_file():
         raise ConfigError(f"--init {args.init}: no such model file")
     for teacher in args.teacher:
@@ -62,13 +69,17 @@ def command(args, config) -> int:
         from livemask.models.keras_layers import read_spec
 
         for teacher in teachers:
-            names = checked_spec(load_keras_model(str(teacher), key="--teacher"), str(teacher), read_spec).class_names
-            if names != CLASS_NAMES:
-                raise ConfigError(f"--teacher {teacher}: classes {list(names)}, expected {list(CLASS_NAMES)}")
+            spec = checked_spec(load_keras_model(str(teacher), key="--teacher"), str(teacher), read_spec)
+            if spec.class_names != CLASS_NAMES:
+                raise ConfigError(f"--teacher {teacher}: classes {list(spec.class_names)}, "
+                                  f"expected {list(CLASS_NAMES)}")
+            if spec.crop_margin != margin:
+                raise ConfigError(f"--teacher {teacher}: crop margin {spec.crop_margin:g}, the student's is {margin:g}")
     detector = compose.detector(config)
     report = train(args.data, args.out, detector, size=args.size, epochs=args.epochs, seed=args.seed,
                    cache=args.cache, crop_rule=args.crop, occluders=args.occluders, init=args.init, lr=args.lr,
-                   teachers=teachers, distill=Distillation(args.distill_alpha, args.distill_temperature))
+                   teachers=teachers, distill=Distillation(args.distill_alpha, args.distill_temperature),
+                   margin=margin)
     print(json.dumps(report, indent=2))
     # the labels come from the exported file: without a new export they would still be the old model's
     log.info("labels use the exported model: livemask export --format onnx --model %s", args.out)

@@ -167,13 +167,13 @@ def build_crops(data: Path, detector, size: int, margin: float = DEFAULT_MARGIN,
                    np.stack(lms).astype(np.float32), np.stack(box_base), np.asarray(reason))
 
 
-def crop_signature(detector, size: int, rule: str = "box") -> str:
+def crop_signature(detector, size: int, rule: str = "box", margin: float = DEFAULT_MARGIN) -> str:
     """Short hash of what the crops depend on: detector settings, crop size, margin, crop rule and splits."""
     # the runtime (ONNX Runtime or OpenCV) is left out: both give the same outputs to about 1e-5; the
     # precision counts only when it is not the network's own float32 (so caches made before it existed stay valid)
     settings = {k: v for k, v in detector.settings().items()
                 if k != "runtime" and not (k == "precision" and v == "float32")}
-    text = (f"v3{type(detector).__name__}{settings}{size}{DEFAULT_MARGIN}{WIDE}{SCENE_HOLDOUT_PERCENT}"
+    text = (f"v3{type(detector).__name__}{settings}{size}{margin}{WIDE}{SCENE_HOLDOUT_PERCENT}"
             f"{CALIB_PERCENT}{sorted(LABELS.items())}")
     if rule != "box":  # box caches keep their old names
         from livemask.models import crop
@@ -294,14 +294,15 @@ def _augment_fn(size: int):
     return augment
 
 
-def load_or_build_crops(data: Path, detector, size: int, cache: Path | None, rule: str = "box") -> CropSet:
+def load_or_build_crops(data: Path, detector, size: int, cache: Path | None, rule: str = "box",
+                        margin: float = DEFAULT_MARGIN) -> CropSet:
     if cache is not None:
-        cache = cache.with_name(f"{cache.stem}-{crop_signature(detector, size, rule)}{cache.suffix}")
+        cache = cache.with_name(f"{cache.stem}-{crop_signature(detector, size, rule, margin)}{cache.suffix}")
         if cache.is_file():
             z = np.load(cache)
             log.info("loaded %d cached crops from %s", len(z["labels"]), cache)
             return CropSet(**{k: z[k] for k in z.files})
-    crops = build_crops(data, detector, size, rule=rule)
+    crops = build_crops(data, detector, size, margin, rule=rule)
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_name(cache.stem + ".partial.npz")
@@ -346,14 +347,15 @@ class Distillation:
 
 
 def teacher_probabilities(teachers: tuple[Path, ...], crops: CropSet, rule: str, data: Path, detector, size: int,
-                          cache: Path | None) -> np.ndarray:
+                          cache: Path | None, margin: float = DEFAULT_MARGIN) -> np.ndarray:
     """The teachers' averaged probabilities for every crop, each teacher on the crop of its own rule.
 
     A teacher of another crop rule than the training crops needs that rule's crop cache (built if missing);
-    its faces must be the same, in the same order. Cached beside the crop cache, keyed by the teachers' bytes."""
+    its faces must be the same, in the same order. Every teacher must be cut at the student's ``margin``.
+    Cached beside the crop cache, keyed by the teachers' bytes."""
     from livemask.models.backends.keras_model import MaskClassifier
 
-    key = hashlib.sha1(f"{crop_signature(detector, size, rule)}{len(crops.labels)}".encode())
+    key = hashlib.sha1(f"{crop_signature(detector, size, rule, margin)}{len(crops.labels)}".encode())
     for path in teachers:
         key.update(Path(path).read_bytes())
     store = None if cache is None else cache.with_name(f"{cache.stem}-teacher-{key.hexdigest()[:10]}.npy")
@@ -366,6 +368,8 @@ def teacher_probabilities(teachers: tuple[Path, ...], crops: CropSet, rule: str,
         clf = MaskClassifier(str(path))
         if tuple(clf.class_names) != CLASS_NAMES:
             raise ConfigError(f"--teacher {path}: classes {list(clf.class_names)}, expected {list(CLASS_NAMES)}")
+        if clf.spec.crop_margin != margin:
+            raise ConfigError(f"--teacher {path}: crop margin {clf.spec.crop_margin:g}, the student's is {margin:g}")
         want = clf.spec.crop_rule
         if want == rule:
             x = crops.base
@@ -373,7 +377,7 @@ def teacher_probabilities(teachers: tuple[Path, ...], crops: CropSet, rule: str,
             x = crops.box_base
         else:
             if want not in others:
-                other = load_or_build_crops(data, detector, size, cache, want)
+                other = load_or_build_crops(data, detector, size, cache, want, margin)
                 if not (np.array_equal(other.labels, crops.labels) and np.array_equal(other.part, crops.part)
                         and np.array_equal(other.size, crops.size)):
                     raise ConfigError(f"--teacher {path}: the {want} crop cache holds other faces than the {rule} one;"
@@ -433,10 +437,12 @@ def fit(model, wide: np.ndarray, labels: np.ndarray, weights: np.ndarray, *, siz
 
 def train(data: Path, out: Path, detector, size: int = 64, epochs: int = 30, batch: int = 64, seed: int = 0,
           cache: Path | None = None, crop_rule: str = "box", occluders: bool = False, init: Path | None = None,
-          lr: float = 3e-3, teachers: tuple[Path, ...] = (), distill: Distillation | None = None) -> dict:
+          lr: float = 3e-3, teachers: tuple[Path, ...] = (), distill: Distillation | None = None,
+          margin: float = DEFAULT_MARGIN) -> dict:
     """Build crops (cached), train, fit the temperature, save the model and return the report.
 
     ``crop_rule``: ``box`` (v3, v4) or ``aligned`` (:mod:`livemask.models.crop`), stored in the model file.
+    ``margin``: the crop margin, stored in the model file too; its crops have a cache of their own.
     ``occluders``: every training face gets one occluded copy (:mod:`livemask.data.occluders`, made once
     from ``seed``), seen instead of the face in a share :data:`OCCLUDED_P` of the epochs.
     ``teachers``: model files whose averaged probabilities (each on the crop of its own rule) are the soft
@@ -445,7 +451,7 @@ def train(data: Path, out: Path, detector, size: int = 64, epochs: int = 30, bat
 
     keras.utils.set_random_seed(seed)
     t_start = time.monotonic()
-    crops = load_or_build_crops(data, detector, size, cache, crop_rule)
+    crops = load_or_build_crops(data, detector, size, cache, crop_rule, margin)
     crop_s = time.monotonic() - t_start
     is_train = np.isin(crops.part, TRAIN_PARTS)
     is_val = crops.part == "faces-val"
@@ -462,7 +468,7 @@ def train(data: Path, out: Path, detector, size: int = 64, epochs: int = 30, bat
     columns = (crops.wide[is_train], crops.labels[is_train], weights[is_train])
     occluded_kinds: dict[str, int] = {}
     if occluders:
-        alt, kinds = make_occluded(crops, is_train, size, seed)
+        alt, kinds = make_occluded(crops, is_train, size, seed, margin)
         columns = (*columns, alt)
         occluded_kinds = dict(zip(*(x.tolist() for x in np.unique(kinds, return_counts=True))))
         log.info("occluded copies: %s (%.0f s)", occluded_kinds, time.monotonic() - t_start - crop_s)
@@ -470,12 +476,12 @@ def train(data: Path, out: Path, detector, size: int = 64, epochs: int = 30, bat
     if teachers:
         distill = distill or Distillation()
         t_teach = time.monotonic()
-        probs = teacher_probabilities(teachers, crops, crop_rule, data, detector, size, cache)
+        probs = teacher_probabilities(teachers, crops, crop_rule, data, detector, size, cache, margin)
         teacher_s = time.monotonic() - t_teach
         soft = distill.soft_labels(probs)
         log.info("teachers %s: faces-val accuracy %.4f (%.0f s)", [str(t) for t in teachers],
                  float((probs[is_val].argmax(1) == crops.labels[is_val]).mean()), teacher_s)
-    model = build_model(size, seed=seed, crop_rule=crop_rule)
+    model = build_model(size, margin, seed=seed, crop_rule=crop_rule)
     if init is not None:
         from livemask.models.backends.keras_model import load_keras_model
 
@@ -534,14 +540,15 @@ def train(data: Path, out: Path, detector, size: int = 64, epochs: int = 30, bat
     return report
 
 
-def make_occluded(crops: CropSet, select: np.ndarray, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def make_occluded(crops: CropSet, select: np.ndarray, size: int, seed: int,
+                  margin: float = DEFAULT_MARGIN) -> tuple[np.ndarray, np.ndarray]:
     """One occluded copy (and its kind) of each selected wide crop, placed by the crop's landmarks."""
     from livemask.data.occluders import occluded_copies
     from livemask.models.crop import template
 
     wide = crops.wide[select]
     marks = crops.landmarks[select] if crops.landmarks is not None else np.full((len(wide), 5, 2), np.nan, np.float32)
-    typical = template(wide.shape[1], (1 + DEFAULT_MARGIN) * WIDE - 1)
+    typical = template(wide.shape[1], (1 + margin) * WIDE - 1)
     return occluded_copies(wide, marks, crops.labels[select], typical, seed)
 
 
